@@ -1,0 +1,190 @@
+//! The grading engine: runs a task's scenarios against one submission and produces its
+//! [`GradeReport`], emitting [`Event`]s on the way.
+//!
+//! Guarantees: no global state (any number of gradings may run at once in one process, sharing a
+//! [`PortPool`]); independent scenarios run in parallel (bounded by `parallelism`); every
+//! scenario starts fresh processes and ends them before it reports; a scenario that hits an
+//! infrastructure problem (a port taken by a stranger) is retried and, if it keeps failing, the
+//! grading fails with [`GradeError::Infrastructure`] instead of charging the student.
+
+pub mod matcher;
+mod scenario;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::events::{Event, EventSink};
+use crate::launch::{Submission, Template};
+use crate::net::ports::PortPool;
+use crate::spec::{Role, TaskSpec};
+use crate::verdict::{GradeReport, SCHEMA_VERSION, ScenarioOutcome, Status};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Scenarios of one grading run at once.
+    pub parallelism: usize,
+    /// Bytes a student process may print (stdout + stderr) before it is stopped.
+    pub output_limit: u64,
+    /// Time between SIGTERM and SIGKILL when ending a student's process group.
+    pub grace: Duration,
+    /// Attempts per scenario when the grader's infrastructure fails.
+    pub attempts: u32,
+    /// Transcript lines kept per failed scenario.
+    pub transcript_lines: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: 8,
+            output_limit: 8 << 20,
+            grace: Duration::from_millis(300),
+            attempts: 3,
+            transcript_lines: 30,
+        }
+    }
+}
+
+/// Everything one grading needs.
+#[derive(Debug, Clone)]
+pub struct GradeRequest {
+    /// The validated spec.
+    pub spec: TaskSpec,
+    /// Its source text (hashed into the report).
+    pub spec_text: String,
+    /// Where it came from.
+    pub spec_source: String,
+    /// The checked submission.
+    pub submission: Submission,
+    /// How to start the student's server.
+    pub server: Template,
+    /// How to start the student's client.
+    pub client: Template,
+    /// Seed for randomised payloads.
+    pub seed: u64,
+    /// Tunables.
+    pub options: EngineOptions,
+}
+
+/// A grading that could not produce a fair score.
+#[derive(Debug, thiserror::Error)]
+pub enum GradeError {
+    /// The grader's own environment failed (not the student's fault).
+    #[error("infrastructure error in scenario {scenario:?}: {message}")]
+    Infrastructure {
+        /// Which scenario.
+        scenario: String,
+        /// What happened.
+        message: String,
+    },
+    /// The submission cannot be started for a role the task needs.
+    #[error("{0}")]
+    Launch(#[from] crate::launch::LaunchError),
+}
+
+/// SHA-256 of a spec text, hex.
+pub fn spec_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Grades one submission for one task.
+pub async fn grade(
+    req: &GradeRequest,
+    ports: &Arc<PortPool>,
+    sink: &dyn EventSink,
+) -> Result<GradeReport, GradeError> {
+    for role in [Role::Server, Role::Client] {
+        let needed = req.spec.scenarios.iter().any(|s| s.role == role);
+        let template = match role {
+            Role::Server => &req.server,
+            Role::Client => &req.client,
+        };
+        if needed && req.submission.is_dir && template.uses_bin() {
+            return Err(crate::launch::LaunchError::Directory(req.submission.given.clone()).into());
+        }
+    }
+    let started = Instant::now();
+    let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    sink.event(&Event::GradingStarted {
+        task: req.spec.task,
+        title: &req.spec.title,
+        submission: &req.submission.name,
+        seed: req.seed,
+        scenarios: req.spec.scenarios.len(),
+    });
+
+    let limit = Arc::new(tokio::sync::Semaphore::new(req.options.parallelism.max(1)));
+    let runs = req.spec.scenarios.iter().map(|sc| {
+        let limit = limit.clone();
+        async move {
+            let _permit = limit.acquire().await.ok();
+            let mut notes = Vec::new();
+            let mut outcome = None;
+            for attempt in 1..=req.options.attempts.max(1) {
+                let o = scenario::run(req, ports, sc).await;
+                if o.status != Status::InfraError {
+                    outcome = Some(o);
+                    break;
+                }
+                notes.push(format!("attempt {attempt}: infrastructure error: {}", o.message));
+                outcome = Some(o);
+            }
+            let mut o = outcome.unwrap_or_else(|| unreachable_outcome(sc));
+            if o.status != Status::InfraError && !notes.is_empty() {
+                o.notes.extend(notes.into_iter().map(|n| format!("{n} (retried, not charged)")));
+            }
+            sink.event(&Event::ScenarioFinished(&o));
+            o
+        }
+    });
+    let outcomes: Vec<ScenarioOutcome> = futures_util::future::join_all(runs).await;
+    if let Some(bad) = outcomes.iter().find(|o| o.status == Status::InfraError) {
+        return Err(GradeError::Infrastructure {
+            scenario: bad.name.clone(),
+            message: bad.message.clone(),
+        });
+    }
+    let report = GradeReport {
+        schema_version: SCHEMA_VERSION,
+        grader_version: env!("CARGO_PKG_VERSION").to_string(),
+        submission: req.submission.name.clone(),
+        submission_path: req.submission.given.clone(),
+        task: req.spec.task,
+        task_title: req.spec.title.clone(),
+        score: outcomes.iter().map(|o| o.points).sum(),
+        max_score: req.spec.max_score(),
+        seed: req.seed,
+        spec_hash: spec_hash(&req.spec_text),
+        spec_source: req.spec_source.clone(),
+        isolation: "host".to_string(),
+        timestamp,
+        duration_ms: started.elapsed().as_millis() as u64,
+        scenarios: outcomes,
+    };
+    sink.event(&Event::GradingFinished(&report));
+    Ok(report)
+}
+
+fn unreachable_outcome(sc: &crate::spec::Scenario) -> ScenarioOutcome {
+    ScenarioOutcome {
+        name: sc.name.clone(),
+        role: sc.role,
+        status: Status::InfraError,
+        points: 0.0,
+        max_points: sc.points,
+        duration_ms: 0,
+        description: sc.description.clone(),
+        message: "the scenario was not run".into(),
+        hint: None,
+        failed_step: None,
+        transcript: Vec::new(),
+        stderr_tail: None,
+        notes: Vec::new(),
+    }
+}

@@ -1,0 +1,25 @@
+//! grader: an autograder for socket-programming courses.
+//!
+//! It starts a student's TCP server or client on a free port, plays the other side of the
+//! protocol through the scripted scenarios of a task file ([`spec`]), and turns what happened
+//! into verdicts ([`verdict`]) that reporters ([`report`]) write as TOML and JUnit files.
+//!
+//! Where things live:
+//! - [`spec`]: task files (the scenario language, its steps, placeholders, validation);
+//! - [`engine`]: running scenarios and steps, matching what arrived ([`engine::matcher`]);
+//! - [`process`]: starting, watching and ending student processes (process groups, pty, /proc);
+//! - [`net`]: ports and grader-side connections; [`stream`], [`transcript`]: what was received;
+//! - [`events`], [`report`]: what the runner emits and the formats that consume it;
+//! - [`launch`]: the launch contract and instructor templates; [`cli`]: the command line.
+
+pub mod cli;
+pub mod engine;
+pub mod events;
+pub mod launch;
+pub mod net;
+pub mod process;
+pub mod report;
+pub mod spec;
+pub mod stream;
+pub mod transcript;
+pub mod verdict;

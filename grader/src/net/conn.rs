@@ -1,0 +1,122 @@
+//! A grader-side TCP connection: writes one logical message per `send`, and a reader task that
+//! records everything received into a [`Stream`] and the scenario's transcript.
+//!
+//! Guarantees: reading never blocks the scenario (it runs on its own task, so a student that
+//! writes megabytes cannot stall the grader); `close` sends FIN, `abort` sends RST (SO_LINGER 0);
+//! dropping a connection stops its reader.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::task::JoinHandle;
+
+use crate::stream::{End, Stream};
+use crate::transcript::{Dir, Transcript};
+
+/// One grader-side connection.
+pub struct Conn {
+    /// Its name in the scenario.
+    pub name: String,
+    /// What the peer sent.
+    pub stream: Arc<Stream>,
+    /// Our end's address.
+    pub local: Option<SocketAddr>,
+    /// The student's end's address.
+    pub peer: Option<SocketAddr>,
+    write: Option<OwnedWriteHalf>,
+    reader: JoinHandle<()>,
+    transcript: Arc<Transcript>,
+}
+
+impl Conn {
+    /// Wraps a connected socket and starts its reader.
+    pub fn new(name: String, socket: TcpStream, transcript: Arc<Transcript>) -> Self {
+        let _ = socket.set_nodelay(true);
+        let (local, peer) = (socket.local_addr().ok(), socket.peer_addr().ok());
+        let (mut read, write) = socket.into_split();
+        let stream = Arc::new(Stream::new());
+        let (s, t, who) = (stream.clone(), transcript.clone(), name.clone());
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match read.read(&mut buf).await {
+                    Ok(0) => {
+                        t.push(&who, Dir::Closed, "closed by peer (EOF)");
+                        break s.finish(End::Eof);
+                    }
+                    Ok(n) => {
+                        t.bytes(&who, Dir::Received, &buf[..n]);
+                        s.push(&buf[..n]);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                        t.push(&who, Dir::Closed, "reset by peer");
+                        break s.finish(End::Reset);
+                    }
+                    Err(e) => {
+                        t.push(&who, Dir::Closed, format!("read error: {e}"));
+                        break s.finish(End::Error(e.to_string()));
+                    }
+                }
+            }
+        });
+        Self {
+            name,
+            stream,
+            local,
+            peer,
+            write: Some(write),
+            reader,
+            transcript,
+        }
+    }
+
+    /// Connects to `addr`.
+    pub async fn connect(
+        name: String,
+        addr: SocketAddr,
+        transcript: Arc<Transcript>,
+    ) -> std::io::Result<Self> {
+        let socket = TcpStream::connect(addr).await?;
+        transcript.push(&name, Dir::Note, format!("connected to {addr}"));
+        Ok(Self::new(name, socket, transcript))
+    }
+
+    /// Writes `bytes` with one write call (one logical message).
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let w = self.write.as_mut().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotConnected, "connection already closed")
+        })?;
+        self.transcript.bytes(&self.name, Dir::Sent, bytes);
+        w.write_all(bytes).await?;
+        w.flush().await
+    }
+
+    /// Closes gracefully: FIN, then stops reading.
+    pub async fn close(&mut self) {
+        if let Some(mut w) = self.write.take() {
+            let _ = w.shutdown().await;
+            self.transcript.push(&self.name, Dir::Closed, "closed by grader (FIN)");
+        }
+        self.reader.abort();
+    }
+
+    /// Resets the connection (RST), as a crashed client would.
+    pub fn abort(&mut self) {
+        if let Some(w) = self.write.take() {
+            // A zero linger makes the kernel answer the close with RST instead of FIN.
+            let _ = AsRef::<TcpStream>::as_ref(&w).set_zero_linger();
+            drop(w);
+            self.transcript.push(&self.name, Dir::Closed, "reset by grader (RST)");
+        }
+        self.reader.abort();
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}

@@ -1,0 +1,141 @@
+//! The terminal reporter: a header when grading starts and, at the end, one line per scenario
+//! with its points, and for every lost point the message, hint, transcript and stderr tail.
+//!
+//! `human` is the default; `compact` is one line per scenario (failures keep their message), for
+//! CI logs. Colour is used only when stdout is a terminal (anstream strips it otherwise, and
+//! honours NO_COLOR / CLICOLOR_FORCE).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Mutex;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::events::{Event, EventSink};
+use crate::verdict::{GradeReport, Status, fmt_points};
+
+/// Terminal output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Detailed: every failure explained with transcript and hint.
+    #[default]
+    Human,
+    /// One line per scenario; reads well in a CI log.
+    Compact,
+}
+
+/// Prints a grading to stdout as it happens.
+pub struct Console {
+    format: Format,
+    verbose: bool,
+    lock: Mutex<()>,
+}
+
+impl Console {
+    /// A console reporter.
+    pub fn new(format: Format, verbose: bool) -> Self {
+        Self {
+            format,
+            verbose,
+            lock: Mutex::new(()),
+        }
+    }
+}
+
+impl EventSink for Console {
+    fn event(&self, event: &Event<'_>) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let text = match event {
+            Event::GradingStarted {
+                task,
+                title,
+                submission,
+                seed,
+                scenarios,
+            } => format!(
+                "{}Grading{} {submission} · task {task} ({title}) · {scenarios} scenarios · seed {seed}\n",
+                BOLD.render(),
+                BOLD.render_reset()
+            ),
+            Event::ScenarioFinished(_) => return,
+            Event::GradingFinished(report) => render(report, self.format, self.verbose),
+        };
+        let mut out = anstream::stdout();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+const BOLD: Style = Style::new().bold();
+const GREEN: Style = AnsiColor::Green.on_default().bold();
+const RED: Style = AnsiColor::Red.on_default().bold();
+const YELLOW: Style = AnsiColor::Yellow.on_default();
+const DIM: Style = Style::new().dimmed();
+
+/// Renders a finished grading (with ANSI styles; the caller's stream strips them if needed).
+pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
+    let mut s = String::new();
+    let width = report.scenarios.iter().map(|o| o.name.chars().count()).max().unwrap_or(10).min(60);
+    for o in &report.scenarios {
+        let (style, tag) = if o.status == Status::Passed { (GREEN, "PASS") } else { (RED, "FAIL") };
+        let pts = format!("{}/{}", fmt_points(o.points), fmt_points(o.max_points));
+        let _ = write!(s, "  {}{tag}{} {:<width$}  {pts:>7}", style.render(), style.render_reset(), o.name);
+        if o.status != Status::Passed {
+            let _ = write!(s, "  {}", o.status.label());
+        }
+        s.push('\n');
+        if o.status == Status::Passed {
+            continue;
+        }
+        let _ = writeln!(s, "       {}", o.message);
+        if format == Format::Compact {
+            continue;
+        }
+        if let Some(h) = &o.hint {
+            let _ = writeln!(s, "       {}hint:{} {h}", YELLOW.render(), YELLOW.render_reset());
+        }
+        if let Some(step) = &o.failed_step {
+            let _ = writeln!(s, "       {}failed at step {step}{}", DIM.render(), DIM.render_reset());
+        }
+        let lines: Vec<&String> = if verbose {
+            o.transcript.iter().collect()
+        } else {
+            o.transcript.iter().rev().take(12).rev().collect()
+        };
+        if !lines.is_empty() {
+            let _ = writeln!(s, "       transcript:");
+            if lines.len() < o.transcript.len() {
+                let _ = writeln!(s, "         … (-v shows all {} lines)", o.transcript.len());
+            }
+            for l in lines {
+                let _ = writeln!(s, "         {}{l}{}", DIM.render(), DIM.render_reset());
+            }
+        }
+        if let Some(err) = &o.stderr_tail {
+            let all: Vec<&str> = err.lines().collect();
+            let keep = if verbose { all.len() } else { 8 };
+            let _ = writeln!(s, "       stderr (last lines):");
+            for l in &all[all.len().saturating_sub(keep)..] {
+                let _ = writeln!(s, "         {}", crate::transcript::printable(l.as_bytes()));
+            }
+        }
+        for n in &o.notes {
+            let _ = writeln!(s, "       note: {n}");
+        }
+    }
+    let failed = report.scenarios.len() - report.passed();
+    let style = if failed == 0 { GREEN } else { RED };
+    let _ = writeln!(
+        s,
+        "{}Score {}/{} ({:.1}%){} · {} of {} scenarios passed · {:.2}s",
+        style.render(),
+        fmt_points(report.score),
+        fmt_points(report.max_score),
+        report.percent(),
+        style.render_reset(),
+        report.passed(),
+        report.scenarios.len(),
+        report.duration_ms as f64 / 1000.0
+    );
+    s
+}

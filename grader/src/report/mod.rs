@@ -1,0 +1,99 @@
+//! Report formats. File reporters render a finished [`GradeReport`] (they never touch processes)
+//! and are written atomically; the console reporter follows the grading's events.
+//!
+//! Layout: `<out>/<submission>/task<N>.toml` (the authoritative record) and
+//! `<out>/<submission>/task<N>.junit.xml`.
+
+pub mod console;
+pub mod junit;
+pub mod toml;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::verdict::GradeReport;
+
+/// A report file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The output folder cannot be created or written.
+    #[error("cannot write reports to {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Rendering failed.
+    #[error("cannot render the {format} report: {message}")]
+    Render {
+        /// Which format.
+        format: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A file format for a finished grading.
+pub trait Exporter {
+    /// File name inside the submission's report folder, e.g. `task1.toml`.
+    fn file_name(&self, report: &GradeReport) -> String;
+    /// Renders the report.
+    fn render(&self, report: &GradeReport) -> Result<Vec<u8>, ReportError>;
+}
+
+/// The folder reports for `report` go to.
+pub fn report_dir(out: &Path, report: &GradeReport) -> PathBuf {
+    out.join(sanitize(&report.submission))
+}
+
+/// Writes every exporter's file for `report` under `out`, atomically; returns the paths.
+pub fn write_all(out: &Path, report: &GradeReport, exporters: &[&dyn Exporter]) -> Result<Vec<PathBuf>, ReportError> {
+    let dir = report_dir(out, report);
+    let mut written = Vec::new();
+    for e in exporters {
+        let bytes = e.render(report)?;
+        let path = dir.join(e.file_name(report));
+        write_atomic(&path, &bytes)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Checks up front that `out` can hold reports (so a grading is not run for nothing).
+pub fn check_writable(out: &Path) -> Result<(), ReportError> {
+    let io = |source| ReportError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(out).map_err(io)?;
+    tempfile::Builder::new().prefix(".probe-").tempfile_in(out).map(drop).map_err(io)
+}
+
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so readers see
+/// the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// A submission name made safe as a folder name.
+pub fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    match s.trim_start_matches('.') {
+        "" => "submission".to_string(),
+        t => t.to_string(),
+    }
+}

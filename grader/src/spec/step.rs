@@ -1,0 +1,499 @@
+//! The step vocabulary of the scenario language: what a scenario can do (start the student's
+//! program, open, feed and drop connections) and what it can expect (text, JSON, silence, EOF,
+//! exit status, CPU use).
+//!
+//! Each step is a TOML table whose `do` key names the step; unknown steps and unknown fields are
+//! rejected when the file is loaded. Fields that hold text may use placeholders (see
+//! `engine::template`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::Dur;
+
+/// A student process a step refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Process {
+    /// The student's server, started by `start_server`.
+    Server,
+    /// The student's client, started by `start_client`.
+    Client,
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Process::Server => "server",
+            Process::Client => "client",
+        })
+    }
+}
+
+/// A stream of the student's client process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRef {
+    /// What the client printed on stdout (a pseudo-terminal).
+    Stdout,
+    /// What the student's process printed on stderr.
+    Stderr(Process),
+}
+
+/// Where an expectation looks: a named grader-side connection or a process stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A connection opened by `connect` or `accept`.
+    Conn(String),
+    /// A process stream.
+    Stream(StreamRef),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Conn(c) => write!(f, "connection {c}"),
+            Target::Stream(StreamRef::Stdout) => f.write_str("the client's stdout"),
+            Target::Stream(StreamRef::Stderr(p)) => write!(f, "the {p}'s stderr"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "stdout" | "client.stdout" => Target::Stream(StreamRef::Stdout),
+            "client.stderr" => Target::Stream(StreamRef::Stderr(Process::Client)),
+            "server.stderr" => Target::Stream(StreamRef::Stderr(Process::Server)),
+            "stderr" => {
+                return Err(serde::de::Error::custom(
+                    "say whose stderr: \"client.stderr\" or \"server.stderr\"",
+                ));
+            }
+            _ => Target::Conn(s),
+        })
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Target::Conn(c) => s.serialize_str(c),
+            Target::Stream(StreamRef::Stdout) => s.serialize_str("stdout"),
+            Target::Stream(StreamRef::Stderr(p)) => s.serialize_str(&format!("{p}.stderr")),
+        }
+    }
+}
+
+/// Which exit statuses an `expect_exit` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitPredicate {
+    /// Exit status 0.
+    Zero,
+    /// Any non-zero exit status (a death by signal does not count: that is a crash).
+    NonZero,
+    /// Exactly this status.
+    Code(i32),
+    /// Any exit, even by a signal.
+    Any,
+}
+
+impl ExitPredicate {
+    /// Whether an exit with `code` (None: killed by a signal) satisfies the predicate.
+    pub fn accepts(self, code: Option<i32>) -> bool {
+        match (self, code) {
+            (ExitPredicate::Any, _) => true,
+            (ExitPredicate::Zero, Some(0)) => true,
+            (ExitPredicate::NonZero, Some(c)) => c != 0,
+            (ExitPredicate::Code(want), Some(c)) => c == want,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ExitPredicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitPredicate::Zero => f.write_str("exit status 0"),
+            ExitPredicate::NonZero => f.write_str("a non-zero exit status"),
+            ExitPredicate::Code(c) => write!(f, "exit status {c}"),
+            ExitPredicate::Any => f.write_str("any exit"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitPredicate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(0) => Ok(ExitPredicate::Zero),
+            Raw::Int(i) => i32::try_from(i)
+                .map(ExitPredicate::Code)
+                .map_err(|_| serde::de::Error::custom(format!("exit code {i} is out of range"))),
+            Raw::Text(t) => match t.as_str() {
+                "zero" => Ok(ExitPredicate::Zero),
+                "nonzero" | "non-zero" => Ok(ExitPredicate::NonZero),
+                "any" => Ok(ExitPredicate::Any),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown exit code predicate {other:?}: use a number, \"zero\", \"nonzero\" or \"any\""
+                ))),
+            },
+        }
+    }
+}
+
+impl Serialize for ExitPredicate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ExitPredicate::Zero => s.serialize_i64(0),
+            ExitPredicate::NonZero => s.serialize_str("nonzero"),
+            ExitPredicate::Code(c) => s.serialize_i64(i64::from(*c)),
+            ExitPredicate::Any => s.serialize_str("any"),
+        }
+    }
+}
+
+/// A predicate on one field of a received JSON object.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum JsonPredicate {
+    /// An operator table: `{ contains = "bob" }`, `{ regex = "..." }`, `{ present = false }`.
+    Op(JsonOp),
+    /// A literal: equal to this value (numbers and numeric strings compare equal: `"1"` == `1`).
+    Equals(serde_json::Value),
+}
+
+/// The operators of [`JsonPredicate::Op`]; exactly one must be given.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonOp {
+    /// The field is a string containing this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+    /// The field is a string matching this regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// The field is present (true) or absent (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+}
+
+/// What an `expect` step looks for, derived from its fields by validation.
+#[derive(Debug, Clone)]
+pub enum Expectation {
+    /// Anything at all (at least one non-blank character).
+    Any,
+    /// The text appears, within one message or across several writes.
+    Contains(String),
+    /// The regex matches the received text.
+    Regex(String),
+    /// A whole line equal to this text (surrounding white space ignored).
+    Exact(String),
+    /// A JSON object whose fields satisfy all the predicates.
+    Json(BTreeMap<String, JsonPredicate>),
+}
+
+/// What a `send` step writes, derived from its fields by validation.
+#[derive(Debug, Clone)]
+pub enum SendBody {
+    /// The text as it is.
+    Text(String),
+    /// The text followed by `\n`.
+    Line(String),
+    /// Raw bytes given in hex.
+    Hex(String),
+}
+
+/// One step of a scenario. In TOML: `{ do = "connect", conn = "a" }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Start the student's server on a fresh port and wait until it listens there.
+    StartServer {
+        /// How long to wait for the listening socket (default: `defaults.listen_within`).
+        #[serde(default)]
+        within: Option<Dur>,
+    },
+    /// Open the grader's own listener, playing the server for a client scenario.
+    Listen {},
+    /// Start the student's client. By default it is pointed at the grader's listener;
+    /// `refused = true` points it at a reserved port where nothing listens.
+    StartClient {
+        /// Point the client at a port that refuses connections.
+        #[serde(default)]
+        refused: bool,
+        /// The `--name` given to the client (Task 4).
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Accept the student's client on the grader's listener and call the connection `conn`.
+    Accept {
+        /// Name of the new connection.
+        conn: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+    },
+    /// Connect to the student's server and call the connection `conn`.
+    Connect {
+        /// Name of the new connection.
+        conn: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+    },
+    /// Write one logical message on a connection (exactly one of `text`, `line`, `hex`).
+    Send {
+        /// The connection.
+        conn: String,
+        /// Text sent as it is.
+        #[serde(default)]
+        text: Option<String>,
+        /// Text followed by a newline.
+        #[serde(default)]
+        line: Option<String>,
+        /// Raw bytes, in hex.
+        #[serde(default)]
+        hex: Option<String>,
+    },
+    /// Wait until the student's program has read everything sent on `conn` so far (observed in
+    /// the kernel's socket queues, not guessed with a sleep). Use it to keep two writes apart
+    /// when the first has no visible effect, e.g. an empty line.
+    WaitRead {
+        /// The connection.
+        conn: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Type a line on the client's stdin (a newline is added).
+    Type {
+        /// The line.
+        line: String,
+    },
+    /// Close the client's stdin (end of input).
+    CloseStdin {},
+    /// Close a connection gracefully (FIN).
+    Close {
+        /// The connection.
+        conn: String,
+    },
+    /// Reset a connection (RST, as when a program crashes or a cable is pulled).
+    Abort {
+        /// The connection.
+        conn: String,
+    },
+    /// Wait until something arrives (exactly one of `any`, `contains`, `regex`, `exact`, `json`).
+    Expect {
+        /// A connection name, `stdout`, `client.stderr` or `server.stderr`.
+        on: Target,
+        /// Anything at all.
+        #[serde(default)]
+        any: bool,
+        /// Text that must appear.
+        #[serde(default)]
+        contains: Option<String>,
+        /// A regex that must match.
+        #[serde(default)]
+        regex: Option<String>,
+        /// A whole line that must appear.
+        #[serde(default)]
+        exact: Option<String>,
+        /// Field predicates of a JSON object that must arrive.
+        #[serde(default)]
+        json: Option<BTreeMap<String, JsonPredicate>>,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Nothing (but white space) arrives for a whole window.
+    ExpectSilence {
+        /// Where to listen.
+        on: Target,
+        /// The window.
+        #[serde(rename = "for")]
+        window: Dur,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The peer closes the connection (EOF or reset) within the deadline.
+    ExpectClosed {
+        /// The connection.
+        on: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The student's process exits within the deadline with an accepted status.
+    ExpectExit {
+        /// Which process.
+        process: Process,
+        /// Accepted exit status (default: 0).
+        #[serde(default = "default_exit")]
+        code: ExitPredicate,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The process is still running, or (with `allow_clean_exit`) has exited with status 0.
+    ExpectRunning {
+        /// Which process.
+        process: Process,
+        /// Also accept an exit with status 0.
+        #[serde(default)]
+        allow_clean_exit: bool,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The process's stderr holds no traceback, panic or sanitizer report.
+    ExpectNoTraceback {
+        /// Which process.
+        process: Process,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Over a window, the process group uses at most `max_percent` of one core.
+    ExpectCpuBelow {
+        /// Which process.
+        process: Process,
+        /// The measuring window.
+        window: Dur,
+        /// Percentage of one core.
+        max_percent: f64,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Run `count` copies of `steps` concurrently; connection names inside get a `#<i>` suffix
+    /// and `{i}` expands to the copy's index. Passes when every copy passes.
+    Parallel {
+        /// Number of copies.
+        count: u32,
+        /// The steps of each copy.
+        steps: Vec<Step>,
+    },
+    /// Run `steps` `count` times in sequence; `{j}` expands to the iteration index.
+    Repeat {
+        /// Number of iterations.
+        count: u32,
+        /// The steps of each iteration.
+        steps: Vec<Step>,
+    },
+}
+
+fn default_exit() -> ExitPredicate {
+    ExitPredicate::Zero
+}
+
+impl Step {
+    /// The step's name as written in task files (`do = "..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::StartServer { .. } => "start_server",
+            Step::Listen {} => "listen",
+            Step::StartClient { .. } => "start_client",
+            Step::Accept { .. } => "accept",
+            Step::Connect { .. } => "connect",
+            Step::Send { .. } => "send",
+            Step::WaitRead { .. } => "wait_read",
+            Step::Type { .. } => "type",
+            Step::CloseStdin {} => "close_stdin",
+            Step::Close { .. } => "close",
+            Step::Abort { .. } => "abort",
+            Step::Expect { .. } => "expect",
+            Step::ExpectSilence { .. } => "expect_silence",
+            Step::ExpectClosed { .. } => "expect_closed",
+            Step::ExpectExit { .. } => "expect_exit",
+            Step::ExpectRunning { .. } => "expect_running",
+            Step::ExpectNoTraceback { .. } => "expect_no_traceback",
+            Step::ExpectCpuBelow { .. } => "expect_cpu_below",
+            Step::Parallel { .. } => "parallel",
+            Step::Repeat { .. } => "repeat",
+        }
+    }
+
+    /// The step's own hint, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Step::Expect { hint, .. }
+            | Step::WaitRead { hint, .. }
+            | Step::ExpectSilence { hint, .. }
+            | Step::ExpectClosed { hint, .. }
+            | Step::ExpectExit { hint, .. }
+            | Step::ExpectRunning { hint, .. }
+            | Step::ExpectNoTraceback { hint, .. }
+            | Step::ExpectCpuBelow { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The expectation of an `expect` step (validated to be exactly one).
+    pub fn expectation(&self) -> Option<Expectation> {
+        let Step::Expect {
+            any,
+            contains,
+            regex,
+            exact,
+            json,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let mut found = Vec::new();
+        if *any {
+            found.push(Expectation::Any);
+        }
+        if let Some(t) = contains {
+            found.push(Expectation::Contains(t.clone()));
+        }
+        if let Some(t) = regex {
+            found.push(Expectation::Regex(t.clone()));
+        }
+        if let Some(t) = exact {
+            found.push(Expectation::Exact(t.clone()));
+        }
+        if let Some(j) = json {
+            found.push(Expectation::Json(j.clone()));
+        }
+        if found.len() == 1 { found.pop() } else { None }
+    }
+
+    /// The body of a `send` step (validated to be exactly one).
+    pub fn send_body(&self) -> Option<SendBody> {
+        let Step::Send {
+            text, line, hex, ..
+        } = self
+        else {
+            return None;
+        };
+        match (text, line, hex) {
+            (Some(t), None, None) => Some(SendBody::Text(t.clone())),
+            (None, Some(l), None) => Some(SendBody::Line(l.clone())),
+            (None, None, Some(h)) => Some(SendBody::Hex(h.clone())),
+            _ => None,
+        }
+    }
+}

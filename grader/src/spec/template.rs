@@ -1,0 +1,185 @@
+//! Placeholders in the text of steps, so that a hard-coded output cannot pass and every run can
+//! be replayed from its seed.
+//!
+//! - `{nonce}` / `{nonce:KEY}`: a random 8-character token, the same everywhere in one scenario
+//!   run for the same KEY, different for different keys and scenarios; derived from the seed.
+//! - `{payload:N}`: N printable ASCII characters derived from the seed (the same N gives the same
+//!   text within a scenario), for long-line tests.
+//! - `{i}`: the copy's index inside `parallel`; `{j}`: the iteration inside `repeat`.
+//! - `{{` and `}}`: literal braces.
+//!
+//! Guarantees: expansion is a pure function of (seed, scenario name, text, indices).
+
+use sha2::{Digest, Sha256};
+
+/// A placeholder the scenario language does not know, or a malformed one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(String);
+
+/// The values placeholders expand to in one scenario run.
+#[derive(Debug, Clone)]
+pub struct Vars<'a> {
+    /// The grading's seed.
+    pub seed: u64,
+    /// The scenario's name.
+    pub scenario: &'a str,
+    /// `{i}`, inside `parallel`.
+    pub i: Option<u32>,
+    /// `{j}`, inside `repeat`.
+    pub j: Option<u32>,
+}
+
+const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+/// The longest generated payload.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+fn stream_bytes(seed: u64, scenario: &str, label: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut counter = 0u64;
+    while out.len() < len {
+        let mut h = Sha256::new();
+        h.update(seed.to_le_bytes());
+        h.update(scenario.as_bytes());
+        h.update([0]);
+        h.update(label.as_bytes());
+        h.update(counter.to_le_bytes());
+        out.extend_from_slice(&h.finalize());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Expands the placeholders of `text`.
+pub fn expand(text: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(text.len());
+    walk(text, |piece| {
+        match piece {
+            Piece::Literal(s) => out.push_str(s),
+            Piece::Placeholder(name) => out.push_str(&value(name, vars)?),
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Checks that every placeholder of `text` is known and well-formed (for validation on load).
+pub fn check(text: &str) -> Result<(), TemplateError> {
+    let vars = Vars {
+        seed: 0,
+        scenario: "",
+        i: Some(0),
+        j: Some(0),
+    };
+    walk(text, |piece| match piece {
+        Piece::Placeholder(name) => value(name, &vars).map(|_| ()),
+        Piece::Literal(_) => Ok(()),
+    })
+}
+
+enum Piece<'a> {
+    Literal(&'a str),
+    Placeholder(&'a str),
+}
+
+fn walk<'a>(
+    text: &'a str,
+    mut f: impl FnMut(Piece<'a>) -> Result<(), TemplateError>,
+) -> Result<(), TemplateError> {
+    let mut rest = text;
+    while let Some(pos) = rest.find(['{', '}']) {
+        f(Piece::Literal(&rest[..pos]))?;
+        let tail = &rest[pos..];
+        if let Some(after) = tail.strip_prefix("{{") {
+            f(Piece::Literal("{"))?;
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
+            f(Piece::Literal("}"))?;
+            rest = after;
+        } else if tail.starts_with('}') {
+            return Err(TemplateError(format!(
+                "unmatched `}}` in {text:?} (write `}}}}` for a literal brace)"
+            )));
+        } else {
+            let end = tail.find('}').ok_or_else(|| {
+                TemplateError(format!(
+                    "unclosed `{{` in {text:?} (write `{{{{` for a literal brace)"
+                ))
+            })?;
+            f(Piece::Placeholder(&tail[1..end]))?;
+            rest = &tail[end + 1..];
+        }
+    }
+    f(Piece::Literal(rest))
+}
+
+fn value(name: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
+    let (head, arg) = match name.split_once(':') {
+        Some((h, a)) => (h, Some(a)),
+        None => (name, None),
+    };
+    match (head, arg) {
+        ("nonce", key) => {
+            let bytes = stream_bytes(vars.seed, vars.scenario, &format!("nonce:{}", key.unwrap_or("")), 8);
+            Ok(bytes
+                .iter()
+                .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+                .collect())
+        }
+        ("payload", Some(n)) => {
+            let len: usize = n.parse().ok().filter(|l| *l <= MAX_PAYLOAD).ok_or_else(|| {
+                TemplateError(format!("`{{payload:{n}}}` needs a length from 0 to {MAX_PAYLOAD}"))
+            })?;
+            let bytes = stream_bytes(vars.seed, vars.scenario, &format!("payload:{len}"), len);
+            Ok(bytes
+                .iter()
+                .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+                .collect())
+        }
+        ("i", None) => vars
+            .i
+            .map(|i| i.to_string())
+            .ok_or_else(|| TemplateError("`{i}` is only defined inside `parallel`".into())),
+        ("j", None) => vars
+            .j
+            .map(|j| j.to_string())
+            .ok_or_else(|| TemplateError("`{j}` is only defined inside `repeat`".into())),
+        _ => Err(TemplateError(format!(
+            "unknown placeholder `{{{name}}}`: known are {{nonce}}, {{nonce:KEY}}, {{payload:N}}, {{i}}, {{j}}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars<'static> {
+        Vars {
+            seed: 42,
+            scenario: "s",
+            i: Some(3),
+            j: None,
+        }
+    }
+
+    #[test]
+    fn nonces_are_stable_and_distinct() {
+        let a = expand("{nonce}", &vars()).unwrap();
+        assert_eq!(a.len(), 8);
+        assert_eq!(a, expand("{nonce}", &vars()).unwrap());
+        assert_ne!(a, expand("{nonce:b}", &vars()).unwrap());
+        let other = Vars { seed: 43, ..vars() };
+        assert_ne!(a, expand("{nonce}", &other).unwrap());
+    }
+
+    #[test]
+    fn payload_length_and_braces() {
+        assert_eq!(expand("{payload:4000}", &vars()).unwrap().len(), 4000);
+        assert_eq!(expand("{{x}} {i}", &vars()).unwrap(), "{x} 3");
+        assert!(expand("{j}", &vars()).is_err());
+        assert!(check("{bogus}").is_err());
+        assert!(check("{nonce").is_err());
+    }
+}

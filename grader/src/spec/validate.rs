@@ -1,0 +1,232 @@
+//! Semantic checks a task file must pass beyond its TOML shape: unique names, sane points,
+//! exactly one body per `send` and `expect`, valid regexes and hex, connections opened before
+//! use, steps that fit the scenario's role.
+
+use std::collections::HashSet;
+
+use super::{Role, Scenario, Step, TaskSpec, Target};
+
+/// Which value a validation error is about (resolved to a line:column by the loader).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Location {
+    Task,
+    ScenarioName(usize),
+    ScenarioPoints(usize),
+    /// Scenario index, top-level step index.
+    Step(usize, usize),
+}
+
+type Invalid = (Location, String);
+
+pub(crate) fn validate(spec: &TaskSpec) -> Result<(), Invalid> {
+    if spec.task == 0 {
+        return Err((Location::Task, "task numbers start at 1".into()));
+    }
+    if spec.scenarios.is_empty() {
+        return Err((Location::Task, "the task has no [[scenario]]".into()));
+    }
+    let mut names = HashSet::new();
+    for (i, sc) in spec.scenarios.iter().enumerate() {
+        if sc.name.trim().is_empty() {
+            return Err((Location::ScenarioName(i), "a scenario name cannot be empty".into()));
+        }
+        if !names.insert(sc.name.as_str()) {
+            return Err((
+                Location::ScenarioName(i),
+                format!("duplicate scenario name {:?}: names must be unique", sc.name),
+            ));
+        }
+        if !sc.points.is_finite() || sc.points < 0.0 {
+            return Err((
+                Location::ScenarioPoints(i),
+                format!("scenario {:?} has points = {}: points must be 0 or more", sc.name, sc.points),
+            ));
+        }
+        if sc.steps.is_empty() {
+            return Err((Location::ScenarioName(i), format!("scenario {:?} has no steps", sc.name)));
+        }
+        let mut open = HashSet::new();
+        let mut state = State::default();
+        for (j, step) in sc.steps.iter().enumerate() {
+            check_step(sc, step, &mut open, &mut state, "")
+                .map_err(|m| (Location::Step(i, j), format!("scenario {:?}, step {}: {m}", sc.name, j + 1)))?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default, Clone)]
+struct State {
+    server: bool,
+    listener: bool,
+    client: bool,
+}
+
+fn check_step(
+    sc: &Scenario,
+    step: &Step,
+    open: &mut HashSet<String>,
+    state: &mut State,
+    suffix: &str,
+) -> Result<(), String> {
+    let need_conn = |open: &HashSet<String>, c: &str| {
+        let key = format!("{c}{suffix}");
+        if open.contains(&key) || open.contains(c) {
+            Ok(())
+        } else {
+            Err(format!("connection {c:?} is used before a `connect` or `accept` opened it"))
+        }
+    };
+    match step {
+        Step::StartServer { .. } => {
+            if sc.role != Role::Server {
+                return Err("`start_server` belongs in a scenario with role = \"server\"".into());
+            }
+            state.server = true;
+        }
+        Step::Listen {} => {
+            if sc.role != Role::Client {
+                return Err("`listen` belongs in a scenario with role = \"client\"".into());
+            }
+            state.listener = true;
+        }
+        Step::StartClient { refused, .. } => {
+            if sc.role != Role::Client {
+                return Err("`start_client` belongs in a scenario with role = \"client\"".into());
+            }
+            if !refused && !state.listener {
+                return Err("`start_client` needs a `listen` step before it (or refused = true)".into());
+            }
+            state.client = true;
+        }
+        Step::Accept { conn, .. } => {
+            if !state.listener {
+                return Err("`accept` needs a `listen` step before it".into());
+            }
+            open.insert(format!("{conn}{suffix}"));
+        }
+        Step::Connect { conn, .. } => {
+            if !state.server {
+                return Err("`connect` needs a `start_server` step before it".into());
+            }
+            open.insert(format!("{conn}{suffix}"));
+        }
+        Step::Send { conn, .. } => {
+            need_conn(open, conn)?;
+            let body = step
+                .send_body()
+                .ok_or("`send` needs exactly one of `text`, `line` or `hex`")?;
+            if let super::SendBody::Hex(h) = body {
+                let clean: String = h.split_whitespace().collect();
+                if clean.len() % 2 != 0 || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("`hex = {h:?}` is not an even number of hex digits"));
+                }
+            }
+        }
+        Step::Close { conn } | Step::Abort { conn } | Step::WaitRead { conn, .. } => {
+            need_conn(open, conn)?
+        }
+        Step::Type { .. } | Step::CloseStdin {} => {
+            if !state.client {
+                return Err(format!("`{}` needs a `start_client` step before it", step.kind()));
+            }
+        }
+        Step::Expect { on, regex, .. } => {
+            check_target(on, open, state, suffix)?;
+            step.expectation().ok_or(
+                "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json`",
+            )?;
+            if let Some(r) = regex {
+                regex::Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
+            }
+            if let Some(super::Expectation::Json(preds)) = step.expectation() {
+                for (field, p) in &preds {
+                    if let super::JsonPredicate::Op(op) = p {
+                        let n = [op.contains.is_some(), op.regex.is_some(), op.present.is_some()]
+                            .iter()
+                            .filter(|b| **b)
+                            .count();
+                        if n != 1 {
+                            return Err(format!(
+                                "json predicate for {field:?} needs exactly one of contains, regex, present"
+                            ));
+                        }
+                        if let Some(r) = &op.regex {
+                            regex::Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
+                        }
+                    }
+                }
+            }
+        }
+        Step::ExpectSilence { on, .. } => check_target(on, open, state, suffix)?,
+        Step::ExpectClosed { on, .. } => need_conn(open, on)?,
+        Step::ExpectExit { process, .. }
+        | Step::ExpectRunning { process, .. }
+        | Step::ExpectNoTraceback { process, .. } => check_process(*process, state)?,
+        Step::ExpectCpuBelow {
+            process,
+            max_percent,
+            window,
+            ..
+        } => {
+            check_process(*process, state)?;
+            if !(0.0..=10_000.0).contains(max_percent) {
+                return Err(format!("max_percent = {max_percent} is out of range"));
+            }
+            if window.0.is_zero() {
+                return Err("the CPU window must be longer than 0s".into());
+            }
+        }
+        Step::Parallel { count, steps } => {
+            if *count == 0 || *count > 2000 {
+                return Err(format!("parallel count {count} must be between 1 and 2000"));
+            }
+            let mut inner = open.clone();
+            let mut st = state.clone();
+            for s in steps {
+                if matches!(s, Step::Parallel { .. }) {
+                    return Err("`parallel` cannot be nested".into());
+                }
+                check_step(sc, s, &mut inner, &mut st, "#")?;
+            }
+        }
+        Step::Repeat { count, steps } => {
+            if *count == 0 || *count > 10_000 {
+                return Err(format!("repeat count {count} must be between 1 and 10000"));
+            }
+            for s in steps {
+                check_step(sc, s, open, state, suffix)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_target(on: &Target, open: &HashSet<String>, state: &State, suffix: &str) -> Result<(), String> {
+    match on {
+        Target::Conn(c) => {
+            if open.contains(&format!("{c}{suffix}")) || open.contains(c) {
+                Ok(())
+            } else {
+                Err(format!("connection {c:?} is used before a `connect` or `accept` opened it"))
+            }
+        }
+        Target::Stream(super::StreamRef::Stdout) if !state.client => {
+            Err("`stdout` refers to the client, but no `start_client` came before".into())
+        }
+        Target::Stream(super::StreamRef::Stderr(p)) => check_process(*p, state),
+        Target::Stream(_) => Ok(()),
+    }
+}
+
+fn check_process(p: super::Process, state: &State) -> Result<(), String> {
+    let ok = match p {
+        super::Process::Server => state.server,
+        super::Process::Client => state.client,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("the {p} is referred to before it was started"))
+    }
+}

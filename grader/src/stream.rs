@@ -1,0 +1,245 @@
+//! Byte streams the grader watches: what arrives on a grader-side connection or on a student
+//! process's stdout/stderr.
+//!
+//! A [`Stream`] is fed by one reader task and read by the scenario steps. It keeps a *clean text*
+//! view for matching: ANSI escape sequences and carriage returns removed, UTF-8 decoded
+//! incrementally (an incomplete trailing sequence waits for its next bytes, invalid bytes become
+//! U+FFFD). Matching consumes the clean text from the front, so successive expectations see what
+//! arrived after the previous match, in order. Guarantees: memory is capped ([`MATCH_CAP`]
+//! bytes of clean text are kept; the byte count goes on), every change wakes the waiters, and
+//! the clean text only ever grows at its end, so offsets into it stay valid.
+
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+/// Clean text kept per stream for matching; later bytes are counted but not kept.
+pub const MATCH_CAP: usize = 1 << 20;
+
+/// How a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Orderly end of stream (FIN, or the writer closed its end).
+    Eof,
+    /// The connection was reset by the peer.
+    Reset,
+    /// Some other error, described.
+    Error(String),
+}
+
+#[derive(Default)]
+struct State {
+    clean: String,
+    consumed: usize,
+    total: u64,
+    end: Option<End>,
+    ansi: Ansi,
+    pending: Vec<u8>,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Ansi {
+    #[default]
+    Normal,
+    Esc,
+    Csi,
+    Osc,
+    OscEsc,
+}
+
+/// A watched byte stream. Cheap to share behind an `Arc`.
+pub struct Stream {
+    state: Mutex<State>,
+    version: watch::Sender<u64>,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stream {
+    /// An empty, open stream.
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            version: watch::Sender::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state inconsistent in a way that
+        // matters for matching, so a poisoned lock is simply taken over.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Appends bytes as they arrived.
+    pub fn push(&self, bytes: &[u8]) {
+        {
+            let mut st = self.lock();
+            st.total += bytes.len() as u64;
+            if st.clean.len() < MATCH_CAP {
+                let mut cleaned = std::mem::take(&mut st.pending);
+                for &b in bytes {
+                    st.ansi = match (st.ansi, b) {
+                        (Ansi::Normal, 0x1b) => Ansi::Esc,
+                        (Ansi::Normal, b'\r') => Ansi::Normal,
+                        (Ansi::Normal, b) => {
+                            cleaned.push(b);
+                            Ansi::Normal
+                        }
+                        (Ansi::Esc, b'[') => Ansi::Csi,
+                        (Ansi::Esc, b']') => Ansi::Osc,
+                        (Ansi::Esc, _) => Ansi::Normal,
+                        (Ansi::Csi, 0x40..=0x7e) => Ansi::Normal,
+                        (Ansi::Csi, _) => Ansi::Csi,
+                        (Ansi::Osc, 0x07) => Ansi::Normal,
+                        (Ansi::Osc, 0x1b) => Ansi::OscEsc,
+                        (Ansi::Osc, _) => Ansi::Osc,
+                        (Ansi::OscEsc, _) => Ansi::Normal,
+                    };
+                }
+                let (text, rest) = decode_utf8_prefix(&cleaned);
+                st.clean.push_str(&text);
+                st.pending = rest.to_vec();
+            }
+        }
+        self.bump();
+    }
+
+    /// Marks the end of the stream; later calls keep the first reason.
+    pub fn finish(&self, end: End) {
+        {
+            let mut st = self.lock();
+            if st.end.is_some() {
+                return;
+            }
+            if !st.pending.is_empty() {
+                let pending = std::mem::take(&mut st.pending);
+                let text = String::from_utf8_lossy(&pending).into_owned();
+                st.clean.push_str(&text);
+            }
+            st.end = Some(end);
+        }
+        self.bump();
+    }
+
+    /// A receiver that changes whenever the stream does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Runs `f` on the unconsumed clean text and the end state.
+    pub fn with_unconsumed<R>(&self, f: impl FnOnce(&str, Option<&End>) -> R) -> R {
+        let st = self.lock();
+        f(&st.clean[st.consumed..], st.end.as_ref())
+    }
+
+    /// Marks `n` more bytes of the unconsumed clean text as consumed.
+    pub fn consume(&self, n: usize) {
+        let mut st = self.lock();
+        let target = (st.consumed + n).min(st.clean.len());
+        st.consumed = st.clean.floor_char_boundary(target);
+    }
+
+    /// Consumes everything received so far.
+    pub fn consume_all(&self) {
+        let mut st = self.lock();
+        st.consumed = st.clean.len();
+    }
+
+    /// All clean text received (consumed or not).
+    pub fn all_text(&self) -> String {
+        self.lock().clean.clone()
+    }
+
+    /// Bytes received in total, including those past the cap.
+    pub fn total_bytes(&self) -> u64 {
+        self.lock().total
+    }
+
+    /// How the stream ended, if it has.
+    pub fn end(&self) -> Option<End> {
+        self.lock().end.clone()
+    }
+
+    /// The last `max` characters of the clean text.
+    pub fn tail(&self, max: usize) -> String {
+        let st = self.lock();
+        let start = st.clean.len().saturating_sub(max);
+        st.clean[st.clean.ceil_char_boundary(start)..].to_string()
+    }
+}
+
+/// Decodes the longest prefix that is complete UTF-8 (invalid bytes become U+FFFD) and returns
+/// the incomplete tail (at most 3 bytes) separately.
+fn decode_utf8_prefix(bytes: &[u8]) -> (String, &[u8]) {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                return (out, &[]);
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                // SAFETY-free: `valid` was just checked.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                match e.error_len() {
+                    Some(len) => {
+                        out.push('\u{FFFD}');
+                        rest = &after[len..];
+                    }
+                    None => return (out, after),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ansi_and_cr_across_chunks() {
+        let s = Stream::new();
+        s.push(b"\x1b[3");
+        s.push(b"1mred\x1b[0m\r\n");
+        s.with_unconsumed(|t, _| assert_eq!(t, "red\n"));
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_is_joined() {
+        let s = Stream::new();
+        let bytes = "héllo".as_bytes();
+        s.push(&bytes[..2]);
+        s.push(&bytes[2..]);
+        s.with_unconsumed(|t, _| assert_eq!(t, "héllo"));
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement() {
+        let s = Stream::new();
+        s.push(b"a\xffb");
+        s.finish(End::Eof);
+        s.with_unconsumed(|t, e| {
+            assert_eq!(t, "a\u{FFFD}b");
+            assert_eq!(e, Some(&End::Eof));
+        });
+    }
+
+    #[test]
+    fn consume_moves_the_window() {
+        let s = Stream::new();
+        s.push(b"one two");
+        s.consume(4);
+        s.with_unconsumed(|t, _| assert_eq!(t, "two"));
+    }
+}
