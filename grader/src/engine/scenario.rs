@@ -34,6 +34,8 @@ use crate::verdict::{ScenarioOutcome, Status};
 const HOST: &str = "127.0.0.1";
 /// After a stream ends or a process exits, how long its last bytes and exit may take to arrive.
 const SETTLE: Duration = Duration::from_millis(500);
+/// How long a server already listening on some other port gets to open its assigned one too.
+const WRONG_PORT_GRACE: Duration = Duration::from_millis(500);
 
 /// A failed step.
 #[derive(Debug)]
@@ -156,11 +158,14 @@ pub(super) async fn run(req: &GradeRequest, ports: &Arc<PortPool>, sc: &Scenario
         let tail = p.stderr.tail(1500);
         (!tail.trim().is_empty()).then_some(tail)
     });
+    let transcript = failed
+        .as_ref()
+        .map(|_| run.transcript.excerpt(req.options.transcript_lines))
+        .unwrap_or_default();
     drop(local);
     run.end_processes().await;
 
     let duration_ms = started.elapsed().as_millis() as u64;
-    let transcript_lines = req.options.transcript_lines;
     match failed {
         None => ScenarioOutcome {
             name: sc.name.clone(),
@@ -195,7 +200,7 @@ pub(super) async fn run(req: &GradeRequest, ports: &Arc<PortPool>, sc: &Scenario
                 message: fail.message,
                 hint,
                 failed_step: Some(format!("{n} ({})", step.kind())),
-                transcript: run.transcript.excerpt(transcript_lines),
+                transcript,
                 stderr_tail,
                 notes: run.notes,
             }
@@ -678,14 +683,23 @@ impl<'a> Run<'a> {
         let p = self.spawn(Process::Server, argv, port, None, false)?;
         let pid = p.pid;
         self.server = Some(p);
-        let deadline = Instant::now() + within;
+        let start = Instant::now();
+        let deadline = start + within;
         let mut found: Option<SocketAddr> = None;
         let exit_rx = self.server.as_ref().map(|p| p.exit_watch());
+        // A server already listening elsewhere (a hard-coded port) gets a short grace to open
+        // the right port too, not the whole deadline.
+        let mut elsewhere_since: Option<Instant> = None;
         process::poll_until(deadline, || {
             if exit_rx.as_ref().is_some_and(|r| r.borrow().is_some()) {
                 return true;
             }
-            found = procfs::group_listeners(pid).into_iter().find(|l| l.addr.port() == port).map(|l| l.addr);
+            let listening = procfs::group_listeners(pid);
+            found = listening.iter().find(|l| l.addr.port() == port).map(|l| l.addr);
+            if found.is_none() && !listening.is_empty() {
+                let since = *elsewhere_since.get_or_insert_with(Instant::now);
+                return since.elapsed() >= WRONG_PORT_GRACE;
+            }
             found.is_some()
         })
         .await;
@@ -728,18 +742,20 @@ impl<'a> Run<'a> {
         match p.exit_info() {
             Some(e) => {
                 StudentProcess::settle_stream(&p.stderr, SETTLE).await;
-                let status = if e.abnormal() { Status::Crashed } else { Status::NeverListened };
-                let stderr_port_busy = p.stderr.all_text().contains("Address already in use");
-                let hint = hint.or_else(|| {
-                    stderr_port_busy.then(|| {
-                        "\"Address already in use\": the program binds a port other than the one it was given, or binds twice".to_string()
-                    })
-                });
-                Err(Fail::new(status, format!("the server exited ({e}) before listening on port {port}{elsewhere}")).hint(hint))
+                let busy = p.stderr.all_text().contains("Address already in use");
+                let (said, hint) = if busy {
+                    (
+                        "; it reported \"Address already in use\"",
+                        hint.or_else(|| Some("\"Address already in use\": the program binds a port other than the one it was given (a hard-coded port?), or binds twice; read the port from --port".into())),
+                    )
+                } else {
+                    ("", hint)
+                };
+                Err(Fail::new(Status::NeverListened, format!("the server exited ({e}) before listening on port {port}{said}{elsewhere}")).hint(hint))
             }
             None => Err(Fail::new(
                 Status::NeverListened,
-                format!("the server was still running but not listening on port {port} after {:.1}s{elsewhere}", within.as_secs_f64()),
+                format!("the server was still running but not listening on port {port} after {:.1}s{elsewhere}", start.elapsed().as_secs_f64()),
             )
             .hint(hint.or_else(|| Some("create the listening socket at start-up: bind to the --port argument and call listen()".into())))),
         }
