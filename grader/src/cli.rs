@@ -42,6 +42,16 @@ pub struct Cli {
 pub enum Command {
     /// Grade one submission for one task.
     Run(RunArgs),
+    /// Run a bundled reference solution (what `grader run` grades when no submission is given).
+    #[command(hide = true)]
+    Reference {
+        /// Task number.
+        #[arg(long)]
+        task: u32,
+        /// `server --port P` or `client --host H --port P [--name N]`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// List the tasks and their scenarios.
     Tasks {
         /// Read task files from this folder instead of the bundled ones.
@@ -57,8 +67,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub task: u32,
     /// The submission: an executable following the launch contract (see tasks/PROTOCOL.md), or a
-    /// folder when --server/--client say how to start it.
-    pub submission: String,
+    /// folder when --server/--client say how to start it. Without it, the reference solution
+    /// built into the grader is graded (a demonstration, and a check of the machine).
+    pub submission: Option<String>,
     /// How to start the student's server, e.g. "python3 server.py --port {port}".
     /// Placeholders: {bin} {dir} {host} {port} {name}. No shell is used.
     #[arg(long, value_name = "TEMPLATE")]
@@ -84,9 +95,9 @@ pub struct RunArgs {
     /// Seed for the randomised payloads; replays a grading exactly.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Scenarios run at once.
-    #[arg(short = 'j', long, default_value_t = 8)]
-    pub jobs: usize,
+    /// Scenarios run at once (default: twice the number of CPU cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
 }
 
 /// A `--min-score`: points or a percentage of the maximum.
@@ -110,7 +121,11 @@ impl FromStr for MinScore {
         if !v.is_finite() || v < 0.0 || (pct && v > 100.0) {
             return Err(bad());
         }
-        Ok(if pct { MinScore::Percent(v) } else { MinScore::Points(v) })
+        Ok(if pct {
+            MinScore::Percent(v)
+        } else {
+            MinScore::Points(v)
+        })
     }
 }
 
@@ -139,6 +154,9 @@ pub enum CliError {
     /// Reports could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// SIGINT or SIGTERM arrived: the student's processes were ended, nothing was graded.
+    #[error("interrupted by {0}: student processes ended, no report written")]
+    Interrupted(&'static str),
     /// The async runtime could not start.
     #[error("cannot start the grader's runtime: {0}")]
     Runtime(std::io::Error),
@@ -149,28 +167,76 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Run(args) => run_grading(args),
         Command::Tasks { tasks_dir } => list_tasks(tasks_dir),
+        Command::Reference { task, args } => {
+            let program = format!("grader reference --task {task}");
+            Ok(classchat_reference::bundled::run(
+                task,
+                std::iter::once(program).chain(args).collect(),
+            ))
+        }
     }
 }
 
 fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
     let numbers: Vec<u32> = match &dir {
         None => spec::BUNDLED_TASKS.iter().map(|(n, _, _)| *n).collect(),
-        Some(d) => (1..=20).filter(|n| d.join(format!("task{n}.toml")).exists()).collect(),
+        Some(d) => (1..=20)
+            .filter(|n| d.join(format!("task{n}.toml")).exists())
+            .collect(),
     };
     for n in numbers {
         let (spec, _) = spec::load(dir.as_deref(), n)?;
-        println!("task {} · {} · {} points", spec.task, spec.title, fmt_points(spec.max_score()));
+        println!(
+            "task {} · {} · {} points",
+            spec.task,
+            spec.title,
+            fmt_points(spec.max_score())
+        );
         for s in &spec.scenarios {
-            println!("  {:<6} {:>4} pts  {}", format!("{:?}", s.role).to_lowercase(), fmt_points(s.points), s.name);
+            println!(
+                "  {:<6} {:>4} pts  {}",
+                format!("{:?}", s.role).to_lowercase(),
+                fmt_points(s.points),
+                s.name
+            );
         }
     }
     Ok(EXIT_PASS)
 }
 
+/// Resolves when SIGINT or SIGTERM arrives; names the signal.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        // Without signal handling the default action (exit) applies; never resolve.
+        _ => std::future::pending().await,
+    }
+}
+
+/// Twice the number of cores: scenarios mostly wait, but each start of a student program costs
+/// CPU, and more parallel starts than that only slow each other down (measured in README).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .saturating_mul(2)
+        .clamp(2, 16)
+}
+
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     // Keep seeds short enough to type.
     h.finish() % 1_000_000_000
 }
@@ -178,23 +244,39 @@ fn random_seed() -> u64 {
 fn run_grading(args: RunArgs) -> Result<u8, CliError> {
     let (spec, text) = spec::load(args.tasks_dir.as_deref(), args.task)?;
     let spec_source = match &args.tasks_dir {
-        Some(d) => d.join(format!("task{}.toml", args.task)).display().to_string(),
+        Some(d) => d
+            .join(format!("task{}.toml", args.task))
+            .display()
+            .to_string(),
         None => format!("bundled:tasks/task{}.toml", args.task),
     };
-    let server = match &args.server {
-        Some(t) => Template::parse(Role::Server, t)?,
-        None => Template::default_for(Role::Server),
+    let bundled = args.submission.is_none() && args.server.is_none() && args.client.is_none();
+    let template = |role, given: &Option<String>| match given {
+        Some(t) => Template::parse(role, t),
+        None if bundled => Ok(Template::bundled_reference(role, args.task)),
+        None => Ok(Template::default_for(role)),
     };
-    let client = match &args.client {
-        Some(t) => Template::parse(Role::Client, t)?,
-        None => Template::default_for(Role::Client),
+    let server = template(Role::Server, &args.server)?;
+    let client = template(Role::Client, &args.client)?;
+    let submission = if bundled {
+        let exe = std::env::current_exe()
+            .map_err(|e| LaunchError::Unreadable("the grader itself".into(), e.to_string()))?;
+        let mut s = launch::check_submission(&exe.display().to_string())?;
+        s.name = format!("reference-task{}", args.task);
+        s.given = format!("(bundled reference solution of task {})", args.task);
+        s
+    } else {
+        launch::check_submission(args.submission.as_deref().unwrap_or("."))?
     };
-    let submission = launch::check_submission(&args.submission)?;
     report::check_writable(&args.out)?;
     let seed = args.seed.unwrap_or_else(random_seed);
     let options = EngineOptions {
-        parallelism: args.jobs.max(1),
-        transcript_lines: if args.verbose { crate::transcript::MAX_ENTRIES } else { 30 },
+        parallelism: args.jobs.unwrap_or_else(default_jobs).max(1),
+        transcript_lines: if args.verbose {
+            crate::transcript::MAX_ENTRIES
+        } else {
+            30
+        },
         ..EngineOptions::default()
     };
     let req = GradeRequest {
@@ -213,7 +295,13 @@ fn run_grading(args: RunArgs) -> Result<u8, CliError> {
         .build()
         .map_err(CliError::Runtime)?;
     let ports = PortPool::new(seed);
-    let report = rt.block_on(engine::grade(&req, &ports, &console))?;
+    let report = rt.block_on(async {
+        tokio::select! {
+            r = engine::grade(&req, &ports, &console) => r.map_err(CliError::from),
+            // Dropping the grading ends every student process group it started.
+            sig = interrupted() => Err(CliError::Interrupted(sig)),
+        }
+    })?;
     let exporters: [&dyn Exporter; 2] = [&report::toml::TomlReport, &report::junit::JunitReport];
     let written = report::write_all(&args.out, &report, &exporters)?;
     let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
@@ -230,7 +318,12 @@ fn run_grading(args: RunArgs) -> Result<u8, CliError> {
             };
             println!("Below the required score of {bar}.");
         }
-        println!("Replay this grading exactly: grader run --task {} --seed {} {}", report.task, report.seed, args.submission);
+        println!(
+            "Replay this grading exactly: grader run --task {} --seed {} {}",
+            report.task,
+            report.seed,
+            args.submission.as_deref().unwrap_or("")
+        );
     }
     Ok(if ok { EXIT_PASS } else { EXIT_BELOW })
 }

@@ -113,7 +113,9 @@ pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
         return Err(LaunchError::NoShebang(given.to_string()));
     }
     Ok(Submission {
-        dir: abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+        dir: abs
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
         path: abs,
         given: given.to_string(),
         name,
@@ -144,6 +146,21 @@ impl Template {
         }
     }
 
+    /// Starts the reference solution built into the grader binary (`{bin}` is the grader).
+    pub fn bundled_reference(role: Role, task: u32) -> Self {
+        let tail = match role {
+            Role::Server => "server --port {port}",
+            Role::Client => "client --host {host} --port {port}",
+        };
+        Self {
+            tokens: format!("{{bin}} reference --task {task} {tail}")
+                .split(' ')
+                .map(String::from)
+                .collect(),
+            builtin: true,
+        }
+    }
+
     /// Parses an instructor's template.
     pub fn parse(role: Role, text: &str) -> Result<Self, LaunchError> {
         let role_name = match role {
@@ -159,7 +176,9 @@ impl Template {
         for token in &tokens {
             let mut rest = token.as_str();
             while let Some(start) = rest.find('{') {
-                let Some(len) = rest[start..].find('}') else { break };
+                let Some(len) = rest[start..].find('}') else {
+                    break;
+                };
                 let name = &rest[start + 1..start + len];
                 if !PLACEHOLDERS.contains(&name) {
                     return Err(LaunchError::UnknownPlaceholder {
@@ -234,18 +253,33 @@ mod tests {
         let t = Template::default_for(Role::Client);
         assert_eq!(
             t.argv(&sub(), "127.0.0.1", 5, Some("al ice")),
-            ["/s/bin", "client", "--host", "127.0.0.1", "--port", "5", "--name", "al ice"]
+            [
+                "/s/bin",
+                "client",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "5",
+                "--name",
+                "al ice"
+            ]
         );
     }
 
     #[test]
     fn templates_substitute_per_token() {
         let t = Template::parse(Role::Server, "python3 'my server.py' --port {port}").unwrap();
-        assert_eq!(t.argv(&sub(), "h", 7, None), ["python3", "my server.py", "--port", "7"]);
+        assert_eq!(
+            t.argv(&sub(), "h", 7, None),
+            ["python3", "my server.py", "--port", "7"]
+        );
         assert!(matches!(
             Template::parse(Role::Server, "x {prot}"),
             Err(LaunchError::UnknownPlaceholder { .. })
         ));
-        assert!(matches!(Template::parse(Role::Server, "x"), Err(LaunchError::NoPort { .. })));
+        assert!(matches!(
+            Template::parse(Role::Server, "x"),
+            Err(LaunchError::NoPort { .. })
+        ));
     }
 }

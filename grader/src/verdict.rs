@@ -123,7 +123,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 impl GradeReport {
     /// Number of scenarios that passed.
     pub fn passed(&self) -> usize {
-        self.scenarios.iter().filter(|s| s.status == Status::Passed).count()
+        self.scenarios
+            .iter()
+            .filter(|s| s.status == Status::Passed)
+            .count()
     }
 
     /// Score as a percentage of the maximum (100 when the maximum is 0).

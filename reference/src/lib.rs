@@ -20,6 +20,7 @@
 //! | [`task3`]   | Task 3: the server for many simultaneous clients                    |
 //! | [`task4`]   | Task 4: JSON protocol, name registry, routing server, chat client   |
 //! | [`error`]   | the error type every fallible function returns                      |
+//! | [`bundled`] | one entry point for all four tasks, for programs that embed them    |
 //!
 //! # Why tokio
 //!
@@ -41,6 +42,7 @@
 //! * SIGINT and SIGTERM end every program promptly with exit status 0.
 
 pub mod accept;
+pub mod bundled;
 pub mod cli;
 pub mod console;
 pub mod echo;

@@ -51,7 +51,9 @@ impl Matcher {
             Matcher::Contains(needle) => text
                 .find(needle.as_str())
                 .map_or(Outcome::NotYet, |i| Outcome::Found(i + needle.len())),
-            Matcher::Regex(re) => re.find(text).map_or(Outcome::NotYet, |m| Outcome::Found(m.end())),
+            Matcher::Regex(re) => re
+                .find(text)
+                .map_or(Outcome::NotYet, |m| Outcome::Found(m.end())),
             Matcher::Exact(want) => {
                 let mut offset = 0;
                 for line in text.split_inclusive('\n') {

@@ -8,6 +8,7 @@
 //! grading fails with [`GradeError::Infrastructure`] instead of charging the student.
 
 pub mod matcher;
+pub mod patience;
 mod scenario;
 
 use std::sync::Arc;
@@ -132,12 +133,19 @@ pub async fn grade(
                     outcome = Some(o);
                     break;
                 }
-                notes.push(format!("attempt {attempt}: infrastructure error: {}", o.message));
+                notes.push(format!(
+                    "attempt {attempt}: infrastructure error: {}",
+                    o.message
+                ));
                 outcome = Some(o);
             }
             let mut o = outcome.unwrap_or_else(|| unreachable_outcome(sc));
             if o.status != Status::InfraError && !notes.is_empty() {
-                o.notes.extend(notes.into_iter().map(|n| format!("{n} (retried, not charged)")));
+                o.notes.extend(
+                    notes
+                        .into_iter()
+                        .map(|n| format!("{n} (retried, not charged)")),
+                );
             }
             sink.event(&Event::ScenarioFinished(&o));
             o

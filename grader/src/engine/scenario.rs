@@ -9,9 +9,12 @@
 //!   by a stranger it is an infrastructure error (retried, never charged);
 //! - readiness of a student server is observed in /proc (its listening socket), never by
 //!   connecting, so one-shot servers and servers that crash on a disconnect are not disturbed;
-//! - all processes of the scenario are ended (TERM, grace, KILL) before the outcome is returned.
+//! - all processes of the scenario are ended (TERM, grace, KILL) before the outcome is returned;
+//! - `parallel` copies run concurrently, keep their connections for later groups, and an
+//!   `isolated` group checks that no copy received a line another copy sent; an expectation on a
+//!   connection that times out says when the awaited text arrived on another connection instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,6 +80,8 @@ struct Run<'a> {
     listener_port: Option<u16>,
     refused: Option<RefusedPort>,
     notes: Vec<String>,
+    /// Every connection opened in the scenario (name, what it received), for diagnostics.
+    opened: std::sync::Mutex<Vec<(String, Arc<Stream>)>>,
 }
 
 /// Connections and indices owned by one strand of a scenario (the scenario itself, or one copy
@@ -86,6 +91,8 @@ struct Local {
     conns: HashMap<String, Conn>,
     i: Option<u32>,
     j: Option<u32>,
+    /// Lines sent on this strand's connections (recorded inside `parallel` only).
+    sent: Vec<String>,
 }
 
 impl Local {
@@ -101,16 +108,25 @@ impl Local {
         if self.conns.contains_key(&key) {
             return self.conns.get_mut(&key).ok_or_else(|| unknown_conn(name));
         }
-        self.conns.get_mut(&fallback).ok_or_else(|| unknown_conn(name))
+        self.conns
+            .get_mut(&fallback)
+            .ok_or_else(|| unknown_conn(name))
     }
 }
 
 fn unknown_conn(name: &str) -> Fail {
-    Fail::new(Status::InfraError, format!("connection {name:?} is not open (spec error)"))
+    Fail::new(
+        Status::InfraError,
+        format!("connection {name:?} is not open (spec error)"),
+    )
 }
 
 /// Runs one scenario once and returns its outcome.
-pub(super) async fn run(req: &GradeRequest, ports: &Arc<PortPool>, sc: &Scenario) -> ScenarioOutcome {
+pub(super) async fn run(
+    req: &GradeRequest,
+    ports: &Arc<PortPool>,
+    sc: &Scenario,
+) -> ScenarioOutcome {
     let started = Instant::now();
     let mut run = Run {
         req,
@@ -125,6 +141,7 @@ pub(super) async fn run(req: &GradeRequest, ports: &Arc<PortPool>, sc: &Scenario
         listener_port: None,
         refused: None,
         notes: Vec::new(),
+        opened: std::sync::Mutex::new(Vec::new()),
     };
     let mut local = Local::default();
     let mut failed: Option<(usize, &Step, Fail)> = None;
@@ -144,7 +161,9 @@ pub(super) async fn run(req: &GradeRequest, ports: &Arc<PortPool>, sc: &Scenario
                     p.role, req.options.output_limit
                 ),
             )
-            .hint(Some("remove debug output inside loops; print each message once".into()));
+            .hint(Some(
+                "remove debug output inside loops; print each message once".into(),
+            ));
             let step = failed.as_ref().map_or(&sc.steps[0], |f| f.1);
             let n = failed.as_ref().map_or(1, |f| f.0);
             failed = Some((n, step, f));
@@ -232,7 +251,12 @@ impl<'a> Run<'a> {
             Process::Server => self.server.as_ref(),
             Process::Client => self.client.as_ref(),
         }
-        .ok_or_else(|| Fail::new(Status::InfraError, format!("the {p} was not started (spec error)")))
+        .ok_or_else(|| {
+            Fail::new(
+                Status::InfraError,
+                format!("the {p} was not started (spec error)"),
+            )
+        })
     }
 
     /// The student process whose death ends waits in this scenario.
@@ -257,9 +281,15 @@ impl<'a> Run<'a> {
         match exit {
             Some(e) if e.abnormal() => {
                 StudentProcess::settle_stream(&p.stderr, SETTLE).await;
-                Fail::new(Status::Crashed, format!("{message}: the {} crashed ({e})", p.role))
+                Fail::new(
+                    Status::Crashed,
+                    format!("{message}: the {} crashed ({e})", p.role),
+                )
             }
-            Some(e) => Fail::new(Status::Failed, format!("{message}: the {} had exited ({e})", p.role)),
+            Some(e) => Fail::new(
+                Status::Failed,
+                format!("{message}: the {} had exited ({e})", p.role),
+            ),
             None => Fail::new(status, message),
         }
     }
@@ -271,14 +301,21 @@ impl<'a> Run<'a> {
                 self.start_server(within).await
             }
             Step::Listen {} => {
-                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(|e| {
-                    Fail::new(Status::InfraError, format!("cannot open the grader's listener: {e}"))
-                })?;
+                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .map_err(|e| {
+                        Fail::new(
+                            Status::InfraError,
+                            format!("cannot open the grader's listener: {e}"),
+                        )
+                    })?;
                 self.listener_port = l.local_addr().ok().map(|a| a.port());
                 self.listener = Some(l);
                 Ok(())
             }
-            Step::StartClient { refused, name } => self.start_client(*refused, name.as_deref()).await,
+            Step::StartClient { refused, name } => {
+                self.start_client(*refused, name.as_deref()).await
+            }
             Step::Accept { conn, within } => {
                 let deadline = Instant::now() + self.within(within);
                 self.accept(local, conn, deadline).await
@@ -286,16 +323,24 @@ impl<'a> Run<'a> {
             Step::Type { line } => {
                 let line = self.expand(local, line)?;
                 let client = self.process(Process::Client)?;
-                self.transcript.push("stdin", Dir::Sent, crate::transcript::printable(line.as_bytes()));
+                self.transcript.push(
+                    "stdin",
+                    Dir::Sent,
+                    crate::transcript::printable(line.as_bytes()),
+                );
                 if let Err(e) = client.type_line(&line).await {
-                    let msg = format!("could not type {} on the client's stdin ({e})", quote(&line, 60));
+                    let msg = format!(
+                        "could not type {} on the client's stdin ({e})",
+                        quote(&line, 60)
+                    );
                     return Err(self.attribute(msg, Status::Failed).await);
                 }
                 Ok(())
             }
             Step::CloseStdin {} => {
                 self.process(Process::Client)?.close_stdin().await;
-                self.transcript.push("stdin", Dir::Closed, "end of input (stdin closed)");
+                self.transcript
+                    .push("stdin", Dir::Closed, "end of input (stdin closed)");
                 Ok(())
             }
             Step::Repeat { count, steps } => {
@@ -308,7 +353,11 @@ impl<'a> Run<'a> {
                 local.j = None;
                 Ok(())
             }
-            Step::Parallel { count, steps } => self.parallel(*count, steps).await,
+            Step::Parallel {
+                count,
+                steps,
+                isolated,
+            } => self.parallel(local, *count, steps, *isolated).await,
             Step::ExpectExit {
                 process,
                 code,
@@ -320,13 +369,25 @@ impl<'a> Run<'a> {
                 match p.wait_exit(Instant::now() + within).await {
                     None => Err(Fail::new(
                         Status::TimedOut,
-                        format!("expected the {process} to exit with {code} within {:.1}s, but it was still running", within.as_secs_f64()),
+                        format!(
+                            "expected the {process} to exit with {code} within {:.1}s, but it was still running",
+                            within.as_secs_f64()
+                        ),
                     )),
                     Some(e) if code.accepts(e.code) => Ok(()),
                     Some(e) => {
                         StudentProcess::settle_stream(&p.stderr, SETTLE).await;
-                        let status = if e.signal.is_some() { Status::Crashed } else { Status::Failed };
-                        Err(Fail::new(status, format!("expected the {process} to exit with {code}, but it ended with {e}")))
+                        let status = if e.signal.is_some() {
+                            Status::Crashed
+                        } else {
+                            Status::Failed
+                        };
+                        Err(Fail::new(
+                            status,
+                            format!(
+                                "expected the {process} to exit with {code}, but it ended with {e}"
+                            ),
+                        ))
                     }
                 }
             }
@@ -338,14 +399,25 @@ impl<'a> Run<'a> {
                 let p = self.process(*process)?;
                 // A program that is about to crash (it closed a socket, then raises) gets a
                 // moment to do so.
-                let exit = p.wait_exit(Instant::now() + Duration::from_millis(200)).await;
+                let exit = p
+                    .wait_exit(Instant::now() + Duration::from_millis(200))
+                    .await;
                 match exit {
                     None => Ok(()),
                     Some(e) if e.success() && *allow_clean_exit => Ok(()),
                     Some(e) => {
                         StudentProcess::settle_stream(&p.stderr, SETTLE).await;
-                        let status = if e.abnormal() { Status::Crashed } else { Status::Failed };
-                        Err(Fail::new(status, format!("expected the {process} to keep running, but it ended with {e}")))
+                        let status = if e.abnormal() {
+                            Status::Crashed
+                        } else {
+                            Status::Failed
+                        };
+                        Err(Fail::new(
+                            status,
+                            format!(
+                                "expected the {process} to keep running, but it ended with {e}"
+                            ),
+                        ))
                     }
                 }
             }
@@ -359,7 +431,10 @@ impl<'a> Run<'a> {
                     None => Ok(()),
                     Some(line) => Err(Fail::new(
                         Status::Failed,
-                        format!("the {process} printed a traceback or panic on stderr: {}", quote(line, 160)),
+                        format!(
+                            "the {process} printed a traceback or panic on stderr: {}",
+                            quote(line, 160)
+                        ),
                     )),
                 }
             }
@@ -377,7 +452,10 @@ impl<'a> Run<'a> {
                 let exited = p.wait_exit(t0 + window.0).await;
                 if let Some(e) = exited {
                     return Err(self
-                        .attribute(format!("the {process} exited ({e}) during the CPU measurement"), Status::Failed)
+                        .attribute(
+                            format!("the {process} exited ({e}) during the CPU measurement"),
+                            Status::Failed,
+                        )
                         .await);
                 }
                 let used = procfs::group_cpu_ticks(p.pid).saturating_sub(before) as f64 / tps;
@@ -385,7 +463,11 @@ impl<'a> Run<'a> {
                 self.transcript.push(
                     &process.to_string(),
                     Dir::Note,
-                    format!("used {:.0} ms of CPU in {:.1}s ({pct:.1}% of one core)", used * 1000.0, window.0.as_secs_f64()),
+                    format!(
+                        "used {:.0} ms of CPU in {:.1}s ({pct:.1}% of one core)",
+                        used * 1000.0,
+                        window.0.as_secs_f64()
+                    ),
                 );
                 if pct <= *max_percent {
                     Ok(())
@@ -399,49 +481,114 @@ impl<'a> Run<'a> {
                     ))
                 }
             }
-            Step::Expect { on: Target::Stream(s), within, .. } => {
-                let stream = self.stream(*s)?.clone();
+            Step::Expect {
+                on: Target::Stream(s),
+                within,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
                 let matcher = self.matcher(local, step)?;
                 let deadline = Instant::now() + self.within(within);
-                self.expect_on(&stream, &step_target(step), &matcher, deadline).await
+                self.expect_on(&streams, &step_target(step), &matcher, deadline)
+                    .await
             }
-            Step::ExpectSilence { on: Target::Stream(s), window, .. } => {
-                let stream = self.stream(*s)?.clone();
-                self.silence(&stream, &step_target(step), window.0).await
+            Step::ExpectSilence {
+                on: Target::Stream(s),
+                window,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                self.silence(&streams, &step_target(step), window.0).await
+            }
+            Step::ExpectNot {
+                on: Target::Stream(s),
+                window,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                let matcher = self.matcher(local, step)?;
+                self.expect_not(&streams, &step_target(step), &matcher, window.0)
+                    .await
             }
             _ => self.conn_step(local, step).await,
         }
     }
 
-    fn stream(&self, s: StreamRef) -> Result<&Arc<Stream>, Fail> {
-        match s {
-            StreamRef::Stdout => Ok(&self.process(Process::Client)?.stdout),
-            StreamRef::Stderr(p) => Ok(&self.process(p)?.stderr),
+    /// The streams a process target refers to, each with a short name for messages.
+    fn streams(&self, s: StreamRef) -> Result<Vec<Watched>, Fail> {
+        Ok(match s {
+            StreamRef::Stdout => vec![("stdout", self.process(Process::Client)?.stdout.clone())],
+            StreamRef::Stderr(p) => vec![("stderr", self.process(p)?.stderr.clone())],
+            StreamRef::Output => {
+                let c = self.process(Process::Client)?;
+                vec![("stdout", c.stdout.clone()), ("stderr", c.stderr.clone())]
+            }
+        })
+    }
+
+    /// Records a new connection for diagnostics.
+    fn opened(&self, c: &Conn) {
+        if let Ok(mut all) = self.opened.lock() {
+            all.push((c.name.clone(), c.stream.clone()));
+        }
+    }
+
+    /// "; it arrived on connection X instead" when `matcher` matches what another connection
+    /// received (a reply sent to the wrong client).
+    fn elsewhere(&self, own: &Arc<Stream>, matcher: &Matcher) -> String {
+        if matches!(matcher, Matcher::Any) {
+            return String::new();
+        }
+        let Ok(all) = self.opened.lock() else {
+            return String::new();
+        };
+        let others: Vec<&str> = all
+            .iter()
+            .filter(|(_, s)| !Arc::ptr_eq(s, own))
+            .filter(|(_, s)| matches!(matcher.find(&s.all_text(), true), Outcome::Found(_)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        match others.as_slice() {
+            [] => String::new(),
+            [one] => format!("; it arrived on connection {one} instead"),
+            [first, rest @ ..] => format!(
+                "; it arrived on connection {first} (and {} more) instead",
+                rest.len()
+            ),
         }
     }
 
     fn matcher(&self, local: &Local, step: &Step) -> Result<Matcher, Fail> {
         let spec_err = |m: String| Fail::new(Status::InfraError, format!("spec error: {m}"));
-        Ok(match step.expectation().ok_or_else(|| spec_err("bad expect".into()))? {
-            Expectation::Any => Matcher::Any,
-            Expectation::Contains(t) => Matcher::Contains(self.expand(local, &t)?),
-            Expectation::Exact(t) => Matcher::Exact(self.expand(local, &t)?),
-            Expectation::Regex(r) => Matcher::Regex(Regex::new(&r).map_err(|e| spec_err(e.to_string()))?),
-            Expectation::Json(preds) => {
-                let mut out = preds.clone();
-                for pred in out.values_mut() {
-                    if let crate::spec::JsonPredicate::Equals(serde_json::Value::String(s)) = pred {
-                        *s = self.expand(local, s)?;
-                    }
-                    if let crate::spec::JsonPredicate::Op(op) = pred {
-                        if let Some(c) = &op.contains {
-                            op.contains = Some(self.expand(local, c)?);
+        Ok(
+            match step
+                .expectation()
+                .ok_or_else(|| spec_err("bad expect".into()))?
+            {
+                Expectation::Any => Matcher::Any,
+                Expectation::Contains(t) => Matcher::Contains(self.expand(local, &t)?),
+                Expectation::Exact(t) => Matcher::Exact(self.expand(local, &t)?),
+                Expectation::Regex(r) => {
+                    Matcher::Regex(Regex::new(&r).map_err(|e| spec_err(e.to_string()))?)
+                }
+                Expectation::Json(preds) => {
+                    let mut out = preds.clone();
+                    for pred in out.values_mut() {
+                        if let crate::spec::JsonPredicate::Equals(serde_json::Value::String(s)) =
+                            pred
+                        {
+                            *s = self.expand(local, s)?;
+                        }
+                        if let crate::spec::JsonPredicate::Op(op) = pred {
+                            if let Some(c) = &op.contains {
+                                op.contains = Some(self.expand(local, c)?);
+                            }
                         }
                     }
+                    Matcher::Json(out)
                 }
-                Matcher::Json(out)
-            }
-        })
+            },
+        )
     }
 
     /// Steps that only touch connections (the ones allowed inside `parallel`).
@@ -449,13 +596,17 @@ impl<'a> Run<'a> {
         match step {
             Step::Connect { conn, within } => {
                 let addr = self.server_addr.ok_or_else(|| {
-                    Fail::new(Status::InfraError, "`connect` before `start_server` (spec error)")
+                    Fail::new(
+                        Status::InfraError,
+                        "`connect` before `start_server` (spec error)",
+                    )
                 })?;
                 let key = local.key(conn);
                 let fut = Conn::connect(key.clone(), addr, self.transcript.clone());
                 let within = self.within(within);
                 match tokio::time::timeout(within, fut).await {
                     Ok(Ok(c)) => {
+                        self.opened(&c);
                         local.conns.insert(key, c);
                         Ok(())
                     }
@@ -482,11 +633,19 @@ impl<'a> Run<'a> {
                         .ok_or_else(|| Fail::new(Status::InfraError, "spec error: bad hex"))?,
                     None => return Err(Fail::new(Status::InfraError, "spec error: bad send")),
                 };
+                if local.i.is_some() {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                    local.sent.extend(lines.map(String::from));
+                }
                 let c = local.conn(conn)?;
                 if let Err(e) = c.send(&bytes).await {
                     let name = c.name.clone();
                     return Err(self
-                        .attribute(format!("could not send on connection {name}: {e}"), Status::Failed)
+                        .attribute(
+                            format!("could not send on connection {name}: {e}"),
+                            Status::Failed,
+                        )
                         .await);
                 }
                 Ok(())
@@ -520,17 +679,44 @@ impl<'a> Run<'a> {
                 local.conn(conn)?.abort();
                 Ok(())
             }
-            Step::Expect { on: Target::Conn(name), within, .. } => {
+            Step::Expect {
+                on: Target::Conn(name),
+                within,
+                ..
+            } => {
                 let matcher = self.matcher(local, step)?;
                 let c = local.conn(name)?;
                 let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
                 let deadline = Instant::now() + self.within(within);
-                self.expect_on(&stream, &label, &matcher, deadline).await
+                let result = self
+                    .expect_on(&[("", stream.clone())], &label, &matcher, deadline)
+                    .await;
+                result.map_err(|mut f| {
+                    if f.status == Status::TimedOut {
+                        f.message.push_str(&self.elsewhere(&stream, &matcher));
+                    }
+                    f
+                })
             }
-            Step::ExpectSilence { on: Target::Conn(name), window, .. } => {
+            Step::ExpectSilence {
+                on: Target::Conn(name),
+                window,
+                ..
+            } => {
                 let c = local.conn(name)?;
                 let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
-                self.silence(&stream, &label, window.0).await
+                self.silence(&[("", stream)], &label, window.0).await
+            }
+            Step::ExpectNot {
+                on: Target::Conn(name),
+                window,
+                ..
+            } => {
+                let matcher = self.matcher(local, step)?;
+                let c = local.conn(name)?;
+                let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
+                self.expect_not(&[("", stream)], &label, &matcher, window.0)
+                    .await
             }
             Step::ExpectClosed { on, within, .. } => {
                 let c = local.conn(on)?;
@@ -542,10 +728,16 @@ impl<'a> Run<'a> {
                     if stream.end().is_some() {
                         return Ok(());
                     }
-                    if tokio::time::timeout_at(deadline.into(), rx.changed()).await.is_err() {
+                    if tokio::time::timeout_at(deadline.into(), rx.changed())
+                        .await
+                        .is_err()
+                    {
                         return Err(Fail::new(
                             Status::TimedOut,
-                            format!("expected the peer to close connection {label} within {:.1}s, but it stayed open", within.as_secs_f64()),
+                            format!(
+                                "expected the peer to close connection {label} within {:.1}s, but it stayed open",
+                                within.as_secs_f64()
+                            ),
                         ));
                     }
                 }
@@ -567,106 +759,211 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn parallel(&self, count: u32, steps: &[Step]) -> StepResult {
-        let copies = (0..count).map(|i| async move {
-            let mut local = Local {
+    /// Runs `count` copies of `steps` at once. Copy `i` takes over the connections `name#i` that
+    /// earlier groups opened and hands all its connections back when it is done.
+    async fn parallel(
+        &self,
+        outer: &mut Local,
+        count: u32,
+        steps: &[Step],
+        isolated: bool,
+    ) -> StepResult {
+        let mut locals: Vec<Local> = (0..count)
+            .map(|i| Local {
                 i: Some(i),
+                j: outer.j,
                 ..Local::default()
-            };
+            })
+            .collect();
+        let keys: Vec<String> = outer.conns.keys().cloned().collect();
+        for key in keys {
+            if let Some(copy) = copy_index(&key).and_then(|i| locals.get_mut(i as usize)) {
+                if let Some(c) = outer.conns.remove(&key) {
+                    copy.conns.insert(key, c);
+                }
+            }
+        }
+        let copies = locals.into_iter().map(|mut local| async move {
             for s in steps {
                 if let Err(f) = self.conn_step(&mut local, s).await {
-                    return Err((i, f));
+                    return Err((local.i.unwrap_or(0), f));
                 }
             }
             Ok(local)
         });
         let results = futures_util::future::join_all(copies).await;
-        let failures: Vec<(u32, Fail)> = results.into_iter().filter_map(Result::err).collect();
-        match failures.into_iter().next() {
-            None => Ok(()),
-            Some((i, f)) => Err(Fail {
-                message: format!("in parallel copy {i} of {count}: {}", f.message),
+        let (done, failures): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+        let done: Vec<Local> = done.into_iter().filter_map(Result::ok).collect();
+        let failures: Vec<(u32, Fail)> = failures.into_iter().filter_map(Result::err).collect();
+        let failed = failures.len();
+        if let Some((i, f)) = failures.into_iter().next() {
+            let how_many = if failed > 1 {
+                format!(" ({failed} of {count} copies failed)")
+            } else {
+                String::new()
+            };
+            return Err(Fail {
+                message: format!("in parallel copy {i} of {count}{how_many}: {}", f.message),
                 ..f
-            }),
+            });
         }
+        if isolated {
+            let copies: Vec<CopyRecord> = done
+                .iter()
+                .map(|l| {
+                    let mut received: Vec<(String, String)> = l
+                        .conns
+                        .iter()
+                        .map(|(name, c)| (name.clone(), c.stream.all_text()))
+                        .collect();
+                    received.sort();
+                    (l.i.unwrap_or(0), l.sent.clone(), received)
+                })
+                .collect();
+            if let Some(msg) = crossed_line(&copies) {
+                return Err(Fail::new(Status::Failed, msg));
+            }
+        }
+        for local in done {
+            outer.conns.extend(local.conns);
+        }
+        Ok(())
     }
 
-    /// Waits until `matcher` matches the unconsumed text of `stream`.
-    async fn expect_on(&self, stream: &Stream, label: &str, matcher: &Matcher, deadline: Instant) -> StepResult {
-        let mut rx = stream.subscribe();
+    /// Waits until `matcher` matches the unconsumed text of one of `streams`.
+    async fn expect_on(
+        &self,
+        streams: &[Watched],
+        label: &str,
+        matcher: &Matcher,
+        deadline: Instant,
+    ) -> StepResult {
+        let mut rxs: Vec<_> = streams.iter().map(|(_, s)| s.subscribe()).collect();
         let mut exit_rx = self.watched().map(|p| p.exit_watch());
         let started = Instant::now();
         let mut settled = false;
         loop {
-            let (found, end) = stream.with_unconsumed(|t, e| (matcher.find(t, e.is_some()), e.cloned()));
-            if let Outcome::Found(n) = found {
-                stream.consume(n);
-                return Ok(());
+            for (_, stream) in streams {
+                if let Outcome::Found(n) =
+                    stream.with_unconsumed(|t, e| matcher.find(t, e.is_some()))
+                {
+                    stream.consume(n);
+                    return Ok(());
+                }
             }
+            let ends: Vec<Option<End>> = streams.iter().map(|(_, s)| s.end()).collect();
+            let all_ended = ends.iter().all(Option::is_some);
             let exited = exit_rx.as_ref().is_some_and(|r| r.borrow().is_some());
-            if end.is_some() || (exited && settled) {
-                let what = match &end {
-                    Some(End::Reset) => "the connection was reset",
-                    Some(_) if label.starts_with("connection") => "the connection was closed",
-                    Some(_) => "the output ended",
-                    None => "the program ended",
+            if all_ended || (exited && settled) {
+                let what = match ends.as_slice() {
+                    [Some(End::Reset)] => "the connection was reset",
+                    [Some(_)] if label.starts_with("connection") => "the connection was closed",
+                    _ if all_ended => "the output ended",
+                    _ => "the program ended",
                 };
-                let msg = format!("expected {} on {label}, but {what} first{}", matcher.describe(), self.received(stream, matcher));
+                let msg = format!(
+                    "expected {} on {label}, but {what} first{}",
+                    matcher.describe(),
+                    received(streams, matcher)
+                );
                 return Err(self.attribute(msg, Status::Failed).await);
             }
             if exited {
-                // The process is gone: its last bytes may still be in flight; let the stream end.
+                // The process is gone: its last bytes may still be in flight; let the streams end.
                 settled = true;
-                let wait = if label.starts_with("connection") { SETTLE } else { SETTLE * 2 };
-                StudentProcess::settle_stream(stream, wait).await;
+                let wait = if label.starts_with("connection") {
+                    SETTLE
+                } else {
+                    SETTLE * 2
+                };
+                for (_, stream) in streams {
+                    StudentProcess::settle_stream(stream, wait).await;
+                }
                 continue;
             }
             tokio::select! {
-                r = rx.changed() => { if r.is_err() { settled = true; } }
+                r = any_change(&mut rxs) => { if r.is_err() { settled = true; } }
                 _ = async { match exit_rx.as_mut() { Some(r) => { let _ = r.changed().await; } None => std::future::pending::<()>().await } } => {}
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let waited = started.elapsed().as_secs_f64();
-                    let msg = format!("expected {} on {label} within {waited:.1}s{}", matcher.describe(), self.received(stream, matcher));
-                    let diag = stream.with_unconsumed(|t, e| matcher.diagnose(t, e.is_some()));
+                    let msg = format!("expected {} on {label} within {waited:.1}s{}", matcher.describe(), received(streams, matcher));
+                    let diag = streams.iter().find_map(|(_, s)| s.with_unconsumed(|t, e| matcher.diagnose(t, e.is_some())));
                     return Err(Fail::new(Status::TimedOut, msg).hint(diag.map(|d| truncation_hint(&d))));
                 }
             }
         }
     }
 
-    /// "; received: …" describing the unconsumed text.
-    fn received(&self, stream: &Stream, matcher: &Matcher) -> String {
-        stream.with_unconsumed(|t, e| {
-            let mut s = if t.trim().is_empty() {
-                "; nothing arrived".to_string()
-            } else {
-                format!("; received {}", quote(t, 200))
-            };
-            if let Some(d) = matcher.diagnose(t, e.is_some()) {
-                s.push_str(&format!(" ({d})"));
-            }
-            s
-        })
-    }
-
-    /// Passes if nothing but white space arrives for `window`.
-    async fn silence(&self, stream: &Stream, label: &str, window: Duration) -> StepResult {
-        let mut rx = stream.subscribe();
+    /// Passes if nothing but white space arrives on any of `streams` for `window`.
+    async fn silence(&self, streams: &[Watched], label: &str, window: Duration) -> StepResult {
+        let mut rxs: Vec<_> = streams.iter().map(|(_, s)| s.subscribe()).collect();
         let deadline = Instant::now() + window;
         loop {
-            let got = stream.with_unconsumed(|t, _| (!t.trim().is_empty()).then(|| t.to_string()));
-            if let Some(t) = got {
-                return Err(Fail::new(
-                    Status::Failed,
-                    format!("expected nothing on {label} for {:.1}s, but received {}", window.as_secs_f64(), quote(&t, 200)),
-                ));
+            for (_, stream) in streams {
+                let got =
+                    stream.with_unconsumed(|t, _| (!t.trim().is_empty()).then(|| t.to_string()));
+                if let Some(t) = got {
+                    return Err(Fail::new(
+                        Status::Failed,
+                        format!(
+                            "expected nothing on {label} for {:.1}s, but received {}",
+                            window.as_secs_f64(),
+                            quote(&t, 200)
+                        ),
+                    ));
+                }
             }
-            if stream.end().is_some() {
-                // Nothing more can arrive; wait out the window is pointless.
+            if streams.iter().all(|(_, s)| s.end().is_some()) {
+                // Nothing more can arrive; waiting out the window is pointless.
                 return Ok(());
             }
-            if tokio::time::timeout_at(deadline.into(), rx.changed()).await.is_err() {
-                stream.consume_all();
+            if tokio::time::timeout_at(deadline.into(), any_change(&mut rxs))
+                .await
+                .is_err()
+            {
+                for (_, stream) in streams {
+                    stream.consume_all();
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Passes if nothing matching `matcher` is among the unconsumed text of `streams` or arrives
+    /// during `window`. Consumes nothing.
+    async fn expect_not(
+        &self,
+        streams: &[Watched],
+        label: &str,
+        matcher: &Matcher,
+        window: Duration,
+    ) -> StepResult {
+        let mut rxs: Vec<_> = streams.iter().map(|(_, s)| s.subscribe()).collect();
+        let deadline = Instant::now() + window;
+        loop {
+            for (_, stream) in streams {
+                let hit = stream.with_unconsumed(|t, e| match matcher.find(t, e.is_some()) {
+                    Outcome::Found(n) => Some(matched_line(t, n).to_string()),
+                    Outcome::NotYet => None,
+                });
+                if let Some(t) = hit {
+                    return Err(Fail::new(
+                        Status::Failed,
+                        format!(
+                            "expected no {} on {label}, but received {}",
+                            matcher.describe(),
+                            quote(t.trim(), 200)
+                        ),
+                    ));
+                }
+            }
+            if streams.iter().all(|(_, s)| s.end().is_some()) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline.into(), any_change(&mut rxs))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -695,7 +992,10 @@ impl<'a> Run<'a> {
                 return true;
             }
             let listening = procfs::group_listeners(pid);
-            found = listening.iter().find(|l| l.addr.port() == port).map(|l| l.addr);
+            found = listening
+                .iter()
+                .find(|l| l.addr.port() == port)
+                .map(|l| l.addr);
             if found.is_none() && !listening.is_empty() {
                 let since = *elsewhere_since.get_or_insert_with(Instant::now);
                 return since.elapsed() >= WRONG_PORT_GRACE;
@@ -707,24 +1007,37 @@ impl<'a> Run<'a> {
             let ip = match addr.ip() {
                 IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v| v.is_unspecified()) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v| v.is_unspecified()) => {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                }
                 IpAddr::V6(v6) if v6 == Ipv6Addr::LOCALHOST => IpAddr::V6(v6),
                 other => other,
             };
             let addr = SocketAddr::new(ip, port);
-            self.transcript.push("server", Dir::Note, format!("listening on {addr}"));
+            self.transcript
+                .push("server", Dir::Note, format!("listening on {addr}"));
             self.server_addr = Some(addr);
             return Ok(());
         }
         // Not listening: find out why, without blaming the student for our port.
-        let p = self.server.as_ref().ok_or_else(|| Fail::new(Status::InfraError, "server vanished"))?;
-        let group: Vec<u16> = procfs::group_listeners(pid).iter().map(|l| l.addr.port()).collect();
-        let stranger = procfs::listeners(None).iter().any(|l| l.addr.port() == port)
+        let p = self
+            .server
+            .as_ref()
+            .ok_or_else(|| Fail::new(Status::InfraError, "server vanished"))?;
+        let group: Vec<u16> = procfs::group_listeners(pid)
+            .iter()
+            .map(|l| l.addr.port())
+            .collect();
+        let stranger = procfs::listeners(None)
+            .iter()
+            .any(|l| l.addr.port() == port)
             && !group.contains(&port);
         if stranger {
             return Err(Fail::new(
                 Status::InfraError,
-                format!("port {port} was taken by another program before the student's server could bind it"),
+                format!(
+                    "port {port} was taken by another program before the student's server could bind it"
+                ),
             ));
         }
         let elsewhere = if group.is_empty() {
@@ -763,15 +1076,27 @@ impl<'a> Run<'a> {
 
     async fn start_client(&mut self, refused: bool, name: Option<&str>) -> StepResult {
         let port = if refused {
-            let r = RefusedPort::new()
-                .map_err(|e| Fail::new(Status::InfraError, format!("cannot reserve a refusing port: {e}")))?;
+            let r = RefusedPort::new().map_err(|e| {
+                Fail::new(
+                    Status::InfraError,
+                    format!("cannot reserve a refusing port: {e}"),
+                )
+            })?;
             let port = r.port;
             self.refused = Some(r);
-            self.transcript.push("grader", Dir::Note, format!("no server on port {port} (connections refused)"));
+            self.transcript.push(
+                "grader",
+                Dir::Note,
+                format!("no server on port {port} (connections refused)"),
+            );
             port
         } else {
-            self.listener_port
-                .ok_or_else(|| Fail::new(Status::InfraError, "`start_client` before `listen` (spec error)"))?
+            self.listener_port.ok_or_else(|| {
+                Fail::new(
+                    Status::InfraError,
+                    "`start_client` before `listen` (spec error)",
+                )
+            })?
         };
         let argv = self.req.client.argv(&self.req.submission, HOST, port, name);
         let p = self.spawn(Process::Client, argv, port, name, true)?;
@@ -779,31 +1104,45 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn spawn(&self, role: Process, argv: Vec<String>, port: u16, name: Option<&str>, pty: bool) -> Result<StudentProcess, Fail> {
+    fn spawn(
+        &self,
+        role: Process,
+        argv: Vec<String>,
+        port: u16,
+        name: Option<&str>,
+        pty: bool,
+    ) -> Result<StudentProcess, Fail> {
         let infra = |e: String| Fail::new(Status::InfraError, e);
         let home = tempfile::Builder::new()
             .prefix("grader-home-")
             .tempdir()
             .map_err(|e| infra(format!("cannot create a home folder: {e}")))?;
-        let mut classchat = vec![("CLASSCHAT_HOST", HOST.to_string()), ("CLASSCHAT_PORT", port.to_string())];
+        let mut classchat = vec![
+            ("CLASSCHAT_HOST", HOST.to_string()),
+            ("CLASSCHAT_PORT", port.to_string()),
+        ];
         if let Some(n) = name {
             classchat.push(("CLASSCHAT_NAME", n.to_string()));
         }
         let launch = Launch {
             argv,
             env: process::env::scrubbed(home.path(), &classchat),
-            cwd: self.req.submission.is_dir.then(|| self.req.submission.dir.clone()),
+            cwd: self
+                .req
+                .submission
+                .is_dir
+                .then(|| self.req.submission.dir.clone()),
             stdout_pty: pty,
             output_limit: self.req.options.output_limit,
         };
-        StudentProcess::spawn(role, &launch, home, self.transcript.clone()).map_err(|e| infra(e.to_string()))
+        StudentProcess::spawn(role, &launch, home, self.transcript.clone())
+            .map_err(|e| infra(e.to_string()))
     }
 
     async fn accept(&mut self, local: &mut Local, conn: &str, deadline: Instant) -> StepResult {
-        let listener = self
-            .listener
-            .as_ref()
-            .ok_or_else(|| Fail::new(Status::InfraError, "`accept` before `listen` (spec error)"))?;
+        let listener = self.listener.as_ref().ok_or_else(|| {
+            Fail::new(Status::InfraError, "`accept` before `listen` (spec error)")
+        })?;
         let mut exit_rx = self.client.as_ref().map(|c| c.exit_watch());
         let accepted = tokio::select! {
             r = tokio::time::timeout_at(deadline.into(), listener.accept()) => Some(r),
@@ -813,7 +1152,9 @@ impl<'a> Run<'a> {
             Some(Ok(Ok((socket, peer)))) => {
                 let key = local.key(conn);
                 self.transcript.push(&key, Dir::Note, format!("accepted the client from {peer}"));
-                local.conns.insert(key.clone(), Conn::new(key, socket, self.transcript.clone()));
+                let c = Conn::new(key.clone(), socket, self.transcript.clone());
+                self.opened(&c);
+                local.conns.insert(key, c);
                 Ok(())
             }
             Some(Ok(Err(e))) => Err(Fail::new(Status::InfraError, format!("accept failed: {e}"))),
@@ -829,20 +1170,122 @@ impl<'a> Run<'a> {
     async fn end_processes(&mut self) {
         let grace = self.req.options.grace;
         let procs = [self.server.as_ref(), self.client.as_ref()];
-        futures_util::future::join_all(procs.into_iter().flatten().map(|p| p.terminate(grace))).await;
+        futures_util::future::join_all(procs.into_iter().flatten().map(|p| p.terminate(grace)))
+            .await;
     }
 }
 
 fn step_target(step: &Step) -> String {
     match step {
-        Step::Expect { on, .. } | Step::ExpectSilence { on, .. } => on.to_string(),
+        Step::Expect { on, .. } | Step::ExpectSilence { on, .. } | Step::ExpectNot { on, .. } => {
+            on.to_string()
+        }
         _ => String::new(),
     }
 }
 
+/// A stream a step watches, with a short name ("stdout", "stderr"; empty for a connection).
+type Watched = (&'static str, Arc<Stream>);
+
+/// Resolves when any of the receivers sees a change; an error when one's sender is gone.
+async fn any_change(
+    rxs: &mut [tokio::sync::watch::Receiver<u64>],
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    if rxs.is_empty() {
+        return std::future::pending().await;
+    }
+    let changes = rxs.iter_mut().map(|r| Box::pin(r.changed()));
+    futures_util::future::select_all(changes).await.0
+}
+
+/// "; received …" describing the unconsumed text of `streams` (naming each stream when there
+/// are several).
+fn received(streams: &[Watched], matcher: &Matcher) -> String {
+    let mut parts = Vec::new();
+    let mut diags = Vec::new();
+    for (name, stream) in streams {
+        stream.with_unconsumed(|t, e| {
+            if !t.trim().is_empty() {
+                let on = if streams.len() > 1 {
+                    format!(" on {name}")
+                } else {
+                    String::new()
+                };
+                parts.push(format!("{}{on}", quote(t, 200)));
+            }
+            if let Some(d) = matcher.diagnose(t, e.is_some()) {
+                diags.push(d);
+            }
+        });
+    }
+    let mut s = if parts.is_empty() {
+        "; nothing arrived".to_string()
+    } else {
+        format!("; received {}", parts.join(" and "))
+    };
+    if !diags.is_empty() {
+        s.push_str(&format!(" ({})", diags.join("; ")));
+    }
+    s
+}
+
+/// The line of `text` in which a match ending at byte `end` ends (at most its last 200 bytes,
+/// on a character boundary).
+fn matched_line(text: &str, end: usize) -> &str {
+    let line_end = text[end..].find('\n').map_or(text.len(), |k| end + k);
+    let line_start = text[..end]
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map_or(0, |k| k + 1);
+    let start = line_start.max(line_end.saturating_sub(200));
+    text[text.ceil_char_boundary(start)..line_end].trim_end_matches('\n')
+}
+
+/// The copy index of a connection key `name#i`.
+fn copy_index(key: &str) -> Option<u32> {
+    key.rsplit_once('#').and_then(|(_, i)| i.parse().ok())
+}
+
+/// What one parallel copy did: its index, the lines it sent, and (connection name, everything
+/// received on it) for each of its connections.
+type CopyRecord = (u32, Vec<String>, Vec<(String, String)>);
+
+/// Finds a line that one parallel copy sent (and no other copy sent too) among what another
+/// copy's connections received, and describes it. Lines shorter than 8 characters are too
+/// unspecific to check.
+fn crossed_line(copies: &[CopyRecord]) -> Option<String> {
+    let mut senders: HashMap<&str, HashSet<u32>> = HashMap::new();
+    for (i, sent, _) in copies {
+        for line in sent {
+            senders.entry(line.as_str()).or_default().insert(*i);
+        }
+    }
+    for (from, sent, _) in copies {
+        for line in sent {
+            if line.chars().count() < 8 || senders.get(line.as_str()).is_none_or(|s| s.len() > 1) {
+                continue;
+            }
+            for (_, _, received) in copies.iter().filter(|c| c.0 != *from) {
+                if let Some((name, _)) = received
+                    .iter()
+                    .find(|(_, text)| text.contains(line.as_str()))
+                {
+                    return Some(format!(
+                        "connection {name} received {}, which parallel copy {from} sent: a reply must go only to the client that sent the line",
+                        quote(line, 100)
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
 fn truncation_hint(diag: &str) -> String {
     if diag.starts_with("only the first") {
-        format!("{diag}: a single recv() call does not read a whole message; keep reading until the newline")
+        format!(
+            "{diag}: a single recv() call does not read a whole message; keep reading until the newline"
+        )
     } else {
         diag.to_string()
     }
@@ -871,3 +1314,79 @@ fn decode_hex(h: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(i: u32, sent: &[&str], received: &[(&str, &str)]) -> CopyRecord {
+        (
+            i,
+            sent.iter().map(|s| s.to_string()).collect(),
+            received
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn crossed_line_finds_a_reply_on_the_wrong_connection() {
+        let ok = [
+            copy(
+                0,
+                &["client 0 says hi", "exit"],
+                &[("c#0", "ACK: client 0 says hi\n")],
+            ),
+            copy(
+                1,
+                &["client 1 says hi", "exit"],
+                &[("c#1", "ACK: client 1 says hi\n")],
+            ),
+        ];
+        assert_eq!(crossed_line(&ok), None);
+        let crossed = [
+            copy(
+                0,
+                &["client 0 says hi"],
+                &[("c#0", "ACK: client 0 says hi\n")],
+            ),
+            copy(
+                1,
+                &["client 1 says hi"],
+                &[("c#1", "ACK: client 0 says hi\nACK: client 1 says hi\n")],
+            ),
+        ];
+        let msg = crossed_line(&crossed).unwrap();
+        assert!(
+            msg.starts_with("connection c#1 received \"client 0 says hi\""),
+            "{msg}"
+        );
+        // A line every copy sends (or a short one) says nothing about who it belongs to.
+        let shared = [
+            copy(0, &["same for all", "hi"], &[("c#0", "same for all hi")]),
+            copy(1, &["same for all"], &[("c#1", "same for all hi")]),
+        ];
+        assert_eq!(crossed_line(&shared), None);
+    }
+
+    #[test]
+    fn copy_index_and_matched_line() {
+        assert_eq!(copy_index("c#12"), Some(12));
+        assert_eq!(copy_index("c"), None);
+        assert_eq!(copy_index("c#x"), None);
+        let text = "first\n{\"a\":1} {\"b\":2}\nlast\n";
+        let end = text.find("2}").unwrap() + 2;
+        assert_eq!(matched_line(text, end), "{\"a\":1} {\"b\":2}");
+        assert_eq!(matched_line("abc", 3), "abc");
+        assert_eq!(matched_line("x\nabc\n", 6), "abc");
+    }
+
+    #[tokio::test]
+    async fn any_change_wakes_on_either_stream() {
+        let (a, b) = (Stream::new(), Stream::new());
+        let mut rxs = vec![a.subscribe(), b.subscribe()];
+        b.push(b"x");
+        let woke = tokio::time::timeout(Duration::from_secs(5), any_change(&mut rxs)).await;
+        assert!(matches!(woke, Ok(Ok(()))));
+    }
+}

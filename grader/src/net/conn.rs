@@ -2,8 +2,9 @@
 //! records everything received into a [`Stream`] and the scenario's transcript.
 //!
 //! Guarantees: reading never blocks the scenario (it runs on its own task, so a student that
-//! writes megabytes cannot stall the grader); `close` sends FIN, `abort` sends RST (SO_LINGER 0);
-//! dropping a connection stops its reader.
+//! writes megabytes cannot stall the grader); `close` sends FIN and keeps reading until the peer
+//! closes its end too (so a scenario can wait for the student to notice), `abort` sends RST
+//! (SO_LINGER 0) and stops reading; dropping a connection stops its reader.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,20 +88,23 @@ impl Conn {
     /// Writes `bytes` with one write call (one logical message).
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let w = self.write.as_mut().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotConnected, "connection already closed")
+            std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "connection already closed",
+            )
         })?;
         self.transcript.bytes(&self.name, Dir::Sent, bytes);
         w.write_all(bytes).await?;
         w.flush().await
     }
 
-    /// Closes gracefully: FIN, then stops reading.
+    /// Closes gracefully: FIN. Reading goes on until the peer closes its end as well.
     pub async fn close(&mut self) {
         if let Some(mut w) = self.write.take() {
             let _ = w.shutdown().await;
-            self.transcript.push(&self.name, Dir::Closed, "closed by grader (FIN)");
+            self.transcript
+                .push(&self.name, Dir::Closed, "closed by grader (FIN)");
         }
-        self.reader.abort();
     }
 
     /// Resets the connection (RST), as a crashed client would.
@@ -109,7 +113,8 @@ impl Conn {
             // A zero linger makes the kernel answer the close with RST instead of FIN.
             let _ = AsRef::<TcpStream>::as_ref(&w).set_zero_linger();
             drop(w);
-            self.transcript.push(&self.name, Dir::Closed, "reset by grader (RST)");
+            self.transcript
+                .push(&self.name, Dir::Closed, "reset by grader (RST)");
         }
         self.reader.abort();
     }

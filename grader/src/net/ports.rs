@@ -10,13 +10,25 @@
 //! the engine sees the foreign listener, reports an infrastructure error for that attempt and
 //! retries on a new port: never charged to the student.
 //!
+//! Several grader processes on one machine (parallel CI jobs, a test suite) coordinate through
+//! advisory lock files in [`LOCK_DIR`]: a port is handed out only while its lock is held, and the
+//! kernel drops the lock if the process dies, so a crashed grader never blocks a port.
+//!
 //! There is no global state: each grading (or batch of gradings) shares one [`PortPool`].
 
 use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use nix::fcntl::{Flock, FlockArg};
 use socket2::{Domain, Socket, Type};
+
+/// Where grader processes keep their per-port lock files (shared by all of them on a machine,
+/// so it does not follow TMPDIR).
+pub const LOCK_DIR: &str = "/tmp/grader-port-locks";
 
 /// Lowest port handed out.
 pub const RANGE_START: u16 = 20_000;
@@ -59,17 +71,50 @@ impl PortPool {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for _ in RANGE_START..RANGE_END {
             let port = inner.next;
-            inner.next = if port + 1 >= RANGE_END { RANGE_START } else { port + 1 };
-            if inner.leased.contains(&port) || !is_free(port) {
+            inner.next = if port + 1 >= RANGE_END {
+                RANGE_START
+            } else {
+                port + 1
+            };
+            if inner.leased.contains(&port) {
+                continue;
+            }
+            let Some(lock) = lock_port(port) else {
+                continue;
+            };
+            if !is_free(port) {
                 continue;
             }
             inner.leased.insert(port);
             return Ok(PortLease {
                 port,
                 pool: self.clone(),
+                _lock: lock,
             });
         }
         Err(NoFreePort)
+    }
+}
+
+/// Takes the machine-wide advisory lock of a port, if no other grader process holds it. Where the
+/// lock folder cannot be used, in-process reservation still applies (`Some(None)`).
+fn lock_port(port: u16) -> Option<Option<Flock<File>>> {
+    let dir = Path::new(LOCK_DIR);
+    if std::fs::create_dir_all(dir).is_ok() {
+        // Every user's graders share the folder.
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o666)
+        .open(dir.join(format!("{port}.lock")));
+    match file {
+        Ok(f) => Flock::lock(f, FlockArg::LockExclusiveNonblock)
+            .ok()
+            .map(Some),
+        Err(_) => Some(None),
     }
 }
 
@@ -86,6 +131,7 @@ pub struct PortLease {
     /// The port.
     pub port: u16,
     pool: Arc<PortPool>,
+    _lock: Option<Flock<File>>,
 }
 
 impl Drop for PortLease {
@@ -130,6 +176,10 @@ mod tests {
         let a = pool.reserve().unwrap();
         let b = pool.reserve().unwrap();
         assert_ne!(a.port, b.port);
+        // Another pool (standing in for another grader process) never gets a held port.
+        let other = PortPool::new(7);
+        let c = other.reserve().unwrap();
+        assert!(c.port != a.port && c.port != b.port);
         assert!((RANGE_START..RANGE_END).contains(&a.port));
     }
 

@@ -30,7 +30,14 @@ mod tests {
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
-            ["PATH", "HOME", "LANG", "TERM", "PYTHONUNBUFFERED", "CLASSCHAT_PORT"]
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "TERM",
+                "PYTHONUNBUFFERED",
+                "CLASSCHAT_PORT"
+            ]
         );
     }
 }

@@ -165,7 +165,11 @@ impl StudentProcess {
         drop(cmd);
         let pid = child.id().map(|p| p as i32).unwrap_or(-1);
         let who = role.to_string();
-        transcript.push(&who, Dir::Note, format!("started: {}", shell_words::join(&launch.argv)));
+        transcript.push(
+            &who,
+            Dir::Note,
+            format!("started: {}", shell_words::join(&launch.argv)),
+        );
 
         let stdout = Arc::new(Stream::new());
         let stderr = Arc::new(Stream::new());
@@ -173,7 +177,11 @@ impl StudentProcess {
         let mut tasks = Vec::new();
         let limit = launch.output_limit;
 
-        let stdout_who = if role == Process::Client { Some("stdout") } else { None };
+        let stdout_who = if role == Process::Client {
+            Some("stdout")
+        } else {
+            None
+        };
         if let Some(pty) = pty {
             let pty::Pty {
                 master,
@@ -199,8 +207,21 @@ impl StudentProcess {
                 }
             }));
         } else if let Some(out) = child.stdout.take() {
-            let (s, t, e, o) = (stdout.clone(), transcript.clone(), exceeded.clone(), stderr.clone());
-            tasks.push(tokio::spawn(drain(out, s, o, e, pid, limit, stdout_who.map(|w| (t, w)))));
+            let (s, t, e, o) = (
+                stdout.clone(),
+                transcript.clone(),
+                exceeded.clone(),
+                stderr.clone(),
+            );
+            tasks.push(tokio::spawn(drain(
+                out,
+                s,
+                o,
+                e,
+                pid,
+                limit,
+                stdout_who.map(|w| (t, w)),
+            )));
         }
         if let Some(err) = child.stderr.take() {
             let (s, e, o) = (stderr.clone(), exceeded.clone(), stdout.clone());
@@ -270,9 +291,9 @@ impl StudentProcess {
     /// Writes one line to stdin. Fails if stdin was closed or the process no longer reads.
     pub async fn type_line(&self, line: &str) -> std::io::Result<()> {
         let mut guard = self.stdin.lock().await;
-        let stdin = guard
-            .as_mut()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin is closed"))?;
+        let stdin = guard.as_mut().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin is closed")
+        })?;
         let mut bytes = line.as_bytes().to_vec();
         bytes.push(b'\n');
         stdin.write_all(&bytes).await?;

@@ -92,7 +92,10 @@ pub struct Listener {
 
 /// All listening TCP sockets in the network namespace of process `pid` (or ours, for `None`).
 pub fn listeners(pid: Option<i32>) -> Vec<Listener> {
-    let base = pid.map_or_else(|| "/proc/self/net".to_string(), |p| format!("/proc/{p}/net"));
+    let base = pid.map_or_else(
+        || "/proc/self/net".to_string(),
+        |p| format!("/proc/{p}/net"),
+    );
     let mut out = Vec::new();
     for (file, v6) in [("tcp", false), ("tcp6", true)] {
         let Ok(text) = fs::read_to_string(format!("{base}/{file}")) else {
@@ -147,9 +150,16 @@ pub fn unread_bytes(ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {
             let (Some(local), Some(remote)) = (parse_addr(f[1], v6), parse_addr(f[2], v6)) else {
                 continue;
             };
-            let same = |a: SocketAddr, b: SocketAddr| a.port() == b.port() && canonical(a.ip()) == canonical(b.ip());
-            let Some((tx, rx)) = f[4].split_once(':') else { continue };
-            let (tx, rx) = (u64::from_str_radix(tx, 16).unwrap_or(0), u64::from_str_radix(rx, 16).unwrap_or(0));
+            let same = |a: SocketAddr, b: SocketAddr| {
+                a.port() == b.port() && canonical(a.ip()) == canonical(b.ip())
+            };
+            let Some((tx, rx)) = f[4].split_once(':') else {
+                continue;
+            };
+            let (tx, rx) = (
+                u64::from_str_radix(tx, 16).unwrap_or(0),
+                u64::from_str_radix(rx, 16).unwrap_or(0),
+            );
             if same(local, ours) && same(remote, theirs) {
                 *total.get_or_insert(0) += tx;
             } else if same(local, theirs) && same(remote, ours) {
@@ -189,6 +199,34 @@ pub fn group_listeners(pgid: i32) -> Vec<Listener> {
 /// Total CPU ticks used so far by the live members of a process group.
 pub fn group_cpu_ticks(pgid: i32) -> u64 {
     group_members(pgid).iter().map(|p| p.cpu_ticks).sum()
+}
+
+/// Nanoseconds the threads of process `pid` have spent runnable but waiting for a CPU
+/// (`/proc/<pid>/task/*/schedstat`, second field). `None` where the kernel does not report it.
+pub fn run_delay_ns(pid: i32) -> Option<u64> {
+    let dir = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = None;
+    for t in dir.flatten() {
+        let Ok(text) = fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(v) = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            *total.get_or_insert(0) += v;
+        }
+    }
+    total
+}
+
+/// Run-queue delay (see [`run_delay_ns`]) summed over the live members of a process group.
+pub fn group_run_delay_ns(pgid: i32) -> u64 {
+    group_members(pgid)
+        .iter()
+        .filter_map(|p| run_delay_ns(p.pid))
+        .sum()
 }
 
 /// Clock ticks per second (USER_HZ).

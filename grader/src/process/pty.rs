@@ -53,9 +53,8 @@ pub fn open() -> std::io::Result<Pty> {
 pub async fn read(master: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         let mut guard = master.readable().await?;
-        match guard.try_io(|fd| {
-            nix::unistd::read(fd.get_ref(), buf).map_err(std::io::Error::from)
-        }) {
+        match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(std::io::Error::from))
+        {
             Ok(Ok(n)) => return Ok(n),
             // EIO: the slave side is closed everywhere; that is the end of output.
             Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::EIO) => return Ok(0),

@@ -75,11 +75,27 @@ const DIM: Style = Style::new().dimmed();
 /// Renders a finished grading (with ANSI styles; the caller's stream strips them if needed).
 pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
     let mut s = String::new();
-    let width = report.scenarios.iter().map(|o| o.name.chars().count()).max().unwrap_or(10).min(60);
+    let width = report
+        .scenarios
+        .iter()
+        .map(|o| o.name.chars().count())
+        .max()
+        .unwrap_or(10)
+        .min(60);
     for o in &report.scenarios {
-        let (style, tag) = if o.status == Status::Passed { (GREEN, "PASS") } else { (RED, "FAIL") };
+        let (style, tag) = if o.status == Status::Passed {
+            (GREEN, "PASS")
+        } else {
+            (RED, "FAIL")
+        };
         let pts = format!("{}/{}", fmt_points(o.points), fmt_points(o.max_points));
-        let _ = write!(s, "  {}{tag}{} {:<width$}  {pts:>7}", style.render(), style.render_reset(), o.name);
+        let _ = write!(
+            s,
+            "  {}{tag}{} {:<width$}  {pts:>7}",
+            style.render(),
+            style.render_reset(),
+            o.name
+        );
         if o.status != Status::Passed {
             let _ = write!(s, "  {}", o.status.label());
         }
@@ -92,10 +108,20 @@ pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
             continue;
         }
         if let Some(h) = &o.hint {
-            let _ = writeln!(s, "       {}hint:{} {h}", YELLOW.render(), YELLOW.render_reset());
+            let _ = writeln!(
+                s,
+                "       {}hint:{} {h}",
+                YELLOW.render(),
+                YELLOW.render_reset()
+            );
         }
         if let Some(step) = &o.failed_step {
-            let _ = writeln!(s, "       {}failed at step {step}{}", DIM.render(), DIM.render_reset());
+            let _ = writeln!(
+                s,
+                "       {}failed at step {step}{}",
+                DIM.render(),
+                DIM.render_reset()
+            );
         }
         let lines: Vec<&String> = if verbose {
             o.transcript.iter().collect()

@@ -24,7 +24,10 @@ impl Exporter for JunitReport {
 
     fn render(&self, report: &GradeReport) -> Result<Vec<u8>, ReportError> {
         let classname = format!("task{}", report.task);
-        let mut suite = TestSuite::new(format!("{} task {}: {}", report.submission, report.task, report.task_title));
+        let mut suite = TestSuite::new(format!(
+            "{} task {}: {}",
+            report.submission, report.task, report.task_title
+        ));
         suite.set_time(Duration::from_millis(report.duration_ms));
         suite.add_properties([
             Property::new("score", fmt_points(report.score)),
@@ -37,11 +40,19 @@ impl Exporter for JunitReport {
             Property::new("isolation", report.isolation.clone()),
         ]);
         for s in &report.scenarios {
-            let pts = format!("[{}/{} pts]", fmt_points(s.points), fmt_points(s.max_points));
+            let pts = format!(
+                "[{}/{} pts]",
+                fmt_points(s.points),
+                fmt_points(s.max_points)
+            );
             let status = match s.status {
                 Status::Passed => TestCaseStatus::success(),
                 other => {
-                    let kind = if other == Status::InfraError { NonSuccessKind::Error } else { NonSuccessKind::Failure };
+                    let kind = if other == Status::InfraError {
+                        NonSuccessKind::Error
+                    } else {
+                        NonSuccessKind::Failure
+                    };
                     let mut st = TestCaseStatus::non_success(kind);
                     st.set_message(format!("{pts} {}", s.message));
                     st.set_type(other.label());
@@ -78,9 +89,12 @@ impl Exporter for JunitReport {
         }
         let mut junit = Report::new(format!("grader: {}", report.submission));
         junit.add_test_suite(suite);
-        junit.to_string().map(String::into_bytes).map_err(|e| ReportError::Render {
-            format: "JUnit",
-            message: e.to_string(),
-        })
+        junit
+            .to_string()
+            .map(String::into_bytes)
+            .map_err(|e| ReportError::Render {
+                format: "JUnit",
+                message: e.to_string(),
+            })
     }
 }

@@ -48,7 +48,11 @@ pub fn report_dir(out: &Path, report: &GradeReport) -> PathBuf {
 }
 
 /// Writes every exporter's file for `report` under `out`, atomically; returns the paths.
-pub fn write_all(out: &Path, report: &GradeReport, exporters: &[&dyn Exporter]) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write_all(
+    out: &Path,
+    report: &GradeReport,
+    exporters: &[&dyn Exporter],
+) -> Result<Vec<PathBuf>, ReportError> {
     let dir = report_dir(out, report);
     let mut written = Vec::new();
     for e in exporters {
@@ -67,7 +71,11 @@ pub fn check_writable(out: &Path) -> Result<(), ReportError> {
         source,
     };
     std::fs::create_dir_all(out).map_err(io)?;
-    tempfile::Builder::new().prefix(".probe-").tempfile_in(out).map(drop).map_err(io)
+    tempfile::Builder::new()
+        .prefix(".probe-")
+        .tempfile_in(out)
+        .map(drop)
+        .map_err(io)
 }
 
 /// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so readers see
@@ -79,7 +87,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
@@ -90,7 +101,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 pub fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     match s.trim_start_matches('.') {
         "" => "submission".to_string(),

@@ -19,7 +19,11 @@ impl Exporter for TomlReport {
             format: "TOML",
             message: e.to_string(),
         })?;
-        Ok(format!("# Grading record written by grader {}. Authoritative; do not edit.\n{body}", report.grader_version).into_bytes())
+        Ok(format!(
+            "# Grading record written by grader {}. Authoritative; do not edit.\n{body}",
+            report.grader_version
+        )
+        .into_bytes())
     }
 }
 

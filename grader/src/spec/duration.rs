@@ -36,7 +36,9 @@ const MAX: Duration = Duration::from_secs(3600);
 
 fn checked(d: Duration) -> Result<Dur, String> {
     if d > MAX {
-        Err(format!("duration {d:?} is longer than the maximum of one hour"))
+        Err(format!(
+            "duration {d:?} is longer than the maximum of one hour"
+        ))
     } else {
         Ok(Dur(d))
     }
@@ -57,7 +59,9 @@ pub fn parse_duration(text: &str) -> Result<Dur, String> {
 
 fn from_secs(v: f64) -> Result<Dur, String> {
     if !v.is_finite() || v < 0.0 {
-        return Err(format!("invalid duration {v}: must be a non-negative number of seconds"));
+        return Err(format!(
+            "invalid duration {v}: must be a non-negative number of seconds"
+        ));
     }
     checked(Duration::from_secs_f64(v.min(MAX.as_secs_f64() + 1.0)))
 }
@@ -93,8 +97,14 @@ mod tests {
     #[test]
     fn parses_common_forms() {
         assert_eq!(parse_duration("2s").unwrap().0, Duration::from_secs(2));
-        assert_eq!(parse_duration("500ms").unwrap().0, Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap().0, Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("500ms").unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_duration("1.5s").unwrap().0,
+            Duration::from_millis(1500)
+        );
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("2h").is_err());
     }

@@ -1,6 +1,6 @@
 //! The step vocabulary of the scenario language: what a scenario can do (start the student's
-//! program, open, feed and drop connections) and what it can expect (text, JSON, silence, EOF,
-//! exit status, CPU use).
+//! program, open, feed and drop connections, run copies of a conversation in parallel) and what
+//! it can expect (text, JSON, silence, text that must not arrive, EOF, exit status, CPU use).
 //!
 //! Each step is a TOML table whose `do` key names the step; unknown steps and unknown fields are
 //! rejected when the file is loaded. Fields that hold text may use placeholders (see
@@ -39,6 +39,9 @@ pub enum StreamRef {
     Stdout,
     /// What the student's process printed on stderr.
     Stderr(Process),
+    /// The client's stdout or its stderr, whichever holds the match (`client.output`), for
+    /// messages a program may print on either.
+    Output,
 }
 
 /// Where an expectation looks: a named grader-side connection or a process stream.
@@ -56,6 +59,7 @@ impl fmt::Display for Target {
             Target::Conn(c) => write!(f, "connection {c}"),
             Target::Stream(StreamRef::Stdout) => f.write_str("the client's stdout"),
             Target::Stream(StreamRef::Stderr(p)) => write!(f, "the {p}'s stderr"),
+            Target::Stream(StreamRef::Output) => f.write_str("the client's stdout or stderr"),
         }
     }
 }
@@ -67,6 +71,7 @@ impl<'de> Deserialize<'de> for Target {
             "stdout" | "client.stdout" => Target::Stream(StreamRef::Stdout),
             "client.stderr" => Target::Stream(StreamRef::Stderr(Process::Client)),
             "server.stderr" => Target::Stream(StreamRef::Stderr(Process::Server)),
+            "client.output" => Target::Stream(StreamRef::Output),
             "stderr" => {
                 return Err(serde::de::Error::custom(
                     "say whose stderr: \"client.stderr\" or \"server.stderr\"",
@@ -83,6 +88,7 @@ impl Serialize for Target {
             Target::Conn(c) => s.serialize_str(c),
             Target::Stream(StreamRef::Stdout) => s.serialize_str("stdout"),
             Target::Stream(StreamRef::Stderr(p)) => s.serialize_str(&format!("{p}.stderr")),
+            Target::Stream(StreamRef::Output) => s.serialize_str("client.output"),
         }
     }
 }
@@ -330,6 +336,31 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
+    /// Nothing matching (exactly one of `contains`, `regex`, `exact`, `json`) arrives during a
+    /// window; text already received and not yet matched by an `expect` counts too. Other text
+    /// may arrive. Nothing is consumed.
+    ExpectNot {
+        /// A connection name, `stdout`, `client.stderr`, `server.stderr` or `client.output`.
+        on: Target,
+        /// Text that must not appear.
+        #[serde(default)]
+        contains: Option<String>,
+        /// A regex that must not match.
+        #[serde(default)]
+        regex: Option<String>,
+        /// A whole line that must not appear.
+        #[serde(default)]
+        exact: Option<String>,
+        /// Field predicates of a JSON object that must not arrive.
+        #[serde(default)]
+        json: Option<BTreeMap<String, JsonPredicate>>,
+        /// The window.
+        #[serde(rename = "for")]
+        window: Dur,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
     /// The peer closes the connection (EOF or reset) within the deadline.
     ExpectClosed {
         /// The connection.
@@ -387,12 +418,19 @@ pub enum Step {
         hint: Option<String>,
     },
     /// Run `count` copies of `steps` concurrently; connection names inside get a `#<i>` suffix
-    /// and `{i}` expands to the copy's index. Passes when every copy passes.
+    /// and `{i}` expands to the copy's index. Passes when every copy passes. Connections stay
+    /// open after the group: a later `parallel` copy `i` uses its own `name#i` again (so one
+    /// group can open all connections and the next talk on them), and other steps may name
+    /// `name#3` directly.
     Parallel {
         /// Number of copies.
         count: u32,
         /// The steps of each copy.
         steps: Vec<Step>,
+        /// Also require that no line one copy sent (and no other copy sent too) shows up on
+        /// another copy's connections: replies go only to their sender.
+        #[serde(default)]
+        isolated: bool,
     },
     /// Run `steps` `count` times in sequence; `{j}` expands to the iteration index.
     Repeat {
@@ -424,6 +462,7 @@ impl Step {
             Step::Abort { .. } => "abort",
             Step::Expect { .. } => "expect",
             Step::ExpectSilence { .. } => "expect_silence",
+            Step::ExpectNot { .. } => "expect_not",
             Step::ExpectClosed { .. } => "expect_closed",
             Step::ExpectExit { .. } => "expect_exit",
             Step::ExpectRunning { .. } => "expect_running",
@@ -440,6 +479,7 @@ impl Step {
             Step::Expect { hint, .. }
             | Step::WaitRead { hint, .. }
             | Step::ExpectSilence { hint, .. }
+            | Step::ExpectNot { hint, .. }
             | Step::ExpectClosed { hint, .. }
             | Step::ExpectExit { hint, .. }
             | Step::ExpectRunning { hint, .. }
@@ -449,21 +489,28 @@ impl Step {
         }
     }
 
-    /// The expectation of an `expect` step (validated to be exactly one).
+    /// The expectation of an `expect` or `expect_not` step (validated to be exactly one).
     pub fn expectation(&self) -> Option<Expectation> {
-        let Step::Expect {
-            any,
-            contains,
-            regex,
-            exact,
-            json,
-            ..
-        } = self
-        else {
-            return None;
+        let (any, contains, regex, exact, json) = match self {
+            Step::Expect {
+                any,
+                contains,
+                regex,
+                exact,
+                json,
+                ..
+            } => (*any, contains, regex, exact, json),
+            Step::ExpectNot {
+                contains,
+                regex,
+                exact,
+                json,
+                ..
+            } => (false, contains, regex, exact, json),
+            _ => return None,
         };
         let mut found = Vec::new();
-        if *any {
+        if any {
             found.push(Expectation::Any);
         }
         if let Some(t) = contains {

@@ -121,16 +121,27 @@ fn value(name: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
     };
     match (head, arg) {
         ("nonce", key) => {
-            let bytes = stream_bytes(vars.seed, vars.scenario, &format!("nonce:{}", key.unwrap_or("")), 8);
+            let bytes = stream_bytes(
+                vars.seed,
+                vars.scenario,
+                &format!("nonce:{}", key.unwrap_or("")),
+                8,
+            );
             Ok(bytes
                 .iter()
                 .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
                 .collect())
         }
         ("payload", Some(n)) => {
-            let len: usize = n.parse().ok().filter(|l| *l <= MAX_PAYLOAD).ok_or_else(|| {
-                TemplateError(format!("`{{payload:{n}}}` needs a length from 0 to {MAX_PAYLOAD}"))
-            })?;
+            let len: usize = n
+                .parse()
+                .ok()
+                .filter(|l| *l <= MAX_PAYLOAD)
+                .ok_or_else(|| {
+                    TemplateError(format!(
+                        "`{{payload:{n}}}` needs a length from 0 to {MAX_PAYLOAD}"
+                    ))
+                })?;
             let bytes = stream_bytes(vars.seed, vars.scenario, &format!("payload:{len}"), len);
             Ok(bytes
                 .iter()

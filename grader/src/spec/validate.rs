@@ -1,10 +1,11 @@
 //! Semantic checks a task file must pass beyond its TOML shape: unique names, sane points,
-//! exactly one body per `send` and `expect`, valid regexes and hex, connections opened before
-//! use, steps that fit the scenario's role.
+//! exactly one body per `send`, `expect` and `expect_not`, valid regexes and hex, connections
+//! opened before use (connections opened inside `parallel` stay usable after it, as `name` in a
+//! later `parallel` or as `name#<i>` elsewhere), steps that fit the scenario's role.
 
 use std::collections::HashSet;
 
-use super::{Role, Scenario, Step, TaskSpec, Target};
+use super::{Role, Scenario, Step, Target, TaskSpec};
 
 /// Which value a validation error is about (resolved to a line:column by the loader).
 #[derive(Debug, Clone, Copy)]
@@ -28,28 +29,44 @@ pub(crate) fn validate(spec: &TaskSpec) -> Result<(), Invalid> {
     let mut names = HashSet::new();
     for (i, sc) in spec.scenarios.iter().enumerate() {
         if sc.name.trim().is_empty() {
-            return Err((Location::ScenarioName(i), "a scenario name cannot be empty".into()));
+            return Err((
+                Location::ScenarioName(i),
+                "a scenario name cannot be empty".into(),
+            ));
         }
         if !names.insert(sc.name.as_str()) {
             return Err((
                 Location::ScenarioName(i),
-                format!("duplicate scenario name {:?}: names must be unique", sc.name),
+                format!(
+                    "duplicate scenario name {:?}: names must be unique",
+                    sc.name
+                ),
             ));
         }
         if !sc.points.is_finite() || sc.points < 0.0 {
             return Err((
                 Location::ScenarioPoints(i),
-                format!("scenario {:?} has points = {}: points must be 0 or more", sc.name, sc.points),
+                format!(
+                    "scenario {:?} has points = {}: points must be 0 or more",
+                    sc.name, sc.points
+                ),
             ));
         }
         if sc.steps.is_empty() {
-            return Err((Location::ScenarioName(i), format!("scenario {:?} has no steps", sc.name)));
+            return Err((
+                Location::ScenarioName(i),
+                format!("scenario {:?} has no steps", sc.name),
+            ));
         }
         let mut open = HashSet::new();
         let mut state = State::default();
         for (j, step) in sc.steps.iter().enumerate() {
-            check_step(sc, step, &mut open, &mut state, "")
-                .map_err(|m| (Location::Step(i, j), format!("scenario {:?}, step {}: {m}", sc.name, j + 1)))?;
+            check_step(sc, step, &mut open, &mut state, "").map_err(|m| {
+                (
+                    Location::Step(i, j),
+                    format!("scenario {:?}, step {}: {m}", sc.name, j + 1),
+                )
+            })?;
         }
     }
     Ok(())
@@ -69,14 +86,7 @@ fn check_step(
     state: &mut State,
     suffix: &str,
 ) -> Result<(), String> {
-    let need_conn = |open: &HashSet<String>, c: &str| {
-        let key = format!("{c}{suffix}");
-        if open.contains(&key) || open.contains(c) {
-            Ok(())
-        } else {
-            Err(format!("connection {c:?} is used before a `connect` or `accept` opened it"))
-        }
-    };
+    let need_conn = |open: &HashSet<String>, c: &str| conn_is_open(open, c, suffix);
     match step {
         Step::StartServer { .. } => {
             if sc.role != Role::Server {
@@ -95,7 +105,9 @@ fn check_step(
                 return Err("`start_client` belongs in a scenario with role = \"client\"".into());
             }
             if !refused && !state.listener {
-                return Err("`start_client` needs a `listen` step before it (or refused = true)".into());
+                return Err(
+                    "`start_client` needs a `listen` step before it (or refused = true)".into(),
+                );
             }
             state.client = true;
         }
@@ -128,34 +140,21 @@ fn check_step(
         }
         Step::Type { .. } | Step::CloseStdin {} => {
             if !state.client {
-                return Err(format!("`{}` needs a `start_client` step before it", step.kind()));
+                return Err(format!(
+                    "`{}` needs a `start_client` step before it",
+                    step.kind()
+                ));
             }
         }
-        Step::Expect { on, regex, .. } => {
+        Step::Expect { on, .. } => {
             check_target(on, open, state, suffix)?;
-            step.expectation().ok_or(
-                "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json`",
-            )?;
-            if let Some(r) = regex {
-                regex::Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
-            }
-            if let Some(super::Expectation::Json(preds)) = step.expectation() {
-                for (field, p) in &preds {
-                    if let super::JsonPredicate::Op(op) = p {
-                        let n = [op.contains.is_some(), op.regex.is_some(), op.present.is_some()]
-                            .iter()
-                            .filter(|b| **b)
-                            .count();
-                        if n != 1 {
-                            return Err(format!(
-                                "json predicate for {field:?} needs exactly one of contains, regex, present"
-                            ));
-                        }
-                        if let Some(r) = &op.regex {
-                            regex::Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
-                        }
-                    }
-                }
+            check_expectation(step)?;
+        }
+        Step::ExpectNot { on, window, .. } => {
+            check_target(on, open, state, suffix)?;
+            check_expectation(step)?;
+            if window.0.is_zero() {
+                return Err("the `expect_not` window must be longer than 0s".into());
             }
         }
         Step::ExpectSilence { on, .. } => check_target(on, open, state, suffix)?,
@@ -177,7 +176,7 @@ fn check_step(
                 return Err("the CPU window must be longer than 0s".into());
             }
         }
-        Step::Parallel { count, steps } => {
+        Step::Parallel { count, steps, .. } => {
             if *count == 0 || *count > 2000 {
                 return Err(format!("parallel count {count} must be between 1 and 2000"));
             }
@@ -188,6 +187,15 @@ fn check_step(
                     return Err("`parallel` cannot be nested".into());
                 }
                 check_step(sc, s, &mut inner, &mut st, "#")?;
+            }
+            // The copies' connections stay open after the group: `name#` for a later group,
+            // `name#<i>` for any other step.
+            let new: Vec<String> = inner.difference(open).cloned().collect();
+            for name in new {
+                if let Some(base) = name.strip_suffix('#') {
+                    open.extend((0..*count).map(|i| format!("{base}#{i}")));
+                }
+                open.insert(name);
             }
         }
         Step::Repeat { count, steps } => {
@@ -202,21 +210,72 @@ fn check_step(
     Ok(())
 }
 
-fn check_target(on: &Target, open: &HashSet<String>, state: &State, suffix: &str) -> Result<(), String> {
+fn check_target(
+    on: &Target,
+    open: &HashSet<String>,
+    state: &State,
+    suffix: &str,
+) -> Result<(), String> {
     match on {
-        Target::Conn(c) => {
-            if open.contains(&format!("{c}{suffix}")) || open.contains(c) {
-                Ok(())
-            } else {
-                Err(format!("connection {c:?} is used before a `connect` or `accept` opened it"))
-            }
-        }
+        Target::Conn(c) => conn_is_open(open, c, suffix),
         Target::Stream(super::StreamRef::Stdout) if !state.client => {
             Err("`stdout` refers to the client, but no `start_client` came before".into())
+        }
+        Target::Stream(super::StreamRef::Output) if !state.client => {
+            Err("`client.output` refers to the client, but no `start_client` came before".into())
         }
         Target::Stream(super::StreamRef::Stderr(p)) => check_process(*p, state),
         Target::Stream(_) => Ok(()),
     }
+}
+
+fn conn_is_open(open: &HashSet<String>, c: &str, suffix: &str) -> Result<(), String> {
+    if open.contains(&format!("{c}{suffix}")) || open.contains(c) {
+        Ok(())
+    } else {
+        Err(format!(
+            "connection {c:?} is used before a `connect` or `accept` opened it"
+        ))
+    }
+}
+
+/// The body of an `expect` or `expect_not`: exactly one kind, compilable regexes, well-formed
+/// JSON predicates.
+fn check_expectation(step: &Step) -> Result<(), String> {
+    let kinds = if matches!(step, Step::ExpectNot { .. }) {
+        "`expect_not` needs exactly one of `contains`, `regex`, `exact` or `json`"
+    } else {
+        "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json`"
+    };
+    match step.expectation().ok_or(kinds)? {
+        super::Expectation::Regex(r) => {
+            regex::Regex::new(&r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
+        }
+        super::Expectation::Json(preds) => {
+            for (field, p) in &preds {
+                if let super::JsonPredicate::Op(op) = p {
+                    let n = [
+                        op.contains.is_some(),
+                        op.regex.is_some(),
+                        op.present.is_some(),
+                    ]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                    if n != 1 {
+                        return Err(format!(
+                            "json predicate for {field:?} needs exactly one of contains, regex, present"
+                        ));
+                    }
+                    if let Some(r) = &op.regex {
+                        regex::Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn check_process(p: super::Process, state: &State) -> Result<(), String> {
@@ -228,5 +287,90 @@ fn check_process(p: super::Process, state: &State) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("the {p} is referred to before it was started"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SpecError, SpecSource, parse};
+
+    fn check(steps: &str, role: &str) -> Result<(), String> {
+        let text = format!(
+            "task = 9\ntitle = \"t\"\n[[scenario]]\nname = \"s\"\npoints = 1\nrole = \"{role}\"\nsteps = [\n{steps}\n]\n"
+        );
+        match parse(&text, SpecSource::Bundled("t.toml")) {
+            Ok(_) => Ok(()),
+            Err(SpecError::Invalid { message, .. }) => Err(message),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn parallel_connections_stay_open_after_the_group() {
+        let group = r#"{ do = "start_server" },
+            { do = "parallel", count = 3, steps = [{ do = "connect", conn = "c" }] },"#;
+        check(&format!("{group}\n{{ do = \"parallel\", count = 3, steps = [{{ do = \"send\", conn = \"c\", line = \"x\" }}] }}"), "server").unwrap();
+        check(
+            &format!("{group}\n{{ do = \"close\", conn = \"c#2\" }}"),
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            &format!("{group}\n{{ do = \"close\", conn = \"c#3\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("before a `connect`"), "{e}");
+        assert!(
+            check(
+                &format!("{group}\n{{ do = \"close\", conn = \"c\" }}"),
+                "server"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn expect_not_needs_one_body_and_a_window() {
+        let start = r#"{ do = "start_server" }, { do = "connect", conn = "a" },"#;
+        check(
+            &format!(
+                "{start} {{ do = \"expect_not\", on = \"a\", contains = \"x\", for = \"1s\" }}"
+            ),
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            &format!("{start} {{ do = \"expect_not\", on = \"a\", for = \"1s\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("exactly one of `contains`"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"expect_not\", on = \"a\", regex = \"(\", for = \"1s\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("invalid regex"), "{e}");
+        let e = check(
+            &format!(
+                "{start} {{ do = \"expect_not\", on = \"a\", contains = \"x\", for = \"0s\" }}"
+            ),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("longer than 0s"), "{e}");
+    }
+
+    #[test]
+    fn client_output_needs_a_client() {
+        let ok = r#"{ do = "listen" }, { do = "start_client" }, { do = "expect", on = "client.output", any = true }"#;
+        check(ok, "client").unwrap();
+        let e = check(
+            r#"{ do = "listen" }, { do = "expect", on = "client.output", any = true }"#,
+            "client",
+        )
+        .unwrap_err();
+        assert!(e.contains("client.output"), "{e}");
     }
 }

@@ -1,1 +1,8 @@
-#[test] fn placeholder() {}
+//! Integration tests of the grader: real student-like submissions (fixtures/), real reference
+//! binaries, the real `grader` binary. One test binary for the crate, with one module per area.
+
+mod bad_input;
+mod processes;
+mod reports;
+mod support;
+mod task1;

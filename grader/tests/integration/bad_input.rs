@@ -1,0 +1,236 @@
+//! Bad input to the grader itself: each case prints one clear `error:` line, exits 2, never
+//! panics, and never writes a report claiming a score.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{fixture, grader_bin};
+
+struct Ran {
+    code: i32,
+    stderr: String,
+    out: tempfile::TempDir,
+}
+
+fn run(args: &[&str]) -> Ran {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(grader_bin())
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out.path().join("reports"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    Ran {
+        code: o.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        out,
+    }
+}
+
+#[track_caller]
+fn assert_usage_error(r: &Ran, needle: &str) {
+    assert_eq!(r.code, 2, "exit code; stderr: {}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "stderr should mention {needle:?}: {}",
+        r.stderr
+    );
+    let lines = r.stderr.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(lines <= 3, "one clear line expected, got: {}", r.stderr);
+    let reports = r.out.path().join("reports");
+    let any_report = walk(&reports)
+        .iter()
+        .any(|p| p.ends_with(".toml") || p.ends_with(".xml"));
+    assert!(!any_report, "no report may be written on a usage error");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn ok_sub() -> String {
+    fixture(1, "no_ack.py").display().to_string()
+}
+
+#[test]
+fn missing_submission() {
+    assert_usage_error(
+        &run(&["--task", "1", "/nonexistent/student-bin"]),
+        "does not exist",
+    );
+}
+
+#[test]
+fn non_executable_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("server.py");
+    std::fs::write(&p, "#!/usr/bin/env python3\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_usage_error(&run(&["--task", "1", p.to_str().unwrap()]), "chmod +x");
+}
+
+#[test]
+fn directory_submission_without_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_usage_error(
+        &run(&["--task", "1", dir.path().to_str().unwrap()]),
+        "is a directory",
+    );
+}
+
+#[test]
+fn script_without_shebang() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("server.py");
+    std::fs::write(&p, "print('hi')\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_usage_error(&run(&["--task", "1", p.to_str().unwrap()]), "#!");
+}
+
+#[test]
+fn unknown_task() {
+    assert_usage_error(&run(&["--task", "99", &ok_sub()]), "unknown task 99");
+}
+
+fn tasks_dir_with(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("task1.toml"), text).unwrap();
+    dir
+}
+
+#[test]
+fn malformed_task_file_names_line_and_column() {
+    let dir = tasks_dir_with(
+        "task = 1\ntitle = \"x\"\n[[scenario]]\nname = \"a\"\npoints = 1\nrole = \"server\"\nsteps = [ { do = \"start_server\", bogus = 1 } ]\n",
+    );
+    let r = run(&[
+        "--task",
+        "1",
+        "--tasks-dir",
+        dir.path().to_str().unwrap(),
+        &ok_sub(),
+    ]);
+    assert_usage_error(&r, "task1.toml:7:");
+    assert!(r.stderr.contains("bogus"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_step_is_named() {
+    let dir = tasks_dir_with(
+        "task = 1\ntitle = \"x\"\n[[scenario]]\nname = \"a\"\npoints = 1\nrole = \"server\"\nsteps = [ { do = \"teleport\" } ]\n",
+    );
+    let r = run(&[
+        "--task",
+        "1",
+        "--tasks-dir",
+        dir.path().to_str().unwrap(),
+        &ok_sub(),
+    ]);
+    assert_usage_error(&r, "teleport");
+}
+
+#[test]
+fn duplicate_scenario_names() {
+    let sc = "[[scenario]]\nname = \"same\"\npoints = 1\nrole = \"server\"\nsteps = [ { do = \"start_server\" } ]\n";
+    let dir = tasks_dir_with(&format!("task = 1\ntitle = \"x\"\n{sc}{sc}"));
+    let r = run(&[
+        "--task",
+        "1",
+        "--tasks-dir",
+        dir.path().to_str().unwrap(),
+        &ok_sub(),
+    ]);
+    assert_usage_error(&r, "duplicate scenario name");
+    assert!(
+        r.stderr.contains("task1.toml:9:"),
+        "points at the second name: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn negative_points() {
+    let dir = tasks_dir_with(
+        "task = 1\ntitle = \"x\"\n[[scenario]]\nname = \"a\"\npoints = -2\nrole = \"server\"\nsteps = [ { do = \"start_server\" } ]\n",
+    );
+    let r = run(&[
+        "--task",
+        "1",
+        "--tasks-dir",
+        dir.path().to_str().unwrap(),
+        &ok_sub(),
+    ]);
+    assert_usage_error(&r, "points must be 0 or more");
+    assert!(r.stderr.contains("task1.toml:5:"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_placeholder_in_template() {
+    assert_usage_error(
+        &run(&[
+            "--task",
+            "1",
+            &ok_sub(),
+            "--server",
+            "python3 s.py --port {prot}",
+        ]),
+        "{prot}",
+    );
+}
+
+#[test]
+fn template_without_port() {
+    assert_usage_error(
+        &run(&["--task", "1", &ok_sub(), "--server", "python3 s.py"]),
+        "no {port}",
+    );
+}
+
+#[test]
+fn unwritable_out_dir() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let bad = file.path().join("reports");
+    let o = Command::new(grader_bin())
+        .args([
+            "run",
+            "--task",
+            "1",
+            &ok_sub(),
+            "--out",
+            bad.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot write reports"), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let o = Command::new(grader_bin())
+        .args(["run", "--task", "one", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(grader_bin())
+        .args(["run", "--task", "1", "x", "--min-score", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,0 +1,163 @@
+//! Reports: they parse back, JUnit is well-formed XML with the documented shape, snapshots of the
+//! terminal output and the TOML record (times, ports, paths and hashes filtered), and `--min-score`
+//! decides the exit code.
+
+use std::process::Command;
+
+use grader::report::console::{Format, render};
+use quick_xml::events::Event;
+
+use crate::support::{fixture, grade, reference_bin, root};
+
+/// Parses XML strictly and checks the JUnit shape; also runs `xmllint` when it is installed.
+pub fn assert_valid_xml(xml: &str) {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    reader.config_mut().check_end_names = true;
+    reader.config_mut().check_comments = true;
+    let (mut suites, mut cases) = (0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => match e.name().as_ref() {
+                b"testsuite" => suites += 1,
+                b"testcase" => cases += 1,
+                _ => {}
+            },
+            Ok(Event::Text(t)) => {
+                t.decode().expect("text decodes");
+            }
+            Ok(_) => {}
+            Err(e) => panic!("invalid XML at {}: {e}\n{xml}", reader.error_position()),
+        }
+    }
+    assert_eq!(suites, 1, "one testsuite per task");
+    assert!(cases > 0);
+    assert!(!xml.contains('\0'), "NUL byte in XML");
+    match Command::new("xmllint").arg("--version").output() {
+        Ok(_) => {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("r.xml");
+            std::fs::write(&p, xml).unwrap();
+            let out = Command::new("xmllint")
+                .arg("--noout")
+                .arg(&p)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "xmllint: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => eprintln!(
+            "skipped the xmllint check: xmllint is not installed (apt-get install libxml2-utils)"
+        ),
+    }
+}
+
+fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"\b\d+\.\d+s\b", "[TIME]"),
+        (r"duration_ms = \d+", "duration_ms = [MS]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r"--port \d+", "--port [PORT]"),
+        (r"port \d{5}\b", "port [PORT]"),
+        (r#"timestamp = "[^"]+""#, r#"timestamp = "[TIMESTAMP]""#),
+        (r#"spec_hash = "[0-9a-f]+""#, r#"spec_hash = "[HASH]""#),
+        (
+            r#"grader_version = "[^"]+""#,
+            r#"grader_version = "[VERSION]""#,
+        ),
+        (r"grader \d+\.\d+\.\d+", "grader [VERSION]"),
+    ]
+}
+
+fn root_filter(text: &str) -> String {
+    text.replace(&root().display().to_string(), "[ROOT]")
+}
+
+#[test]
+fn no_ack_reports_snapshot() {
+    let g = grade(1, &fixture(1, "no_ack.py"), &[]);
+    let report = g.report();
+    let human = anstream::adapter::strip_str(&render(report, Format::Human, false)).to_string();
+    let toml = std::fs::read_to_string(g.out_dir.path().join("no_ack.py/task1.toml")).unwrap();
+    let toml = toml.replace(&g.out_dir.path().display().to_string(), "[OUT]");
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("no_ack_human", root_filter(&human));
+        insta::assert_snapshot!("no_ack_toml", root_filter(&toml));
+    });
+    let compact = anstream::adapter::strip_str(&render(report, Format::Compact, false)).to_string();
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("no_ack_compact", root_filter(&compact));
+    });
+}
+
+#[test]
+fn junit_has_points_properties_and_transcripts() {
+    let g = grade(1, &fixture(1, "no_ack.py"), &[]);
+    let xml = std::fs::read_to_string(g.out_dir.path().join("no_ack.py/task1.junit.xml")).unwrap();
+    assert_valid_xml(&xml);
+    for needle in [
+        r#"classname="task1""#,
+        r#"message="[0/3 pts] expected any data on connection a"#,
+        r#"<property name="score" value="27"/>"#,
+        r#"<property name="max_score" value="30"/>"#,
+        r#"<property name="seed" value="1"/>"#,
+        r#"<property name="spec_hash""#,
+        r#"<property name="grader_version""#,
+        "transcript:",
+    ] {
+        assert!(xml.contains(needle), "JUnit lacks {needle}:\n{xml}");
+    }
+}
+
+#[test]
+fn reports_parse_back_with_the_documented_fields() {
+    let g = grade(1, &reference_bin("classchat-task1"), &[]);
+    let r = g.report();
+    assert_eq!(r.schema_version, grader::verdict::SCHEMA_VERSION);
+    assert_eq!(r.task, 1);
+    assert_eq!(r.seed, 1);
+    assert_eq!(r.spec_hash.len(), 64);
+    assert_eq!(r.scenarios.len(), 15);
+    assert!(r.scenarios.iter().all(|s| s.points == s.max_points));
+    let xml =
+        std::fs::read_to_string(g.out_dir.path().join("classchat-task1/task1.junit.xml")).unwrap();
+    assert_valid_xml(&xml);
+    // No temporary files are left next to the reports (they are written via rename).
+    let names: Vec<String> = std::fs::read_dir(g.out_dir.path().join("classchat-task1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn min_score_gates_the_exit_code() {
+    let sub = fixture(1, "no_ack.py");
+    assert_eq!(grade(1, &sub, &["--min-score", "27"]).code(), 0);
+    assert_eq!(grade(1, &sub, &["--min-score", "90%"]).code(), 0);
+    let below = grade(1, &sub, &["--min-score", "28"]);
+    assert_eq!(below.code(), 1);
+    assert!(
+        below.stdout().contains("Below the required score"),
+        "{}",
+        below.stdout()
+    );
+}
+
+#[test]
+fn seed_replays_the_same_payloads() {
+    let a = grade(1, &fixture(1, "no_ack.py"), &["-v"]);
+    let b = grade(1, &fixture(1, "no_ack.py"), &["-v"]);
+    let msg = |g: &crate::support::Graded| {
+        g.report()
+            .scenarios
+            .iter()
+            .map(|s| s.message.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(msg(&a), msg(&b));
+    assert_eq!(a.report().seed, 1);
+}

@@ -1,0 +1,239 @@
+//! Shared helpers: locating fixtures and reference binaries, compiling C/Rust fixtures, running
+//! the grader binary in an isolated temporary folder, and checking that nothing it started is
+//! still running afterwards.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use grader::verdict::{GradeReport, Status};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A fixture file, by task and file name.
+pub fn fixture(task: u32, name: &str) -> PathBuf {
+    let p = root()
+        .join("fixtures")
+        .join(format!("task{task}"))
+        .join(name);
+    assert!(p.exists(), "missing fixture {}", p.display());
+    p
+}
+
+/// The grader binary under test.
+pub fn grader_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_grader"))
+}
+
+/// A reference binary (`classchat-task1` ...), built on demand if `cargo test -p grader` ran alone.
+pub fn reference_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let path = grader_bin().parent().unwrap().join(name);
+    if !path.exists() {
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "classchat-reference", "--bins"])
+                .current_dir(root())
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the reference binaries failed");
+        });
+    }
+    assert!(path.exists(), "missing reference binary {}", path.display());
+    path
+}
+
+fn build_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("grader-fixture-bin-")
+            .tempdir()
+            .unwrap()
+    })
+    .path()
+}
+
+/// Compiles a C fixture with `cc -O1`; returns the binary.
+pub fn compile_c(task: u32, name: &str) -> PathBuf {
+    let src = fixture(task, name);
+    let out = build_dir().join(name.trim_end_matches(".c"));
+    if !out.exists() {
+        let st = Command::new("cc")
+            .arg("-O1")
+            .arg("-o")
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run cc");
+        assert!(st.success(), "cc failed for {name}");
+    }
+    out
+}
+
+/// Compiles a single-file Rust fixture with `rustc -O`; returns the binary.
+pub fn compile_rust(task: u32, name: &str) -> PathBuf {
+    let src = fixture(task, name);
+    let out = build_dir().join(name.trim_end_matches(".rs"));
+    if !out.exists() {
+        let st = Command::new("rustc")
+            .args(["--edition", "2021", "-O", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run rustc");
+        assert!(st.success(), "rustc failed for {name}");
+    }
+    out
+}
+
+/// The result of one `grader run`.
+pub struct Graded {
+    pub output: Output,
+    pub out_dir: tempfile::TempDir,
+    pub report: Option<GradeReport>,
+    /// Scenario name → status.
+    pub verdicts: BTreeMap<String, Status>,
+}
+
+impl Graded {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn report(&self) -> &GradeReport {
+        self.report.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no report; exit {}; stderr: {}; stdout: {}",
+                self.code(),
+                self.stderr(),
+                self.stdout()
+            )
+        })
+    }
+    /// The scenarios that did not pass, with their status.
+    pub fn failures(&self) -> BTreeMap<String, Status> {
+        self.verdicts
+            .iter()
+            .filter(|(_, s)| **s != Status::Passed)
+            .map(|(n, s)| (n.clone(), *s))
+            .collect()
+    }
+}
+
+/// Runs `grader run --task N <submission> --seed 1 --out <tmp> <extra...>` with TMPDIR pointing
+/// at a private folder, then asserts that no process the grading started is still alive.
+pub fn grade(task: u32, submission: &Path, extra: &[&str]) -> Graded {
+    let out_dir = tempfile::Builder::new()
+        .prefix("grader-test-out-")
+        .tempdir()
+        .unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("grader-test-tmp-")
+        .tempdir()
+        .unwrap();
+    let output = Command::new(grader_bin())
+        .arg("run")
+        .arg("--task")
+        .arg(task.to_string())
+        .arg(submission)
+        .args(["--seed", "1", "--format", "compact", "--out"])
+        .arg(out_dir.path())
+        .args(extra)
+        .env("TMPDIR", tmp.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run grader");
+    assert_no_leftovers(tmp.path());
+    let name = submission
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let path = out_dir.path().join(&name).join(format!("task{task}.toml"));
+    let report = std::fs::read_to_string(&path)
+        .ok()
+        .map(|t| grader::report::toml::parse(&t).expect("report parses back"));
+    let verdicts = report
+        .as_ref()
+        .map(|r| {
+            r.scenarios
+                .iter()
+                .map(|s| (s.name.clone(), s.status))
+                .collect()
+        })
+        .unwrap_or_default();
+    Graded {
+        output,
+        out_dir,
+        report,
+        verdicts,
+    }
+}
+
+/// Fails if any live process has its working directory or HOME inside `tmp` (every student
+/// process of a grading gets both there).
+pub fn assert_no_leftovers(tmp: &Path) {
+    let tmp = std::fs::canonicalize(tmp).unwrap();
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let home = format!("HOME={}", tmp.display());
+        let in_env = environ
+            .split(|b| *b == 0)
+            .any(|v| v.starts_with(home.as_bytes()));
+        if cwd.starts_with(&tmp) || in_env {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            left.push(format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            ));
+        }
+    }
+    assert!(left.is_empty(), "processes outlived the grading: {left:?}");
+}
+
+/// Asserts the exact failing scenarios (everything else must pass).
+#[track_caller]
+pub fn assert_failures(g: &Graded, expected: &[(&str, Status)]) {
+    let report = g.report();
+    let want: BTreeMap<String, Status> =
+        expected.iter().map(|(n, s)| (n.to_string(), *s)).collect();
+    for name in want.keys() {
+        assert!(
+            report.scenarios.iter().any(|s| &s.name == name),
+            "test names a scenario the spec does not have: {name:?}"
+        );
+    }
+    assert_eq!(
+        g.failures(),
+        want,
+        "verdicts differ; grader output:\n{}",
+        g.stdout()
+    );
+}

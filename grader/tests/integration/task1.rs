@@ -1,0 +1,188 @@
+//! Task 1: the reference scores 100%, and every fixture gets exactly the verdicts its one
+//! mistake explains.
+
+use grader::verdict::Status::{self, *};
+
+use crate::support::{assert_failures, compile_c, compile_rust, fixture, grade, reference_bin};
+
+const LISTENS: &str = "server listens on the assigned port";
+const ACK: &str = "server acknowledges a new connection";
+const ONE: &str = "server answers one message";
+const SEVERAL: &str = "server answers several messages in order";
+const EXIT: &str = "exit closes the connection gracefully";
+const LONG: &str = "a 4000-byte line is answered whole";
+const UTF8: &str = "non-ASCII text round-trips";
+const EMPTY: &str = "an empty line does not break the connection";
+const MIDLINE: &str = "a client leaving mid-line does not crash the server";
+const RESET_NOW: &str = "a connection reset right away does not crash the server";
+const RESET_MID: &str = "a connection reset mid-session does not crash the server";
+const REFUSED: &str = "client reports a refused connection";
+
+const SERVER: [&str; 11] = [
+    LISTENS, ACK, ONE, SEVERAL, EXIT, LONG, UTF8, EMPTY, MIDLINE, RESET_NOW, RESET_MID,
+];
+
+fn py(name: &str, expected: &[(&str, Status)]) {
+    let g = grade(1, &fixture(1, name), &[]);
+    assert_failures(&g, expected);
+    assert_eq!(
+        g.code(),
+        if expected.is_empty() { 0 } else { 1 },
+        "exit code; stderr: {}",
+        g.stderr()
+    );
+}
+
+#[test]
+fn reference_scores_full_marks() {
+    let g = grade(1, &reference_bin("classchat-task1"), &[]);
+    assert_failures(&g, &[]);
+    let r = g.report();
+    assert_eq!((r.score, r.max_score), (30.0, 30.0));
+    assert_eq!(g.code(), 0);
+}
+
+#[test]
+fn correct_other_style_passes_everything() {
+    py("correct_other_style.py", &[]);
+}
+
+#[test]
+fn rust_correct_passes_everything() {
+    let g = grade(1, &compile_rust(1, "rust_correct.rs"), &[]);
+    assert_failures(&g, &[]);
+}
+
+#[test]
+fn c_client_that_never_flushes_still_passes_on_a_pty() {
+    let g = grade(1, &compile_c(1, "c_client_never_flushes.c"), &[]);
+    assert_failures(&g, &[]);
+}
+
+#[test]
+fn no_ack() {
+    py("no_ack.py", &[(ACK, TimedOut)]);
+}
+
+#[test]
+fn single_recv_truncates_long_lines() {
+    let g = grade(1, &fixture(1, "single_recv_truncates.py"), &[]);
+    assert_failures(&g, &[(LONG, TimedOut)]);
+    let long = g
+        .report()
+        .scenarios
+        .iter()
+        .find(|s| s.name == LONG)
+        .unwrap();
+    assert!(
+        long.message.contains("only the first 1024 of the 4000"),
+        "{}",
+        long.message
+    );
+    assert!(
+        long.hint.as_deref().unwrap_or("").contains("recv()"),
+        "{:?}",
+        long.hint
+    );
+}
+
+#[test]
+fn ignores_exit() {
+    py("ignores_exit.py", &[(EXIT, TimedOut)]);
+}
+
+#[test]
+fn server_exits_after_first_message() {
+    py(
+        "server_exits_after_first_message.py",
+        &[
+            (SEVERAL, Failed),
+            (EMPTY, Failed),
+            (MIDLINE, Failed),
+            (RESET_NOW, Failed),
+            (RESET_MID, Failed),
+        ],
+    );
+}
+
+#[test]
+fn crashes_on_empty_line() {
+    let g = grade(1, &fixture(1, "crashes_on_empty_line.py"), &[]);
+    assert_failures(&g, &[(EMPTY, Crashed)]);
+    let s = g
+        .report()
+        .scenarios
+        .iter()
+        .find(|s| s.name == EMPTY)
+        .unwrap();
+    assert!(s.message.contains("exit status 1"), "{}", s.message);
+    assert!(
+        s.stderr_tail
+            .as_deref()
+            .unwrap_or("")
+            .contains("IndexError"),
+        "{:?}",
+        s.stderr_tail
+    );
+    assert!(!s.transcript.is_empty());
+}
+
+#[test]
+fn crashes_on_disconnect() {
+    py(
+        "crashes_on_disconnect.py",
+        &[
+            (MIDLINE, Crashed),
+            (RESET_NOW, Crashed),
+            (RESET_MID, Crashed),
+        ],
+    );
+}
+
+#[test]
+fn client_traceback_on_refused() {
+    py("client_traceback_on_refused.py", &[(REFUSED, Failed)]);
+}
+
+#[test]
+fn client_exit0_on_refused() {
+    py("client_exit0_on_refused.py", &[(REFUSED, Failed)]);
+}
+
+#[test]
+fn hardcoded_port_is_named_in_the_verdict() {
+    let g = grade(1, &fixture(1, "hardcoded_port.py"), &[]);
+    let expected: Vec<(&str, Status)> = SERVER.iter().map(|s| (*s, NeverListened)).collect();
+    assert_failures(&g, &expected);
+    // Exactly one of the parallel servers gets port 12345; that one is told which port it used.
+    let told = g
+        .report()
+        .scenarios
+        .iter()
+        .filter(|s| s.message.contains("it listens on port 12345 instead"))
+        .count();
+    let busy = g
+        .report()
+        .scenarios
+        .iter()
+        .filter(|s| s.message.contains("Address already in use"))
+        .count();
+    assert_eq!(told + busy, SERVER.len(), "{}", g.stdout());
+}
+
+#[test]
+fn hostile_output_keeps_reports_valid() {
+    let g = grade(1, &fixture(1, "hostile_output_bytes.py"), &[]);
+    assert_failures(&g, &[(EMPTY, Crashed)]);
+    let xml = std::fs::read_to_string(
+        g.out_dir
+            .path()
+            .join("hostile_output_bytes.py/task1.junit.xml"),
+    )
+    .unwrap();
+    crate::reports::assert_valid_xml(&xml);
+    assert!(
+        xml.contains("bad-utf8"),
+        "the hostile text should be kept, escaped"
+    );
+}
