@@ -7,17 +7,31 @@
 //! - `2`: usage or infrastructure error (bad arguments, unreadable task file, missing or
 //!   non-executable submission, unwritable --out, the grader's own network failing). No score is
 //!   reported in that case.
+//!
+//! The other commands use the same three codes:
+//! - `grader batch`: `0` every submission has an up-to-date record (graded now or skipped);
+//!   `1` every submission was processed, but at least one could not be started (its own problem:
+//!   no executable, a bad `classchat.toml`; see `<out>/<id>/task<N>.error.txt`); `2` usage error,
+//!   interrupted, or at least one grading failed for infrastructure reasons (rerun: finished
+//!   submissions are skipped, existing records are never overwritten by a failed grading);
+//! - `grader replay`: as `grader run`, plus `2` when the record cannot be read;
+//! - `grader export`, `grader merge`: `0` written, `2` nothing written (no records, bad path).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audience::{self, Audience, Redacting, View};
+use crate::batch::{self, Shard};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
+use crate::export::{self, ExportError};
 use crate::launch::{self, LaunchError, Template};
 use crate::net::ports::PortPool;
 use crate::report::console::{Console, Format};
-use crate::report::{self, Exporter, ReportError};
+use crate::report::record::{self, Provenance, RecordError};
+use crate::report::{self, ReportError};
 use crate::spec::{self, Role, SpecError};
 use crate::verdict::{GradeReport, fmt_points};
 
@@ -42,6 +56,21 @@ pub struct Cli {
 pub enum Command {
     /// Grade one submission for one task.
     Run(RunArgs),
+    /// Grade every submission in a folder (resumable, parallel, shardable).
+    Batch(BatchArgs),
+    /// Export scores from TOML reports: CSV, Gradescope, GitHub Classroom, HTML or Markdown.
+    Export(ExportArgs),
+    /// Combine report folders (e.g. one per --shard) into one.
+    Merge {
+        /// Report folders to combine.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Where the combined reports go.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Rerun exactly the grading a TOML report records (same task, seed, submission, templates).
+    Replay(ReplayArgs),
     /// Run a bundled reference solution (what `grader run` grades when no submission is given).
     #[command(hide = true)]
     Reference {
@@ -98,6 +127,108 @@ pub struct RunArgs {
     /// Scenarios run at once (default: twice the number of CPU cores).
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
+    /// Who the console output and JUnit file are for (the TOML record keeps everything).
+    #[arg(long, value_enum, default_value_t)]
+    pub audience: Audience,
+    /// The due date has passed: show `after_due` scenarios to students.
+    #[arg(long)]
+    pub after_due: bool,
+}
+
+/// Arguments of `grader batch`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Task number.
+    #[arg(long)]
+    pub task: u32,
+    /// Folder of submissions: each subfolder (student id = folder name) or executable file.
+    pub dir: PathBuf,
+    /// Folder with task<N>.toml files (default: the bundled task files).
+    #[arg(long, value_name = "DIR")]
+    pub tasks_dir: Option<PathBuf>,
+    /// Where reports go: <out>/<student id>/task<N>.{toml,junit.xml}.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub out: PathBuf,
+    /// Submissions graded at once (default: the number of CPU cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Regrade submissions whose records are up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Grade only slice K of N (deterministic, by sorted student id), e.g. 2/4.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// One seed for every grading (default: a fresh seed per submission, recorded).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Default server template for submissions without a classchat.toml.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub server: Option<String>,
+    /// Default client template for submissions without a classchat.toml.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub client: Option<String>,
+    /// Who the per-submission JUnit files and --export outputs are for.
+    #[arg(long, value_enum, default_value_t)]
+    pub audience: Audience,
+    /// The due date has passed: show `after_due` scenarios to students.
+    #[arg(long)]
+    pub after_due: bool,
+    /// Also export, when the batch ends (repeatable): files go to <out>/.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub export: Vec<export::Format>,
+    /// Wall-time limit of one submission's grading (then: infrastructure error, retried next run).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Plain lines even on a terminal (no progress bar).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Arguments of `grader export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: export::Format,
+    /// Reports folder: <dir>/<student>/task<N>.toml.
+    pub reports: PathBuf,
+    /// Output file ("-" for stdout; default: <reports>/<grades.csv|results.json|...>).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Who the export is for.
+    #[arg(long, value_enum, default_value_t)]
+    pub audience: Audience,
+    /// The due date has passed: show `after_due` scenarios to students.
+    #[arg(long)]
+    pub after_due: bool,
+    /// Only this student (required for gradescope/classroom when the folder holds several).
+    #[arg(long, value_name = "ID")]
+    pub student: Option<String>,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<u32>,
+    /// CSV: header of the id column (e.g. "SIS Login ID" for Canvas, "username" for Moodle).
+    #[arg(long, value_name = "NAME", default_value = "student_id")]
+    pub id_column: String,
+}
+
+/// Arguments of `grader replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The TOML report of the grading to rerun.
+    pub report: PathBuf,
+    /// Where the new reports go.
+    #[arg(long, value_name = "DIR", default_value = "replay-reports")]
+    pub out: PathBuf,
+    /// Terminal output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Print full transcripts and stderr of failed scenarios.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Who the console output is for.
+    #[arg(long, value_enum, default_value_t)]
+    pub audience: Audience,
 }
 
 /// A `--min-score`: points or a percentage of the maximum.
@@ -154,6 +285,21 @@ pub enum CliError {
     /// Reports could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// A report could not be read.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// An export could not be produced.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// Report folders could not be merged.
+    #[error(transparent)]
+    Merge(#[from] batch::merge::MergeError),
+    /// The batch folder cannot be graded.
+    #[error(transparent)]
+    Discover(#[from] batch::discover::DiscoverError),
+    /// A usage problem found after parsing.
+    #[error("{0}")]
+    Usage(String),
     /// SIGINT or SIGTERM arrived: the student's processes were ended, nothing was graded.
     #[error("interrupted by {0}: student processes ended, no report written")]
     Interrupted(&'static str),
@@ -165,7 +311,11 @@ pub enum CliError {
 /// Runs a parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run(args) => run_grading(args),
+        Command::Run(args) => run_grading(args, None).map(|(code, _)| code),
+        Command::Batch(args) => run_batch(args),
+        Command::Export(args) => run_export(args),
+        Command::Merge { inputs, out } => run_merge(&inputs, &out),
+        Command::Replay(args) => run_replay(args),
         Command::Tasks { tasks_dir } => list_tasks(tasks_dir),
         Command::Reference { task, args } => {
             let program = format!("grader reference --task {task}");
@@ -204,19 +354,23 @@ fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
     Ok(EXIT_PASS)
 }
 
-/// Resolves when SIGINT or SIGTERM arrives; names the signal.
-async fn interrupted() -> &'static str {
+/// Installs SIGINT/SIGTERM handlers right away (call it inside the runtime, before starting any
+/// student process) and returns a future that resolves, naming the signal, when one arrives.
+fn interrupted() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        // Without signal handling the default action (exit) applies; never resolve.
-        _ => std::future::pending().await,
+    );
+    async move {
+        match handlers {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            // Without signal handling the default action (exit) applies; never resolve.
+            _ => std::future::pending().await,
+        }
     }
 }
 
@@ -229,7 +383,7 @@ fn default_jobs() -> usize {
         .clamp(2, 16)
 }
 
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -241,7 +395,8 @@ fn random_seed() -> u64 {
     h.finish() % 1_000_000_000
 }
 
-fn run_grading(args: RunArgs) -> Result<u8, CliError> {
+/// Grades one submission; `name` overrides the report folder name (replays of batch gradings).
+fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport), CliError> {
     let (spec, text) = spec::load(args.tasks_dir.as_deref(), args.task)?;
     let spec_source = match &args.tasks_dir {
         Some(d) => d
@@ -268,6 +423,31 @@ fn run_grading(args: RunArgs) -> Result<u8, CliError> {
     } else {
         launch::check_submission(args.submission.as_deref().unwrap_or("."))?
     };
+    let mut submission = submission;
+    if let Some(n) = name {
+        submission.name = n;
+    }
+    let provenance = Provenance {
+        submission_hash: if bundled {
+            None
+        } else {
+            Some(
+                crate::fingerprint::content_hash(&submission.path).map_err(|e| {
+                    LaunchError::Unreadable(submission.given.clone(), e.to_string())
+                })?,
+            )
+        },
+        submission_abs: (!bundled).then(|| submission.path.display().to_string()),
+        bundled_reference: bundled,
+        server_template: args.server.clone(),
+        client_template: args.client.clone(),
+        tasks_dir: args.tasks_dir.as_deref().map(absolute),
+        policies: audience::policies_of(&spec),
+    };
+    let view = View {
+        audience: args.audience,
+        after_due: args.after_due,
+    };
     report::check_writable(&args.out)?;
     let seed = args.seed.unwrap_or_else(random_seed);
     let options = EngineOptions {
@@ -290,20 +470,22 @@ fn run_grading(args: RunArgs) -> Result<u8, CliError> {
         options,
     };
     let console = Console::new(args.format, args.verbose);
+    let shown = Redacting::new(&console, &provenance.policies, view);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
     let ports = PortPool::new(seed);
     let report = rt.block_on(async {
+        let stop = interrupted();
         tokio::select! {
-            r = engine::grade(&req, &ports, &console) => r.map_err(CliError::from),
+            biased;
             // Dropping the grading ends every student process group it started.
-            sig = interrupted() => Err(CliError::Interrupted(sig)),
+            sig = stop => Err(CliError::Interrupted(sig)),
+            r = engine::grade(&req, &ports, &shown) => r.map_err(CliError::from),
         }
     })?;
-    let exporters: [&dyn Exporter; 2] = [&report::toml::TomlReport, &report::junit::JunitReport];
-    let written = report::write_all(&args.out, &report, &exporters)?;
+    let written = batch::write_graded(&args.out, &report, &provenance, view)?;
     let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     println!("Reports: {}", paths.join(", "));
     let ok = match args.min_score {
@@ -325,7 +507,326 @@ fn run_grading(args: RunArgs) -> Result<u8, CliError> {
             args.submission.as_deref().unwrap_or("")
         );
     }
-    Ok(if ok { EXIT_PASS } else { EXIT_BELOW })
+    Ok((if ok { EXIT_PASS } else { EXIT_BELOW }, report))
+}
+
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn spec_source(tasks_dir: Option<&Path>, task: u32) -> String {
+    match tasks_dir {
+        Some(d) => d.join(format!("task{task}.toml")).display().to_string(),
+        None => format!("bundled:tasks/task{task}.toml"),
+    }
+}
+
+fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
+    let (spec, text) = spec::load(args.tasks_dir.as_deref(), args.task)?;
+    for (role, t) in [(Role::Server, &args.server), (Role::Client, &args.client)] {
+        if let Some(t) = t {
+            Template::parse(role, t)?;
+        }
+    }
+    let found = batch::discover(&args.dir, args.server.as_deref(), args.client.as_deref())?;
+    let mut entries = found.entries;
+    let all = entries.len();
+    if let Some(shard) = args.shard {
+        entries = shard.select(entries);
+    }
+    report::check_writable(&args.out)?;
+    if !found.ignored.is_empty() {
+        println!(
+            "Ignored {} non-executable file(s) in {} (not submissions): {}",
+            found.ignored.len(),
+            args.dir.display(),
+            found
+                .ignored
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    println!(
+        "Batch: task {} ({}) · {} submission(s){} · {jobs} at once · reports in {}",
+        spec.task,
+        spec.title,
+        entries.len(),
+        match args.shard {
+            Some(s) => format!(" (shard {}/{} of {all})", s.index, s.count),
+            None => String::new(),
+        },
+        args.out.display()
+    );
+    let view = View {
+        audience: args.audience,
+        after_due: args.after_due,
+    };
+    let config = batch::Config {
+        spec_source: spec_source(args.tasks_dir.as_deref(), args.task),
+        tasks_dir: args
+            .tasks_dir
+            .as_deref()
+            .map(|d| PathBuf::from(absolute(d))),
+        spec,
+        spec_text: text,
+        out: args.out.clone(),
+        jobs,
+        engine: EngineOptions {
+            // Gradings share the machine: keep the scenarios running at once about the same as
+            // for one `grader run`.
+            parallelism: (default_jobs() / jobs).max(2),
+            ..EngineOptions::default()
+        },
+        force: args.force,
+        seed: args.seed,
+        view,
+        timeout: args.timeout,
+    };
+    let progress = batch::progress::Progress::new(entries.len(), !args.no_progress);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let pool = PortPool::new(random_seed());
+    let started = std::time::Instant::now();
+    let summary = rt.block_on(async {
+        let stop = interrupted();
+        tokio::select! {
+            biased;
+            sig = stop => Err(CliError::Interrupted(sig)),
+            s = batch::run(&config, entries, &pool, &progress, random_seed) => Ok(s),
+        }
+    });
+    progress.finish();
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("interrupted: finished submissions keep their reports; rerun to resume");
+            return Err(e);
+        }
+    };
+    let graded = summary.count(|o| matches!(o, batch::Outcome::Graded { .. }));
+    let skipped = summary.count(|o| matches!(o, batch::Outcome::UpToDate { .. }));
+    let not_started = summary.count(|o| matches!(o, batch::Outcome::NotStarted(_)));
+    let infra = summary.count(|o| matches!(o, batch::Outcome::Infrastructure(_)));
+    let full = summary.count(|o| o.has_score() && !o.lost_points());
+    println!(
+        "Done in {:.1}s: {graded} graded, {skipped} up to date (skipped), {not_started} not started, {infra} infrastructure failures · {full} with full marks",
+        started.elapsed().as_secs_f64()
+    );
+    for (id, o) in &summary.results {
+        if matches!(
+            o,
+            batch::Outcome::NotStarted(_) | batch::Outcome::Infrastructure(_)
+        ) {
+            println!("  {}", batch::progress::line(id, o));
+        }
+    }
+    for format in &args.export {
+        let records = read_records(&args.out, Some(args.task), None)?;
+        let class = export::Class::new(records, view);
+        let exporter = export::exporter(*format, &export::Options::default());
+        if exporter.per_student() {
+            for student in &class.students {
+                let one = export::Class {
+                    students: vec![student.clone()],
+                    ..class.clone()
+                };
+                let path = args
+                    .out
+                    .join(report::sanitize(&student.id))
+                    .join(exporter.default_file_name());
+                report::write_atomic(&path, &exporter.render(&one)?)?;
+            }
+            println!(
+                "Exported {}: <out>/<student>/{}",
+                exporter.format(),
+                exporter.default_file_name()
+            );
+        } else {
+            let path = args.out.join(exporter.default_file_name());
+            report::write_atomic(&path, &exporter.render(&class)?)?;
+            println!("Exported {}: {}", exporter.format(), path.display());
+        }
+    }
+    Ok(if infra > 0 {
+        EXIT_ERROR
+    } else if not_started > 0 {
+        EXIT_BELOW
+    } else {
+        EXIT_PASS
+    })
+}
+
+/// Records under `dir`, optionally of one task and one student; an error when there are none.
+fn read_records(
+    dir: &Path,
+    task: Option<u32>,
+    student: Option<&str>,
+) -> Result<Vec<(String, record::Record)>, CliError> {
+    let (records, skipped) = record::read_dir(dir)?;
+    for e in &skipped {
+        eprintln!("warning: skipped {e}");
+    }
+    let records: Vec<_> = records
+        .into_iter()
+        .filter(|(id, r)| {
+            task.is_none_or(|t| r.report.task == t) && student.is_none_or(|s| s == id)
+        })
+        .collect();
+    if records.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no grading records (<student>/task<N>.toml){} in {}",
+            match (task, student) {
+                (Some(t), Some(s)) => format!(" for task {t} of {s}"),
+                (Some(t), None) => format!(" for task {t}"),
+                (None, Some(s)) => format!(" of {s}"),
+                (None, None) => String::new(),
+            },
+            dir.display()
+        )));
+    }
+    Ok(records)
+}
+
+fn run_export(args: ExportArgs) -> Result<u8, CliError> {
+    let records = read_records(&args.reports, args.task, args.student.as_deref())?;
+    let view = View {
+        audience: args.audience,
+        after_due: args.after_due,
+    };
+    let class = export::Class::new(records, view);
+    let exporter = export::exporter(
+        args.format,
+        &export::Options {
+            id_column: args.id_column.clone(),
+        },
+    );
+    let bytes = exporter.render(&class)?;
+    let out = args
+        .out
+        .unwrap_or_else(|| args.reports.join(exporter.default_file_name()));
+    if out.as_os_str() == "-" {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&bytes)
+            .and_then(|_| stdout.flush())
+            .map_err(|source| ReportError::Io {
+                path: out.clone(),
+                source,
+            })?;
+    } else {
+        report::write_atomic(&out, &bytes)?;
+        eprintln!(
+            "Exported {} ({} student(s)): {}",
+            exporter.format(),
+            class.students.len(),
+            out.display()
+        );
+    }
+    Ok(EXIT_PASS)
+}
+
+fn run_merge(inputs: &[PathBuf], out: &Path) -> Result<u8, CliError> {
+    let merged = batch::merge::merge(inputs, out)?;
+    for c in &merged.conflicts {
+        eprintln!("warning: {c}");
+    }
+    for s in &merged.skipped {
+        eprintln!("warning: skipped {s}");
+    }
+    println!(
+        "Merged {} record(s) from {} folder(s) into {}",
+        merged.records,
+        inputs.len(),
+        out.display()
+    );
+    Ok(EXIT_PASS)
+}
+
+fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
+    let rec = record::read(&args.report)?;
+    let (r, p) = (&rec.report, &rec.provenance);
+    let tasks_dir = p.tasks_dir.as_ref().map(PathBuf::from);
+    let (_, text) = spec::load(tasks_dir.as_deref(), r.task)?;
+    if engine::spec_hash(&text) != r.spec_hash {
+        eprintln!(
+            "warning: the task spec changed since this grading (recorded spec hash {}…, now {}…): the replay uses today's spec, so scores may differ",
+            &r.spec_hash.get(..12).unwrap_or(&r.spec_hash),
+            &engine::spec_hash(&text)[..12]
+        );
+    }
+    if r.grader_version != env!("CARGO_PKG_VERSION") {
+        eprintln!(
+            "warning: recorded by grader {}, replayed by grader {}",
+            r.grader_version,
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    let submission = if p.bundled_reference {
+        None
+    } else {
+        Some(
+            p.submission_abs
+                .clone()
+                .unwrap_or_else(|| r.submission_path.clone()),
+        )
+    };
+    if let (Some(path), Some(hash)) = (&submission, &p.submission_hash) {
+        match crate::fingerprint::content_hash(Path::new(path)) {
+            Ok(now) if &now != hash => eprintln!(
+                "warning: the submission at {path} changed since this grading (content hash differs)"
+            ),
+            _ => {}
+        }
+    }
+    println!(
+        "Replaying {} task {} with seed {} (recorded score {}/{})",
+        r.submission,
+        r.task,
+        r.seed,
+        fmt_points(r.score),
+        fmt_points(r.max_score)
+    );
+    let recorded = r.score;
+    let run = RunArgs {
+        task: r.task,
+        submission,
+        server: p.server_template.clone(),
+        client: p.client_template.clone(),
+        tasks_dir,
+        out: args.out,
+        min_score: None,
+        format: args.format,
+        verbose: args.verbose,
+        seed: Some(r.seed),
+        jobs: None,
+        audience: args.audience,
+        after_due: false,
+    };
+    let name = (!p.bundled_reference).then(|| r.submission.clone());
+    let (code, new) = run_grading(run, name)?;
+    if (new.score - recorded).abs() > 1e-9 {
+        println!(
+            "The replay scored {} where the record has {}.",
+            fmt_points(new.score),
+            fmt_points(recorded)
+        );
+    } else {
+        println!("The replay reproduced the recorded score.");
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

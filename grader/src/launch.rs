@@ -224,11 +224,9 @@ impl Template {
                     .replace("{name}", name.unwrap_or(""))
             })
             .collect();
-        if self.builtin {
-            if let Some(n) = name {
-                argv.push("--name".into());
-                argv.push(n.into());
-            }
+        if let (true, Some(n)) = (self.builtin, name) {
+            argv.push("--name".into());
+            argv.push(n.into());
         }
         argv
     }

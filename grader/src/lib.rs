@@ -10,11 +10,17 @@
 //! - [`process`]: starting, watching and ending student processes (process groups, pty, /proc);
 //! - [`net`]: ports and grader-side connections; [`stream`], [`transcript`]: what was received;
 //! - [`events`], [`report`]: what the runner emits and the formats that consume it;
-//! - [`launch`]: the launch contract and instructor templates; [`cli`]: the command line.
+//! - [`launch`]: the launch contract and instructor templates; [`cli`]: the command line;
+//! - [`batch`]: grading a folder of submissions; [`export`]: class-level exports from records;
+//!   [`audience`]: what students may see; [`fingerprint`]: submission content hashes.
 
+pub mod audience;
+pub mod batch;
 pub mod cli;
 pub mod engine;
 pub mod events;
+pub mod export;
+pub mod fingerprint;
 pub mod launch;
 pub mod net;
 pub mod process;

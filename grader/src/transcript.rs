@@ -127,8 +127,7 @@ impl Default for Transcript {
 pub fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::new();
-    let mut count = 0;
-    for c in text.chars() {
+    for (count, c) in text.chars().enumerate() {
         if count >= MAX_TEXT {
             out.push_str(&format!("… ({} bytes)", bytes.len()));
             return out;
@@ -140,7 +139,6 @@ pub fn printable(bytes: &[u8]) -> String {
             c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
-        count += 1;
     }
     out
 }

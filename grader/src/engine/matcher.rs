@@ -67,10 +67,10 @@ impl Matcher {
             }
             Matcher::Json(preds) => {
                 for item in json_items(text, ended) {
-                    if let Item::Json(value, end) = item {
-                        if json_matches(&value, preds) {
-                            return Outcome::Found(end);
-                        }
+                    if let Item::Json(value, end) = item
+                        && json_matches(&value, preds)
+                    {
+                        return Outcome::Found(end);
                     }
                 }
                 Outcome::NotYet

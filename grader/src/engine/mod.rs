@@ -35,6 +35,8 @@ pub struct EngineOptions {
     pub attempts: u32,
     /// Transcript lines kept per failed scenario.
     pub transcript_lines: usize,
+    /// Resource limits of every student process.
+    pub limits: crate::process::limits::Limits,
 }
 
 impl Default for EngineOptions {
@@ -45,6 +47,7 @@ impl Default for EngineOptions {
             grace: Duration::from_millis(300),
             attempts: 3,
             transcript_lines: 30,
+            limits: crate::process::limits::Limits::default(),
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 
 use super::GradeRequest;
 use super::matcher::{Matcher, Outcome, quote};
+use super::patience::Patience;
 use crate::net::conn::Conn;
 use crate::net::ports::{PortLease, PortPool, RefusedPort};
 use crate::process::{self, Launch, StudentProcess, procfs};
@@ -35,6 +36,8 @@ use crate::verdict::{ScenarioOutcome, Status};
 
 /// The loopback host student programs are pointed at.
 const HOST: &str = "127.0.0.1";
+/// How long `expect_running` watches for a crash that follows a close (stretched under load).
+const RUNNING_GRACE: Duration = Duration::from_millis(200);
 /// After a stream ends or a process exits, how long its last bytes and exit may take to arrive.
 const SETTLE: Duration = Duration::from_millis(500);
 /// How long a server already listening on some other port gets to open its assigned one too.
@@ -246,6 +249,12 @@ impl<'a> Run<'a> {
         w.unwrap_or(self.req.spec.defaults.within).0
     }
 
+    /// A deadline of `within` from now, stretched by CPU starvation of the watched process and
+    /// of the grader (see [`Patience`]).
+    fn patience(&self, within: Duration) -> Patience {
+        Patience::new(within, self.watched().map(|p| p.pid))
+    }
+
     fn process(&self, p: Process) -> Result<&StudentProcess, Fail> {
         match p {
             Process::Server => self.server.as_ref(),
@@ -317,8 +326,8 @@ impl<'a> Run<'a> {
                 self.start_client(*refused, name.as_deref()).await
             }
             Step::Accept { conn, within } => {
-                let deadline = Instant::now() + self.within(within);
-                self.accept(local, conn, deadline).await
+                let within = self.within(within);
+                self.accept(local, conn, within).await
             }
             Step::Type { line } => {
                 let line = self.expand(local, line)?;
@@ -366,7 +375,12 @@ impl<'a> Run<'a> {
             } => {
                 let p = self.process(*process)?;
                 let within = self.within(within);
-                match p.wait_exit(Instant::now() + within).await {
+                let patience = Patience::new(within, Some(p.pid));
+                let mut exit = None;
+                while exit.is_none() && !patience.expired() {
+                    exit = p.wait_exit(patience.deadline()).await;
+                }
+                match exit {
                     None => Err(Fail::new(
                         Status::TimedOut,
                         format!(
@@ -399,9 +413,11 @@ impl<'a> Run<'a> {
                 let p = self.process(*process)?;
                 // A program that is about to crash (it closed a socket, then raises) gets a
                 // moment to do so.
-                let exit = p
-                    .wait_exit(Instant::now() + Duration::from_millis(200))
-                    .await;
+                let patience = Patience::new(RUNNING_GRACE, Some(p.pid));
+                let mut exit = None;
+                while exit.is_none() && !patience.expired() {
+                    exit = p.wait_exit(patience.deadline()).await;
+                }
                 match exit {
                     None => Ok(()),
                     Some(e) if e.success() && *allow_clean_exit => Ok(()),
@@ -488,8 +504,8 @@ impl<'a> Run<'a> {
             } => {
                 let streams = self.streams(*s)?;
                 let matcher = self.matcher(local, step)?;
-                let deadline = Instant::now() + self.within(within);
-                self.expect_on(&streams, &step_target(step), &matcher, deadline)
+                let patience = self.patience(self.within(within));
+                self.expect_on(&streams, &step_target(step), &matcher, patience)
                     .await
             }
             Step::ExpectSilence {
@@ -579,10 +595,10 @@ impl<'a> Run<'a> {
                         {
                             *s = self.expand(local, s)?;
                         }
-                        if let crate::spec::JsonPredicate::Op(op) = pred {
-                            if let Some(c) = &op.contains {
-                                op.contains = Some(self.expand(local, c)?);
-                            }
+                        if let crate::spec::JsonPredicate::Op(op) = pred
+                            && let Some(c) = &op.contains
+                        {
+                            op.contains = Some(self.expand(local, c)?);
                         }
                     }
                     Matcher::Json(out)
@@ -656,10 +672,12 @@ impl<'a> Run<'a> {
                     return Ok(());
                 };
                 let within = self.within(within);
-                let read = process::poll_until(Instant::now() + within, || {
-                    procfs::unread_bytes(ours, theirs).is_none_or(|n| n == 0)
-                })
-                .await;
+                let patience = self.patience(within);
+                let mut drained = || procfs::unread_bytes(ours, theirs).is_none_or(|n| n == 0);
+                let mut read = false;
+                while !read && !patience.expired() {
+                    read = process::poll_until(patience.deadline(), &mut drained).await;
+                }
                 if read {
                     Ok(())
                 } else {
@@ -676,7 +694,7 @@ impl<'a> Run<'a> {
                 Ok(())
             }
             Step::Abort { conn } => {
-                local.conn(conn)?.abort();
+                local.conn(conn)?.abort().await;
                 Ok(())
             }
             Step::Expect {
@@ -687,9 +705,9 @@ impl<'a> Run<'a> {
                 let matcher = self.matcher(local, step)?;
                 let c = local.conn(name)?;
                 let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
-                let deadline = Instant::now() + self.within(within);
+                let patience = self.patience(self.within(within));
                 let result = self
-                    .expect_on(&[("", stream.clone())], &label, &matcher, deadline)
+                    .expect_on(&[("", stream.clone())], &label, &matcher, patience)
                     .await;
                 result.map_err(|mut f| {
                     if f.status == Status::TimedOut {
@@ -723,14 +741,16 @@ impl<'a> Run<'a> {
                 let (stream, label) = (c.stream.clone(), c.name.clone());
                 let within = self.within(within);
                 let mut rx = stream.subscribe();
-                let deadline = Instant::now() + within;
+                let patience = self.patience(within);
                 loop {
                     if stream.end().is_some() {
                         return Ok(());
                     }
-                    if tokio::time::timeout_at(deadline.into(), rx.changed())
+                    if tokio::time::timeout_at(patience.deadline().into(), rx.changed())
                         .await
                         .is_err()
+                        && patience.expired()
+                        && stream.end().is_none()
                     {
                         return Err(Fail::new(
                             Status::TimedOut,
@@ -777,10 +797,10 @@ impl<'a> Run<'a> {
             .collect();
         let keys: Vec<String> = outer.conns.keys().cloned().collect();
         for key in keys {
-            if let Some(copy) = copy_index(&key).and_then(|i| locals.get_mut(i as usize)) {
-                if let Some(c) = outer.conns.remove(&key) {
-                    copy.conns.insert(key, c);
-                }
+            if let Some(copy) = copy_index(&key).and_then(|i| locals.get_mut(i as usize))
+                && let Some(c) = outer.conns.remove(&key)
+            {
+                copy.conns.insert(key, c);
             }
         }
         let copies = locals.into_iter().map(|mut local| async move {
@@ -836,11 +856,10 @@ impl<'a> Run<'a> {
         streams: &[Watched],
         label: &str,
         matcher: &Matcher,
-        deadline: Instant,
+        patience: Patience,
     ) -> StepResult {
         let mut rxs: Vec<_> = streams.iter().map(|(_, s)| s.subscribe()).collect();
         let mut exit_rx = self.watched().map(|p| p.exit_watch());
-        let started = Instant::now();
         let mut settled = false;
         loop {
             for (_, stream) in streams {
@@ -882,10 +901,17 @@ impl<'a> Run<'a> {
                 continue;
             }
             tokio::select! {
+                biased;
                 r = any_change(&mut rxs) => { if r.is_err() { settled = true; } }
                 _ = async { match exit_rx.as_mut() { Some(r) => { let _ = r.changed().await; } None => std::future::pending::<()>().await } } => {}
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let waited = started.elapsed().as_secs_f64();
+                _ = patience.sleep() => {
+                    // The deadline may have grown while we slept (CPU starvation), and bytes may
+                    // have arrived at the last moment: look again before giving up.
+                    let late = streams.iter().any(|(_, s)| s.with_unconsumed(|t, e| matcher.find(t, e.is_some())) != Outcome::NotYet);
+                    if late || !patience.expired() {
+                        continue;
+                    }
+                    let waited = patience.within().as_secs_f64();
                     let msg = format!("expected {} on {label} within {waited:.1}s{}", matcher.describe(), received(streams, matcher));
                     let diag = streams.iter().find_map(|(_, s)| s.with_unconsumed(|t, e| matcher.diagnose(t, e.is_some())));
                     return Err(Fail::new(Status::TimedOut, msg).hint(diag.map(|d| truncation_hint(&d))));
@@ -897,7 +923,8 @@ impl<'a> Run<'a> {
     /// Passes if nothing but white space arrives on any of `streams` for `window`.
     async fn silence(&self, streams: &[Watched], label: &str, window: Duration) -> StepResult {
         let mut rxs: Vec<_> = streams.iter().map(|(_, s)| s.subscribe()).collect();
-        let deadline = Instant::now() + window;
+        // Under CPU starvation the window grows too, so a late reply is still caught.
+        let patience = self.patience(window);
         loop {
             for (_, stream) in streams {
                 let got =
@@ -917,9 +944,13 @@ impl<'a> Run<'a> {
                 // Nothing more can arrive; waiting out the window is pointless.
                 return Ok(());
             }
-            if tokio::time::timeout_at(deadline.into(), any_change(&mut rxs))
+            if tokio::time::timeout_at(patience.deadline().into(), any_change(&mut rxs))
                 .await
                 .is_err()
+                && patience.expired()
+                && streams
+                    .iter()
+                    .all(|(_, s)| s.with_unconsumed(|t, _| t.trim().is_empty()))
             {
                 for (_, stream) in streams {
                     stream.consume_all();
@@ -939,7 +970,7 @@ impl<'a> Run<'a> {
         window: Duration,
     ) -> StepResult {
         let mut rxs: Vec<_> = streams.iter().map(|(_, s)| s.subscribe()).collect();
-        let deadline = Instant::now() + window;
+        let patience = self.patience(window);
         loop {
             for (_, stream) in streams {
                 let hit = stream.with_unconsumed(|t, e| match matcher.find(t, e.is_some()) {
@@ -960,10 +991,13 @@ impl<'a> Run<'a> {
             if streams.iter().all(|(_, s)| s.end().is_some()) {
                 return Ok(());
             }
-            if tokio::time::timeout_at(deadline.into(), any_change(&mut rxs))
+            let quiet = tokio::time::timeout_at(patience.deadline().into(), any_change(&mut rxs))
                 .await
-                .is_err()
-            {
+                .is_err();
+            let seen = streams.iter().any(|(_, s)| {
+                s.with_unconsumed(|t, e| matcher.find(t, e.is_some())) != Outcome::NotYet
+            });
+            if quiet && patience.expired() && !seen {
                 return Ok(());
             }
         }
@@ -981,28 +1015,34 @@ impl<'a> Run<'a> {
         let pid = p.pid;
         self.server = Some(p);
         let start = Instant::now();
-        let deadline = start + within;
+        let patience = Patience::new(within, Some(pid));
         let mut found: Option<SocketAddr> = None;
         let exit_rx = self.server.as_ref().map(|p| p.exit_watch());
         // A server already listening elsewhere (a hard-coded port) gets a short grace to open
         // the right port too, not the whole deadline.
         let mut elsewhere_since: Option<Instant> = None;
-        process::poll_until(deadline, || {
+        let mut stranger = false;
+        let mut check = || {
             if exit_rx.as_ref().is_some_and(|r| r.borrow().is_some()) {
                 return true;
             }
-            let listening = procfs::group_listeners(pid);
+            let (listening, others) = procfs::port_holders(pid);
             found = listening
                 .iter()
                 .find(|l| l.addr.port() == port)
                 .map(|l| l.addr);
+            if found.is_none() && others.iter().any(|l| l.addr.port() == port) {
+                // Someone else holds our port: not the student's fault.
+                stranger = true;
+                return true;
+            }
             if found.is_none() && !listening.is_empty() {
                 let since = *elsewhere_since.get_or_insert_with(Instant::now);
                 return since.elapsed() >= WRONG_PORT_GRACE;
             }
             found.is_some()
-        })
-        .await;
+        };
+        while !process::poll_until(patience.deadline(), &mut check).await && !patience.expired() {}
         if let Some(addr) = found {
             let ip = match addr.ip() {
                 IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -1028,10 +1068,13 @@ impl<'a> Run<'a> {
             .iter()
             .map(|l| l.addr.port())
             .collect();
-        let stranger = procfs::listeners(None)
-            .iter()
-            .any(|l| l.addr.port() == port)
-            && !group.contains(&port);
+        // A server that died of "Address already in use" may have lost the race for our port
+        // to another program: if someone else listens there now, that is not the student's fault.
+        let stranger = stranger
+            || (p.exit_info().is_some()
+                && procfs::listeners(Some(std::process::id() as i32))
+                    .iter()
+                    .any(|l| l.addr.port() == port));
         if stranger {
             return Err(Fail::new(
                 Status::InfraError,
@@ -1134,18 +1177,28 @@ impl<'a> Run<'a> {
                 .then(|| self.req.submission.dir.clone()),
             stdout_pty: pty,
             output_limit: self.req.options.output_limit,
+            limits: self.req.options.limits,
         };
         StudentProcess::spawn(role, &launch, home, self.transcript.clone())
             .map_err(|e| infra(e.to_string()))
     }
 
-    async fn accept(&mut self, local: &mut Local, conn: &str, deadline: Instant) -> StepResult {
+    async fn accept(&mut self, local: &mut Local, conn: &str, within: Duration) -> StepResult {
         let listener = self.listener.as_ref().ok_or_else(|| {
             Fail::new(Status::InfraError, "`accept` before `listen` (spec error)")
         })?;
         let mut exit_rx = self.client.as_ref().map(|c| c.exit_watch());
+        let patience = Patience::new(within, self.client.as_ref().map(|c| c.pid));
+        let accept = async {
+            loop {
+                match tokio::time::timeout_at(patience.deadline().into(), listener.accept()).await {
+                    Err(_) if !patience.expired() => continue,
+                    other => return other,
+                }
+            }
+        };
         let accepted = tokio::select! {
-            r = tokio::time::timeout_at(deadline.into(), listener.accept()) => Some(r),
+            r = accept => Some(r),
             _ = async { match exit_rx.as_mut() { Some(r) => { let _ = r.wait_for(|e| e.is_some()).await; } None => std::future::pending::<()>().await } } => None,
         };
         match accepted {

@@ -4,7 +4,7 @@
 //! Guarantees: reading never blocks the scenario (it runs on its own task, so a student that
 //! writes megabytes cannot stall the grader); `close` sends FIN and keeps reading until the peer
 //! closes its end too (so a scenario can wait for the student to notice), `abort` sends RST
-//! (SO_LINGER 0) and stops reading; dropping a connection stops its reader.
+//! (SO_LINGER 0, never preceded by a FIN) and stops reading; dropping a connection stops its reader.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +29,8 @@ pub struct Conn {
     pub peer: Option<SocketAddr>,
     write: Option<OwnedWriteHalf>,
     reader: JoinHandle<()>,
+    /// The reader task has been awaited (a finished handle must not be polled again).
+    reaped: bool,
     transcript: Arc<Transcript>,
 }
 
@@ -70,6 +72,7 @@ impl Conn {
             peer,
             write: Some(write),
             reader,
+            reaped: false,
             transcript,
         }
     }
@@ -107,16 +110,26 @@ impl Conn {
         }
     }
 
-    /// Resets the connection (RST), as a crashed client would.
-    pub fn abort(&mut self) {
-        if let Some(w) = self.write.take() {
-            // A zero linger makes the kernel answer the close with RST instead of FIN.
+    /// Resets the connection (RST), as a crashed client would. When this returns the RST has
+    /// been sent: the peer never sees a FIN first.
+    pub async fn abort(&mut self) {
+        let reset = self.write.take().map(|w| {
+            // A zero linger makes the kernel answer the close with RST instead of FIN. Dropping
+            // the write half would shut it down (a FIN) first; `forget` leaves the socket to be
+            // closed when the read half goes too.
             let _ = AsRef::<TcpStream>::as_ref(&w).set_zero_linger();
-            drop(w);
+            w.forget();
+        });
+        // The socket is closed when the reader task has dropped the read half.
+        if !self.reaped {
+            self.reader.abort();
+            let _ = (&mut self.reader).await;
+            self.reaped = true;
+        }
+        if reset.is_some() {
             self.transcript
                 .push(&self.name, Dir::Closed, "reset by grader (RST)");
         }
-        self.reader.abort();
     }
 }
 

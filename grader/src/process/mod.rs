@@ -9,9 +9,11 @@
 //!   resort, so no process outlives the grader even when a scenario is cancelled;
 //! - stdout/stderr are read by their own tasks, so a chatty program never blocks on a full pipe;
 //!   past the output limit the group is killed and the limit is reported;
-//! - stdin is a pipe that stays open until the scenario closes it (some programs exit on EOF).
+//! - stdin is a pipe that stays open until the scenario closes it (some programs exit on EOF);
+//! - resource limits ([`limits::Limits`]) are set before the program starts.
 
 pub mod env;
+pub mod limits;
 pub mod procfs;
 pub mod pty;
 
@@ -80,6 +82,8 @@ pub struct Launch {
     pub stdout_pty: bool,
     /// Bytes of stdout + stderr after which the process is killed.
     pub output_limit: u64,
+    /// Resource limits (setrlimit) for the process and its children.
+    pub limits: limits::Limits,
 }
 
 /// Why a process could not be started.
@@ -148,6 +152,12 @@ impl StudentProcess {
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let lim = launch.limits;
+        // SAFETY: the closure runs in the forked child before exec and only calls setrlimit and
+        // getrlimit, which are async-signal-safe; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || lim.apply());
+        }
         let pty = if launch.stdout_pty {
             let pty = pty::open().map_err(SpawnError::Setup)?;
             let slave = pty.slave.try_clone().map_err(SpawnError::Setup)?;

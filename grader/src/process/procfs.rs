@@ -68,15 +68,16 @@ fn socket_inodes(pid: i32, into: &mut HashSet<u64>) {
         return;
     };
     for entry in dir.flatten() {
-        if let Ok(target) = fs::read_link(entry.path()) {
-            if let Some(inode) = target
-                .to_str()
-                .and_then(|t| t.strip_prefix("socket:["))
-                .and_then(|t| t.strip_suffix(']'))
-                .and_then(|t| t.parse().ok())
-            {
-                into.insert(inode);
-            }
+        let inode = fs::read_link(entry.path()).ok().and_then(|target| {
+            target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        });
+        if let Some(inode) = inode {
+            into.insert(inode);
         }
     }
 }
@@ -179,21 +180,23 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The listening sockets held by the members of process group `pgid`.
 pub fn group_listeners(pgid: i32) -> Vec<Listener> {
+    port_holders(pgid).0
+}
+
+/// One consistent look at the listening sockets in the namespace of process group `pgid`: those
+/// its members hold, and those held by anyone else. The table is read before the group's sockets,
+/// so a socket the student binds in between is never mistaken for a stranger's.
+pub fn port_holders(pgid: i32) -> (Vec<Listener>, Vec<Listener>) {
     let members = group_members(pgid);
     let Some(first) = members.first() else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let all = listeners(Some(first.pid));
     let mut inodes = HashSet::new();
     for m in &members {
         socket_inodes(m.pid, &mut inodes);
     }
-    if inodes.is_empty() {
-        return Vec::new();
-    }
-    listeners(Some(first.pid))
-        .into_iter()
-        .filter(|l| inodes.contains(&l.inode))
-        .collect()
+    all.into_iter().partition(|l| inodes.contains(&l.inode))
 }
 
 /// Total CPU ticks used so far by the live members of a process group.

@@ -6,6 +6,7 @@
 
 pub mod console;
 pub mod junit;
+pub mod record;
 pub mod toml;
 
 use std::io::Write;

@@ -22,7 +22,7 @@ impl Dur {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else if ms >= 1000 {
             write!(f, "{:.1}s", self.0.as_secs_f64())
@@ -47,10 +47,10 @@ fn checked(d: Duration) -> Result<Dur, String> {
 /// Parses `"2s"`, `"250ms"`, `"1.5s"`.
 pub fn parse_duration(text: &str) -> Result<Dur, String> {
     let t = text.trim();
-    if let Some(secs) = t.strip_suffix('s').filter(|s| !s.ends_with('m')) {
-        if let Ok(v) = secs.trim().parse::<f64>() {
-            return from_secs(v);
-        }
+    if let Some(secs) = t.strip_suffix('s').filter(|s| !s.ends_with('m'))
+        && let Ok(v) = secs.trim().parse::<f64>()
+    {
+        return from_secs(v);
     }
     humantime::parse_duration(t)
         .map_err(|e| format!("invalid duration {text:?}: {e} (write e.g. \"2s\" or \"500ms\")"))

@@ -104,6 +104,12 @@ pub struct Scenario {
     /// A hint shown whenever the scenario fails, unless the failing step has its own.
     #[serde(default)]
     pub hint: Option<String>,
+    /// Whether students see this scenario's details (`visible`, `hidden`, `after_due`).
+    #[serde(default)]
+    pub visibility: crate::audience::Visibility,
+    /// How much of a failure students see (`full`, `summary`, `none`).
+    #[serde(default)]
+    pub feedback: crate::audience::Feedback,
     /// The steps, run in order; the first failing step ends the scenario.
     pub steps: Vec<Step>,
 }

@@ -130,7 +130,7 @@ fn check_step(
                 .ok_or("`send` needs exactly one of `text`, `line` or `hex`")?;
             if let super::SendBody::Hex(h) = body {
                 let clean: String = h.split_whitespace().collect();
-                if clean.len() % 2 != 0 || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+                if !clean.len().is_multiple_of(2) || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
                     return Err(format!("`hex = {h:?}` is not an even number of hex digits"));
                 }
             }

@@ -2,7 +2,13 @@
 //! binaries, the real `grader` binary. One test binary for the crate, with one module per area.
 
 mod bad_input;
+mod batch;
+mod export;
+mod isolation;
 mod processes;
 mod reports;
 mod support;
 mod task1;
+mod task2;
+mod task3;
+mod task4;

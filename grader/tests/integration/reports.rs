@@ -65,6 +65,10 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r#"timestamp = "[^"]+""#, r#"timestamp = "[TIMESTAMP]""#),
         (r#"spec_hash = "[0-9a-f]+""#, r#"spec_hash = "[HASH]""#),
         (
+            r#"submission_hash = "sha256:[0-9a-f]+""#,
+            r#"submission_hash = "[HASH]""#,
+        ),
+        (
             r#"grader_version = "[^"]+""#,
             r#"grader_version = "[VERSION]""#,
         ),

@@ -237,3 +237,111 @@ pub fn assert_failures(g: &Graded, expected: &[(&str, Status)]) {
         g.stdout()
     );
 }
+
+/// Runs the grader binary with `args`, TMPDIR at `tmp` and colours off.
+pub fn run_grader<I, S>(args: I, tmp: &Path) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(grader_bin())
+        .args(args)
+        .env("TMPDIR", tmp)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run grader")
+}
+
+/// Copies a fixture to `dest` (keeping it executable).
+pub fn copy_fixture(task: u32, name: &str, dest: &Path) {
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::copy(fixture(task, name), dest).unwrap();
+}
+
+/// Ends (SIGKILL, by PID) every process whose working directory or HOME is inside `tmp`: the
+/// student processes a grader killed with SIGKILL could not end itself. Returns how many.
+pub fn kill_leftovers(tmp: &Path) -> usize {
+    let tmp = std::fs::canonicalize(tmp).unwrap();
+    let home = format!("HOME={}", tmp.display());
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let in_env = environ
+            .split(|b| *b == 0)
+            .any(|v| v.starts_with(home.as_bytes()));
+        if cwd.starts_with(&tmp) || in_env {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Grades a fixture (by task and file name) and asserts its exact failing scenarios and the
+/// matching exit code (0 when everything passes, 1 otherwise).
+#[track_caller]
+pub fn check_fixture(task: u32, name: &str, expected: &[(&str, Status)]) {
+    let g = grade(task, &fixture(task, name), &[]);
+    assert_failures(&g, expected);
+    assert_eq!(
+        g.code(),
+        if expected.is_empty() { 0 } else { 1 },
+        "exit code; stderr: {}",
+        g.stderr()
+    );
+}
+
+/// Grades the reference solution bundled into the grader and asserts full marks.
+#[track_caller]
+pub fn check_bundled_reference(task: u32) {
+    let out = tempfile::Builder::new()
+        .prefix("grader-test-out-")
+        .tempdir()
+        .unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("grader-test-tmp-")
+        .tempdir()
+        .unwrap();
+    let o = Command::new(grader_bin())
+        .args([
+            "run",
+            "--task",
+            &task.to_string(),
+            "--seed",
+            "1",
+            "--format",
+            "compact",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("run grader");
+    assert_no_leftovers(tmp.path());
+    let text = std::fs::read_to_string(
+        out.path()
+            .join(format!("reference-task{task}/task{task}.toml")),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}); stdout: {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    let r = grader::report::toml::parse(&text).unwrap();
+    assert_eq!(
+        r.score,
+        r.max_score,
+        "reference of task {task}:\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(o.status.code(), Some(0));
+}

@@ -1,0 +1,335 @@
+//! Grading a whole folder of submissions in one process: discovery ([`discover`]), resumption,
+//! parallel gradings sharing one [`PortPool`], per-submission reports written as each grading
+//! finishes, progress ([`progress`]), shards and merging report folders ([`merge`]).
+//!
+//! Guarantees:
+//! - each grading runs on its own task with its own processes, ports and deadline; a panic, a
+//!   hang (the per-submission time limit) or a launch problem in one submission is recorded for
+//!   that submission only and never changes another's verdicts;
+//! - a submission's record is written (atomically, JUnit first and the TOML record last) as soon
+//!   as its grading finishes, so killing the batch loses at most the gradings in flight;
+//! - a submission is skipped when its existing record has the same submission content hash,
+//!   launch templates, task, task spec hash and grader version (unless `force`);
+//! - a grading that fails for infrastructure reasons, or that cannot start, never overwrites an
+//!   existing record: it writes `task<N>.error.txt` beside it instead, and the next run retries.
+
+pub mod discover;
+pub mod merge;
+pub mod progress;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::audience::{self, View};
+use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
+use crate::events::NoEvents;
+use crate::fingerprint;
+use crate::launch::{self, Template};
+use crate::net::ports::PortPool;
+use crate::report::junit::JunitReport;
+use crate::report::record::{self, Provenance, TomlRecord};
+use crate::report::{self, ReportError};
+use crate::spec::{Role, TaskSpec};
+use crate::verdict::{GradeReport, Status};
+
+pub use discover::{Entry, Shard, discover};
+use progress::Progress;
+
+/// Settings shared by every grading of a batch.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The task spec.
+    pub spec: TaskSpec,
+    /// Its text (hashed).
+    pub spec_text: String,
+    /// Where it came from.
+    pub spec_source: String,
+    /// Absolute `--tasks-dir`, if any (recorded for replay).
+    pub tasks_dir: Option<PathBuf>,
+    /// Report folder.
+    pub out: PathBuf,
+    /// Gradings at once.
+    pub jobs: usize,
+    /// Engine tunables of each grading.
+    pub engine: EngineOptions,
+    /// Regrade even up-to-date submissions.
+    pub force: bool,
+    /// Fixed seed for every grading (else a fresh one each).
+    pub seed: Option<u64>,
+    /// Who the per-submission JUnit files are for.
+    pub view: View,
+    /// Wall-time limit of one grading; past it the grading is abandoned as an infrastructure
+    /// problem (its processes are ended) and retried by the next run.
+    pub timeout: Duration,
+}
+
+/// How one submission ended in this batch run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Graded now.
+    Graded {
+        /// Points.
+        score: f64,
+        /// Maximum.
+        max: f64,
+        /// Scenarios that did not pass.
+        failed: usize,
+        /// Wall time.
+        duration_ms: u64,
+    },
+    /// Its record is up to date; not regraded.
+    UpToDate {
+        /// Points in the record.
+        score: f64,
+        /// Maximum.
+        max: f64,
+    },
+    /// It cannot be started (the submission's problem: no executable, bad template...).
+    NotStarted(String),
+    /// The grader could not grade it fairly (not charged; the next run retries).
+    Infrastructure(String),
+}
+
+impl Outcome {
+    /// True when the student has an up-to-date score after this run.
+    pub fn has_score(&self) -> bool {
+        matches!(self, Outcome::Graded { .. } | Outcome::UpToDate { .. })
+    }
+    /// True when the score is below the maximum (or there is none).
+    pub fn lost_points(&self) -> bool {
+        match self {
+            Outcome::Graded { score, max, .. } | Outcome::UpToDate { score, max } => {
+                score + 1e-9 < *max
+            }
+            _ => true,
+        }
+    }
+}
+
+/// What a batch run did, per student id (sorted).
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// (student id, outcome).
+    pub results: Vec<(String, Outcome)>,
+}
+
+impl Summary {
+    /// Count of outcomes matching `f`.
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|(_, o)| f(o)).count()
+    }
+}
+
+/// One grading to run.
+struct Job {
+    id: String,
+    req: GradeRequest,
+    provenance: Provenance,
+}
+
+enum Prepared {
+    Done(Outcome),
+    Grade(Box<Job>),
+}
+
+/// The path of a student's record for `task`.
+pub fn record_path(out: &Path, id: &str, task: u32) -> PathBuf {
+    out.join(report::sanitize(id))
+        .join(format!("task{task}.toml"))
+}
+
+fn error_path(out: &Path, id: &str, task: u32) -> PathBuf {
+    out.join(report::sanitize(id))
+        .join(format!("task{task}.error.txt"))
+}
+
+fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
+    let plan = match &entry.launch {
+        Ok(p) => p,
+        Err(msg) => return Prepared::Done(Outcome::NotStarted(msg.clone())),
+    };
+    let hash = match fingerprint::content_hash(&entry.path) {
+        Ok(h) => h,
+        Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
+    };
+    let provenance = Provenance {
+        submission_hash: Some(hash),
+        submission_abs: Some(entry.path.display().to_string()),
+        bundled_reference: false,
+        server_template: plan.server.clone(),
+        client_template: plan.client.clone(),
+        tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
+        policies: audience::policies_of(&config.spec),
+    };
+    let spec_hash = engine::spec_hash(&config.spec_text);
+    if let (false, Ok(old)) = (
+        config.force,
+        record::read(&record_path(&config.out, &entry.id, config.spec.task)),
+    ) {
+        let same = old.report.task == config.spec.task
+            && old.report.spec_hash == spec_hash
+            && old.report.grader_version == env!("CARGO_PKG_VERSION")
+            && old.provenance.submission_hash == provenance.submission_hash
+            && old.provenance.server_template == provenance.server_template
+            && old.provenance.client_template == provenance.client_template;
+        if same {
+            return Prepared::Done(Outcome::UpToDate {
+                score: old.report.score,
+                max: old.report.max_score,
+            });
+        }
+    }
+    let template = |role, t: &Option<String>| match t {
+        Some(text) => Template::parse(role, text),
+        None => Ok(Template::default_for(role)),
+    };
+    let built = (|| {
+        let server = template(Role::Server, &plan.server)?;
+        let client = template(Role::Client, &plan.client)?;
+        let mut submission = launch::check_submission(&plan.target.display().to_string())?;
+        submission.name = entry.id.clone();
+        submission.given = entry.path.display().to_string();
+        Ok::<_, launch::LaunchError>((server, client, submission))
+    })();
+    let (server, client, submission) = match built {
+        Ok(b) => b,
+        Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
+    };
+    Prepared::Grade(Box::new(Job {
+        id: entry.id.clone(),
+        req: GradeRequest {
+            spec: config.spec.clone(),
+            spec_text: config.spec_text.clone(),
+            spec_source: config.spec_source.clone(),
+            submission,
+            server,
+            client,
+            seed,
+            options: config.engine.clone(),
+        },
+        provenance,
+    }))
+}
+
+/// Writes a graded submission's files: JUnit (as `view` may see it), then the full record.
+pub fn write_graded(
+    out: &Path,
+    report: &GradeReport,
+    provenance: &Provenance,
+    view: View,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let shown = audience::redact(report, &provenance.policies, view);
+    let mut written = report::write_all(out, &shown, &[&JunitReport])?;
+    written.extend(report::write_all(out, report, &[&TomlRecord(provenance)])?);
+    let stale = error_path(out, &report.submission, report.task);
+    if stale.exists() {
+        let _ = std::fs::remove_file(stale);
+    }
+    Ok(written)
+}
+
+fn write_error(out: &Path, id: &str, task: u32, what: &str, message: &str) {
+    let text = format!(
+        "{what} at {}: {message}\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
+    // Best effort: the problem is also printed and counted in the exit status.
+    let _ = report::write_atomic(&error_path(out, id, task), text.as_bytes());
+}
+
+/// Grades `entries` (already sharded) under `config`, reporting to `progress`.
+pub async fn run(
+    config: &Config,
+    entries: Vec<Entry>,
+    ports: &Arc<PortPool>,
+    progress: &Progress,
+    mut seed: impl FnMut() -> u64,
+) -> Summary {
+    let mut summary = Summary::default();
+    let task = config.spec.task;
+    let mut queue = Vec::new();
+    for entry in &entries {
+        let s = config.seed.unwrap_or_else(&mut seed);
+        match prepare(entry, config, s) {
+            Prepared::Done(outcome) => {
+                if let Outcome::NotStarted(m) = &outcome {
+                    write_error(&config.out, &entry.id, task, "not started", m);
+                }
+                progress.finished(&entry.id, &outcome);
+                summary.results.push((entry.id.clone(), outcome));
+            }
+            Prepared::Grade(job) => queue.push(*job),
+        }
+    }
+    let limit = Arc::new(tokio::sync::Semaphore::new(config.jobs.max(1)));
+    let mut running: JoinSet<(String, Result<GradeReport, Outcome>, Provenance)> = JoinSet::new();
+    let mut ids = std::collections::HashMap::new();
+    for job in queue {
+        let permit = limit.clone().acquire_owned();
+        let ports = ports.clone();
+        let timeout = config.timeout;
+        let id = job.id.clone();
+        let handle = running.spawn(async move {
+            let _permit = permit.await.ok();
+            let result =
+                match tokio::time::timeout(timeout, engine::grade(&job.req, &ports, &NoEvents))
+                    .await
+                {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
+                    Ok(Err(e)) => Err(Outcome::Infrastructure(e.to_string())),
+                    Err(_) => Err(Outcome::Infrastructure(format!(
+                        "the grading took longer than {}s and was abandoned",
+                        timeout.as_secs()
+                    ))),
+                };
+            (job.id, result, job.provenance)
+        });
+        ids.insert(handle.id(), id);
+    }
+    while let Some(joined) = running.join_next_with_id().await {
+        let (id, outcome) = match joined {
+            Ok((_, (id, Ok(report), provenance))) => {
+                let failed = report
+                    .scenarios
+                    .iter()
+                    .filter(|s| s.status != Status::Passed)
+                    .count();
+                match write_graded(&config.out, &report, &provenance, config.view) {
+                    Ok(_) => (
+                        id,
+                        Outcome::Graded {
+                            score: report.score,
+                            max: report.max_score,
+                            failed,
+                            duration_ms: report.duration_ms,
+                        },
+                    ),
+                    Err(e) => (id, Outcome::Infrastructure(e.to_string())),
+                }
+            }
+            Ok((_, (id, Err(outcome), _))) => (id, outcome),
+            Err(e) => {
+                let id = ids.get(&e.id()).cloned().unwrap_or_default();
+                let why = if e.is_panic() {
+                    "the grader panicked while grading it (a grader bug; please report it)"
+                } else {
+                    "its grading was cancelled"
+                };
+                (id, Outcome::Infrastructure(why.to_string()))
+            }
+        };
+        match &outcome {
+            Outcome::Infrastructure(m) => write_error(&config.out, &id, task, "not graded", m),
+            Outcome::NotStarted(m) => write_error(&config.out, &id, task, "not started", m),
+            _ => {}
+        }
+        progress.finished(&id, &outcome);
+        summary.results.push((id, outcome));
+    }
+    summary.results.sort_by(|a, b| a.0.cmp(&b.0));
+    summary
+}

@@ -1,0 +1,73 @@
+//! The runner result that GitHub Classroom's `autograding-grading-reporter` reads: a JSON object
+//! with `version` (1), `status` (`pass`, `fail` or `error`), `max_score` and `tests[]` with
+//! `name`, `status`, `score`, `message`, `line_no` and `execution_time`. The workflow passes it
+//! base64-encoded as a step output named `result` (README "GitHub Classroom").
+//!
+//! Guarantees: one student; the reporter adds the tests' `score`s and the `max_score`, so the sum
+//! of `score` equals the record's total exactly (fractions kept as JSON numbers, never strings);
+//! an infrastructure error makes that test and the whole result `error`, never a zero `fail`.
+
+use serde_json::json;
+
+use super::{Class, ClassExporter, ExportError, failure_text, test_name};
+use crate::verdict::Status;
+
+/// The GitHub Classroom exporter.
+pub struct Classroom;
+
+impl ClassExporter for Classroom {
+    fn format(&self) -> &'static str {
+        "classroom"
+    }
+    fn per_student(&self) -> bool {
+        true
+    }
+    fn default_file_name(&self) -> &'static str {
+        "classroom-result.json"
+    }
+    fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
+        let student = class.one("classroom")?;
+        let mut tests = Vec::new();
+        let (mut any_fail, mut any_error) = (false, false);
+        for r in &student.reports {
+            for o in &r.scenarios {
+                let status = match o.status {
+                    Status::Passed => "pass",
+                    Status::InfraError => {
+                        any_error = true;
+                        "error"
+                    }
+                    _ => {
+                        any_fail = true;
+                        "fail"
+                    }
+                };
+                tests.push(json!({
+                    "name": test_name(student, r, &o.name),
+                    "status": status,
+                    "score": o.points,
+                    "message": if o.status == Status::Passed {
+                        String::new()
+                    } else {
+                        failure_text(o).trim_end().to_string()
+                    },
+                    "line_no": 0,
+                    "execution_time": format!("{:.2}s", o.duration_ms as f64 / 1000.0),
+                }));
+            }
+        }
+        let max: f64 = student.reports.iter().map(|r| r.max_score).sum();
+        let doc = json!({
+            "version": 1,
+            "status": if any_error { "error" } else if any_fail { "fail" } else { "pass" },
+            "max_score": max,
+            "tests": tests,
+        });
+        let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| ExportError::Render {
+            format: "classroom",
+            message: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,81 @@
+//! CSV for gradebooks (Canvas, Moodle, spreadsheets): one row per student with the id, the
+//! total, the maximum, the percentage, each task's score and each scenario's points.
+//!
+//! Guarantees: a header row, then students sorted by id; numbers use a dot and no thousands
+//! separator; a task a student has no record for is an empty cell (not a zero), so an import
+//! never overwrites a grade with a made-up zero; quoting follows RFC 4180 (the `csv` crate).
+
+use super::{Class, ClassExporter, ExportError};
+use crate::verdict::fmt_points;
+
+/// The CSV exporter.
+pub struct Csv {
+    /// Header of the id column (e.g. `SIS Login ID` for Canvas, `username` for Moodle).
+    pub id_column: String,
+}
+
+impl ClassExporter for Csv {
+    fn format(&self) -> &'static str {
+        "csv"
+    }
+    fn default_file_name(&self) -> &'static str {
+        "grades.csv"
+    }
+    fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
+        let err = |e: ::csv::Error| ExportError::Render {
+            format: "csv",
+            message: e.to_string(),
+        };
+        let mut w = ::csv::Writer::from_writer(Vec::new());
+        let mut header = vec![
+            self.id_column.clone(),
+            "total".into(),
+            "max".into(),
+            "percent".into(),
+        ];
+        for t in &class.tasks {
+            header.push(format!("task{}", t.task));
+        }
+        for t in &class.tasks {
+            for (name, max) in &t.scenarios {
+                header.push(format!("task{}: {name} ({} pts)", t.task, fmt_points(*max)));
+            }
+        }
+        w.write_record(&header).map_err(err)?;
+        let max_total = class.max_total();
+        for s in &class.students {
+            let total = s.total();
+            let mut row = vec![
+                s.id.clone(),
+                fmt_points(total),
+                fmt_points(max_total),
+                if max_total > 0.0 {
+                    format!("{:.1}", 100.0 * total / max_total)
+                } else {
+                    "100.0".into()
+                },
+            ];
+            for t in &class.tasks {
+                row.push(
+                    s.task(t.task)
+                        .map_or(String::new(), |r| fmt_points(r.score)),
+                );
+            }
+            for t in &class.tasks {
+                let report = s.task(t.task);
+                for (name, _) in &t.scenarios {
+                    row.push(
+                        report
+                            .and_then(|r| r.scenarios.iter().find(|o| &o.name == name))
+                            .map_or(String::new(), |o| fmt_points(o.points)),
+                    );
+                }
+            }
+            w.write_record(&row).map_err(err)?;
+        }
+        w.into_inner().map_err(|e| ExportError::Render {
+            format: "csv",
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! Gradescope's autograder `results.json`: `score`, `execution_time`, `output`, `visibility`,
+//! `stdout_visibility`, `output_format` and `tests[]` with `name`, `score`, `max_score`, `status`
+//! (`passed`/`failed`), `output` (plain text: student output is never rendered as HTML) and
+//! `visibility`.
+//!
+//! Guarantees: one student; `score` is the exact sum of the tests' scores (fractions kept);
+//! a scenario's Gradescope visibility follows its policy (`hidden` → `hidden`, `after_due` →
+//! `after_due_date`), so with `--audience instructor` Gradescope itself hides those tests from
+//! students, and with the student audience they are redacted before Gradescope sees them.
+
+use serde_json::{Value, json};
+
+use super::{Class, ClassExporter, ExportError, failure_text, test_name};
+use crate::audience::Visibility;
+use crate::verdict::{Status, fmt_points};
+
+/// The Gradescope exporter.
+pub struct Gradescope;
+
+impl ClassExporter for Gradescope {
+    fn format(&self) -> &'static str {
+        "gradescope"
+    }
+    fn per_student(&self) -> bool {
+        true
+    }
+    fn default_file_name(&self) -> &'static str {
+        "results.json"
+    }
+    fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
+        let student = class.one("gradescope")?;
+        let mut tests = Vec::new();
+        let mut ms = 0;
+        for r in &student.reports {
+            ms += r.duration_ms;
+            let policies = student.policies.get(&r.task);
+            for o in &r.scenarios {
+                let visibility = match policies.and_then(|p| p.get(&o.name)).map(|p| p.visibility) {
+                    Some(Visibility::Hidden) => "hidden",
+                    Some(Visibility::AfterDue) => "after_due_date",
+                    _ => "visible",
+                };
+                let mut output = o.description.clone().map_or(String::new(), |d| d + "\n");
+                if o.status != Status::Passed {
+                    output.push_str(&format!("{}: {}", o.status.label(), failure_text(o)));
+                }
+                tests.push(json!({
+                    "name": test_name(student, r, &o.name),
+                    "score": o.points,
+                    "max_score": o.max_points,
+                    "status": if o.status == Status::Passed { "passed" } else { "failed" },
+                    "output": output.trim_end(),
+                    "output_format": "text",
+                    "visibility": visibility,
+                }));
+            }
+        }
+        let score: f64 = student.reports.iter().map(|r| r.score).sum();
+        let max: f64 = student.reports.iter().map(|r| r.max_score).sum();
+        let summary = student
+            .reports
+            .iter()
+            .map(|r| {
+                format!(
+                    "Task {} ({}): {}/{} points, seed {}",
+                    r.task,
+                    r.task_title,
+                    fmt_points(r.score),
+                    fmt_points(r.max_score),
+                    r.seed
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let doc: Value = json!({
+            "score": score,
+            "execution_time": ms.div_ceil(1000),
+            "output": format!("{summary}\nTotal: {}/{}", fmt_points(score), fmt_points(max)),
+            "output_format": "text",
+            "visibility": "visible",
+            "stdout_visibility": "hidden",
+            "tests": tests,
+        });
+        let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| ExportError::Render {
+            format: "gradescope",
+            message: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}

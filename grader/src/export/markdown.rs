@@ -1,0 +1,115 @@
+//! Markdown for CI job summaries (`$GITHUB_STEP_SUMMARY`) and pull-request comments: for one
+//! student, a table of every scenario with its points and verdict; for a class, a table of
+//! students with their task scores.
+//!
+//! Guarantees: GitHub-flavoured Markdown tables; `|`, backticks, `<` and newlines in names and
+//! messages are escaped or flattened so student output cannot break the table or inject HTML.
+
+use std::fmt::Write as _;
+
+use super::{Class, ClassExporter, ExportError};
+use crate::verdict::{Status, fmt_points};
+
+/// The Markdown exporter.
+pub struct Markdown;
+
+fn cell(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = String::new();
+    for c in one_line.chars().take(200) {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '`' => out.push('\''),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    if one_line.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+impl ClassExporter for Markdown {
+    fn format(&self) -> &'static str {
+        "markdown"
+    }
+    fn default_file_name(&self) -> &'static str {
+        "summary.md"
+    }
+    fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
+        let mut s = String::new();
+        if let [student] = class.students.as_slice() {
+            for r in &student.reports {
+                let _ = writeln!(
+                    s,
+                    "### Task {}: {} — {}/{} points ({:.1}%)\n",
+                    r.task,
+                    cell(&r.task_title),
+                    fmt_points(r.score),
+                    fmt_points(r.max_score),
+                    r.percent()
+                );
+                let _ = writeln!(s, "| | Scenario | Points | Verdict |");
+                let _ = writeln!(s, "|---|---|---:|---|");
+                for o in &r.scenarios {
+                    let icon = if o.status == Status::Passed {
+                        "✅"
+                    } else {
+                        "❌"
+                    };
+                    let verdict = if o.status == Status::Passed {
+                        "passed".to_string()
+                    } else {
+                        format!("{}: {}", o.status.label(), cell(&o.message))
+                    };
+                    let _ = writeln!(
+                        s,
+                        "| {icon} | {} | {}/{} | {verdict} |",
+                        cell(&o.name),
+                        fmt_points(o.points),
+                        fmt_points(o.max_points)
+                    );
+                }
+                let _ = writeln!(
+                    s,
+                    "\n{} of {} scenarios passed · seed {} · grader {}\n",
+                    r.passed(),
+                    r.scenarios.len(),
+                    r.seed,
+                    r.grader_version
+                );
+            }
+            return Ok(s.into_bytes());
+        }
+        let _ = writeln!(
+            s,
+            "### {} students · maximum {} points\n",
+            class.students.len(),
+            fmt_points(class.max_total())
+        );
+        let mut head = "| Student | Total |".to_string();
+        let mut rule = "|---|---:|".to_string();
+        for t in &class.tasks {
+            let _ = write!(head, " Task {} |", t.task);
+            rule.push_str("---:|");
+        }
+        let _ = writeln!(s, "{head}\n{rule}");
+        for st in &class.students {
+            let _ = write!(s, "| {} | {} |", cell(&st.id), fmt_points(st.total()));
+            for t in &class.tasks {
+                match st.task(t.task) {
+                    Some(r) => {
+                        let _ = write!(s, " {}/{} |", fmt_points(r.score), fmt_points(r.max_score));
+                    }
+                    None => s.push_str(" — |"),
+                }
+            }
+            s.push('\n');
+        }
+        Ok(s.into_bytes())
+    }
+}

