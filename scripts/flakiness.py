@@ -66,12 +66,15 @@ def main():
     ap.add_argument("--jobs", type=int, default=1, help="gradings at once (default 1)")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "grader"], cwd=ROOT, check=True)
-    grader = ROOT / "target" / "release" / "grader"
     work = Path(tempfile.mkdtemp(prefix="flakiness-"))
+    # A private copy, so rebuilding while this runs cannot change the binary under test.
+    grader = work / "grader"
+    shutil.copy2(ROOT / "target" / "release" / "grader", grader)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.load)]
     changed = 0
     try:
-        print(f"{args.runs} runs per submission, {args.load} busy processes, {os.cpu_count()} cores\n")
+        print(f"commit {commit}: {args.runs} runs per submission, {args.load} busy processes, {os.cpu_count()} cores\n")
         print("| task | submission | runs | distinct verdict sets | failing scenarios | max wall |")
         print("|---|---|---|---|---|---|")
         for task in [int(t) for t in args.tasks.split(",")]:

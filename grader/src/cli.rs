@@ -28,6 +28,7 @@ use crate::batch::{self, Shard};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
 use crate::export::{self, ExportError};
 use crate::launch::{self, LaunchError, Template};
+use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::report::console::{Console, Format};
 use crate::report::record::{self, Provenance, RecordError};
@@ -133,6 +134,14 @@ pub struct RunArgs {
     /// The due date has passed: show `after_due` scenarios to students.
     #[arg(long)]
     pub after_due: bool,
+    /// Network isolation: a network namespace per scenario (netns), the host's loopback (host),
+    /// or netns where the system allows it and host otherwise (auto).
+    #[arg(long, value_enum, default_value_t)]
+    pub isolation: IsolationMode,
+    /// Grade a server that listens on another port than the assigned one against that port (the
+    /// report notes it). Default: on inside a network namespace, off on the host.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub accept_any_port: Option<bool>,
 }
 
 /// Arguments of `grader batch`.
@@ -310,6 +319,9 @@ pub enum CliError {
 
 /// Runs a parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
+    // Orphans of student programs (a double fork, a daemon) become the grader's children
+    // instead of init's, so the end of a scenario can find and reap them.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     match cli.command {
         Command::Run(args) => run_grading(args, None).map(|(code, _)| code),
         Command::Batch(args) => run_batch(args),
@@ -450,7 +462,21 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
     };
     report::check_writable(&args.out)?;
     let seed = args.seed.unwrap_or_else(random_seed);
+    let isolation = match args.isolation.resolve() {
+        Ok(Isolation::Host) if args.isolation == IsolationMode::Auto => {
+            let why = crate::net::netns::probe().err().unwrap_or_default();
+            eprintln!(
+                "note: {why}; grading on the host's loopback instead (isolation = \"host\" in the report)"
+            );
+            IsolationMode::Host
+        }
+        Ok(Isolation::Host) => IsolationMode::Host,
+        Ok(Isolation::Netns) => IsolationMode::Netns,
+        Err(e) => return Err(CliError::Usage(format!("--isolation netns: {e}"))),
+    };
     let options = EngineOptions {
+        isolation,
+        accept_any_port: args.accept_any_port,
         parallelism: args.jobs.unwrap_or_else(default_jobs).max(1),
         transcript_lines: if args.verbose {
             crate::transcript::MAX_ENTRIES
@@ -814,6 +840,11 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         jobs: None,
         audience: args.audience,
         after_due: false,
+        isolation: match r.isolation.as_str() {
+            "netns" => IsolationMode::Netns,
+            _ => IsolationMode::Host,
+        },
+        accept_any_port: None,
     };
     let name = (!p.bundled_reference).then(|| r.submission.clone());
     let (code, new) = run_grading(run, name)?;

@@ -5,7 +5,9 @@
 //! [`PortPool`]); independent scenarios run in parallel (bounded by `parallelism`); every
 //! scenario starts fresh processes and ends them before it reports; a scenario that hits an
 //! infrastructure problem (a port taken by a stranger) is retried and, if it keeps failing, the
-//! grading fails with [`GradeError::Infrastructure`] instead of charging the student.
+//! grading fails with [`GradeError::Infrastructure`] instead of charging the student; each
+//! scenario gets a network namespace of its own where the system allows it
+//! ([`EngineOptions::isolation`]), and the report says which isolation was used.
 
 pub mod matcher;
 pub mod patience;
@@ -18,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::events::{Event, EventSink};
 use crate::launch::{Submission, Template};
+use crate::net::netns::IsolationMode;
 use crate::net::ports::PortPool;
 use crate::spec::{Role, TaskSpec};
 use crate::verdict::{GradeReport, SCHEMA_VERSION, ScenarioOutcome, Status};
@@ -37,6 +40,14 @@ pub struct EngineOptions {
     pub transcript_lines: usize,
     /// Resource limits of every student process.
     pub limits: crate::process::limits::Limits,
+    /// Network isolation: a namespace per scenario, the host's loopback, or whichever works.
+    pub isolation: IsolationMode,
+    /// Grade a server that listens on another port than the assigned one against that port
+    /// (with a note). `None`: on inside a namespace, off on the host.
+    pub accept_any_port: Option<bool>,
+    /// Confine student processes (read-only file system, no capabilities; see
+    /// [`crate::process::sandbox`]).
+    pub confine: bool,
 }
 
 impl Default for EngineOptions {
@@ -48,6 +59,9 @@ impl Default for EngineOptions {
             attempts: 3,
             transcript_lines: 30,
             limits: crate::process::limits::Limits::default(),
+            isolation: IsolationMode::Auto,
+            accept_any_port: None,
+            confine: true,
         }
     }
 }
@@ -87,6 +101,9 @@ pub enum GradeError {
     /// The submission cannot be started for a role the task needs.
     #[error("{0}")]
     Launch(#[from] crate::launch::LaunchError),
+    /// `--isolation netns` was asked for where namespaces cannot be created.
+    #[error("{0}")]
+    Isolation(String),
 }
 
 /// SHA-256 of a spec text, hex.
@@ -113,6 +130,11 @@ pub async fn grade(
             return Err(crate::launch::LaunchError::Directory(req.submission.given.clone()).into());
         }
     }
+    let isolation = req
+        .options
+        .isolation
+        .resolve()
+        .map_err(GradeError::Isolation)?;
     let started = Instant::now();
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     sink.event(&Event::GradingStarted {
@@ -131,7 +153,7 @@ pub async fn grade(
             let mut notes = Vec::new();
             let mut outcome = None;
             for attempt in 1..=req.options.attempts.max(1) {
-                let o = scenario::run(req, ports, sc).await;
+                let o = scenario::run(req, ports, isolation, sc).await;
                 if o.status != Status::InfraError {
                     outcome = Some(o);
                     break;
@@ -173,7 +195,7 @@ pub async fn grade(
         seed: req.seed,
         spec_hash: spec_hash(&req.spec_text),
         spec_source: req.spec_source.clone(),
-        isolation: "host".to_string(),
+        isolation: isolation.as_str().to_string(),
         timestamp,
         duration_ms: started.elapsed().as_millis() as u64,
         scenarios: outcomes,

@@ -26,7 +26,8 @@ use super::GradeRequest;
 use super::matcher::{Matcher, Outcome, quote};
 use super::patience::Patience;
 use crate::net::conn::Conn;
-use crate::net::ports::{PortLease, PortPool, RefusedPort};
+use crate::net::netns::{Isolation, Net, Port};
+use crate::net::ports::{PortPool, RefusedPort};
 use crate::process::{self, Launch, StudentProcess, procfs};
 use crate::spec::template::{self, Vars};
 use crate::spec::{Expectation, Process, Scenario, SendBody, Step, StreamRef, Target};
@@ -74,11 +75,13 @@ struct Run<'a> {
     req: &'a GradeRequest,
     sc: &'a Scenario,
     ports: &'a Arc<PortPool>,
+    /// The network of this scenario: the host's, or a namespace of its own.
+    net: Net,
     transcript: Arc<Transcript>,
     server: Option<StudentProcess>,
     client: Option<StudentProcess>,
     server_addr: Option<SocketAddr>,
-    lease: Option<PortLease>,
+    lease: Option<Port>,
     listener: Option<TcpListener>,
     listener_port: Option<u16>,
     refused: Option<RefusedPort>,
@@ -128,13 +131,35 @@ fn unknown_conn(name: &str) -> Fail {
 pub(super) async fn run(
     req: &GradeRequest,
     ports: &Arc<PortPool>,
+    isolation: Isolation,
     sc: &Scenario,
 ) -> ScenarioOutcome {
     let started = Instant::now();
+    let net = match Net::new(isolation) {
+        Ok(net) => net,
+        Err(e) => {
+            return ScenarioOutcome {
+                name: sc.name.clone(),
+                role: sc.role,
+                status: Status::InfraError,
+                points: 0.0,
+                max_points: sc.points,
+                duration_ms: started.elapsed().as_millis() as u64,
+                description: sc.description.clone(),
+                message: format!("cannot create the scenario's network namespace: {e}"),
+                hint: None,
+                failed_step: None,
+                transcript: Vec::new(),
+                stderr_tail: None,
+                notes: Vec::new(),
+            };
+        }
+    };
     let mut run = Run {
         req,
         sc,
         ports,
+        net,
         transcript: Arc::new(Transcript::new()),
         server: None,
         client: None,
@@ -310,14 +335,12 @@ impl<'a> Run<'a> {
                 self.start_server(within).await
             }
             Step::Listen {} => {
-                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .map_err(|e| {
-                        Fail::new(
-                            Status::InfraError,
-                            format!("cannot open the grader's listener: {e}"),
-                        )
-                    })?;
+                let l = self.net.listen_loopback().map_err(|e| {
+                    Fail::new(
+                        Status::InfraError,
+                        format!("cannot open the grader's listener: {e}"),
+                    )
+                })?;
                 self.listener_port = l.local_addr().ok().map(|a| a.port());
                 self.listener = Some(l);
                 Ok(())
@@ -618,7 +641,7 @@ impl<'a> Run<'a> {
                     )
                 })?;
                 let key = local.key(conn);
-                let fut = Conn::connect(key.clone(), addr, self.transcript.clone());
+                let fut = Conn::connect(key.clone(), addr, &self.net, self.transcript.clone());
                 let within = self.within(within);
                 match tokio::time::timeout(within, fut).await {
                     Ok(Ok(c)) => {
@@ -673,7 +696,9 @@ impl<'a> Run<'a> {
                 };
                 let within = self.within(within);
                 let patience = self.patience(within);
-                let mut drained = || procfs::unread_bytes(ours, theirs).is_none_or(|n| n == 0);
+                let net_dir = self.net.proc_net();
+                let mut drained =
+                    || procfs::unread_bytes(&net_dir, ours, theirs).is_none_or(|n| n == 0);
                 let mut read = false;
                 while !read && !patience.expired() {
                     read = process::poll_until(patience.deadline(), &mut drained).await;
@@ -1004,9 +1029,10 @@ impl<'a> Run<'a> {
     }
 
     async fn start_server(&mut self, within: Duration) -> StepResult {
+        let key = name_key(&self.sc.name);
         let lease = self
-            .ports
-            .reserve()
+            .net
+            .reserve_port(self.ports, key)
             .map_err(|e| Fail::new(Status::InfraError, e.to_string()))?;
         let port = lease.port;
         self.lease = Some(lease);
@@ -1043,6 +1069,23 @@ impl<'a> Run<'a> {
             found.is_some()
         };
         while !process::poll_until(patience.deadline(), &mut check).await && !patience.expired() {}
+        if found.is_none() && !stranger && self.accept_any_port() {
+            let alive = self
+                .server
+                .as_ref()
+                .is_some_and(|p| p.exit_info().is_none());
+            let other = procfs::group_listeners(pid).into_iter().next();
+            if let (true, Some(l)) = (alive, other) {
+                let note = format!(
+                    "the server listens on port {} instead of the assigned port {port}; it was graded on port {} (--accept-any-port). Read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it",
+                    l.addr.port(),
+                    l.addr.port()
+                );
+                self.transcript.push("grader", Dir::Note, note.clone());
+                self.notes.push(note);
+                found = Some(l.addr);
+            }
+        }
         if let Some(addr) = found {
             let ip = match addr.ip() {
                 IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -1053,7 +1096,7 @@ impl<'a> Run<'a> {
                 IpAddr::V6(v6) if v6 == Ipv6Addr::LOCALHOST => IpAddr::V6(v6),
                 other => other,
             };
-            let addr = SocketAddr::new(ip, port);
+            let addr = SocketAddr::new(ip, addr.port());
             self.transcript
                 .push("server", Dir::Note, format!("listening on {addr}"));
             self.server_addr = Some(addr);
@@ -1072,7 +1115,7 @@ impl<'a> Run<'a> {
         // to another program: if someone else listens there now, that is not the student's fault.
         let stranger = stranger
             || (p.exit_info().is_some()
-                && procfs::listeners(Some(std::process::id() as i32))
+                && procfs::listeners_at(&self.net.proc_net())
                     .iter()
                     .any(|l| l.addr.port() == port));
         if stranger {
@@ -1119,7 +1162,7 @@ impl<'a> Run<'a> {
 
     async fn start_client(&mut self, refused: bool, name: Option<&str>) -> StepResult {
         let port = if refused {
-            let r = RefusedPort::new().map_err(|e| {
+            let r = self.net.refused_port().map_err(|e| {
                 Fail::new(
                     Status::InfraError,
                     format!("cannot reserve a refusing port: {e}"),
@@ -1178,9 +1221,21 @@ impl<'a> Run<'a> {
             stdout_pty: pty,
             output_limit: self.req.options.output_limit,
             limits: self.req.options.limits,
+            netns: self.net.ns_fd(),
+            confine: self.req.options.confine,
+            cgroup: true,
         };
         StudentProcess::spawn(role, &launch, home, self.transcript.clone())
             .map_err(|e| infra(e.to_string()))
+    }
+
+    /// Whether a server listening on another port is graded there (see
+    /// [`super::EngineOptions::accept_any_port`]).
+    fn accept_any_port(&self) -> bool {
+        self.req
+            .options
+            .accept_any_port
+            .unwrap_or(self.net.isolation() == Isolation::Netns)
     }
 
     async fn accept(&mut self, local: &mut Local, conn: &str, within: Duration) -> StepResult {
@@ -1357,6 +1412,14 @@ pub fn find_traceback(text: &str) -> Option<&str> {
         "Fatal Python error",
     ];
     text.lines().find(|l| MARKERS.iter().any(|m| l.contains(m)))
+}
+
+/// A number derived from a scenario's name (its port inside a namespace, so a replay gets the
+/// same one).
+fn name_key(name: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(name.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]))
 }
 
 fn decode_hex(h: &str) -> Option<Vec<u8>> {

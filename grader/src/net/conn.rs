@@ -77,13 +77,14 @@ impl Conn {
         }
     }
 
-    /// Connects to `addr`.
+    /// Connects to `addr` in the network `net` (the host's or a scenario's namespace).
     pub async fn connect(
         name: String,
         addr: SocketAddr,
+        net: &super::netns::Net,
         transcript: Arc<Transcript>,
     ) -> std::io::Result<Self> {
-        let socket = TcpStream::connect(addr).await?;
+        let socket = net.connect(addr).await?;
         transcript.push(&name, Dir::Note, format!("connected to {addr}"));
         Ok(Self::new(name, socket, transcript))
     }

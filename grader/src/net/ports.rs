@@ -120,7 +120,7 @@ fn lock_port(port: u16) -> Option<Option<Flock<File>>> {
 
 /// Whether a port can be bound on all IPv4 addresses without SO_REUSEADDR (so neither a listener
 /// nor a TIME_WAIT socket holds it).
-fn is_free(port: u16) -> bool {
+pub(crate) fn is_free(port: u16) -> bool {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).is_ok()
         && TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
 }
@@ -150,9 +150,14 @@ pub struct RefusedPort {
 }
 
 impl RefusedPort {
-    /// Binds a fresh port on 127.0.0.1 without listening.
+    /// Binds a fresh port on 127.0.0.1 (of the host's network) without listening.
     pub fn new() -> std::io::Result<Self> {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        Self::with_socket(Socket::new(Domain::IPV4, Type::STREAM, None)?)
+    }
+
+    /// Binds `socket` (an IPv4 TCP socket, in whatever network namespace it was created) to a
+    /// fresh port on 127.0.0.1 without listening.
+    pub fn with_socket(socket: Socket) -> std::io::Result<Self> {
         socket.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
         let port = socket
             .local_addr()?

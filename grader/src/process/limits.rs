@@ -3,8 +3,9 @@
 //! Guarantees: every student process and everything it starts inherits these limits; a program
 //! that exceeds one is stopped by the kernel (SIGXCPU / SIGKILL for CPU time, SIGXFSZ for file
 //! size, failed allocations for address space, failed `open`/`accept` for descriptors) and the
-//! verdict shows the signal. Not covered here: a process-count limit (RLIMIT_NPROC counts per
-//! user and does not apply to root; see README's security model).
+//! verdict shows the signal. The process count is not limited here (RLIMIT_NPROC counts per
+//! user and does not apply to root): [`Limits::processes`] is the `pids.max` of the process's
+//! cgroup (see [`super::cgroup`]), where the system offers one.
 
 use nix::sys::resource::{Resource, setrlimit};
 
@@ -19,6 +20,9 @@ pub struct Limits {
     pub file_size: u64,
     /// Open file descriptors (a Task 3 server needs one per client).
     pub open_files: u64,
+    /// Processes and threads at once (the pids cgroup's `pids.max`; a thread-per-client
+    /// server needs one per client).
+    pub processes: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +32,7 @@ impl Default for Limits {
             address_space: 16 << 30,
             file_size: 64 << 20,
             open_files: 4096,
+            processes: 512,
         }
     }
 }

@@ -10,21 +10,33 @@
 //! - stdout/stderr are read by their own tasks, so a chatty program never blocks on a full pipe;
 //!   past the output limit the group is killed and the limit is reported;
 //! - stdin is a pipe that stays open until the scenario closes it (some programs exit on EOF);
-//! - resource limits ([`limits::Limits`]) are set before the program starts.
+//! - resource limits ([`limits::Limits`]) are set before the program starts, and the process is
+//!   confined ([`sandbox`]: the scenario's network namespace, a pids cgroup, a read-only file
+//!   system, no capabilities) where the system allows it;
+//! - nothing outlives [`StudentProcess::terminate`]: besides the process group it ends every
+//!   member of the process's cgroup or, without one, every descendant found through /proc's
+//!   parent links and every orphan handed to the grader (a child subreaper) that carries this
+//!   process's HOME; such orphans are reaped by pid (never `waitpid(-1)`: tokio owns the statuses
+//!   of its own children).
 
+pub mod cgroup;
 pub mod env;
 pub mod limits;
 pub mod procfs;
 pub mod pty;
+pub mod sandbox;
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, Command};
@@ -84,6 +96,14 @@ pub struct Launch {
     pub output_limit: u64,
     /// Resource limits (setrlimit) for the process and its children.
     pub limits: limits::Limits,
+    /// A network namespace to join (the descriptor must stay open until `spawn` returns).
+    pub netns: Option<RawFd>,
+    /// Confine the process: read-only file system except HOME, the working folder and
+    /// `/dev/shm`, and no capabilities (file-system part only when the grader is root).
+    pub confine: bool,
+    /// Put the process in a pids cgroup of its own where the system allows it (without one,
+    /// escaped processes are found through /proc).
+    pub cgroup: bool,
 }
 
 /// Why a process could not be started.
@@ -119,6 +139,13 @@ pub struct StudentProcess {
     exit: watch::Receiver<Option<ExitInfo>>,
     output_exceeded: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The process's pids cgroup, where the system offers one.
+    cgroup: Option<cgroup::Cgroup>,
+    /// `HOME=<its home>`: how orphans it left behind are recognised without a cgroup.
+    marker: String,
+    /// Processes other than the leader this process was ended with (pid → start time), to be
+    /// reaped by pid if they were orphans handed to the grader.
+    signalled: std::sync::Mutex<HashMap<i32, u64>>,
     _cwd: Option<tempfile::TempDir>,
     _home: tempfile::TempDir,
 }
@@ -153,10 +180,34 @@ impl StudentProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let lim = launch.limits;
-        // SAFETY: the closure runs in the forked child before exec and only calls setrlimit and
-        // getrlimit, which are async-signal-safe; it allocates nothing.
+        let marker = format!("HOME={}", home.path().display());
+        let unique = home
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().replace('-', "_"))
+            .unwrap_or_default();
+        let cgroup = launch
+            .cgroup
+            .then(|| cgroup::Cgroup::create(&unique, lim.processes).ok())
+            .flatten();
+        let procs = cgroup.as_ref().and_then(|c| c.procs_file().ok());
+        let writable = [
+            home.path().to_path_buf(),
+            cwd.clone(),
+            PathBuf::from("/dev/shm"),
+        ];
+        let sandbox = sandbox::Prepared::new(launch.netns, procs, launch.confine, &writable, &cwd)
+            .map_err(SpawnError::Setup)?;
+        // SAFETY: the closure runs in the forked child before exec and only makes system calls
+        // (write, setns, unshare, mount, mount_setattr, chdir, setrlimit, getrlimit, prctl,
+        // capset) on data prepared before the fork; it allocates nothing.
         unsafe {
-            cmd.pre_exec(move || lim.apply());
+            cmd.pre_exec(move || {
+                sandbox.enter()?;
+                lim.apply()?;
+                sandbox.drop_privileges();
+                Ok(())
+            });
         }
         let pty = if launch.stdout_pty {
             let pty = pty::open().map_err(SpawnError::Setup)?;
@@ -268,6 +319,9 @@ impl StudentProcess {
             exit: rx,
             output_exceeded: exceeded,
             tasks,
+            cgroup,
+            marker,
+            signalled: std::sync::Mutex::new(HashMap::new()),
             _cwd: cwd_dir,
             _home: home,
         })
@@ -328,33 +382,118 @@ impl StudentProcess {
         .await;
     }
 
-    /// Ends the whole process group: SIGTERM, up to `grace` for it to go, then SIGKILL, then waits
-    /// (bounded) until no member is left.
+    /// Every live process of this student program: its process group, its cgroup and, without
+    /// a cgroup, its descendants and the orphans it left with the grader (recognised by HOME).
+    pub fn members(&self) -> BTreeSet<i32> {
+        let mut set: BTreeSet<i32> = procfs::group_members(self.pid)
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        match &self.cgroup {
+            Some(cg) => set.extend(cg.members()),
+            None => {
+                let me = std::process::id() as i32;
+                let orphans: Vec<i32> = procfs::all_processes()
+                    .iter()
+                    .filter(|p| p.ppid == me && p.pid != self.pid && p.state != 'Z')
+                    .filter(|p| procfs::has_env(p.pid, &self.marker))
+                    .map(|p| p.pid)
+                    .collect();
+                let mut roots = orphans.clone();
+                roots.push(self.pid);
+                set.extend(orphans);
+                set.extend(procfs::descendants(&roots).iter().map(|p| p.pid));
+            }
+        }
+        set
+    }
+
+    /// The most processes the program had at once, and whether it hit the process limit (where
+    /// a cgroup counts them).
+    pub fn process_peak(&self) -> Option<(u64, bool)> {
+        let cg = self.cgroup.as_ref()?;
+        Some((cg.peak()?, cg.limit_hits() > 0))
+    }
+
+    /// Sends `sig` to the group and to every other member.
+    fn signal_all(&self, sig: Signal) {
+        let _ = killpg(Pid::from_raw(self.pid), sig);
+        let mut signalled = self.signalled.lock().unwrap_or_else(|e| e.into_inner());
+        for pid in self.members() {
+            if pid == self.pid {
+                continue;
+            }
+            if let Some(st) = procfs::stat(pid) {
+                signalled.entry(pid).or_insert(st.start_time);
+            }
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+
+    /// Reaps, by pid, the ended processes that were orphans handed to the grader (it is a child
+    /// subreaper): never `waitpid(-1)`, which would steal tokio's children's statuses.
+    fn reap_orphans(&self) {
+        let me = std::process::id() as i32;
+        let signalled = self.signalled.lock().unwrap_or_else(|e| e.into_inner());
+        for (&pid, &start) in signalled.iter() {
+            let ours = procfs::stat(pid).is_some_and(|s| s.ppid == me && s.start_time == start);
+            if ours {
+                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+            }
+        }
+    }
+
+    /// Ends the program: SIGTERM to the group and every other member, up to `grace` for them to
+    /// go, then SIGKILL (repeated while a member is left, for children forked during the kill),
+    /// then waits (bounded) until no member is left and reaps orphans.
     pub async fn terminate(&self, grace: Duration) {
-        let pgid = Pid::from_raw(self.pid);
         if self.pid <= 0 {
             return;
         }
-        let group_alive = || !procfs::group_members(self.pid).is_empty();
-        if self.exit_info().is_none() || group_alive() {
-            let _ = killpg(pgid, Signal::SIGTERM);
+        let alive = || !self.members().is_empty();
+        if self.exit_info().is_none() || alive() {
+            self.signal_all(Signal::SIGTERM);
             let deadline = Instant::now() + grace;
             let _ = self.wait_exit(deadline).await;
-            poll_until(deadline, || !group_alive()).await;
+            poll_until(deadline, || !alive()).await;
         }
-        if group_alive() || self.exit_info().is_none() {
-            let _ = killpg(pgid, Signal::SIGKILL);
+        if alive() || self.exit_info().is_none() {
             let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                self.signal_all(Signal::SIGKILL);
+                let round = (Instant::now() + Duration::from_millis(100)).min(deadline);
+                if poll_until(round, || !alive()).await || Instant::now() >= deadline {
+                    break;
+                }
+            }
             let _ = self.wait_exit(deadline).await;
-            poll_until(deadline, || !group_alive()).await;
         }
+        // Zombies take a moment to appear after SIGKILL; reap what is there (bounded).
+        let deadline = Instant::now() + Duration::from_millis(200);
+        poll_until(deadline, || {
+            self.reap_orphans();
+            self.signalled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .all(|p| procfs::stat(*p).is_none_or(|s| s.ppid != std::process::id() as i32))
+        })
+        .await;
     }
 }
 
 impl Drop for StudentProcess {
     fn drop(&mut self) {
-        if self.pid > 0 && !procfs::group_members(self.pid).is_empty() {
-            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        if self.pid > 0 {
+            if !procfs::group_members(self.pid).is_empty() {
+                let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+            }
+            // The cgroup SIGKILLs its members when dropped; without one, end the escaped ones.
+            if self.cgroup.is_none() {
+                for pid in self.members() {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
         }
         for t in &self.tasks {
             t.abort();
@@ -408,5 +547,108 @@ async fn drain(
             }
             Err(e) => break stream.finish(End::Error(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Live processes started with `HOME=<home>`.
+    fn with_home(home: &std::path::Path) -> Vec<i32> {
+        let marker = format!("HOME={}", home.display());
+        procfs::all_processes()
+            .iter()
+            .filter(|p| p.state != 'Z' && procfs::has_env(p.pid, &marker))
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    async fn escapes_are_ended(cgroup: bool) {
+        // As in the grader binary: orphans come to us, not to init.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        let home = tempfile::Builder::new()
+            .prefix("grader-home-")
+            .tempdir()
+            .unwrap();
+        let home_path = home.path().to_path_buf();
+        // A double-forked daemon in a session of its own, ignoring SIGTERM; then the program
+        // itself, also ignoring SIGTERM.
+        let script = "(trap '' TERM; setsid sh -c \"trap '' TERM; sleep 300\" & ); trap '' TERM; \
+                      echo started; sleep 300";
+        let launch = Launch {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: env::scrubbed(&home_path, &[]),
+            cwd: None,
+            stdout_pty: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits::default(),
+            netns: None,
+            confine: false,
+            cgroup,
+        };
+        let t = Arc::new(Transcript::new());
+        let p = StudentProcess::spawn(Process::Server, &launch, home, t).unwrap();
+        let started = Instant::now() + Duration::from_secs(10);
+        let mut rx = p.stdout.subscribe();
+        while !p.stdout.all_text().contains("started") && Instant::now() < started {
+            let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+        }
+        // The daemon is up (in its own session) before we end the program.
+        poll_until(started, || with_home(&home_path).len() >= 3).await;
+        assert!(
+            with_home(&home_path).len() >= 3,
+            "{:?}",
+            with_home(&home_path)
+        );
+        p.terminate(Duration::from_millis(100)).await;
+        assert_eq!(with_home(&home_path), Vec::<i32>::new());
+    }
+
+    #[tokio::test]
+    async fn escaped_daemon_is_ended_through_proc() {
+        escapes_are_ended(false).await;
+    }
+
+    #[tokio::test]
+    async fn process_count_is_bounded_by_the_cgroup() {
+        let home = tempfile::Builder::new()
+            .prefix("grader-home-")
+            .tempdir()
+            .unwrap();
+        let launch = Launch {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 30 & done; echo done".into(),
+            ],
+            env: env::scrubbed(home.path(), &[]),
+            cwd: None,
+            stdout_pty: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits {
+                processes: 8,
+                ..limits::Limits::default()
+            },
+            netns: None,
+            confine: false,
+            cgroup: true,
+        };
+        let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let _ = p.wait_exit(deadline).await;
+        let Some((peak, hit)) = p.process_peak() else {
+            eprintln!("skipped: no writable pids cgroup hierarchy here");
+            return;
+        };
+        assert!(peak <= 8 && hit, "peak {peak}, limit hit {hit}");
+        p.terminate(Duration::from_millis(100)).await;
+        assert!(p.members().is_empty());
+    }
+
+    #[tokio::test]
+    async fn escaped_daemon_is_ended_through_the_cgroup() {
+        escapes_are_ended(true).await;
     }
 }

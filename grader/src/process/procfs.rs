@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 
 /// A process as seen in /proc/<pid>/stat.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct ProcStat {
     pub state: char,
     /// User + system CPU time, in clock ticks, of all its threads.
     pub cpu_ticks: u64,
+    /// Start time after boot, in clock ticks (with the pid, identifies a process).
+    pub start_time: u64,
 }
 
 /// Parses /proc/<pid>/stat.
@@ -41,6 +44,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
         pgrp: num(2)? as i32,
         session: num(3)? as i32,
         cpu_ticks: (num(11)? + num(12)?) as u64,
+        start_time: num(19)? as u64,
     })
 }
 
@@ -60,6 +64,34 @@ pub fn group_members(pgid: i32) -> Vec<ProcStat> {
         .into_iter()
         .filter(|p| p.pgrp == pgid && p.state != 'Z' && p.state != 'X')
         .collect()
+}
+
+/// Live (non-zombie) descendants of the processes `roots` (found through their parent links,
+/// so a child that left the process group with `setsid` is still found), roots excluded.
+pub fn descendants(roots: &[i32]) -> Vec<ProcStat> {
+    let all: Vec<ProcStat> = all_processes();
+    let mut found: HashSet<i32> = roots.iter().copied().collect();
+    let mut out = Vec::new();
+    loop {
+        let before = found.len();
+        for p in &all {
+            if found.contains(&p.ppid) && !found.contains(&p.pid) {
+                found.insert(p.pid);
+                if p.state != 'Z' && p.state != 'X' {
+                    out.push(p.clone());
+                }
+            }
+        }
+        if found.len() == before {
+            return out;
+        }
+    }
+}
+
+/// Whether process `pid` was started with environment variable `entry` (`NAME=value`) set.
+pub fn has_env(pid: i32, entry: &str) -> bool {
+    fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == entry.as_bytes()))
 }
 
 /// Socket inodes held open by a process.
@@ -97,9 +129,15 @@ pub fn listeners(pid: Option<i32>) -> Vec<Listener> {
         || "/proc/self/net".to_string(),
         |p| format!("/proc/{p}/net"),
     );
+    listeners_at(Path::new(&base))
+}
+
+/// All listening TCP sockets in the tables of a `/proc/.../net` folder (which shows the
+/// network namespace of the process or thread it belongs to).
+pub fn listeners_at(net_dir: &Path) -> Vec<Listener> {
     let mut out = Vec::new();
     for (file, v6) in [("tcp", false), ("tcp6", true)] {
-        let Ok(text) = fs::read_to_string(format!("{base}/{file}")) else {
+        let Ok(text) = fs::read_to_string(net_dir.join(file)) else {
             continue;
         };
         for line in text.lines().skip(1) {
@@ -133,13 +171,13 @@ fn parse_addr(text: &str, v6: bool) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// Bytes still queued between our socket `ours` and the peer socket `theirs` (both in our
-/// network namespace): our send queue plus the peer's receive queue. `None` once neither socket
-/// is found (both closed).
-pub fn unread_bytes(ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {
+/// Bytes still queued between our socket `ours` and the peer socket `theirs` (both in the
+/// network namespace whose tables `net_dir` shows, e.g. `/proc/self/net`): our send queue plus
+/// the peer's receive queue. `None` once neither socket is found (both closed).
+pub fn unread_bytes(net_dir: &Path, ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {
     let mut total = None;
     for file in ["tcp", "tcp6"] {
-        let Ok(text) = fs::read_to_string(format!("/proc/self/net/{file}")) else {
+        let Ok(text) = fs::read_to_string(net_dir.join(file)) else {
             continue;
         };
         let v6 = file == "tcp6";
@@ -204,32 +242,28 @@ pub fn group_cpu_ticks(pgid: i32) -> u64 {
     group_members(pgid).iter().map(|p| p.cpu_ticks).sum()
 }
 
-/// Nanoseconds the threads of process `pid` have spent runnable but waiting for a CPU
-/// (`/proc/<pid>/task/*/schedstat`, second field). `None` where the kernel does not report it.
-pub fn run_delay_ns(pid: i32) -> Option<u64> {
-    let dir = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = None;
-    for t in dir.flatten() {
-        let Ok(text) = fs::read_to_string(t.path().join("schedstat")) else {
-            continue;
-        };
-        if let Some(v) = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            *total.get_or_insert(0) += v;
-        }
-    }
-    total
+/// Per thread of process `pid`: (thread id, nanoseconds spent runnable but waiting for a CPU)
+/// from `/proc/<pid>/task/*/schedstat` (second field). Empty where the kernel does not report it.
+pub fn thread_run_delays(pid: i32) -> Vec<(i32, u64)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse::<i32>().ok()?;
+            let text = fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let delay = text.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+            Some((tid, delay))
+        })
+        .collect()
 }
 
-/// Run-queue delay (see [`run_delay_ns`]) summed over the live members of a process group.
-pub fn group_run_delay_ns(pgid: i32) -> u64 {
+/// [`thread_run_delays`] of every live member of a process group.
+pub fn group_thread_run_delays(pgid: i32) -> Vec<(i32, u64)> {
     group_members(pgid)
         .iter()
-        .filter_map(|p| run_delay_ns(p.pid))
-        .sum()
+        .flat_map(|p| thread_run_delays(p.pid))
+        .collect()
 }
 
 /// Clock ticks per second (USER_HZ).

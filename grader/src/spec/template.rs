@@ -64,13 +64,14 @@ pub fn expand(text: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
     Ok(out)
 }
 
-/// Checks that every placeholder of `text` is known and well-formed (for validation on load).
-pub fn check(text: &str) -> Result<(), TemplateError> {
+/// Checks that every placeholder of `text` is known and well-formed, and that `{i}` / `{j}` are
+/// used only where defined (inside `parallel` / `repeat`), for validation on load.
+pub fn check(text: &str, in_parallel: bool, in_repeat: bool) -> Result<(), TemplateError> {
     let vars = Vars {
         seed: 0,
         scenario: "",
-        i: Some(0),
-        j: Some(0),
+        i: in_parallel.then_some(0),
+        j: in_repeat.then_some(0),
     };
     walk(text, |piece| match piece {
         Piece::Placeholder(name) => value(name, &vars).map(|_| ()),
@@ -190,7 +191,9 @@ mod tests {
         assert_eq!(expand("{payload:4000}", &vars()).unwrap().len(), 4000);
         assert_eq!(expand("{{x}} {i}", &vars()).unwrap(), "{x} 3");
         assert!(expand("{j}", &vars()).is_err());
-        assert!(check("{bogus}").is_err());
-        assert!(check("{nonce").is_err());
+        assert!(check("{bogus}", true, true).is_err());
+        assert!(check("{nonce", true, true).is_err());
+        assert!(check("{i}", false, true).is_err());
+        assert!(check("{i} {j}", true, true).is_ok());
     }
 }

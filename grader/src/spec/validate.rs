@@ -61,6 +61,12 @@ pub(crate) fn validate(spec: &TaskSpec) -> Result<(), Invalid> {
         let mut open = HashSet::new();
         let mut state = State::default();
         for (j, step) in sc.steps.iter().enumerate() {
+            check_placeholders(step, false, false).map_err(|m| {
+                (
+                    Location::Step(i, j),
+                    format!("scenario {:?}, step {}: {m}", sc.name, j + 1),
+                )
+            })?;
             check_step(sc, step, &mut open, &mut state, "").map_err(|m| {
                 (
                     Location::Step(i, j),
@@ -206,6 +212,63 @@ fn check_step(
                 check_step(sc, s, open, state, suffix)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks the placeholders of every text field of a step (and of the steps inside it).
+fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result<(), String> {
+    let check =
+        |t: &str| super::template::check(t, in_parallel, in_repeat).map_err(|e| e.to_string());
+    let json_strings = |j: &Option<std::collections::BTreeMap<String, super::JsonPredicate>>| {
+        j.iter()
+            .flat_map(|m| m.values())
+            .filter_map(|p| match p {
+                super::JsonPredicate::Equals(serde_json::Value::String(s)) => Some(s.clone()),
+                super::JsonPredicate::Op(op) => op.contains.clone(),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    match step {
+        Step::Send { text, line, .. } => {
+            for t in text.iter().chain(line) {
+                check(t)?;
+            }
+        }
+        Step::Type { line } => check(line)?,
+        Step::Expect {
+            contains,
+            exact,
+            json,
+            ..
+        }
+        | Step::ExpectNot {
+            contains,
+            exact,
+            json,
+            ..
+        } => {
+            for t in contains
+                .iter()
+                .chain(exact)
+                .cloned()
+                .chain(json_strings(json))
+            {
+                check(&t)?;
+            }
+        }
+        Step::Parallel { steps, .. } => {
+            for s in steps {
+                check_placeholders(s, true, in_repeat)?;
+            }
+        }
+        Step::Repeat { steps, .. } => {
+            for s in steps {
+                check_placeholders(s, in_parallel, true)?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -234,3 +234,19 @@ fn bad_arguments_are_usage_errors() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn unknown_placeholder_in_task_file() {
+    let dir = tasks_dir_with(
+        "task = 1\ntitle = \"x\"\n[[scenario]]\nname = \"a\"\npoints = 1\nrole = \"server\"\nsteps = [\n  { do = \"start_server\" },\n  { do = \"connect\", conn = \"a\" },\n  { do = \"send\", conn = \"a\", line = \"hi {nonse}\" },\n]\n",
+    );
+    let r = run(&[
+        "--task",
+        "1",
+        "--tasks-dir",
+        dir.path().to_str().unwrap(),
+        &ok_sub(),
+    ]);
+    assert_usage_error(&r, "task1.toml:10:");
+    assert!(r.stderr.contains("{nonse}"), "{}", r.stderr);
+}

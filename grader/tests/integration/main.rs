@@ -4,6 +4,7 @@
 mod bad_input;
 mod batch;
 mod export;
+mod hostile;
 mod isolation;
 mod processes;
 mod reports;

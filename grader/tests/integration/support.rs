@@ -345,3 +345,45 @@ pub fn check_bundled_reference(task: u32) {
     );
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// A fixture of `fixtures/hostile/`.
+pub fn hostile(name: &str) -> PathBuf {
+    let p = root().join("fixtures").join("hostile").join(name);
+    assert!(p.exists(), "missing fixture {}", p.display());
+    p
+}
+
+/// Whether network namespaces can be created here; prints why a test is skipped when not.
+pub fn netns_available(test: &str) -> bool {
+    match grader::net::netns::probe() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("skipped {test}: {e}");
+            false
+        }
+    }
+}
+
+/// Live (non-zombie) processes whose argv[0] is `marker` (the hostile fixtures name their
+/// helpers so).
+pub fn processes_named(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmd.split(|b| *b == 0).next() == Some(marker.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}

@@ -1,0 +1,342 @@
+//! Network isolation: one network namespace per scenario, or the host's loopback.
+//!
+//! A [`NetNs`] is created by a dedicated thread that calls `unshare(CLONE_NEWNET)`, brings its
+//! loopback interface up and then stays inside the namespace, creating sockets on request. A
+//! socket belongs to the namespace it was created in and can be used from any thread afterwards,
+//! so the grader's sockets for a scenario (its connections, its listener, its "refused" port)
+//! are created by that thread and handed to tokio. Student processes join the namespace with
+//! `setns` between fork and exec (see [`crate::process::sandbox`]).
+//!
+//! Guarantees: a namespace sees only its own loopback (no other interface, no route out), so the
+//! student's program can neither reach the host's services nor collide with another scenario,
+//! even on a hard-coded port; the namespace goes away when the last socket or process in it does.
+//! [`Net`] hides the difference between the two modes from the engine: the same calls open
+//! connections, listeners and refused ports, and name the `/proc` table to read.
+
+use std::fs::File;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use nix::libc;
+use nix::sched::CloneFlags;
+use socket2::{Domain, Socket, Type};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use super::ports::{self, NoFreePort, PortLease, PortPool, RefusedPort};
+
+/// The isolation a grading asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IsolationMode {
+    /// A namespace per scenario where the system allows it, else the host's loopback.
+    #[default]
+    Auto,
+    /// A namespace per scenario, or fail.
+    Netns,
+    /// The host's loopback with reserved ports.
+    Host,
+}
+
+/// The isolation a grading runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// One network namespace per scenario.
+    Netns,
+    /// The host's network.
+    Host,
+}
+
+impl Isolation {
+    /// The name used in reports (`isolation = "netns" | "host"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Netns => "netns",
+            Isolation::Host => "host",
+        }
+    }
+}
+
+impl IsolationMode {
+    /// Decides the isolation: `Auto` probes once by creating (and dropping) a namespace. The
+    /// error says why namespaces cannot be used.
+    pub fn resolve(self) -> Result<Isolation, String> {
+        match self {
+            IsolationMode::Host => Ok(Isolation::Host),
+            IsolationMode::Netns => probe().map(|()| Isolation::Netns),
+            IsolationMode::Auto => Ok(probe().map_or(Isolation::Host, |()| Isolation::Netns)),
+        }
+    }
+}
+
+/// Whether a network namespace can be created here (`Err` says why not).
+pub fn probe() -> Result<(), String> {
+    NetNs::new().map(drop).map_err(|e| {
+        format!("cannot create a network namespace ({e}); it needs root or CAP_SYS_ADMIN")
+    })
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A network namespace with a thread living inside it.
+pub struct NetNs {
+    fd: OwnedFd,
+    tid: i32,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl std::fmt::Debug for NetNs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetNs").field("tid", &self.tid).finish()
+    }
+}
+
+impl NetNs {
+    /// Creates a namespace with its loopback up. Fails without CAP_SYS_ADMIN.
+    pub fn new() -> io::Result<Arc<Self>> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<io::Result<(OwnedFd, i32)>>(1);
+        std::thread::Builder::new()
+            .name("grader-netns".into())
+            .spawn(move || {
+                let setup = || -> io::Result<(OwnedFd, i32)> {
+                    nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
+                    loopback_up()?;
+                    // Student programs in the namespace may bind ports below 1024 although they
+                    // run without capabilities (the namespace is theirs alone).
+                    let _ = std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+                    let fd = File::open("/proc/thread-self/ns/net")?;
+                    Ok((fd.into(), nix::unistd::gettid().as_raw()))
+                };
+                let result = setup();
+                let ok = result.is_ok();
+                let _ = ready_tx.send(result);
+                if ok {
+                    // Serve socket requests until the namespace's owner goes away.
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                }
+            })?;
+        let (fd, tid) = ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("the namespace thread died"))??;
+        Ok(Arc::new(Self {
+            fd,
+            tid,
+            jobs: Mutex::new(jobs),
+        }))
+    }
+
+    /// Runs `f` on the thread inside the namespace and returns its result.
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> io::Result<R> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| io::Error::other("the namespace thread is gone"))?;
+        rx.recv()
+            .map_err(|_| io::Error::other("the namespace thread is gone"))
+    }
+
+    /// The namespace's file descriptor (for `setns`), valid while `self` lives.
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Brings the loopback interface of the calling thread's namespace up (SIOCSIFFLAGS).
+fn loopback_up() -> io::Result<()> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write an ifreq we own.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The network one scenario uses: the host's, or its own namespace.
+#[derive(Debug, Clone)]
+pub enum Net {
+    /// The host's network (ports come from the shared [`PortPool`]).
+    Host,
+    /// A namespace of its own.
+    Ns(Arc<NetNs>),
+}
+
+/// A port handed to a student server: leased from the pool on the host, or simply free inside a
+/// private namespace.
+#[derive(Debug)]
+pub struct Port {
+    /// The port.
+    pub port: u16,
+    _lease: Option<PortLease>,
+}
+
+impl Net {
+    /// A network for one scenario in the given isolation.
+    pub fn new(isolation: Isolation) -> io::Result<Self> {
+        match isolation {
+            Isolation::Host => Ok(Net::Host),
+            Isolation::Netns => NetNs::new().map(Net::Ns),
+        }
+    }
+
+    /// Which isolation this is.
+    pub fn isolation(&self) -> Isolation {
+        match self {
+            Net::Host => Isolation::Host,
+            Net::Ns(_) => Isolation::Netns,
+        }
+    }
+
+    /// The namespace descriptor student processes join, if any.
+    pub fn ns_fd(&self) -> Option<RawFd> {
+        match self {
+            Net::Host => None,
+            Net::Ns(ns) => Some(ns.fd()),
+        }
+    }
+
+    /// The `/proc/.../net` folder whose tables show this network's sockets.
+    pub fn proc_net(&self) -> PathBuf {
+        match self {
+            Net::Host => PathBuf::from("/proc/self/net"),
+            Net::Ns(ns) => PathBuf::from(format!("/proc/self/task/{}/net", ns.tid)),
+        }
+    }
+
+    /// A new TCP socket (non-blocking, close-on-exec) in this network.
+    fn socket(&self, domain: Domain) -> io::Result<Socket> {
+        let s = match self {
+            Net::Host => Socket::new(domain, Type::STREAM, None)?,
+            Net::Ns(ns) => ns.run(move || Socket::new(domain, Type::STREAM, None))??,
+        };
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }
+
+    /// Connects to `addr` in this network.
+    pub async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        match self {
+            Net::Host => TcpStream::connect(addr).await,
+            Net::Ns(_) => {
+                let s: std::net::TcpStream = self.socket(Domain::for_address(addr))?.into();
+                TcpSocket::from_std_stream(s).connect(addr).await
+            }
+        }
+    }
+
+    /// A listener on 127.0.0.1 and a port the kernel picks. Call inside the runtime.
+    pub fn listen_loopback(&self) -> io::Result<TcpListener> {
+        let s = self.socket(Domain::IPV4)?;
+        s.set_reuse_address(true)?;
+        s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
+        s.listen(1024)?;
+        TcpListener::from_std(s.into())
+    }
+
+    /// A port on 127.0.0.1 where connections are refused (see [`RefusedPort`]).
+    pub fn refused_port(&self) -> io::Result<RefusedPort> {
+        RefusedPort::with_socket(self.socket(Domain::IPV4)?)
+    }
+
+    /// A port for a student server. On the host it is leased from `pool`; in a namespace the
+    /// first free port from a position derived from `key` (so a scenario gets the same port
+    /// every time).
+    pub fn reserve_port(&self, pool: &Arc<PortPool>, key: u64) -> Result<Port, NoFreePort> {
+        match self {
+            Net::Host => pool.reserve().map(|l| Port {
+                port: l.port,
+                _lease: Some(l),
+            }),
+            Net::Ns(ns) => {
+                let span = u64::from(ports::RANGE_END - ports::RANGE_START);
+                let start = ports::RANGE_START + (key % span) as u16;
+                let found = ns
+                    .run(move || {
+                        (0..span as u16)
+                            .map(|i| {
+                                let p = start + i;
+                                if p >= ports::RANGE_END {
+                                    p - (ports::RANGE_END - ports::RANGE_START)
+                                } else {
+                                    p
+                                }
+                            })
+                            .find(|p| ports::is_free(*p))
+                    })
+                    .ok()
+                    .flatten();
+                found
+                    .map(|port| Port { port, _lease: None })
+                    .ok_or(NoFreePort)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_mode_needs_nothing() {
+        assert_eq!(IsolationMode::Host.resolve(), Ok(Isolation::Host));
+        assert_eq!(Isolation::Netns.as_str(), "netns");
+    }
+
+    #[tokio::test]
+    async fn namespace_has_its_own_loopback() {
+        let Ok(ns) = NetNs::new() else {
+            eprintln!("skipped: network namespaces are not available here");
+            return;
+        };
+        let net = Net::Ns(ns);
+        // A listener on the host is invisible from inside the namespace.
+        let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host_port = host.local_addr().unwrap().port();
+        let err = net
+            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, host_port)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        // Inside, loopback works: listen, connect, accept.
+        let l = net.listen_loopback().unwrap();
+        let addr = l.local_addr().unwrap();
+        let (c, a) = tokio::join!(net.connect(addr), l.accept());
+        assert!(c.is_ok() && a.is_ok());
+        // ... and the namespace's /proc table shows the listener, the host's does not.
+        let inside = crate::process::procfs::listeners_at(&net.proc_net());
+        assert!(inside.iter().any(|x| x.addr.port() == addr.port()));
+        assert!(!inside.iter().any(|x| x.addr.port() == host_port));
+        // A refused port refuses inside the namespace too.
+        let r = net.refused_port().unwrap();
+        let err = net
+            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, r.port)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        // Any port of the range is free in a fresh namespace, even one the host uses.
+        let pool = PortPool::new(1);
+        let p = net.reserve_port(&pool, u64::from(host_port - ports::RANGE_START));
+        assert!(p.is_ok());
+    }
+}

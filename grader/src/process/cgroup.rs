@@ -1,0 +1,138 @@
+//! A pids cgroup (cgroup v1 `pids` controller) per student process: it lists every process the
+//! program started, also those that left its process group with `setsid` or a double fork, and
+//! `pids.max` bounds how many there may be at once (a fork bomb stops at the limit instead of
+//! taking the machine).
+//!
+//! Guarantees: a cgroup is created only where the hierarchy is writable (root, a delegated
+//! hierarchy); elsewhere [`Cgroup::create`] fails and the caller falls back to walking /proc.
+//! Dropping a [`Cgroup`] SIGKILLs whatever is still in it and removes it when empty. Cgroups
+//! left behind by a grader that was SIGKILLed are removed (and their processes killed) by the next
+//! grader that creates one.
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Where the v1 pids hierarchy is mounted.
+const PIDS_ROOT: &str = "/sys/fs/cgroup/pids";
+/// Name prefix of the grader's cgroups.
+const PREFIX: &str = "grader-";
+
+/// One student process's pids cgroup.
+#[derive(Debug)]
+pub struct Cgroup {
+    dir: PathBuf,
+}
+
+/// The pids cgroup the grader itself is in (new cgroups go below it).
+fn own_pids_dir() -> PathBuf {
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+                ctrl.split(',')
+                    .any(|c| c == "pids")
+                    .then(|| path.trim_start_matches('/').to_string())
+            })
+        })
+        .unwrap_or_default();
+    Path::new(PIDS_ROOT).join(own)
+}
+
+impl Cgroup {
+    /// Creates the cgroup `grader-<grader pid>-<unique>` with at most `max_pids` processes
+    /// (threads count too).
+    pub fn create(unique: &str, max_pids: u64) -> io::Result<Self> {
+        let parent = own_pids_dir();
+        remove_stale(&parent);
+        let dir = parent.join(format!("{PREFIX}{}-{unique}", std::process::id()));
+        fs::create_dir(&dir)?;
+        let cg = Self { dir };
+        fs::write(cg.dir.join("pids.max"), max_pids.to_string())?;
+        Ok(cg)
+    }
+
+    /// `cgroup.procs`, open for writing (a process writes "0" to it to join).
+    pub fn procs_file(&self) -> io::Result<OwnedFd> {
+        Ok(fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("cgroup.procs"))?
+            .into())
+    }
+
+    /// The processes in the cgroup (zombies excluded).
+    pub fn members(&self) -> Vec<i32> {
+        members_of(&self.dir)
+    }
+
+    /// Sends `sig` to every member.
+    pub fn signal(&self, sig: Signal) {
+        for pid in self.members() {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+
+    /// The most processes that were in the cgroup at once.
+    pub fn peak(&self) -> Option<u64> {
+        fs::read_to_string(self.dir.join("pids.peak"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// How often a fork failed because of `pids.max`.
+    pub fn limit_hits(&self) -> u64 {
+        fs::read_to_string(self.dir.join("pids.events"))
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+fn members_of(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|pid| super::procfs::stat(*pid).is_some_and(|s| s.state != 'Z' && s.state != 'X'))
+        .collect()
+}
+
+/// Removes cgroups of grader processes that no longer exist, killing what is left in them.
+fn remove_stale(parent: &Path) {
+    let Ok(dir) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        for pid in members_of(&e.path()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = fs::remove_dir(e.path());
+    }
+}
