@@ -72,6 +72,8 @@ def main():
     shutil.copy2(ROOT / "target" / "release" / "grader", grader)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.load)]
+    # End the load processes on SIGTERM too, not only on a normal exit or Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     changed = 0
     try:
         print(f"commit {commit}: {args.runs} runs per submission, {args.load} busy processes, {os.cpu_count()} cores\n")

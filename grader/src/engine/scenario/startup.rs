@@ -1,0 +1,219 @@
+//! Starting the two sides of a scenario: the student's server (observing in /proc that it
+//! listens, never by connecting), the student's client (pointed at the grader's listener or
+//! at a refusing port), and accepting the client's connection.
+
+use super::*;
+
+impl<'a> Run<'a> {
+    pub(super) async fn start_server(&mut self, within: Duration) -> StepResult {
+        let key = name_key(&self.sc.name);
+        let lease = self
+            .net
+            .reserve_port(self.ports, key)
+            .map_err(|e| Fail::new(Status::InfraError, e.to_string()))?;
+        let port = lease.port;
+        self.lease = Some(lease);
+        let argv = self.req.server.argv(&self.req.submission, HOST, port, None);
+        let p = self.spawn(Process::Server, argv, port, None, false)?;
+        let pid = p.pid;
+        self.server = Some(p);
+        let start = Instant::now();
+        let patience = Patience::new(within, Some(pid));
+        let mut found: Option<SocketAddr> = None;
+        let exit_rx = self.server.as_ref().map(|p| p.exit_watch());
+        // A server already listening elsewhere (a hard-coded port) gets a short grace to open
+        // the right port too, not the whole deadline.
+        let mut elsewhere_since: Option<Instant> = None;
+        let mut stranger = false;
+        let mut check = || {
+            if exit_rx.as_ref().is_some_and(|r| r.borrow().is_some()) {
+                return true;
+            }
+            let (listening, others) = procfs::port_holders(pid);
+            found = listening
+                .iter()
+                .find(|l| l.addr.port() == port)
+                .map(|l| l.addr);
+            if found.is_none() && others.iter().any(|l| l.addr.port() == port) {
+                // Someone else holds our port: not the student's fault.
+                stranger = true;
+                return true;
+            }
+            if found.is_none() && !listening.is_empty() {
+                let since = *elsewhere_since.get_or_insert_with(Instant::now);
+                return since.elapsed() >= WRONG_PORT_GRACE;
+            }
+            found.is_some()
+        };
+        while !process::poll_until(patience.deadline(), &mut check).await && !patience.expired() {}
+        if found.is_none() && !stranger && self.accept_any_port() {
+            let alive = self
+                .server
+                .as_ref()
+                .is_some_and(|p| p.exit_info().is_none());
+            let other = procfs::group_listeners(pid).into_iter().next();
+            if let (true, Some(l)) = (alive, other) {
+                let note = format!(
+                    "the server listens on port {} instead of the assigned port {port}; it was graded on port {} (--accept-any-port). Read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it",
+                    l.addr.port(),
+                    l.addr.port()
+                );
+                self.transcript.push("grader", Dir::Note, note.clone());
+                self.notes.push(note);
+                found = Some(l.addr);
+            }
+        }
+        if let Some(addr) = found {
+            let ip = match addr.ip() {
+                IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v| v.is_unspecified()) => {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                }
+                IpAddr::V6(v6) if v6 == Ipv6Addr::LOCALHOST => IpAddr::V6(v6),
+                other => other,
+            };
+            let addr = SocketAddr::new(ip, addr.port());
+            self.transcript
+                .push("server", Dir::Note, format!("listening on {addr}"));
+            self.server_addr = Some(addr);
+            return Ok(());
+        }
+        // Not listening: find out why, without blaming the student for our port.
+        let p = self
+            .server
+            .as_ref()
+            .ok_or_else(|| Fail::new(Status::InfraError, "server vanished"))?;
+        let group: Vec<u16> = procfs::group_listeners(pid)
+            .iter()
+            .map(|l| l.addr.port())
+            .collect();
+        // A server that died of "Address already in use" may have lost the race for our port
+        // to another program: if someone else listens there now, that is not the student's fault.
+        let stranger = stranger
+            || (p.exit_info().is_some()
+                && procfs::listeners_at(&self.net.proc_net())
+                    .iter()
+                    .any(|l| l.addr.port() == port));
+        if stranger {
+            return Err(Fail::new(
+                Status::InfraError,
+                format!(
+                    "port {port} was taken by another program before the student's server could bind it"
+                ),
+            ));
+        }
+        let elsewhere = if group.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = group.iter().map(u16::to_string).collect();
+            format!("; it listens on port {} instead", list.join(", "))
+        };
+        let hint = (!group.is_empty()).then(|| {
+            format!(
+                "listening on {} instead of {port}: read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it",
+                group[0]
+            )
+        });
+        match p.exit_info() {
+            Some(e) => {
+                StudentProcess::settle_stream(&p.stderr, SETTLE).await;
+                let busy = p.stderr.all_text().contains("Address already in use");
+                let (said, hint) = if busy {
+                    (
+                        "; it reported \"Address already in use\"",
+                        hint.or_else(|| Some("\"Address already in use\": the program binds a port other than the one it was given (a hard-coded port?), or binds twice; read the port from --port".into())),
+                    )
+                } else {
+                    ("", hint)
+                };
+                Err(Fail::new(Status::NeverListened, format!("the server exited ({e}) before listening on port {port}{said}{elsewhere}")).hint(hint))
+            }
+            None => Err(Fail::new(
+                Status::NeverListened,
+                format!("the server was still running but not listening on port {port} after {:.1}s{elsewhere}", start.elapsed().as_secs_f64()),
+            )
+            .hint(hint.or_else(|| Some("create the listening socket at start-up: bind to the --port argument and call listen()".into())))),
+        }
+    }
+
+    pub(super) async fn start_client(&mut self, refused: bool, name: Option<&str>) -> StepResult {
+        let port = if refused {
+            let r = self.net.refused_port().map_err(|e| {
+                Fail::new(
+                    Status::InfraError,
+                    format!("cannot reserve a refusing port: {e}"),
+                )
+            })?;
+            let port = r.port;
+            self.refused = Some(r);
+            self.transcript.push(
+                "grader",
+                Dir::Note,
+                format!("no server on port {port} (connections refused)"),
+            );
+            port
+        } else {
+            self.listener_port.ok_or_else(|| {
+                Fail::new(
+                    Status::InfraError,
+                    "`start_client` before `listen` (spec error)",
+                )
+            })?
+        };
+        let argv = self.req.client.argv(&self.req.submission, HOST, port, name);
+        let p = self.spawn(Process::Client, argv, port, name, true)?;
+        self.client = Some(p);
+        Ok(())
+    }
+
+    pub(super) async fn accept(
+        &mut self,
+        local: &mut Local,
+        conn: &str,
+        within: Duration,
+    ) -> StepResult {
+        let listener = self.listener.as_ref().ok_or_else(|| {
+            Fail::new(Status::InfraError, "`accept` before `listen` (spec error)")
+        })?;
+        let mut exit_rx = self.client.as_ref().map(|c| c.exit_watch());
+        let patience = Patience::new(within, self.client.as_ref().map(|c| c.pid));
+        let accept = async {
+            loop {
+                match tokio::time::timeout_at(patience.deadline().into(), listener.accept()).await {
+                    Err(_) if !patience.expired() => continue,
+                    other => return other,
+                }
+            }
+        };
+        let accepted = tokio::select! {
+            r = accept => Some(r),
+            _ = async { match exit_rx.as_mut() { Some(r) => { let _ = r.wait_for(|e| e.is_some()).await; } None => std::future::pending::<()>().await } } => None,
+        };
+        match accepted {
+            Some(Ok(Ok((socket, peer)))) => {
+                let key = local.key(conn);
+                self.transcript.push(&key, Dir::Note, format!("accepted the client from {peer}"));
+                let c = Conn::new(key.clone(), socket, self.transcript.clone());
+                self.opened(&c);
+                local.conns.insert(key, c);
+                Ok(())
+            }
+            Some(Ok(Err(e))) => Err(Fail::new(Status::InfraError, format!("accept failed: {e}"))),
+            Some(Err(_)) => Err(Fail::new(
+                Status::TimedOut,
+                format!("the client did not connect to {HOST}:{} within the deadline", self.listener_port.unwrap_or(0)),
+            )
+            .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT)".into()))),
+            None => Err(self.attribute("the client exited without connecting".into(), Status::Failed).await),
+        }
+    }
+}
+
+/// A number derived from a scenario's name (its port inside a namespace, so a replay gets the
+/// same one).
+pub(super) fn name_key(name: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(name.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]))
+}

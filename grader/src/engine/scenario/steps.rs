@@ -1,0 +1,627 @@
+//! The steps of the scenario language, run one by one: process-level steps (start, type,
+//! expect an exit, CPU use ...) in `Run::step`, connection steps (also allowed inside
+//! `parallel`) in `Run::conn_step`, and `parallel` groups with their isolation check.
+
+use super::waits::Watched;
+use super::*;
+
+impl<'a> Run<'a> {
+    pub(super) async fn step(&mut self, local: &mut Local, step: &Step) -> StepResult {
+        match step {
+            Step::StartServer { within } => {
+                let within = within.unwrap_or(self.req.spec.defaults.listen_within).0;
+                self.start_server(within).await
+            }
+            Step::Listen {} => {
+                let l = self.net.listen_loopback().map_err(|e| {
+                    Fail::new(
+                        Status::InfraError,
+                        format!("cannot open the grader's listener: {e}"),
+                    )
+                })?;
+                self.listener_port = l.local_addr().ok().map(|a| a.port());
+                self.listener = Some(l);
+                Ok(())
+            }
+            Step::StartClient { refused, name } => {
+                self.start_client(*refused, name.as_deref()).await
+            }
+            Step::Accept { conn, within } => {
+                let within = self.within(within);
+                self.accept(local, conn, within).await
+            }
+            Step::Type { line } => {
+                let line = self.expand(local, line)?;
+                let client = self.process(Process::Client)?;
+                self.transcript.push(
+                    "stdin",
+                    Dir::Sent,
+                    crate::transcript::printable(line.as_bytes()),
+                );
+                if let Err(e) = client.type_line(&line).await {
+                    let msg = format!(
+                        "could not type {} on the client's stdin ({e})",
+                        quote(&line, 60)
+                    );
+                    return Err(self.attribute(msg, Status::Failed).await);
+                }
+                Ok(())
+            }
+            Step::CloseStdin {} => {
+                self.process(Process::Client)?.close_stdin().await;
+                self.transcript
+                    .push("stdin", Dir::Closed, "end of input (stdin closed)");
+                Ok(())
+            }
+            Step::Repeat { count, steps } => {
+                for j in 0..*count {
+                    local.j = Some(j);
+                    for s in steps {
+                        Box::pin(self.step(local, s)).await?;
+                    }
+                }
+                local.j = None;
+                Ok(())
+            }
+            Step::Parallel {
+                count,
+                steps,
+                isolated,
+            } => self.parallel(local, *count, steps, *isolated).await,
+            Step::ExpectExit {
+                process,
+                code,
+                within,
+                ..
+            } => {
+                let p = self.process(*process)?;
+                let within = self.within(within);
+                let patience = Patience::new(within, Some(p.pid));
+                let mut exit = None;
+                while exit.is_none() && !patience.expired() {
+                    exit = p.wait_exit(patience.deadline()).await;
+                }
+                match exit {
+                    None => Err(Fail::new(
+                        Status::TimedOut,
+                        format!(
+                            "expected the {process} to exit with {code} within {:.1}s, but it was still running",
+                            within.as_secs_f64()
+                        ),
+                    )),
+                    Some(e) if code.accepts(e.code) => Ok(()),
+                    Some(e) => {
+                        StudentProcess::settle_stream(&p.stderr, SETTLE).await;
+                        let status = if e.signal.is_some() {
+                            Status::Crashed
+                        } else {
+                            Status::Failed
+                        };
+                        Err(Fail::new(
+                            status,
+                            format!(
+                                "expected the {process} to exit with {code}, but it ended with {e}"
+                            ),
+                        ))
+                    }
+                }
+            }
+            Step::ExpectRunning {
+                process,
+                allow_clean_exit,
+                ..
+            } => {
+                let p = self.process(*process)?;
+                // A program that is about to crash (it closed a socket, then raises) gets a
+                // moment to do so.
+                let patience = Patience::new(RUNNING_GRACE, Some(p.pid));
+                let mut exit = None;
+                while exit.is_none() && !patience.expired() {
+                    exit = p.wait_exit(patience.deadline()).await;
+                }
+                match exit {
+                    None => Ok(()),
+                    Some(e) if e.success() && *allow_clean_exit => Ok(()),
+                    Some(e) => {
+                        StudentProcess::settle_stream(&p.stderr, SETTLE).await;
+                        let status = if e.abnormal() {
+                            Status::Crashed
+                        } else {
+                            Status::Failed
+                        };
+                        Err(Fail::new(
+                            status,
+                            format!(
+                                "expected the {process} to keep running, but it ended with {e}"
+                            ),
+                        ))
+                    }
+                }
+            }
+            Step::ExpectNoTraceback { process, .. } => {
+                let p = self.process(*process)?;
+                if p.exit_info().is_some() {
+                    StudentProcess::settle_stream(&p.stderr, SETTLE).await;
+                }
+                let text = p.stderr.all_text();
+                match find_traceback(&text) {
+                    None => Ok(()),
+                    Some(line) => Err(Fail::new(
+                        Status::Failed,
+                        format!(
+                            "the {process} printed a traceback or panic on stderr: {}",
+                            quote(line, 160)
+                        ),
+                    )),
+                }
+            }
+            Step::ExpectCpuBelow {
+                process,
+                window,
+                max_percent,
+                ..
+            } => {
+                let p = self.process(*process)?;
+                let tps = procfs::ticks_per_second() as f64;
+                let before = procfs::group_cpu_ticks(p.pid);
+                let t0 = Instant::now();
+                // The measuring window is the scenario's own inherent wait.
+                let exited = p.wait_exit(t0 + window.0).await;
+                if let Some(e) = exited {
+                    return Err(self
+                        .attribute(
+                            format!("the {process} exited ({e}) during the CPU measurement"),
+                            Status::Failed,
+                        )
+                        .await);
+                }
+                let used = procfs::group_cpu_ticks(p.pid).saturating_sub(before) as f64 / tps;
+                let pct = 100.0 * used / t0.elapsed().as_secs_f64();
+                self.transcript.push(
+                    &process.to_string(),
+                    Dir::Note,
+                    format!(
+                        "used {:.0} ms of CPU in {:.1}s ({pct:.1}% of one core)",
+                        used * 1000.0,
+                        window.0.as_secs_f64()
+                    ),
+                );
+                if pct <= *max_percent {
+                    Ok(())
+                } else {
+                    Err(Fail::new(
+                        Status::Failed,
+                        format!(
+                            "while idle for {:.1}s the {process} used {pct:.0}% of a CPU core (allowed: {max_percent}%)",
+                            window.0.as_secs_f64()
+                        ),
+                    ))
+                }
+            }
+            Step::Expect {
+                on: Target::Stream(s),
+                within,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                let matcher = self.matcher(local, step)?;
+                let patience = self.patience(self.within(within));
+                self.expect_on(&streams, &step_target(step), &matcher, patience)
+                    .await
+            }
+            Step::ExpectSilence {
+                on: Target::Stream(s),
+                window,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                self.silence(&streams, &step_target(step), window.0).await
+            }
+            Step::ExpectNot {
+                on: Target::Stream(s),
+                window,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                let matcher = self.matcher(local, step)?;
+                self.expect_not(&streams, &step_target(step), &matcher, window.0)
+                    .await
+            }
+            _ => self.conn_step(local, step).await,
+        }
+    }
+
+    /// The streams a process target refers to, each with a short name for messages.
+    pub(super) fn streams(&self, s: StreamRef) -> Result<Vec<Watched>, Fail> {
+        Ok(match s {
+            StreamRef::Stdout => vec![("stdout", self.process(Process::Client)?.stdout.clone())],
+            StreamRef::Stderr(p) => vec![("stderr", self.process(p)?.stderr.clone())],
+            StreamRef::Output => {
+                let c = self.process(Process::Client)?;
+                vec![("stdout", c.stdout.clone()), ("stderr", c.stderr.clone())]
+            }
+        })
+    }
+
+    /// Records a new connection for diagnostics.
+    pub(super) fn opened(&self, c: &Conn) {
+        if let Ok(mut all) = self.opened.lock() {
+            all.push((c.name.clone(), c.stream.clone()));
+        }
+    }
+
+    /// "; it arrived on connection X instead" when `matcher` matches what another connection
+    /// received (a reply sent to the wrong client).
+    pub(super) fn elsewhere(&self, own: &Arc<Stream>, matcher: &Matcher) -> String {
+        if matches!(matcher, Matcher::Any) {
+            return String::new();
+        }
+        let Ok(all) = self.opened.lock() else {
+            return String::new();
+        };
+        let others: Vec<&str> = all
+            .iter()
+            .filter(|(_, s)| !Arc::ptr_eq(s, own))
+            .filter(|(_, s)| matches!(matcher.find(&s.all_text(), true), Outcome::Found(_)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        match others.as_slice() {
+            [] => String::new(),
+            [one] => format!("; it arrived on connection {one} instead"),
+            [first, rest @ ..] => format!(
+                "; it arrived on connection {first} (and {} more) instead",
+                rest.len()
+            ),
+        }
+    }
+
+    pub(super) fn matcher(&self, local: &Local, step: &Step) -> Result<Matcher, Fail> {
+        let spec_err = |m: String| Fail::new(Status::InfraError, format!("spec error: {m}"));
+        Ok(
+            match step
+                .expectation()
+                .ok_or_else(|| spec_err("bad expect".into()))?
+            {
+                Expectation::Any => Matcher::Any,
+                Expectation::Contains(t) => Matcher::Contains(self.expand(local, &t)?),
+                Expectation::Exact(t) => Matcher::Exact(self.expand(local, &t)?),
+                Expectation::Regex(r) => {
+                    Matcher::Regex(Regex::new(&r).map_err(|e| spec_err(e.to_string()))?)
+                }
+                Expectation::Json(preds) => {
+                    let mut out = preds.clone();
+                    for pred in out.values_mut() {
+                        if let crate::spec::JsonPredicate::Equals(serde_json::Value::String(s)) =
+                            pred
+                        {
+                            *s = self.expand(local, s)?;
+                        }
+                        if let crate::spec::JsonPredicate::Op(op) = pred
+                            && let Some(c) = &op.contains
+                        {
+                            op.contains = Some(self.expand(local, c)?);
+                        }
+                    }
+                    Matcher::Json(out)
+                }
+            },
+        )
+    }
+
+    /// Steps that only touch connections (the ones allowed inside `parallel`).
+    pub(super) async fn conn_step(&self, local: &mut Local, step: &Step) -> StepResult {
+        match step {
+            Step::Connect { conn, within } => {
+                let addr = self.server_addr.ok_or_else(|| {
+                    Fail::new(
+                        Status::InfraError,
+                        "`connect` before `start_server` (spec error)",
+                    )
+                })?;
+                let key = local.key(conn);
+                let fut = Conn::connect(key.clone(), addr, &self.net, self.transcript.clone());
+                let within = self.within(within);
+                match tokio::time::timeout(within, fut).await {
+                    Ok(Ok(c)) => {
+                        self.opened(&c);
+                        local.conns.insert(key, c);
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(self
+                        .attribute(format!("could not connect to the server at {addr}: {e}"), Status::Failed)
+                        .await),
+                    Err(_) => Err(self
+                        .attribute(
+                            format!("connecting to the server at {addr} took longer than {:.1}s (its listen backlog is full: is it accepting?)", within.as_secs_f64()),
+                            Status::TimedOut,
+                        )
+                        .await),
+                }
+            }
+            Step::Send { conn, .. } => {
+                let bytes = match step.send_body() {
+                    Some(SendBody::Text(t)) => self.expand(local, &t)?.into_bytes(),
+                    Some(SendBody::Line(t)) => {
+                        let mut b = self.expand(local, &t)?.into_bytes();
+                        b.push(b'\n');
+                        b
+                    }
+                    Some(SendBody::Hex(h)) => decode_hex(&h)
+                        .ok_or_else(|| Fail::new(Status::InfraError, "spec error: bad hex"))?,
+                    None => return Err(Fail::new(Status::InfraError, "spec error: bad send")),
+                };
+                if local.i.is_some() {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                    local.sent.extend(lines.map(String::from));
+                }
+                let c = local.conn(conn)?;
+                if let Err(e) = c.send(&bytes).await {
+                    let name = c.name.clone();
+                    return Err(self
+                        .attribute(
+                            format!("could not send on connection {name}: {e}"),
+                            Status::Failed,
+                        )
+                        .await);
+                }
+                Ok(())
+            }
+            Step::WaitRead { conn, within, .. } => {
+                let c = local.conn(conn)?;
+                let (Some(ours), Some(theirs), name) = (c.local, c.peer, c.name.clone()) else {
+                    return Ok(());
+                };
+                let within = self.within(within);
+                let patience = self.patience(within);
+                let net_dir = self.net.proc_net();
+                let mut drained =
+                    || procfs::unread_bytes(&net_dir, ours, theirs).is_none_or(|n| n == 0);
+                let mut read = false;
+                while !read && !patience.expired() {
+                    read = process::poll_until(patience.deadline(), &mut drained).await;
+                }
+                if read {
+                    Ok(())
+                } else {
+                    Err(self
+                        .attribute(
+                            format!("the program did not read what was sent on connection {name} within {:.1}s", within.as_secs_f64()),
+                            Status::TimedOut,
+                        )
+                        .await)
+                }
+            }
+            Step::Close { conn } => {
+                local.conn(conn)?.close().await;
+                Ok(())
+            }
+            Step::Abort { conn } => {
+                local.conn(conn)?.abort().await;
+                Ok(())
+            }
+            Step::Expect {
+                on: Target::Conn(name),
+                within,
+                ..
+            } => {
+                let matcher = self.matcher(local, step)?;
+                let c = local.conn(name)?;
+                let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
+                let patience = self.patience(self.within(within));
+                let result = self
+                    .expect_on(&[("", stream.clone())], &label, &matcher, patience)
+                    .await;
+                result.map_err(|mut f| {
+                    if f.status == Status::TimedOut {
+                        f.message.push_str(&self.elsewhere(&stream, &matcher));
+                    }
+                    f
+                })
+            }
+            Step::ExpectSilence {
+                on: Target::Conn(name),
+                window,
+                ..
+            } => {
+                let c = local.conn(name)?;
+                let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
+                self.silence(&[("", stream)], &label, window.0).await
+            }
+            Step::ExpectNot {
+                on: Target::Conn(name),
+                window,
+                ..
+            } => {
+                let matcher = self.matcher(local, step)?;
+                let c = local.conn(name)?;
+                let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
+                self.expect_not(&[("", stream)], &label, &matcher, window.0)
+                    .await
+            }
+            Step::ExpectClosed { on, within, .. } => {
+                let c = local.conn(on)?;
+                let (stream, label) = (c.stream.clone(), c.name.clone());
+                let within = self.within(within);
+                let mut rx = stream.subscribe();
+                let patience = self.patience(within);
+                loop {
+                    if stream.end().is_some() {
+                        return Ok(());
+                    }
+                    if tokio::time::timeout_at(patience.deadline().into(), rx.changed())
+                        .await
+                        .is_err()
+                        && patience.expired()
+                        && stream.end().is_none()
+                    {
+                        return Err(Fail::new(
+                            Status::TimedOut,
+                            format!(
+                                "expected the peer to close connection {label} within {:.1}s, but it stayed open",
+                                within.as_secs_f64()
+                            ),
+                        ));
+                    }
+                }
+            }
+            Step::Repeat { count, steps } => {
+                for j in 0..*count {
+                    local.j = Some(j);
+                    for s in steps {
+                        Box::pin(self.conn_step(local, s)).await?;
+                    }
+                }
+                local.j = None;
+                Ok(())
+            }
+            other => Err(Fail::new(
+                Status::InfraError,
+                format!("step `{}` is not allowed here (spec error)", other.kind()),
+            )),
+        }
+    }
+
+    /// Runs `count` copies of `steps` at once. Copy `i` takes over the connections `name#i` that
+    /// earlier groups opened and hands all its connections back when it is done.
+    pub(super) async fn parallel(
+        &self,
+        outer: &mut Local,
+        count: u32,
+        steps: &[Step],
+        isolated: bool,
+    ) -> StepResult {
+        let mut locals: Vec<Local> = (0..count)
+            .map(|i| Local {
+                i: Some(i),
+                j: outer.j,
+                ..Local::default()
+            })
+            .collect();
+        let keys: Vec<String> = outer.conns.keys().cloned().collect();
+        for key in keys {
+            if let Some(copy) = copy_index(&key).and_then(|i| locals.get_mut(i as usize))
+                && let Some(c) = outer.conns.remove(&key)
+            {
+                copy.conns.insert(key, c);
+            }
+        }
+        let copies = locals.into_iter().map(|mut local| async move {
+            for s in steps {
+                if let Err(f) = self.conn_step(&mut local, s).await {
+                    return Err((local.i.unwrap_or(0), f));
+                }
+            }
+            Ok(local)
+        });
+        let results = futures_util::future::join_all(copies).await;
+        let (done, failures): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+        let done: Vec<Local> = done.into_iter().filter_map(Result::ok).collect();
+        let failures: Vec<(u32, Fail)> = failures.into_iter().filter_map(Result::err).collect();
+        let failed = failures.len();
+        if let Some((i, f)) = failures.into_iter().next() {
+            let how_many = if failed > 1 {
+                format!(" ({failed} of {count} copies failed)")
+            } else {
+                String::new()
+            };
+            return Err(Fail {
+                message: format!("in parallel copy {i} of {count}{how_many}: {}", f.message),
+                ..f
+            });
+        }
+        if isolated {
+            let copies: Vec<CopyRecord> = done
+                .iter()
+                .map(|l| {
+                    let mut received: Vec<(String, String)> = l
+                        .conns
+                        .iter()
+                        .map(|(name, c)| (name.clone(), c.stream.all_text()))
+                        .collect();
+                    received.sort();
+                    (l.i.unwrap_or(0), l.sent.clone(), received)
+                })
+                .collect();
+            if let Some(msg) = crossed_line(&copies) {
+                return Err(Fail::new(Status::Failed, msg));
+            }
+        }
+        for local in done {
+            outer.conns.extend(local.conns);
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn step_target(step: &Step) -> String {
+    match step {
+        Step::Expect { on, .. } | Step::ExpectSilence { on, .. } | Step::ExpectNot { on, .. } => {
+            on.to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The copy index of a connection key `name#i`.
+pub(super) fn copy_index(key: &str) -> Option<u32> {
+    key.rsplit_once('#').and_then(|(_, i)| i.parse().ok())
+}
+
+/// What one parallel copy did: its index, the lines it sent, and (connection name, everything
+/// received on it) for each of its connections.
+pub(super) type CopyRecord = (u32, Vec<String>, Vec<(String, String)>);
+
+/// Finds a line that one parallel copy sent (and no other copy sent too) among what another
+/// copy's connections received, and describes it. Lines shorter than 8 characters are too
+/// unspecific to check.
+pub(super) fn crossed_line(copies: &[CopyRecord]) -> Option<String> {
+    let mut senders: HashMap<&str, HashSet<u32>> = HashMap::new();
+    for (i, sent, _) in copies {
+        for line in sent {
+            senders.entry(line.as_str()).or_default().insert(*i);
+        }
+    }
+    for (from, sent, _) in copies {
+        for line in sent {
+            if line.chars().count() < 8 || senders.get(line.as_str()).is_none_or(|s| s.len() > 1) {
+                continue;
+            }
+            for (_, _, received) in copies.iter().filter(|c| c.0 != *from) {
+                if let Some((name, _)) = received
+                    .iter()
+                    .find(|(_, text)| text.contains(line.as_str()))
+                {
+                    return Some(format!(
+                        "connection {name} received {}, which parallel copy {from} sent: a reply must go only to the client that sent the line",
+                        quote(line, 100)
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Finds the first line of stderr that shows a traceback, panic or fatal signal report.
+pub fn find_traceback(text: &str) -> Option<&str> {
+    const MARKERS: [&str; 8] = [
+        "Traceback (most recent call last)",
+        "panicked at",
+        "Exception in thread",
+        "Segmentation fault",
+        "core dumped",
+        "AddressSanitizer",
+        "Unhandled exception",
+        "Fatal Python error",
+    ];
+    text.lines().find(|l| MARKERS.iter().any(|m| l.contains(m)))
+}
+
+pub(super) fn decode_hex(h: &str) -> Option<Vec<u8>> {
+    let clean: String = h.split_whitespace().collect();
+    (0..clean.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(clean.get(i..i + 2)?, 16).ok())
+        .collect()
+}
