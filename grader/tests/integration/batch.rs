@@ -243,7 +243,8 @@ fn batch_killed_mid_run_resumes_without_regrading() {
     while count() == 0 {
         assert!(Instant::now() < deadline, "no record after 120 s");
         assert!(child.try_wait().unwrap().is_none(), "batch ended early");
-        std::thread::sleep(Duration::from_millis(20));
+        // Polling the report folder: no event tells us another process wrote a file.
+        std::thread::sleep(REPORT_POLL_INTERVAL);
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -277,3 +278,6 @@ fn batch_killed_mid_run_resumes_without_regrading() {
         assert_eq!(&after[id], t, "{id} was regraded after the kill");
     }
 }
+
+/// How often the kill-and-resume test looks for the first report (bounded by a deadline).
+const REPORT_POLL_INTERVAL: Duration = Duration::from_millis(20);
