@@ -322,6 +322,15 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     // Orphans of student programs (a double fork, a daemon) become the grader's children
     // instead of init's, so the end of a scenario can find and reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Batch(_) | Command::Replay(_)
+    ) {
+        // First, while the grader has one thread: a guard that ends the student programs
+        // should the grader be killed outright. Without it (it cannot fail in practice) the
+        // next grader still removes what this one left in its cgroups.
+        let _ = crate::process::watchdog::start();
+    }
     match cli.command {
         Command::Run(args) => run_grading(args, None).map(|(code, _)| code),
         Command::Batch(args) => run_batch(args),

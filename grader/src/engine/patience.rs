@@ -9,7 +9,7 @@
 //! time.
 //!
 //! The stretch is the largest delay any single thread accumulated since the step began (threads
-//! wait in parallel, so summing them would over-count), once for the student's process group and
+//! wait in parallel, so summing them would over-count), once for the student's processes and
 //! once for the grader. Guarantees: the deadline is never shorter than nominal nor longer than
 //! [`MAX_STRETCH`] times it; /proc is read only when the current deadline has passed, so waiting
 //! costs nothing extra while data flows; where the kernel does not report run-queue delay the
@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::process::procfs;
+use crate::process::{Members, procfs};
 
 /// The deadline never grows beyond this multiple of its nominal length.
 pub const MAX_STRETCH: u32 = 4;
@@ -29,7 +29,7 @@ pub const MAX_STRETCH: u32 = 4;
 pub struct Patience {
     start: Instant,
     within: Duration,
-    pgid: Option<i32>,
+    watched: Option<Members>,
     own_base: HashMap<i32, u64>,
     group_base: HashMap<i32, u64>,
     /// The current deadline, as nanoseconds after `start`.
@@ -37,21 +37,23 @@ pub struct Patience {
 }
 
 impl Patience {
-    /// Starts a deadline of `within` from now, watching the process group `pgid` (if any) and
+    /// Starts a deadline of `within` from now, watching the student's processes (if any) and
     /// the grader's own threads.
-    pub fn new(within: Duration, pgid: Option<i32>) -> Self {
+    pub fn new(within: Duration, watched: Option<Members>) -> Self {
+        let group_base = watched
+            .as_ref()
+            .map(|m| procfs::thread_run_delays_of(&m.pids()))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         Self {
             start: Instant::now(),
             within,
-            pgid,
+            watched,
             own_base: procfs::thread_run_delays(std::process::id() as i32)
                 .into_iter()
                 .collect(),
-            group_base: pgid
-                .map(procfs::group_thread_run_delays)
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            group_base,
             current_ns: AtomicU64::new(within.as_nanos() as u64),
         }
     }
@@ -69,8 +71,8 @@ impl Patience {
             &self.own_base,
             procfs::thread_run_delays(std::process::id() as i32),
         );
-        let group = self.pgid.map_or(0, |g| {
-            Self::grown(&self.group_base, procfs::group_thread_run_delays(g))
+        let group = self.watched.as_ref().map_or(0, |m| {
+            Self::grown(&self.group_base, procfs::thread_run_delays_of(&m.pids()))
         });
         Duration::from_nanos(own.saturating_add(group)).min(self.within * (MAX_STRETCH - 1))
     }

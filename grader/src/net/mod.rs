@@ -5,3 +5,4 @@
 pub mod conn;
 pub mod netns;
 pub mod ports;
+pub mod tables;

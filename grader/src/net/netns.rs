@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::libc;
 use nix::sched::CloneFlags;
@@ -27,6 +27,7 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::ports::{self, NoFreePort, PortLease, PortPool, RefusedPort};
+use super::tables::{self, Listener, SockDiag};
 
 /// The isolation a grading asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -84,6 +85,8 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct NetNs {
     fd: OwnedFd,
     tid: i32,
+    /// The namespace's socket tables (`None` where netlink diagnostics are unavailable).
+    diag: Option<SockDiag>,
     jobs: Mutex<mpsc::Sender<Job>>,
 }
 
@@ -97,18 +100,20 @@ impl NetNs {
     /// Creates a namespace with its loopback up. Fails without CAP_SYS_ADMIN.
     pub fn new() -> io::Result<Arc<Self>> {
         let (jobs, rx) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<io::Result<(OwnedFd, i32)>>(1);
+        type Ready = io::Result<(OwnedFd, i32, Option<SockDiag>)>;
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Ready>(1);
         std::thread::Builder::new()
             .name("grader-netns".into())
             .spawn(move || {
-                let setup = || -> io::Result<(OwnedFd, i32)> {
+                let setup = || -> Ready {
                     nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
                     loopback_up()?;
                     // Student programs in the namespace may bind ports below 1024 although they
                     // run without capabilities (the namespace is theirs alone).
                     let _ = std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
                     let fd = File::open("/proc/thread-self/ns/net")?;
-                    Ok((fd.into(), nix::unistd::gettid().as_raw()))
+                    let diag = SockDiag::new().ok();
+                    Ok((fd.into(), nix::unistd::gettid().as_raw(), diag))
                 };
                 let result = setup();
                 let ok = result.is_ok();
@@ -120,12 +125,13 @@ impl NetNs {
                     }
                 }
             })?;
-        let (fd, tid) = ready_rx
+        let (fd, tid, diag) = ready_rx
             .recv()
             .map_err(|_| io::Error::other("the namespace thread died"))??;
         Ok(Arc::new(Self {
             fd,
             tid,
+            diag,
             jobs: Mutex::new(jobs),
         }))
     }
@@ -215,8 +221,33 @@ impl Net {
         }
     }
 
+    /// The socket tables of this network through netlink, if available.
+    fn diag(&self) -> Option<&SockDiag> {
+        static HOST: OnceLock<Option<SockDiag>> = OnceLock::new();
+        match self {
+            Net::Host => HOST.get_or_init(|| SockDiag::new().ok()).as_ref(),
+            Net::Ns(ns) => ns.diag.as_ref(),
+        }
+    }
+
+    /// Every listening TCP socket in this network.
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.diag()
+            .and_then(|d| d.listeners().ok())
+            .unwrap_or_else(|| tables::proc::listeners(&self.proc_net()))
+    }
+
+    /// Bytes still queued between our socket `ours` and the peer `theirs` in this network (see
+    /// [`SockDiag::unread_bytes`]).
+    pub fn unread_bytes(&self, ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {
+        match self.diag().map(|d| d.unread_bytes(ours, theirs)) {
+            Some(Ok(n)) => n,
+            _ => tables::proc::unread_bytes(&self.proc_net(), ours, theirs),
+        }
+    }
+
     /// The `/proc/.../net` folder whose tables show this network's sockets.
-    pub fn proc_net(&self) -> PathBuf {
+    fn proc_net(&self) -> PathBuf {
         match self {
             Net::Host => PathBuf::from("/proc/self/net"),
             Net::Ns(ns) => PathBuf::from(format!("/proc/self/task/{}/net", ns.tid)),
@@ -324,7 +355,11 @@ mod tests {
         let (c, a) = tokio::join!(net.connect(addr), l.accept());
         assert!(c.is_ok() && a.is_ok());
         // ... and the namespace's /proc table shows the listener, the host's does not.
-        let inside = crate::process::procfs::listeners_at(&net.proc_net());
+        let inside = net.listeners();
+        assert!(
+            net.diag().is_some(),
+            "netlink diagnostics work in a namespace"
+        );
         assert!(inside.iter().any(|x| x.addr.port() == addr.port()));
         assert!(!inside.iter().any(|x| x.addr.port() == host_port));
         // A refused port refuses inside the namespace too.

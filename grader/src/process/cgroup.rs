@@ -66,6 +66,11 @@ impl Cgroup {
             .into())
     }
 
+    /// The cgroup's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The processes in the cgroup (zombies excluded).
     pub fn members(&self) -> Vec<i32> {
         members_of(&self.dir)
@@ -103,7 +108,8 @@ impl Drop for Cgroup {
     }
 }
 
-fn members_of(dir: &Path) -> Vec<i32> {
+/// The live (non-zombie) processes of the cgroup at `dir` (none once it is gone).
+pub(super) fn members_of(dir: &Path) -> Vec<i32> {
     fs::read_to_string(dir.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()
@@ -112,27 +118,50 @@ fn members_of(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// The grader cgroups below `parent`: (owning grader's pid, folder).
+fn grader_cgroups(parent: &Path) -> Vec<(i32, PathBuf)> {
+    let Ok(dir) = fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let owner = e
+                .file_name()
+                .to_str()?
+                .strip_prefix(PREFIX)?
+                .split('-')
+                .next()?
+                .parse::<i32>()
+                .ok()?;
+            Some((owner, e.path()))
+        })
+        .collect()
+}
+
+/// SIGKILLs what is left in a cgroup and removes it; false while members (also zombies not yet
+/// reaped) keep it.
+fn kill_and_remove(dir: &Path) -> bool {
+    for pid in members_of(dir) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    fs::remove_dir(dir).is_ok()
+}
+
 /// Removes cgroups of grader processes that no longer exist, killing what is left in them.
 fn remove_stale(parent: &Path) {
-    let Ok(dir) = fs::read_dir(parent) else {
-        return;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(owner) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|n| n.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{owner}")).exists() {
-            continue;
+    for (owner, dir) in grader_cgroups(parent) {
+        if !Path::new(&format!("/proc/{owner}")).exists() {
+            let _ = kill_and_remove(&dir);
         }
-        for pid in members_of(&e.path()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let _ = fs::remove_dir(e.path());
     }
+}
+
+/// Kills the processes in every cgroup the grader with pid `owner` created below the pids
+/// cgroup of the calling process and removes those cgroups; returns how many are still there
+/// (their killed members not yet gone).
+pub fn remove_owned_by(owner: i32) -> usize {
+    grader_cgroups(&own_pids_dir())
+        .iter()
+        .filter(|(o, dir)| *o == owner && !kill_and_remove(dir))
+        .count()
 }

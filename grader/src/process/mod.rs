@@ -17,7 +17,9 @@
 //!   member of the process's cgroup or, without one, every descendant found through /proc's
 //!   parent links and every orphan handed to the grader (a child subreaper) that carries this
 //!   process's HOME; such orphans are reaped by pid (never `waitpid(-1)`: tokio owns the statuses
-//!   of its own children).
+//!   of its own children);
+//! - a grader killed outright (SIGKILL) leaves nothing either: its [`watchdog`] guard process
+//!   kills what is left in its cgroups and homes.
 
 pub mod cgroup;
 pub mod env;
@@ -25,6 +27,7 @@ pub mod limits;
 pub mod procfs;
 pub mod pty;
 pub mod sandbox;
+pub mod watchdog;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -382,16 +385,26 @@ impl StudentProcess {
         .await;
     }
 
-    /// Every live process of this student program: its process group, its cgroup and, without
-    /// a cgroup, its descendants and the orphans it left with the grader (recognised by HOME).
-    pub fn members(&self) -> BTreeSet<i32> {
-        let mut set: BTreeSet<i32> = procfs::group_members(self.pid)
-            .iter()
-            .map(|p| p.pid)
-            .collect();
+    /// A handle that lists this program's live processes cheaply, for watchers that outlive a
+    /// borrow of it (see [`Members`]).
+    pub fn member_list(&self) -> Members {
         match &self.cgroup {
-            Some(cg) => set.extend(cg.members()),
+            Some(cg) => Members::Cgroup(cg.dir().to_path_buf()),
+            None => Members::Group(self.pid),
+        }
+    }
+
+    /// Every live process of this student program: its cgroup's members (everything it started
+    /// is one, also after `setsid`) or, without a cgroup, its process group, its descendants and
+    /// the orphans it left with the grader (recognised by HOME).
+    pub fn members(&self) -> BTreeSet<i32> {
+        match &self.cgroup {
+            Some(cg) => cg.members().into_iter().collect(),
             None => {
+                let mut set: BTreeSet<i32> = procfs::group_members(self.pid)
+                    .iter()
+                    .map(|p| p.pid)
+                    .collect();
                 let me = std::process::id() as i32;
                 let orphans: Vec<i32> = procfs::all_processes()
                     .iter()
@@ -403,9 +416,9 @@ impl StudentProcess {
                 roots.push(self.pid);
                 set.extend(orphans);
                 set.extend(procfs::descendants(&roots).iter().map(|p| p.pid));
+                set
             }
         }
-        set
     }
 
     /// The most processes the program had at once, and whether it hit the process limit (where
@@ -485,11 +498,12 @@ impl StudentProcess {
 impl Drop for StudentProcess {
     fn drop(&mut self) {
         if self.pid > 0 {
-            if !procfs::group_members(self.pid).is_empty() {
-                let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-            }
-            // The cgroup SIGKILLs its members when dropped; without one, end the escaped ones.
+            // The cgroup SIGKILLs its members when dropped; without one, end the group and the
+            // escaped ones.
             if self.cgroup.is_none() {
+                if !procfs::group_members(self.pid).is_empty() {
+                    let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                }
                 for pid in self.members() {
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 }
@@ -497,6 +511,27 @@ impl Drop for StudentProcess {
         }
         for t in &self.tasks {
             t.abort();
+        }
+    }
+}
+
+/// How to list a student program's live processes: its cgroup's member list where it has one
+/// (one small file read), else a scan of /proc for its process group. Cheap to clone and valid
+/// after the program ended (it then lists nothing).
+#[derive(Debug, Clone)]
+pub enum Members {
+    /// The members of the pids cgroup at this folder.
+    Cgroup(std::path::PathBuf),
+    /// The members of this process group.
+    Group(i32),
+}
+
+impl Members {
+    /// The live (non-zombie) processes now.
+    pub fn pids(&self) -> Vec<i32> {
+        match self {
+            Members::Cgroup(dir) => cgroup::members_of(dir),
+            Members::Group(pgid) => procfs::group_members(*pgid).iter().map(|p| p.pid).collect(),
         }
     }
 }

@@ -1,14 +1,12 @@
-//! What Linux's /proc tells us about a student's process group: its members, the TCP ports it
-//! listens on, whether some other program holds a port, and the CPU time it has used.
+//! What Linux's /proc tells us about a student's process group: its members, the sockets they
+//! hold open (matched by inode against the socket tables of [`crate::net::tables`]), and the CPU
+//! time and scheduling delay they have had.
 //!
 //! Guarantees: read-only, never signals or touches the processes; a process that vanishes while
-//! being read is skipped, not an error. Sockets are matched by inode, so a listening socket is
-//! attributed to the student only if one of the group's processes holds it.
+//! being read is skipped, not an error.
 
 use std::collections::HashSet;
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
 
 /// A process as seen in /proc/<pid>/stat.
 #[derive(Debug, Clone)]
@@ -114,132 +112,24 @@ fn socket_inodes(pid: i32, into: &mut HashSet<u64>) {
     }
 }
 
-/// A TCP socket in LISTEN state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    /// Local address it is bound to.
-    pub addr: SocketAddr,
-    /// Socket inode.
-    pub inode: u64,
-}
-
-/// All listening TCP sockets in the network namespace of process `pid` (or ours, for `None`).
-pub fn listeners(pid: Option<i32>) -> Vec<Listener> {
-    let base = pid.map_or_else(
-        || "/proc/self/net".to_string(),
-        |p| format!("/proc/{p}/net"),
-    );
-    listeners_at(Path::new(&base))
-}
-
-/// All listening TCP sockets in the tables of a `/proc/.../net` folder (which shows the
-/// network namespace of the process or thread it belongs to).
-pub fn listeners_at(net_dir: &Path) -> Vec<Listener> {
-    let mut out = Vec::new();
-    for (file, v6) in [("tcp", false), ("tcp6", true)] {
-        let Ok(text) = fs::read_to_string(net_dir.join(file)) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 10 || f[3] != "0A" {
-                continue;
-            }
-            let (Some(addr), Ok(inode)) = (parse_addr(f[1], v6), f[9].parse::<u64>()) else {
-                continue;
-            };
-            out.push(Listener { addr, inode });
-        }
+/// The socket inodes held open by the processes `pids`, or `None` when none of them is left.
+pub fn socket_inodes_of(pids: &[i32]) -> Option<HashSet<u64>> {
+    if pids.is_empty() {
+        return None;
     }
-    out
-}
-
-fn parse_addr(text: &str, v6: bool) -> Option<SocketAddr> {
-    let (ip, port) = text.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let ip = if v6 {
-        let mut bytes = [0u8; 16];
-        for (i, chunk) in bytes.chunks_mut(4).enumerate() {
-            let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
-            chunk.copy_from_slice(&word.to_ne_bytes());
-        }
-        IpAddr::V6(Ipv6Addr::from(bytes))
-    } else {
-        let word = u32::from_str_radix(ip, 16).ok()?;
-        IpAddr::V4(Ipv4Addr::from(word.to_ne_bytes()))
-    };
-    Some(SocketAddr::new(ip, port))
-}
-
-/// Bytes still queued between our socket `ours` and the peer socket `theirs` (both in the
-/// network namespace whose tables `net_dir` shows, e.g. `/proc/self/net`): our send queue plus
-/// the peer's receive queue. `None` once neither socket is found (both closed).
-pub fn unread_bytes(net_dir: &Path, ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {
-    let mut total = None;
-    for file in ["tcp", "tcp6"] {
-        let Ok(text) = fs::read_to_string(net_dir.join(file)) else {
-            continue;
-        };
-        let v6 = file == "tcp6";
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 5 {
-                continue;
-            }
-            let (Some(local), Some(remote)) = (parse_addr(f[1], v6), parse_addr(f[2], v6)) else {
-                continue;
-            };
-            let same = |a: SocketAddr, b: SocketAddr| {
-                a.port() == b.port() && canonical(a.ip()) == canonical(b.ip())
-            };
-            let Some((tx, rx)) = f[4].split_once(':') else {
-                continue;
-            };
-            let (tx, rx) = (
-                u64::from_str_radix(tx, 16).unwrap_or(0),
-                u64::from_str_radix(rx, 16).unwrap_or(0),
-            );
-            if same(local, ours) && same(remote, theirs) {
-                *total.get_or_insert(0) += tx;
-            } else if same(local, theirs) && same(remote, ours) {
-                *total.get_or_insert(0) += rx;
-            }
-        }
-    }
-    total
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// The listening sockets held by the members of process group `pgid`.
-pub fn group_listeners(pgid: i32) -> Vec<Listener> {
-    port_holders(pgid).0
-}
-
-/// One consistent look at the listening sockets in the namespace of process group `pgid`: those
-/// its members hold, and those held by anyone else. The table is read before the group's sockets,
-/// so a socket the student binds in between is never mistaken for a stranger's.
-pub fn port_holders(pgid: i32) -> (Vec<Listener>, Vec<Listener>) {
-    let members = group_members(pgid);
-    let Some(first) = members.first() else {
-        return (Vec::new(), Vec::new());
-    };
-    let all = listeners(Some(first.pid));
     let mut inodes = HashSet::new();
-    for m in &members {
-        socket_inodes(m.pid, &mut inodes);
+    for &pid in pids {
+        socket_inodes(pid, &mut inodes);
     }
-    all.into_iter().partition(|l| inodes.contains(&l.inode))
+    Some(inodes)
 }
 
-/// Total CPU ticks used so far by the live members of a process group.
-pub fn group_cpu_ticks(pgid: i32) -> u64 {
-    group_members(pgid).iter().map(|p| p.cpu_ticks).sum()
+/// Total CPU ticks used so far by the processes `pids` (those still there).
+pub fn cpu_ticks_of(pids: &[i32]) -> u64 {
+    pids.iter()
+        .filter_map(|&p| stat(p))
+        .map(|s| s.cpu_ticks)
+        .sum()
 }
 
 /// Per thread of process `pid`: (thread id, nanoseconds spent runnable but waiting for a CPU)
@@ -258,12 +148,9 @@ pub fn thread_run_delays(pid: i32) -> Vec<(i32, u64)> {
         .collect()
 }
 
-/// [`thread_run_delays`] of every live member of a process group.
-pub fn group_thread_run_delays(pgid: i32) -> Vec<(i32, u64)> {
-    group_members(pgid)
-        .iter()
-        .flat_map(|p| thread_run_delays(p.pid))
-        .collect()
+/// [`thread_run_delays`] of every process of `pids`.
+pub fn thread_run_delays_of(pids: &[i32]) -> Vec<(i32, u64)> {
+    pids.iter().flat_map(|&p| thread_run_delays(p)).collect()
 }
 
 /// Clock ticks per second (USER_HZ).
@@ -281,22 +168,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_kernel_addresses() {
-        assert_eq!(
-            parse_addr("0100007F:1F90", false),
-            Some("127.0.0.1:8080".parse().unwrap())
-        );
-        assert_eq!(
-            parse_addr("00000000000000000000000001000000:0050", true),
-            Some("[::1]:80".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn sees_our_own_listener() {
+    fn finds_the_inode_of_our_own_listener() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let me = nix::unistd::getpgrp().as_raw();
-        assert!(group_listeners(me).iter().any(|x| x.addr.port() == port));
+        let inodes = socket_inodes_of(&[std::process::id() as i32]).unwrap();
+        let table = crate::net::tables::SockDiag::new()
+            .unwrap()
+            .listeners()
+            .unwrap();
+        let mine = table.iter().find(|x| x.addr.port() == port).unwrap();
+        assert!(inodes.contains(&mine.inode));
     }
 }

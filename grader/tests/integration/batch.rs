@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use grader::report::record;
 use grader::verdict::Status;
 
-use crate::support::{assert_no_leftovers, copy_fixture, kill_leftovers, run_grader};
+use crate::support::{assert_leftovers_vanish, assert_no_leftovers, copy_fixture, run_grader};
 
 /// A class of 5 submissions (3 files, 2 folders) plus one folder that cannot be started.
 fn make_class(dir: &Path) {
@@ -215,17 +215,15 @@ fn batch_killed_mid_run_resumes_without_regrading() {
     let work = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let class = work.path().join("class");
-    for (i, name) in [
-        "no_ack.py",
-        "correct_other_style.py",
-        "ignores_exit.py",
-        "crashes_on_disconnect.py",
-        "client_exit0_on_refused.py",
-    ]
-    .iter()
-    .enumerate()
-    {
-        copy_fixture(1, name, &class.join(format!("s{i}.py")));
+    // Each server this submission starts leaves a daemon that ignores SIGTERM and closed pipes:
+    // nothing but a kill ends it.
+    std::fs::create_dir_all(&class).unwrap();
+    for i in 0..5 {
+        std::fs::copy(
+            crate::support::hostile("double_fork_daemon.py"),
+            class.join(format!("s{i}.py")),
+        )
+        .unwrap();
     }
     let out = work.path().join("out");
     let mut child = std::process::Command::new(crate::support::grader_bin())
@@ -237,10 +235,16 @@ fn batch_killed_mid_run_resumes_without_regrading() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait (polling, no fixed sleep) until at least one record exists, then SIGKILL.
+    // Wait (polling, no fixed sleep) until at least one record exists and a daemon is running
+    // (more submissions are to come at -j 1), then SIGKILL.
     let deadline = Instant::now() + Duration::from_secs(120);
     let count = || record::read_dir(&out).map(|(r, _)| r.len()).unwrap_or(0);
-    while count() == 0 {
+    let daemon = || {
+        crate::support::leftovers(tmp.path())
+            .iter()
+            .any(|(_, cmd)| cmd.contains("grader-hostile-daemon"))
+    };
+    while count() == 0 || !daemon() {
         assert!(Instant::now() < deadline, "no record after 120 s");
         assert!(child.try_wait().unwrap().is_none(), "batch ended early");
         // Polling the report folder: no event tells us another process wrote a file.
@@ -248,8 +252,8 @@ fn batch_killed_mid_run_resumes_without_regrading() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    // SIGKILL gives the grader no chance to end its student processes; end them here.
-    kill_leftovers(tmp.path());
+    // SIGKILL gives the grader no chance to end its student programs: its guard process does.
+    assert_leftovers_vanish(tmp.path(), Duration::from_secs(10));
     let done = timestamps(&out);
     assert!(!done.is_empty() && done.len() < 5, "{done:?}");
 

@@ -184,6 +184,43 @@ fn gradescope_and_classroom_have_the_documented_fields() {
     ))
     .unwrap();
     assert_eq!(gs["score"], 3.0);
+    // Every key is one Gradescope documents (gradescope-autograders.readthedocs.io, "Autograder
+    // Specifications", output format), with a documented value where the set is closed.
+    const GS_TOP: &[&str] = &[
+        "score",
+        "execution_time",
+        "output",
+        "output_format",
+        "test_output_format",
+        "test_name_format",
+        "visibility",
+        "stdout_visibility",
+        "extra_data",
+        "tests",
+        "leaderboard",
+    ];
+    const GS_TEST: &[&str] = &[
+        "score",
+        "max_score",
+        "status",
+        "name",
+        "name_format",
+        "number",
+        "output",
+        "output_format",
+        "tags",
+        "visibility",
+        "extra_data",
+    ];
+    const FORMATS: &[&str] = &["text", "html", "simple_format", "md", "ansi"];
+    const VISIBILITIES: &[&str] = &["visible", "hidden", "after_due_date", "after_published"];
+    for key in gs.as_object().unwrap().keys() {
+        assert!(GS_TOP.contains(&key.as_str()), "undocumented key {key}");
+    }
+    assert!(FORMATS.contains(&gs["output_format"].as_str().unwrap()));
+    assert!(VISIBILITIES.contains(&gs["visibility"].as_str().unwrap()));
+    assert!(VISIBILITIES.contains(&gs["stdout_visibility"].as_str().unwrap()));
+    assert!(gs["execution_time"].is_number());
     let tests = gs["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 4);
     for t in tests {
@@ -197,11 +234,16 @@ fn gradescope_and_classroom_have_the_documented_fields() {
         ] {
             assert!(t.get(key).is_some(), "gradescope test lacks {key}: {t}");
         }
+        for key in t.as_object().unwrap().keys() {
+            assert!(
+                GS_TEST.contains(&key.as_str()),
+                "undocumented test key {key}"
+            );
+        }
         assert!(["passed", "failed"].contains(&t["status"].as_str().unwrap()));
-        assert!(
-            ["visible", "hidden", "after_due_date", "after_published"]
-                .contains(&t["visibility"].as_str().unwrap())
-        );
+        assert!(VISIBILITIES.contains(&t["visibility"].as_str().unwrap()));
+        assert!(FORMATS.contains(&t["output_format"].as_str().unwrap()));
+        assert!(t["score"].is_number() && t["max_score"].is_number());
     }
     // Students see that the hidden scenario exists; for the instructor audience Gradescope
     // receives everything and hides the test itself.
@@ -229,6 +271,15 @@ fn gradescope_and_classroom_have_the_documented_fields() {
         &["--format", "classroom", "--student", "bob"],
     ))
     .unwrap();
+    // What classroom-resources/autograding-grading-reporter reads: `status` of the whole result
+    // (a `fail` or `error` fails the job), `max_score`, and `tests[].score` added up with `+`
+    // (so numbers, never strings); the runner format's other test keys are shown in the log.
+    for key in cr.as_object().unwrap().keys() {
+        assert!(
+            ["version", "status", "max_score", "tests"].contains(&key.as_str()),
+            "undocumented key {key}"
+        );
+    }
     assert_eq!(cr["version"], 1);
     assert_eq!(cr["status"], "fail");
     assert_eq!(cr["max_score"], 9.5);
@@ -237,6 +288,23 @@ fn gradescope_and_classroom_have_the_documented_fields() {
         for key in ["name", "status", "score", "message"] {
             assert!(t.get(key).is_some(), "classroom test lacks {key}: {t}");
         }
+        for key in t.as_object().unwrap().keys() {
+            assert!(
+                [
+                    "name",
+                    "status",
+                    "score",
+                    "message",
+                    "test_code",
+                    "filename",
+                    "line_no",
+                    "execution_time"
+                ]
+                .contains(&key.as_str()),
+                "undocumented test key {key}"
+            );
+        }
+        assert!(t["score"].is_number());
         assert!(["pass", "fail", "error"].contains(&t["status"].as_str().unwrap()));
     }
     // The reporter adds up `score`: the sum is the record's total, fractions included.

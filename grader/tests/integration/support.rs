@@ -184,10 +184,11 @@ pub fn grade(task: u32, submission: &Path, extra: &[&str]) -> Graded {
     }
 }
 
-/// Fails if any live process has its working directory or HOME inside `tmp` (every student
-/// process of a grading gets both there).
-pub fn assert_no_leftovers(tmp: &Path) {
+/// Live processes with their working directory or HOME inside `tmp` (every student process of
+/// a grading gets both there): pid and command line.
+pub fn leftovers(tmp: &Path) -> Vec<(i32, String)> {
     let tmp = std::fs::canonicalize(tmp).unwrap();
+    let home = format!("HOME={}", tmp.display());
     let mut left = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -203,19 +204,41 @@ pub fn assert_no_leftovers(tmp: &Path) {
         }
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let home = format!("HOME={}", tmp.display());
         let in_env = environ
             .split(|b| *b == 0)
             .any(|v| v.starts_with(home.as_bytes()));
         if cwd.starts_with(&tmp) || in_env {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            left.push(format!(
-                "{pid}: {}",
-                String::from_utf8_lossy(&cmd).replace('\0', " ")
-            ));
+            left.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
         }
     }
+    left
+}
+
+/// Fails if any live process has its working directory or HOME inside `tmp`.
+pub fn assert_no_leftovers(tmp: &Path) {
+    let left = leftovers(tmp);
     assert!(left.is_empty(), "processes outlived the grading: {left:?}");
+}
+
+/// How often [`assert_leftovers_vanish`] looks again (bounded by its deadline).
+const LEFTOVER_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Waits (up to `within`, polling) until no process is left in `tmp`; fails otherwise, after
+/// killing what is left so one failure does not leak processes into the rest of the run.
+pub fn assert_leftovers_vanish(tmp: &Path, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    let mut left = leftovers(tmp);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(LEFTOVER_POLL_INTERVAL);
+        left = leftovers(tmp);
+    }
+    for (pid, _) in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(left.is_empty(), "processes outlived the grader: {left:?}");
 }
 
 /// Asserts the exact failing scenarios (everything else must pass).
@@ -258,31 +281,6 @@ pub fn copy_fixture(task: u32, name: &str, dest: &Path) {
         std::fs::create_dir_all(parent).unwrap();
     }
     std::fs::copy(fixture(task, name), dest).unwrap();
-}
-
-/// Ends (SIGKILL, by PID) every process whose working directory or HOME is inside `tmp`: the
-/// student processes a grader killed with SIGKILL could not end itself. Returns how many.
-pub fn kill_leftovers(tmp: &Path) -> usize {
-    let tmp = std::fs::canonicalize(tmp).unwrap();
-    let home = format!("HOME={}", tmp.display());
-    let mut killed = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let in_env = environ
-            .split(|b| *b == 0)
-            .any(|v| v.starts_with(home.as_bytes()));
-        if cwd.starts_with(&tmp) || in_env {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            killed += 1;
-        }
-    }
-    killed
 }
 
 /// Grades a fixture (by task and file name) and asserts its exact failing scenarios and the

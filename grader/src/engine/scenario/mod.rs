@@ -277,7 +277,7 @@ impl<'a> Run<'a> {
     /// A deadline of `within` from now, stretched by CPU starvation of the watched process and
     /// of the grader (see [`Patience`]).
     fn patience(&self, within: Duration) -> Patience {
-        Patience::new(within, self.watched().map(|p| p.pid))
+        Patience::new(within, self.watched().map(StudentProcess::member_list))
     }
 
     fn process(&self, p: Process) -> Result<&StudentProcess, Fail> {
@@ -338,7 +338,7 @@ impl<'a> Run<'a> {
     ) -> Result<StudentProcess, Fail> {
         let infra = |e: String| Fail::new(Status::InfraError, e);
         let home = tempfile::Builder::new()
-            .prefix("grader-home-")
+            .prefix(&process::watchdog::home_prefix(std::process::id()))
             .tempdir()
             .map_err(|e| infra(format!("cannot create a home folder: {e}")))?;
         let mut classchat = vec![

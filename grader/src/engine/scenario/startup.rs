@@ -1,10 +1,24 @@
-//! Starting the two sides of a scenario: the student's server (observing in /proc that it
+//! Starting the two sides of a scenario: the student's server (observing in the socket tables that it
 //! listens, never by connecting), the student's client (pointed at the grader's listener or
 //! at a refusing port), and accepting the client's connection.
 
 use super::*;
+use crate::net::tables::{self, Listener};
+use crate::process::Members;
 
 impl<'a> Run<'a> {
+    /// One consistent look at the listening sockets of the scenario's network: those the
+    /// student's processes hold, and those held by anyone else. The table is read before the
+    /// processes' sockets, so a socket the student binds in between is never mistaken for a
+    /// stranger's. Both are empty once no process of the program is left.
+    fn port_holders(&self, members: &Members) -> (Vec<Listener>, Vec<Listener>) {
+        let table = self.net.listeners();
+        match procfs::socket_inodes_of(&members.pids()) {
+            Some(held) => tables::partition(table, &held),
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
     pub(super) async fn start_server(&mut self, within: Duration) -> StepResult {
         let key = name_key(&self.sc.name);
         let lease = self
@@ -15,10 +29,10 @@ impl<'a> Run<'a> {
         self.lease = Some(lease);
         let argv = self.req.server.argv(&self.req.submission, HOST, port, None);
         let p = self.spawn(Process::Server, argv, port, None, false)?;
-        let pid = p.pid;
+        let members = p.member_list();
         self.server = Some(p);
         let start = Instant::now();
-        let patience = Patience::new(within, Some(pid));
+        let patience = Patience::new(within, Some(members.clone()));
         let mut found: Option<SocketAddr> = None;
         let exit_rx = self.server.as_ref().map(|p| p.exit_watch());
         // A server already listening elsewhere (a hard-coded port) gets a short grace to open
@@ -29,7 +43,7 @@ impl<'a> Run<'a> {
             if exit_rx.as_ref().is_some_and(|r| r.borrow().is_some()) {
                 return true;
             }
-            let (listening, others) = procfs::port_holders(pid);
+            let (listening, others) = self.port_holders(&members);
             found = listening
                 .iter()
                 .find(|l| l.addr.port() == port)
@@ -51,7 +65,7 @@ impl<'a> Run<'a> {
                 .server
                 .as_ref()
                 .is_some_and(|p| p.exit_info().is_none());
-            let other = procfs::group_listeners(pid).into_iter().next();
+            let other = self.port_holders(&members).0.into_iter().next();
             if let (true, Some(l)) = (alive, other) {
                 let note = format!(
                     "the server listens on port {} instead of the assigned port {port}; it was graded on port {} (--accept-any-port). Read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it",
@@ -84,7 +98,9 @@ impl<'a> Run<'a> {
             .server
             .as_ref()
             .ok_or_else(|| Fail::new(Status::InfraError, "server vanished"))?;
-        let group: Vec<u16> = procfs::group_listeners(pid)
+        let group: Vec<u16> = self
+            .port_holders(&members)
+            .0
             .iter()
             .map(|l| l.addr.port())
             .collect();
@@ -92,9 +108,7 @@ impl<'a> Run<'a> {
         // to another program: if someone else listens there now, that is not the student's fault.
         let stranger = stranger
             || (p.exit_info().is_some()
-                && procfs::listeners_at(&self.net.proc_net())
-                    .iter()
-                    .any(|l| l.addr.port() == port));
+                && self.net.listeners().iter().any(|l| l.addr.port() == port));
         if stranger {
             return Err(Fail::new(
                 Status::InfraError,
@@ -177,7 +191,10 @@ impl<'a> Run<'a> {
             Fail::new(Status::InfraError, "`accept` before `listen` (spec error)")
         })?;
         let mut exit_rx = self.client.as_ref().map(|c| c.exit_watch());
-        let patience = Patience::new(within, self.client.as_ref().map(|c| c.pid));
+        let patience = Patience::new(
+            within,
+            self.client.as_ref().map(StudentProcess::member_list),
+        );
         let accept = async {
             loop {
                 match tokio::time::timeout_at(patience.deadline().into(), listener.accept()).await {

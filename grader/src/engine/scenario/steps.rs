@@ -76,7 +76,7 @@ impl<'a> Run<'a> {
             } => {
                 let p = self.process(*process)?;
                 let within = self.within(within);
-                let patience = Patience::new(within, Some(p.pid));
+                let patience = Patience::new(within, Some(p.member_list()));
                 let mut exit = None;
                 while exit.is_none() && !patience.expired() {
                     exit = p.wait_exit(patience.deadline()).await;
@@ -114,7 +114,7 @@ impl<'a> Run<'a> {
                 let p = self.process(*process)?;
                 // A program that is about to crash (it closed a socket, then raises) gets a
                 // moment to do so.
-                let patience = Patience::new(RUNNING_GRACE, Some(p.pid));
+                let patience = Patience::new(RUNNING_GRACE, Some(p.member_list()));
                 let mut exit = None;
                 while exit.is_none() && !patience.expired() {
                     exit = p.wait_exit(patience.deadline()).await;
@@ -163,7 +163,8 @@ impl<'a> Run<'a> {
             } => {
                 let p = self.process(*process)?;
                 let tps = procfs::ticks_per_second() as f64;
-                let before = procfs::group_cpu_ticks(p.pid);
+                let members = p.member_list();
+                let before = procfs::cpu_ticks_of(&members.pids());
                 let t0 = Instant::now();
                 // The measuring window is the scenario's own inherent wait.
                 let exited = p.wait_exit(t0 + window.0).await;
@@ -175,7 +176,8 @@ impl<'a> Run<'a> {
                         )
                         .await);
                 }
-                let used = procfs::group_cpu_ticks(p.pid).saturating_sub(before) as f64 / tps;
+                let used =
+                    procfs::cpu_ticks_of(&members.pids()).saturating_sub(before) as f64 / tps;
                 let pct = 100.0 * used / t0.elapsed().as_secs_f64();
                 self.transcript.push(
                     &process.to_string(),
@@ -374,9 +376,8 @@ impl<'a> Run<'a> {
                 };
                 let within = self.within(within);
                 let patience = self.patience(within);
-                let net_dir = self.net.proc_net();
-                let mut drained =
-                    || procfs::unread_bytes(&net_dir, ours, theirs).is_none_or(|n| n == 0);
+                let net = &self.net;
+                let mut drained = || net.unread_bytes(ours, theirs).is_none_or(|n| n == 0);
                 let mut read = false;
                 while !read && !patience.expired() {
                     read = process::poll_until(patience.deadline(), &mut drained).await;
