@@ -258,6 +258,7 @@ fn placeholder_report() -> GradeReport {
         spec_hash: String::new(),
         spec_source: String::new(),
         isolation: String::new(),
+        accept_any_port: None,
         timestamp: String::new(),
         duration_ms: 0,
         scenarios: Vec::new(),

@@ -191,6 +191,14 @@ pub struct BatchArgs {
     /// Plain lines even on a terminal (no progress bar).
     #[arg(long)]
     pub no_progress: bool,
+    /// Network isolation, as for `grader run`. A record graded with another isolation is not
+    /// up to date.
+    #[arg(long, value_enum, default_value_t)]
+    pub isolation: IsolationMode,
+    /// As for `grader run`: grade a server on the port it listens on when that is not the
+    /// assigned one. Default: on inside a network namespace, off on the host.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub accept_any_port: Option<bool>,
 }
 
 /// Arguments of `grader export`.
@@ -348,6 +356,23 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
+/// Decides the isolation once for a whole run (a probe per grading would be wasted work), and
+/// says so when `auto` falls back to the host.
+fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
+    match mode.resolve() {
+        Ok(Isolation::Host) if mode == IsolationMode::Auto => {
+            let why = crate::net::netns::probe().err().unwrap_or_default();
+            eprintln!(
+                "note: {why}; grading on the host's loopback instead (isolation = \"host\" in the report)"
+            );
+            Ok(IsolationMode::Host)
+        }
+        Ok(Isolation::Host) => Ok(IsolationMode::Host),
+        Ok(Isolation::Netns) => Ok(IsolationMode::Netns),
+        Err(e) => Err(CliError::Usage(format!("--isolation netns: {e}"))),
+    }
+}
+
 fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
     let numbers: Vec<u32> = match &dir {
         None => spec::BUNDLED_TASKS.iter().map(|(n, _, _)| *n).collect(),
@@ -471,18 +496,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
     };
     report::check_writable(&args.out)?;
     let seed = args.seed.unwrap_or_else(random_seed);
-    let isolation = match args.isolation.resolve() {
-        Ok(Isolation::Host) if args.isolation == IsolationMode::Auto => {
-            let why = crate::net::netns::probe().err().unwrap_or_default();
-            eprintln!(
-                "note: {why}; grading on the host's loopback instead (isolation = \"host\" in the report)"
-            );
-            IsolationMode::Host
-        }
-        Ok(Isolation::Host) => IsolationMode::Host,
-        Ok(Isolation::Netns) => IsolationMode::Netns,
-        Err(e) => return Err(CliError::Usage(format!("--isolation netns: {e}"))),
-    };
+    let isolation = resolve_isolation(args.isolation)?;
     let options = EngineOptions {
         isolation,
         accept_any_port: args.accept_any_port,
@@ -606,6 +620,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         audience: args.audience,
         after_due: args.after_due,
     };
+    let isolation = resolve_isolation(args.isolation)?;
     let config = batch::Config {
         spec_source: spec_source(args.tasks_dir.as_deref(), args.task),
         tasks_dir: args
@@ -620,6 +635,8 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             // Gradings share the machine: keep the scenarios running at once about the same as
             // for one `grader run`.
             parallelism: (default_jobs() / jobs).max(2),
+            isolation,
+            accept_any_port: args.accept_any_port,
             ..EngineOptions::default()
         },
         force: args.force,
@@ -853,7 +870,7 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
             "netns" => IsolationMode::Netns,
             _ => IsolationMode::Host,
         },
-        accept_any_port: None,
+        accept_any_port: Some(r.accepted_any_port()),
     };
     let name = (!p.bundled_reference).then(|| r.submission.clone());
     let (code, new) = run_grading(run, name)?;

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::netns::Isolation;
 use crate::spec::Role;
 
 /// How one scenario ended.
@@ -109,6 +110,10 @@ pub struct GradeReport {
     pub spec_source: String,
     /// How the student's processes were isolated.
     pub isolation: String,
+    /// Whether a server listening on another port than the assigned one was graded on that
+    /// port (absent in older records: then on exactly when `isolation` is "netns").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_any_port: Option<bool>,
     /// When the grading started (RFC 3339, UTC).
     pub timestamp: String,
     /// Total wall time, in milliseconds.
@@ -121,6 +126,12 @@ pub struct GradeReport {
 pub const SCHEMA_VERSION: u32 = 1;
 
 impl GradeReport {
+    /// Whether another port than the assigned one was accepted (see the field).
+    pub fn accepted_any_port(&self) -> bool {
+        self.accept_any_port
+            .unwrap_or(self.isolation == Isolation::Netns.as_str())
+    }
+
     /// Number of scenarios that passed.
     pub fn passed(&self) -> usize {
         self.scenarios

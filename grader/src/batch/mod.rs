@@ -9,7 +9,7 @@
 //! - a submission's record is written (atomically, JUnit first and the TOML record last) as soon
 //!   as its grading finishes, so killing the batch loses at most the gradings in flight;
 //! - a submission is skipped when its existing record has the same submission content hash,
-//!   launch templates, task, task spec hash and grader version (unless `force`);
+//!   launch templates, task, task spec hash, grader version and isolation (unless `force`);
 //! - a grading that fails for infrastructure reasons, or that cannot start, never overwrites an
 //!   existing record: it writes `task<N>.error.txt` beside it instead, and the next run retries.
 
@@ -28,6 +28,7 @@ use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
 use crate::events::NoEvents;
 use crate::fingerprint;
 use crate::launch::{self, Template};
+use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::report::junit::JunitReport;
 use crate::report::record::{self, Provenance, TomlRecord};
@@ -146,6 +147,22 @@ fn error_path(out: &Path, id: &str, task: u32) -> PathBuf {
         .join(format!("task{task}.error.txt"))
 }
 
+/// Whether a record was graded with the isolation (and port leniency) `options` ask for: a
+/// hard-coded port passes in a namespace and fails on the host, so a change regrades.
+fn same_isolation(old: &GradeReport, options: &EngineOptions) -> bool {
+    let isolation = match options.isolation {
+        IsolationMode::Netns => Isolation::Netns,
+        IsolationMode::Host => Isolation::Host,
+        // Unresolved: whatever the record says is as good as anything.
+        IsolationMode::Auto => return true,
+    };
+    old.isolation == isolation.as_str()
+        && old.accepted_any_port()
+            == options
+                .accept_any_port
+                .unwrap_or(isolation == Isolation::Netns)
+}
+
 fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
     let plan = match &entry.launch {
         Ok(p) => p,
@@ -174,7 +191,8 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             && old.report.grader_version == env!("CARGO_PKG_VERSION")
             && old.provenance.submission_hash == provenance.submission_hash
             && old.provenance.server_template == provenance.server_template
-            && old.provenance.client_template == provenance.client_template;
+            && old.provenance.client_template == provenance.client_template
+            && same_isolation(&old.report, &config.engine);
         if same {
             return Prepared::Done(Outcome::UpToDate {
                 score: old.report.score,

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::events::{Event, EventSink};
 use crate::launch::{Submission, Template};
-use crate::net::netns::IsolationMode;
+use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::spec::{Role, TaskSpec};
 use crate::verdict::{GradeReport, SCHEMA_VERSION, ScenarioOutcome, Status};
@@ -196,6 +196,11 @@ pub async fn grade(
         spec_hash: spec_hash(&req.spec_text),
         spec_source: req.spec_source.clone(),
         isolation: isolation.as_str().to_string(),
+        accept_any_port: Some(
+            req.options
+                .accept_any_port
+                .unwrap_or(isolation == Isolation::Netns),
+        ),
         timestamp,
         duration_ms: started.elapsed().as_millis() as u64,
         scenarios: outcomes,

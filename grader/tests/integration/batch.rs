@@ -285,3 +285,56 @@ fn batch_killed_mid_run_resumes_without_regrading() {
 
 /// How often the kill-and-resume test looks for the first report (bounded by a deadline).
 const REPORT_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+#[test]
+fn batch_isolation_is_recorded_and_a_change_regrades() {
+    if !crate::support::netns_available("batch_isolation_is_recorded_and_a_change_regrades") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let class = work.path().join("class");
+    copy_fixture(1, "hardcoded_port.py", &class.join("hal.py"));
+    let out = work.path().join("out");
+    let batch = |extra: &[&str]| {
+        let mut args: Vec<String> = ["batch", "--task", "1", "--seed", "3", "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(out.display().to_string());
+        args.push(class.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = run_grader(&args, tmp.path());
+        assert_no_leftovers(tmp.path());
+        let regraded = !String::from_utf8_lossy(&o.stdout).contains("up to date, not regraded");
+        let r = record::read(&out.join("hal").join("task1.toml"))
+            .unwrap()
+            .report;
+        (regraded, r)
+    };
+    // In a namespace the hard-coded port is accepted (with a note) by default.
+    let (regraded, r) = batch(&["--isolation", "netns"]);
+    assert!(regraded);
+    assert_eq!(
+        (r.isolation.as_str(), r.accept_any_port),
+        ("netns", Some(true))
+    );
+    assert_eq!(r.score, r.max_score);
+    assert!(
+        !batch(&["--isolation", "netns"]).0,
+        "same isolation: up to date"
+    );
+    // Refusing other ports is another grading: regraded, and the server scenarios fail.
+    let (regraded, strict) = batch(&["--isolation", "netns", "--accept-any-port", "false"]);
+    assert!(regraded);
+    assert_eq!(strict.accept_any_port, Some(false));
+    assert!(strict.score < r.score);
+    // So is the host's loopback.
+    let (regraded, host) = batch(&["--isolation", "host"]);
+    assert!(regraded);
+    assert_eq!(
+        (host.isolation.as_str(), host.accept_any_port),
+        ("host", Some(false))
+    );
+    assert!(host.score < r.score);
+}

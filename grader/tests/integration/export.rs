@@ -80,6 +80,7 @@ fn write_class(dir: &Path, students: &[(&str, &str)]) {
             spec_hash: "ab".repeat(32),
             spec_source: "bundled:tasks/task1.toml".into(),
             isolation: "host".into(),
+            accept_any_port: None,
             timestamp: "2025-01-15T10:00:00Z".into(),
             duration_ms: 900,
             scenarios,
