@@ -48,11 +48,18 @@ done
 kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
 t_kill=$(now)
 before=$(count "$out")
-# SIGKILL leaves the in-flight gradings' student processes behind: end them (ours, by PID).
-for p in /proc/[0-9]*; do
-  if grep -qz "^HOME=$TMPDIR" "$p/environ" 2>/dev/null; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
-done
-echo "killed after $(echo "$t_kill - $t0" | bc) s with $before of $N reports written"
+# SIGKILL gives the grader no chance to end the in-flight student programs: its guard process
+# must. Count what is left (HOME inside our TMPDIR), polling up to 10 s.
+leftovers() {
+  local n=0
+  for p in /proc/[0-9]*; do
+    if grep -qz "^HOME=$TMPDIR" "$p/environ" 2>/dev/null; then n=$((n + 1)); fi
+  done
+  echo "$n"
+}
+for _ in $(seq 50); do [ "$(leftovers)" -eq 0 ] && break; sleep 0.2; done
+left=$(leftovers)
+echo "killed after $(echo "$t_kill - $t0" | bc) s with $before of $N reports written; student processes left: $left (expected 0)"
 stat -c '%n %Y' "$out"/*/task1.toml | sort > "$work/before.mtimes"
 
 t1=$(now)

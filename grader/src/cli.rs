@@ -199,6 +199,8 @@ pub struct BatchArgs {
     /// assigned one. Default: on inside a network namespace, off on the host.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub accept_any_port: Option<bool>,
+    #[command(flatten)]
+    pub canvas: CanvasArgs,
 }
 
 /// Arguments of `grader export`.
@@ -224,9 +226,38 @@ pub struct ExportArgs {
     /// Only this task.
     #[arg(long)]
     pub task: Option<u32>,
-    /// CSV: header of the id column (e.g. "SIS Login ID" for Canvas, "username" for Moodle).
+    /// CSV: header of the id column (e.g. "username" for Moodle).
     #[arg(long, value_name = "NAME", default_value = "student_id")]
     pub id_column: String,
+    #[command(flatten)]
+    pub canvas: CanvasArgs,
+}
+
+/// Options of the Canvas export (`export --format canvas`, `batch --export canvas`).
+#[derive(Debug, Args)]
+pub struct CanvasArgs {
+    /// Canvas: the course's gradebook CSV (Canvas: Grades → Export), whose identification
+    /// columns the import needs.
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+    /// Canvas: the roster column that holds the grader's student ids (the folder names).
+    #[arg(long, value_name = "COLUMN", default_value = "SIS Login ID")]
+    pub match_column: String,
+    /// Canvas: column name for the points of the one exported task, e.g. an existing
+    /// assignment's "ClassChat Task 1 (4711)" (default: "Task N: <title>", a new assignment).
+    #[arg(long, value_name = "NAME")]
+    pub assignment: Option<String>,
+}
+
+impl CanvasArgs {
+    fn options(&self, id_column: String) -> export::Options {
+        export::Options {
+            id_column,
+            roster: self.roster.clone(),
+            match_column: self.match_column.clone(),
+            assignment: self.assignment.clone(),
+        }
+    }
 }
 
 /// Arguments of `grader replay`.
@@ -580,6 +611,13 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             Template::parse(role, t)?;
         }
     }
+    // Exporters first: a missing Canvas roster is a usage error before any grading, not after.
+    let export_options = args.canvas.options("student_id".into());
+    let exporters = args
+        .export
+        .iter()
+        .map(|f| export::exporter(*f, &export_options))
+        .collect::<Result<Vec<_>, _>>()?;
     let found = batch::discover(&args.dir, args.server.as_deref(), args.client.as_deref())?;
     let mut entries = found.entries;
     let all = entries.len();
@@ -684,10 +722,12 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             println!("  {}", batch::progress::line(id, o));
         }
     }
-    for format in &args.export {
+    for exporter in &exporters {
         let records = read_records(&args.out, Some(args.task), None)?;
         let class = export::Class::new(records, view);
-        let exporter = export::exporter(*format, &export::Options::default());
+        for w in exporter.warnings(&class) {
+            println!("warning: {w}");
+        }
         if exporter.per_student() {
             for student in &class.students {
                 let one = export::Class {
@@ -758,13 +798,11 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
         after_due: args.after_due,
     };
     let class = export::Class::new(records, view);
-    let exporter = export::exporter(
-        args.format,
-        &export::Options {
-            id_column: args.id_column.clone(),
-        },
-    );
+    let exporter = export::exporter(args.format, &args.canvas.options(args.id_column.clone()))?;
     let bytes = exporter.render(&class)?;
+    for w in exporter.warnings(&class) {
+        eprintln!("warning: {w}");
+    }
     let out = args
         .out
         .unwrap_or_else(|| args.reports.join(exporter.default_file_name()));

@@ -1,5 +1,5 @@
 //! Class-level exports computed from the TOML records of a reports folder: CSV for gradebooks,
-//! Gradescope's `results.json`, GitHub Classroom's runner result, a self-contained HTML summary
+//! a Canvas gradebook import built on the course's roster, Gradescope's `results.json`, GitHub Classroom's runner result, a self-contained HTML summary
 //! and a Markdown summary (for CI job summaries). All formats sit behind one trait,
 //! [`ClassExporter`], and render a [`Class`].
 //!
@@ -7,6 +7,7 @@
 //! filter ([`crate::audience::redact`]), so an exporter only ever sees what its reader may see;
 //! outputs are deterministic for the same records (sorted by student id and task; no clock).
 
+pub mod canvas;
 pub mod classroom;
 pub mod csv;
 pub mod gradescope;
@@ -32,6 +33,9 @@ pub enum ExportError {
         /// How many students.
         count: usize,
     },
+    /// The Canvas roster is missing or is not a Canvas gradebook export.
+    #[error("canvas export: {0}")]
+    Roster(String),
     /// Rendering failed.
     #[error("cannot render the {format} export: {message}")]
     Render {
@@ -47,6 +51,9 @@ pub enum ExportError {
 pub enum Format {
     /// One row per student: id, total, per-task scores, per-scenario points (LMS import).
     Csv,
+    /// Canvas gradebook import: the roster's (--roster) identification columns plus one column
+    /// per task.
+    Canvas,
     /// Gradescope autograder `results.json` (one student).
     Gradescope,
     /// GitHub Classroom grading-reporter runner result JSON (one student).
@@ -69,19 +76,45 @@ pub trait ClassExporter {
     }
     /// Renders the export.
     fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError>;
+    /// Things the reader should know about what the export left out (printed as warnings).
+    fn warnings(&self, _class: &Class) -> Vec<String> {
+        Vec::new()
+    }
 }
 
-/// The exporter of a format.
-pub fn exporter(format: Format, options: &Options) -> Box<dyn ClassExporter> {
-    match format {
+/// The exporter of a format (the Canvas one reads and checks the roster).
+pub fn exporter(format: Format, options: &Options) -> Result<Box<dyn ClassExporter>, ExportError> {
+    Ok(match format {
         Format::Csv => Box::new(csv::Csv {
             id_column: options.id_column.clone(),
         }),
+        Format::Canvas => {
+            let path = options.roster.as_ref().ok_or_else(|| {
+                ExportError::Roster(
+                    "needs --roster FILE: the course's gradebook CSV from Canvas (Grades → Export)"
+                        .into(),
+                )
+            })?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ExportError::Roster(format!("cannot read the roster {}: {e}", path.display()))
+            })?;
+            let roster = canvas::Roster::parse(&text).map_err(|e| {
+                ExportError::Roster(format!(
+                    "{} is not a Canvas gradebook export: {e}",
+                    path.display()
+                ))
+            })?;
+            Box::new(canvas::Canvas {
+                roster,
+                match_column: options.match_column.clone(),
+                assignment: options.assignment.clone(),
+            })
+        }
         Format::Gradescope => Box::new(gradescope::Gradescope),
         Format::Classroom => Box::new(classroom::Classroom),
         Format::Summary => Box::new(summary::Summary),
         Format::Markdown => Box::new(markdown::Markdown),
-    }
+    })
 }
 
 /// Export options that only some formats use.
@@ -89,12 +122,21 @@ pub fn exporter(format: Format, options: &Options) -> Box<dyn ClassExporter> {
 pub struct Options {
     /// Header of the CSV's id column.
     pub id_column: String,
+    /// Canvas: the course's gradebook export.
+    pub roster: Option<std::path::PathBuf>,
+    /// Canvas: the roster column that holds the grader's student ids.
+    pub match_column: String,
+    /// Canvas: the column name for the points of the one exported task.
+    pub assignment: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             id_column: "student_id".into(),
+            roster: None,
+            match_column: "SIS Login ID".into(),
+            assignment: None,
         }
     }
 }

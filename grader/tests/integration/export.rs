@@ -571,3 +571,78 @@ fn example_workflow_passes_actionlint() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn canvas_import_is_built_on_the_courses_gradebook_export() {
+    let d = two_students();
+    let tmp = tempfile::tempdir().unwrap();
+    // A Canvas gradebook export (Grades → Export): identification columns, another assignment,
+    // a computed column, Canvas's "Points Possible" row, a name with a comma.
+    let roster = tmp.path().join("canvas-export.csv");
+    std::fs::write(
+        &roster,
+        "Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (12),Current Score\n    Points Possible,,,,,10,(read only)\n\"Doe, Alice\",101,S101,ALICE,Sec 1,7,70\n\"Roe, Carl\",102,S102,carl,Sec 1,9,90\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["export".into(), "--format".into(), "canvas".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend([d.path().display().to_string(), "--out".into(), "-".into()]);
+        run_grader(&args, tmp.path())
+    };
+    let out = run(&["--roster", roster.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rdr = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header[..5],
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    );
+    assert_eq!(
+        header.len(),
+        6,
+        "only the exported task is added: {header:?}"
+    );
+    assert!(header[5].starts_with("Task 1: "), "{header:?}");
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0][0].trim(), "Points Possible");
+    assert_eq!(&rows[0][5], "9.5");
+    // alice matched by login without regard to case; carl has no record: empty, not zero.
+    assert_eq!(
+        (&rows[1][0], &rows[1][3], &rows[1][5]),
+        ("Doe, Alice", "ALICE", "9.5")
+    );
+    assert_eq!((&rows[2][0], &rows[2][5]), ("Roe, Carl", ""));
+    // bob is graded but not in the roster: said, not silently dropped.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("bob"),
+        "{stderr}"
+    );
+
+    // An existing assignment's column, named as Canvas exports it.
+    let out = run(&[
+        "--roster",
+        roster.to_str().unwrap(),
+        "--assignment",
+        "ClassChat Task 1 (4711)",
+    ]);
+    let mut rdr = csv::Reader::from_reader(out.stdout.as_slice());
+    assert_eq!(&rdr.headers().unwrap()[5], "ClassChat Task 1 (4711)");
+
+    // Without a roster, or with a file that is not a Canvas export: exit 2, saying what to do.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--roster"));
+    let not_canvas = tmp.path().join("grades.csv");
+    std::fs::write(&not_canvas, "student_id,total\nalice,3\n").unwrap();
+    let out = run(&["--roster", not_canvas.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Grades → Export"));
+}
