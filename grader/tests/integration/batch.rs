@@ -67,6 +67,15 @@ fn timestamps(out: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> {
         .collect()
 }
 
+/// `grader batch --task 1 --out <out> <class> <extra...>`, run in `tmp`.
+fn batch_task1(class: &Path, out: &Path, tmp: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args: Vec<String> = vec!["batch".into(), "--task".into(), "1".into()];
+    args.extend(["--out".into(), out.display().to_string()]);
+    args.push(class.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run_grader(&args, tmp)
+}
+
 fn text(o: &std::process::Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -84,14 +93,12 @@ fn batch_grades_resumes_regrades_changes_and_shards_merge() {
     make_class(&class);
     let out = work.path().join("out");
     let batch = |out: &Path, extra: &[&str]| {
-        let mut args: Vec<String> = ["batch", "--task", "1", "--seed", "1", "-j", "2", "--out"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.push(out.display().to_string());
-        args.push(class.display().to_string());
-        args.extend(extra.iter().map(|s| s.to_string()));
-        run_grader(&args, tmp.path())
+        batch_task1(
+            &class,
+            out,
+            tmp.path(),
+            &[&["--seed", "1", "-j", "2"], extra].concat(),
+        )
     };
 
     let first = batch(&out, &["--export", "csv"]);
@@ -297,14 +304,12 @@ fn batch_isolation_is_recorded_and_a_change_regrades() {
     copy_fixture(1, "hardcoded_port.py", &class.join("hal.py"));
     let out = work.path().join("out");
     let batch = |extra: &[&str]| {
-        let mut args: Vec<String> = ["batch", "--task", "1", "--seed", "3", "--out"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.push(out.display().to_string());
-        args.push(class.display().to_string());
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let o = run_grader(&args, tmp.path());
+        let o = batch_task1(
+            &class,
+            &out,
+            tmp.path(),
+            &[&["--seed", "3"], extra].concat(),
+        );
         assert_no_leftovers(tmp.path());
         let regraded = !String::from_utf8_lossy(&o.stdout).contains("up to date, not regraded");
         let r = record::read(&out.join("hal").join("task1.toml"))

@@ -17,6 +17,9 @@ impl<'a> Run<'a> {
         let mut exit_rx = self.watched().map(|p| p.exit_watch());
         let mut settled = false;
         loop {
+            // Which streams had ended is read before their text: bytes that arrive together with
+            // the end are then already in the text the matcher sees, never lost in between.
+            let ends: Vec<Option<End>> = streams.iter().map(|(_, s)| s.end()).collect();
             for (_, stream) in streams {
                 if let Outcome::Found(n) =
                     stream.with_unconsumed(|t, e| matcher.find(t, e.is_some()))
@@ -25,7 +28,6 @@ impl<'a> Run<'a> {
                     return Ok(());
                 }
             }
-            let ends: Vec<Option<End>> = streams.iter().map(|(_, s)| s.end()).collect();
             let all_ended = ends.iter().all(Option::is_some);
             let exited = exit_rx.as_ref().is_some_and(|r| r.borrow().is_some());
             if all_ended || (exited && settled) {
@@ -86,6 +88,8 @@ impl<'a> Run<'a> {
         // Under CPU starvation the window grows too, so a late reply is still caught.
         let patience = self.patience(window);
         loop {
+            // Read before the text, as in `expect_on`: a reply that comes with the end is seen.
+            let all_ended = streams.iter().all(|(_, s)| s.end().is_some());
             for (_, stream) in streams {
                 let got =
                     stream.with_unconsumed(|t, _| (!t.trim().is_empty()).then(|| t.to_string()));
@@ -100,7 +104,7 @@ impl<'a> Run<'a> {
                     ));
                 }
             }
-            if streams.iter().all(|(_, s)| s.end().is_some()) {
+            if all_ended {
                 // Nothing more can arrive; waiting out the window is pointless.
                 return Ok(());
             }
@@ -132,6 +136,8 @@ impl<'a> Run<'a> {
         let mut rxs: Vec<_> = streams.iter().map(|(_, s)| s.subscribe()).collect();
         let patience = self.patience(window);
         loop {
+            // Read before the text, as in `expect_on`.
+            let all_ended = streams.iter().all(|(_, s)| s.end().is_some());
             for (_, stream) in streams {
                 let hit = stream.with_unconsumed(|t, e| match matcher.find(t, e.is_some()) {
                     Outcome::Found(n) => Some(matched_line(t, n).to_string()),
@@ -148,7 +154,7 @@ impl<'a> Run<'a> {
                     ));
                 }
             }
-            if streams.iter().all(|(_, s)| s.end().is_some()) {
+            if all_ended {
                 return Ok(());
             }
             let quiet = tokio::time::timeout_at(patience.deadline().into(), any_change(&mut rxs))
