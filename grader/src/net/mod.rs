@@ -1,6 +1,7 @@
 //! The grader's side of the network: the ports it hands to student servers, the connections it
 //! opens or accepts, the "no server here" ports for refused-connection scenarios, and the
-//! network (host or a namespace of the scenario's own) they all live in.
+//! network (host or a namespace of the scenario's own) they all live in, and that network's
+//! socket tables (who listens, what is still queued), read through netlink.
 
 pub mod conn;
 pub mod netns;
