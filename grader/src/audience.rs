@@ -10,12 +10,20 @@
 //! transcript, stderr and notes are all replaced, so no expected value, nonce or student output of
 //! it can leak; `summary` feedback drops everything that quotes the wire (message, failed step,
 //! transcript, stderr); `none` keeps only pass/fail and points. Scores are never changed.
+//!
+//! Two more student-facing paths go through this module: [`limit_feedback`] applies only the
+//! feedback levels (for Gradescope, which hides `hidden` and `after_due` tests itself but shows
+//! everything else of `results.json` to students), and [`redact_error`] makes a grading that
+//! failed for infrastructure reasons name a hidden scenario only by its placeholder and drop the
+//! message of a scenario whose feedback students may not see.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::GradeError;
 use crate::events::{Event, EventSink};
+use crate::spec::TaskSpec;
 use crate::verdict::{GradeReport, ScenarioOutcome, Status};
 
 /// Who an output is for.
@@ -109,6 +117,24 @@ impl View {
 /// Text that replaces a hidden scenario's message.
 pub const HIDDEN_MESSAGE: &str = "hidden scenario: its details are shown to instructors only";
 
+/// Text that replaces the message of a grading error in a scenario whose details students may
+/// not see.
+pub const HIDDEN_ERROR: &str = "its details are shown to instructors only (the grader's own problem, not the submission's; nothing was scored)";
+
+impl View {
+    /// Whether this view shows a scenario of `policy` only as "hidden scenario N".
+    pub fn hides(self, policy: Policy) -> bool {
+        if self.audience == Audience::Instructor {
+            return false;
+        }
+        match policy.visibility {
+            Visibility::Visible => false,
+            Visibility::Hidden => true,
+            Visibility::AfterDue => !self.after_due,
+        }
+    }
+}
+
 /// The report as `view` may see it (a copy; the record is never changed).
 pub fn redact(
     report: &GradeReport,
@@ -122,55 +148,126 @@ pub fn redact(
     let mut hidden = 0;
     for o in &mut out.scenarios {
         let policy = policies.get(&o.name).copied().unwrap_or_default();
-        let hide = match policy.visibility {
-            Visibility::Visible => false,
-            Visibility::Hidden => true,
-            Visibility::AfterDue => !view.after_due,
-        };
-        if hide {
+        if view.hides(policy) {
             hidden += 1;
             *o = hidden_outcome(o, hidden);
             continue;
         }
-        match policy.feedback {
-            Feedback::Full => {}
-            Feedback::Summary => {
-                if o.status != Status::Passed {
-                    o.message = "the details of this failure are not shown".to_string();
-                }
-                o.failed_step = None;
-                o.transcript.clear();
-                o.stderr_tail = None;
-            }
-            Feedback::None => {
-                let passed = o.status == Status::Passed;
-                *o = ScenarioOutcome {
-                    name: o.name.clone(),
-                    role: o.role,
-                    status: if passed {
-                        Status::Passed
-                    } else {
-                        Status::Failed
-                    },
-                    points: o.points,
-                    max_points: o.max_points,
-                    duration_ms: 0,
-                    description: None,
-                    message: if passed {
-                        String::new()
-                    } else {
-                        "no feedback is given for this scenario".into()
-                    },
-                    hint: None,
-                    failed_step: None,
-                    transcript: Vec::new(),
-                    stderr_tail: None,
-                    notes: Vec::new(),
-                };
-            }
-        }
+        apply_feedback(o, policy.feedback);
     }
     out
+}
+
+/// The report with only the feedback levels applied, to every scenario whatever its visibility
+/// (a copy). Names stay, so hidden and `after_due` scenarios must be hidden by the reader of the
+/// output: for Gradescope's `results.json` with the instructor audience, whose tests carry their
+/// visibility, while everything else in it (a visible test's output) reaches students as is.
+pub fn limit_feedback(report: &GradeReport, policies: &BTreeMap<String, Policy>) -> GradeReport {
+    let mut out = report.clone();
+    for o in &mut out.scenarios {
+        let policy = policies.get(&o.name).copied().unwrap_or_default();
+        apply_feedback(o, policy.feedback);
+    }
+    out
+}
+
+fn apply_feedback(o: &mut ScenarioOutcome, feedback: Feedback) {
+    match feedback {
+        Feedback::Full => {}
+        Feedback::Summary => {
+            if o.status != Status::Passed {
+                o.message = "the details of this failure are not shown".to_string();
+            }
+            o.failed_step = None;
+            o.transcript.clear();
+            o.stderr_tail = None;
+        }
+        Feedback::None => {
+            let passed = o.status == Status::Passed;
+            *o = ScenarioOutcome {
+                name: o.name.clone(),
+                role: o.role,
+                status: if passed {
+                    Status::Passed
+                } else {
+                    Status::Failed
+                },
+                points: o.points,
+                max_points: o.max_points,
+                duration_ms: 0,
+                description: None,
+                message: if passed {
+                    String::new()
+                } else {
+                    "no feedback is given for this scenario".into()
+                },
+                hint: None,
+                failed_step: None,
+                transcript: Vec::new(),
+                stderr_tail: None,
+                notes: Vec::new(),
+            };
+        }
+    }
+}
+
+/// A scenario's name as `view` shows it: its own, or the "hidden scenario N" that [`redact`] gives
+/// it in a report of `spec` (N counts the scenarios `view` hides, in spec order). A name the spec
+/// does not have is shown as "a hidden scenario".
+pub fn shown_name(spec: &TaskSpec, scenario: &str, view: View) -> String {
+    let mut hidden = 0;
+    for s in &spec.scenarios {
+        let policy = Policy {
+            visibility: s.visibility,
+            feedback: s.feedback,
+        };
+        let hides = view.hides(policy);
+        hidden += usize::from(hides);
+        if s.name == scenario {
+            return if hides {
+                format!("hidden scenario {hidden}")
+            } else {
+                s.name.clone()
+            };
+        }
+    }
+    if view.audience == Audience::Instructor {
+        scenario.to_string()
+    } else {
+        "a hidden scenario".to_string()
+    }
+}
+
+/// A grading error as `view` may see it. [`GradeError::Infrastructure`] names a hidden (or
+/// unreleased `after_due`) scenario by its placeholder as in [`redact`], and keeps its message
+/// only when students get the scenario's full feedback (a `summary` or `none` scenario's message
+/// may quote the wire too); the other errors are about the submission or the machine, not a
+/// scenario, and are returned unchanged, as is everything for the instructor audience. The
+/// Display text of the result is what `grader run` prints and `grader batch` writes to
+/// `task<N>.error.txt`.
+pub fn redact_error(error: GradeError, spec: &TaskSpec, view: View) -> GradeError {
+    match error {
+        GradeError::Infrastructure { scenario, message } if view.audience == Audience::Student => {
+            let policy = spec
+                .scenarios
+                .iter()
+                .find(|s| s.name == scenario)
+                .map(|s| Policy {
+                    visibility: s.visibility,
+                    feedback: s.feedback,
+                });
+            let keep = policy.is_some_and(|p| !view.hides(p) && p.feedback == Feedback::Full);
+            GradeError::Infrastructure {
+                scenario: shown_name(spec, &scenario, view),
+                message: if keep {
+                    message
+                } else {
+                    HIDDEN_ERROR.to_string()
+                },
+            }
+        }
+        other => other,
+    }
 }
 
 fn hidden_outcome(o: &ScenarioOutcome, k: usize) -> ScenarioOutcome {
@@ -346,5 +443,156 @@ mod tests {
     #[test]
     fn instructors_see_everything() {
         assert_eq!(redact(&report(), &policies(), View::INSTRUCTOR), report());
+    }
+
+    #[test]
+    fn limit_feedback_keeps_names_and_applies_levels() {
+        let mut policies = policies();
+        policies.insert(
+            "open".into(),
+            Policy {
+                visibility: Visibility::Visible,
+                feedback: Feedback::None,
+            },
+        );
+        let shown = limit_feedback(&report(), &policies);
+        let names: Vec<&str> = shown.scenarios.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["open", "secret big payload", "later"]);
+        // none: pass/fail and points only.
+        let open = &shown.scenarios[0];
+        assert!(!format!("{open:?}").contains("secret"), "{open:?}");
+        assert_eq!(open.status, Status::Failed);
+        // full (a hidden one: the reader hides it) is untouched.
+        assert_eq!(shown.scenarios[1], report().scenarios[1]);
+        // summary: description and hint, nothing from the wire.
+        let later = &shown.scenarios[2];
+        assert_eq!(later.hint.as_deref(), Some("secret-hint"));
+        assert!(later.transcript.is_empty() && later.stderr_tail.is_none());
+        assert!(!later.message.contains("secret") && later.failed_step.is_none());
+    }
+
+    fn spec() -> TaskSpec {
+        let scenario = |name: &str, visibility: &str, feedback: &str| {
+            format!(
+                "[[scenario]]\nname = {name:?}\npoints = 1\nrole = \"server\"\nvisibility = {visibility:?}\nfeedback = {feedback:?}\nsteps = [{{ do = \"start_server\" }}]\n"
+            )
+        };
+        let text = [
+            "task = 1\ntitle = \"t\"\n".to_string(),
+            scenario("open", "visible", "full"),
+            scenario("secret first", "hidden", "full"),
+            scenario("later", "after_due", "full"),
+            scenario("brief", "visible", "summary"),
+            scenario("mute", "visible", "none"),
+            scenario("secret second", "hidden", "summary"),
+        ]
+        .concat();
+        toml::from_str(&text).unwrap()
+    }
+
+    fn infra(scenario: &str) -> GradeError {
+        GradeError::Infrastructure {
+            scenario: scenario.into(),
+            message: "secret-port 4711 taken".into(),
+        }
+    }
+
+    #[test]
+    fn shown_names_match_redact() {
+        let spec = spec();
+        let student = View::default();
+        let released = View {
+            audience: Audience::Student,
+            after_due: true,
+        };
+        assert_eq!(shown_name(&spec, "open", student), "open");
+        assert_eq!(
+            shown_name(&spec, "secret first", student),
+            "hidden scenario 1"
+        );
+        assert_eq!(shown_name(&spec, "later", student), "hidden scenario 2");
+        assert_eq!(
+            shown_name(&spec, "secret second", student),
+            "hidden scenario 3"
+        );
+        assert_eq!(shown_name(&spec, "later", released), "later");
+        assert_eq!(
+            shown_name(&spec, "secret second", released),
+            "hidden scenario 2"
+        );
+        assert_eq!(shown_name(&spec, "nonesuch", student), "a hidden scenario");
+        assert_eq!(
+            shown_name(&spec, "secret second", View::INSTRUCTOR),
+            "secret second"
+        );
+        // The same numbers as a redacted report of the spec.
+        let report = GradeReport {
+            scenarios: spec
+                .scenarios
+                .iter()
+                .map(|s| outcome(&s.name, Status::Failed))
+                .collect(),
+            ..placeholder_report()
+        };
+        let policies = policies_of(&spec);
+        for view in [student, released] {
+            let shown = redact(&report, &policies, view);
+            for (s, o) in spec.scenarios.iter().zip(&shown.scenarios) {
+                assert_eq!(shown_name(&spec, &s.name, view), o.name);
+            }
+        }
+    }
+
+    #[test]
+    fn infrastructure_errors_are_redacted_for_students() {
+        let spec = spec();
+        let student = View::default();
+        let text = |e: GradeError| e.to_string();
+        // Visible with full feedback: unchanged.
+        assert_eq!(
+            text(redact_error(infra("open"), &spec, student)),
+            text(infra("open"))
+        );
+        // Hidden: placeholder name, no message.
+        let hidden = text(redact_error(infra("secret first"), &spec, student));
+        assert!(hidden.contains("\"hidden scenario 1\""), "{hidden}");
+        assert!(
+            !hidden.contains("secret") && !hidden.contains("4711"),
+            "{hidden}"
+        );
+        assert!(hidden.contains(HIDDEN_ERROR), "{hidden}");
+        // Unreleased after_due: hidden; released: named, message kept (full feedback).
+        let later = text(redact_error(infra("later"), &spec, student));
+        assert!(later.contains("hidden scenario 2") && !later.contains("4711"));
+        let released = View {
+            audience: Audience::Student,
+            after_due: true,
+        };
+        let later = text(redact_error(infra("later"), &spec, released));
+        assert!(
+            later.contains("\"later\"") && later.contains("4711"),
+            "{later}"
+        );
+        // summary / none: named, message dropped.
+        for name in ["brief", "mute"] {
+            let t = text(redact_error(infra(name), &spec, student));
+            assert!(
+                t.contains(&format!("{name:?}")) && !t.contains("4711"),
+                "{t}"
+            );
+        }
+        // An unknown scenario tells nothing.
+        let t = text(redact_error(infra("secret nonesuch"), &spec, student));
+        assert!(!t.contains("secret") && !t.contains("4711"), "{t}");
+        // Instructors see it all; other errors pass unchanged.
+        assert_eq!(
+            text(redact_error(infra("secret first"), &spec, View::INSTRUCTOR)),
+            text(infra("secret first"))
+        );
+        let other = GradeError::Isolation("no namespaces here".into());
+        assert_eq!(
+            text(redact_error(other, &spec, student)),
+            "no namespaces here"
+        );
     }
 }

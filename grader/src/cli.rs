@@ -36,6 +36,23 @@ use crate::report::{self, ReportError};
 use crate::spec::{self, Role, SpecError};
 use crate::verdict::{GradeReport, fmt_points};
 
+/// `println!` that ignores a closed stdout (`grader batch ... | head`): what is printed is a
+/// courtesy, while the gradings and their records must go on.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr (see [`say!`]).
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 /// Graded, at or above the bar.
 pub const EXIT_PASS: u8 = 0;
 /// Graded, below the bar.
@@ -240,7 +257,8 @@ pub struct CanvasArgs {
     /// columns the import needs.
     #[arg(long, value_name = "FILE")]
     pub roster: Option<PathBuf>,
-    /// Canvas: the roster column that holds the grader's student ids (the folder names).
+    /// Canvas: the roster column that holds the grader's student ids (the ids the records name; by default
+    /// the submission folder names).
     #[arg(long, value_name = "COLUMN", default_value = "SIS Login ID")]
     pub match_column: String,
     /// Canvas: column name for the points of the one exported task, e.g. an existing
@@ -393,7 +411,7 @@ fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
     match mode.resolve() {
         Ok(Isolation::Host) if mode == IsolationMode::Auto => {
             let why = crate::net::netns::probe().err().unwrap_or_default();
-            eprintln!(
+            say_err!(
                 "note: {why}; grading on the host's loopback instead (isolation = \"host\" in the report)"
             );
             Ok(IsolationMode::Host)
@@ -413,14 +431,14 @@ fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
     };
     for n in numbers {
         let (spec, _) = spec::load(dir.as_deref(), n)?;
-        println!(
+        say!(
             "task {} · {} · {} points",
             spec.task,
             spec.title,
             fmt_points(spec.max_score())
         );
         for s in &spec.scenarios {
-            println!(
+            say!(
                 "  {:<6} {:>4} pts  {}",
                 format!("{:?}", s.role).to_lowercase(),
                 fmt_points(s.points),
@@ -475,6 +493,16 @@ pub(crate) fn random_seed() -> u64 {
 /// Grades one submission; `name` overrides the report folder name (replays of batch gradings).
 fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport), CliError> {
     let (spec, text) = spec::load(args.tasks_dir.as_deref(), args.task)?;
+    if let Some(MinScore::Points(p)) = args.min_score
+        && p > spec.max_score() + 1e-9
+    {
+        return Err(CliError::Usage(format!(
+            "--min-score {} is more than task {}'s {} points: no grading could meet it",
+            fmt_points(p),
+            args.task,
+            fmt_points(spec.max_score())
+        )));
+    }
     let spec_source = match &args.tasks_dir {
         Some(d) => d
             .join(format!("task{}.toml", args.task))
@@ -515,6 +543,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             )
         },
         submission_abs: (!bundled).then(|| submission.path.display().to_string()),
+        submission_root: None,
         bundled_reference: bundled,
         server_template: args.server.clone(),
         client_template: args.client.clone(),
@@ -532,11 +561,6 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         isolation,
         accept_any_port: args.accept_any_port,
         parallelism: args.jobs.unwrap_or_else(default_jobs).max(1),
-        transcript_lines: if args.verbose {
-            crate::transcript::MAX_ENTRIES
-        } else {
-            30
-        },
         ..EngineOptions::default()
     };
     let req = GradeRequest {
@@ -562,12 +586,15 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             biased;
             // Dropping the grading ends every student process group it started.
             sig = stop => Err(CliError::Interrupted(sig)),
-            r = engine::grade(&req, &ports, &shown) => r.map_err(CliError::from),
+            // An infrastructure error names its scenario: hidden ones stay hidden from students.
+            r = engine::grade(&req, &ports, &shown) => {
+                r.map_err(|e| CliError::from(audience::redact_error(e, &req.spec, view)))
+            }
         }
     })?;
     let written = batch::write_graded(&args.out, &report, &provenance, view)?;
     let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-    println!("Reports: {}", paths.join(", "));
+    say!("Reports: {}", paths.join(", "));
     let ok = match args.min_score {
         Some(m) => m.met_by(&report),
         None => report.passed() == report.scenarios.len(),
@@ -578,14 +605,18 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
                 MinScore::Points(p) => format!("{} points", fmt_points(p)),
                 MinScore::Percent(p) => format!("{p}%"),
             };
-            println!("Below the required score of {bar}.");
+            say!("Below the required score of {bar}.");
         }
-        println!(
-            "Replay this grading exactly: grader run --task {} --seed {} {}",
-            report.task,
-            report.seed,
-            args.submission.as_deref().unwrap_or("")
-        );
+        // The record holds everything a replay needs (seed, templates, task folder, isolation).
+        if let Some(record) = written
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
+            say!(
+                "Replay this grading exactly: grader replay {}",
+                shell_words::quote(&record.display().to_string())
+            );
+        }
     }
     Ok((if ok { EXIT_PASS } else { EXIT_BELOW }, report))
 }
@@ -626,7 +657,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
     }
     report::check_writable(&args.out)?;
     if !found.ignored.is_empty() {
-        println!(
+        say!(
             "Ignored {} non-executable file(s) in {} (not submissions): {}",
             found.ignored.len(),
             args.dir.display(),
@@ -643,7 +674,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    println!(
+    say!(
         "Batch: task {} ({}) · {} submission(s){} · {jobs} at once · reports in {}",
         spec.task,
         spec.title,
@@ -701,7 +732,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
     let summary = match summary {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("interrupted: finished submissions keep their reports; rerun to resume");
+            say_err!("interrupted: finished submissions keep their reports; rerun to resume");
             return Err(e);
         }
     };
@@ -710,7 +741,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
     let not_started = summary.count(|o| matches!(o, batch::Outcome::NotStarted(_)));
     let infra = summary.count(|o| matches!(o, batch::Outcome::Infrastructure(_)));
     let full = summary.count(|o| o.has_score() && !o.lost_points());
-    println!(
+    say!(
         "Done in {:.1}s: {graded} graded, {skipped} up to date (skipped), {not_started} not started, {infra} infrastructure failures · {full} with full marks",
         started.elapsed().as_secs_f64()
     );
@@ -719,14 +750,14 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             o,
             batch::Outcome::NotStarted(_) | batch::Outcome::Infrastructure(_)
         ) {
-            println!("  {}", batch::progress::line(id, o));
+            say!("  {}", batch::progress::line(id, o));
         }
     }
     for exporter in &exporters {
         let records = read_records(&args.out, Some(args.task), None)?;
         let class = export::Class::new(records, view);
         for w in exporter.warnings(&class) {
-            println!("warning: {w}");
+            say_err!("warning: {w}");
         }
         if exporter.per_student() {
             for student in &class.students {
@@ -736,11 +767,11 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
                 };
                 let path = args
                     .out
-                    .join(report::sanitize(&student.id))
+                    .join(&student.folder)
                     .join(exporter.default_file_name());
                 report::write_atomic(&path, &exporter.render(&one)?)?;
             }
-            println!(
+            say!(
                 "Exported {}: <out>/<student>/{}",
                 exporter.format(),
                 exporter.default_file_name()
@@ -748,7 +779,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         } else {
             let path = args.out.join(exporter.default_file_name());
             report::write_atomic(&path, &exporter.render(&class)?)?;
-            println!("Exported {}: {}", exporter.format(), path.display());
+            say!("Exported {}: {}", exporter.format(), path.display());
         }
     }
     Ok(if infra > 0 {
@@ -768,12 +799,13 @@ fn read_records(
 ) -> Result<Vec<(String, record::Record)>, CliError> {
     let (records, skipped) = record::read_dir(dir)?;
     for e in &skipped {
-        eprintln!("warning: skipped {e}");
+        say_err!("warning: skipped {e}");
     }
     let records: Vec<_> = records
         .into_iter()
         .filter(|(id, r)| {
-            task.is_none_or(|t| r.report.task == t) && student.is_none_or(|s| s == id)
+            task.is_none_or(|t| r.report.task == t)
+                && student.is_none_or(|s| s == id || s == r.student_id(id))
         })
         .collect();
     if records.is_empty() {
@@ -801,7 +833,7 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
     let exporter = export::exporter(args.format, &args.canvas.options(args.id_column.clone()))?;
     let bytes = exporter.render(&class)?;
     for w in exporter.warnings(&class) {
-        eprintln!("warning: {w}");
+        say_err!("warning: {w}");
     }
     let out = args
         .out
@@ -818,7 +850,7 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
             })?;
     } else {
         report::write_atomic(&out, &bytes)?;
-        eprintln!(
+        say_err!(
             "Exported {} ({} student(s)): {}",
             exporter.format(),
             class.students.len(),
@@ -831,12 +863,12 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
 fn run_merge(inputs: &[PathBuf], out: &Path) -> Result<u8, CliError> {
     let merged = batch::merge::merge(inputs, out)?;
     for c in &merged.conflicts {
-        eprintln!("warning: {c}");
+        say_err!("warning: {c}");
     }
     for s in &merged.skipped {
-        eprintln!("warning: skipped {s}");
+        say_err!("warning: skipped {s}");
     }
-    println!(
+    say!(
         "Merged {} record(s) from {} folder(s) into {}",
         merged.records,
         inputs.len(),
@@ -851,14 +883,14 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
     let tasks_dir = p.tasks_dir.as_ref().map(PathBuf::from);
     let (_, text) = spec::load(tasks_dir.as_deref(), r.task)?;
     if engine::spec_hash(&text) != r.spec_hash {
-        eprintln!(
+        say_err!(
             "warning: the task spec changed since this grading (recorded spec hash {}…, now {}…): the replay uses today's spec, so scores may differ",
             &r.spec_hash.get(..12).unwrap_or(&r.spec_hash),
             &engine::spec_hash(&text)[..12]
         );
     }
     if r.grader_version != env!("CARGO_PKG_VERSION") {
-        eprintln!(
+        say_err!(
             "warning: recorded by grader {}, replayed by grader {}",
             r.grader_version,
             env!("CARGO_PKG_VERSION")
@@ -873,15 +905,17 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
                 .unwrap_or_else(|| r.submission_path.clone()),
         )
     };
-    if let (Some(path), Some(hash)) = (&submission, &p.submission_hash) {
+    // The hash covers the batch folder when the executable inside it was started.
+    let hashed = p.submission_root.clone().or_else(|| submission.clone());
+    if let (Some(path), Some(hash)) = (&hashed, &p.submission_hash) {
         match crate::fingerprint::content_hash(Path::new(path)) {
-            Ok(now) if &now != hash => eprintln!(
+            Ok(now) if &now != hash => say_err!(
                 "warning: the submission at {path} changed since this grading (content hash differs)"
             ),
             _ => {}
         }
     }
-    println!(
+    say!(
         "Replaying {} task {} with seed {} (recorded score {}/{})",
         r.submission,
         r.task,
@@ -913,13 +947,13 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
     let name = (!p.bundled_reference).then(|| r.submission.clone());
     let (code, new) = run_grading(run, name)?;
     if (new.score - recorded).abs() > 1e-9 {
-        println!(
+        say!(
             "The replay scored {} where the record has {}.",
             fmt_points(new.score),
             fmt_points(recorded)
         );
     } else {
-        println!("The replay reproduced the recorded score.");
+        say!("The replay reproduced the recorded score.");
     }
     Ok(code)
 }

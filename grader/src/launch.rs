@@ -32,6 +32,14 @@ pub enum LaunchError {
         "submission {0} is neither a compiled program nor a script with a `#!` line: add e.g. `#!/usr/bin/env python3` as its first line"
     )]
     NoShebang(String),
+    /// A script whose `#!` line ends in a carriage return (saved with Windows line endings).
+    #[error(
+        "submission {0} has Windows line endings (CRLF): its `#!` line asks for the interpreter {1:?}, which does not exist; convert the file with `dos2unix {0}` or `sed -i 's/\\r$//' {0}`"
+    )]
+    CrlfShebang(String, String),
+    /// A script whose `#!` line names an interpreter that is not installed.
+    #[error("submission {0} cannot start: its `#!` line asks for {1}, {2}")]
+    NoInterpreter(String, String, String),
     /// The file cannot be read.
     #[error("cannot read submission {0}: {1}")]
     Unreadable(String, String),
@@ -105,11 +113,14 @@ pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
     if meta.permissions().mode() & 0o111 == 0 {
         return Err(LaunchError::NotExecutable(given.to_string()));
     }
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 512];
     let n = std::fs::File::open(&abs)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| LaunchError::Unreadable(given.to_string(), e.to_string()))?;
-    if !(head[..n].starts_with(b"#!") || head[..n].starts_with(b"\x7fELF")) {
+    let head = &head[..n];
+    if head.starts_with(b"#!") {
+        check_interpreter(given, head)?;
+    } else if !head.starts_with(b"\x7fELF") {
         return Err(LaunchError::NoShebang(given.to_string()));
     }
     Ok(Submission {
@@ -121,6 +132,56 @@ pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
         name,
         is_dir: false,
     })
+}
+
+/// Checks that the interpreter a script's `#!` line names can be started: no carriage return
+/// at its end (a file saved with Windows line endings), an absolute interpreter that exists,
+/// and for `#!/usr/bin/env NAME` a `NAME` found on `PATH`.
+fn check_interpreter(given: &str, head: &[u8]) -> Result<(), LaunchError> {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line.strip_prefix(b"#!").unwrap_or(line));
+    let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+    if line.ends_with('\r') {
+        let asked = words.last().copied().unwrap_or_default();
+        return Err(LaunchError::CrlfShebang(given.into(), asked.into()));
+    }
+    let missing =
+        |what: String, why: &str| Err(LaunchError::NoInterpreter(given.into(), what, why.into()));
+    let Some(interpreter) = words.first() else {
+        return missing("no interpreter".into(), "so it cannot run");
+    };
+    if !is_executable(Path::new(interpreter)) {
+        return missing(
+            format!("`{interpreter}`"),
+            "which is not installed here (fix the path in the `#!` line)",
+        );
+    }
+    if interpreter.ends_with("/env") {
+        // `env [-S] [VAR=value ...] NAME`: NAME is looked up on PATH.
+        let name = words[1..]
+            .iter()
+            .find(|w| !w.starts_with('-') && !w.contains('='));
+        if let Some(name) = name.filter(|n| !n.contains('/'))
+            && !on_path(name)
+        {
+            return missing(
+                format!("`{name}`"),
+                "which is not on this machine's PATH (install it, or name an interpreter that exists, e.g. `#!/usr/bin/env python3`)",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True if `path` is a file with an execute bit.
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// True if an executable `name` is in one of the folders of `PATH`.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| is_executable(&d.join(name))))
 }
 
 /// A parsed launch template.

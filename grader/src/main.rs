@@ -9,9 +9,23 @@ fn main() -> ExitCode {
     match grader::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let e = anyhow::Error::from(e);
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&anyhow::Error::from(e)));
             ExitCode::from(grader::cli::EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the message already
+/// holds (many errors name their cause in their own text).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }

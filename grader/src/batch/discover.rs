@@ -14,14 +14,19 @@
 //!   contract; non-executable files (a README, a roster) are ignored and counted.
 //!
 //! Guarantees: discovery never runs student code; the result is sorted by student id; two
-//! submissions with the same id are a usage error; a submission that cannot be started (no
-//! executable, two candidates, a bad `classchat.toml`) becomes an entry with a launch problem,
-//! which is reported for that student without stopping the others.
+//! submissions with the same id are a usage error; different ids that share a report folder
+//! once made safe as folder names (`jo smith`, `jo_smith`) are all refused as launch problems
+//! (none is graded, so no record is ever written under another student's folder); a submission
+//! that cannot be started (no executable, two candidates, a bad `classchat.toml`) becomes an
+//! entry with a launch problem, which is reported for that student without stopping the others.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::report;
 
 /// The per-submission launch file.
 pub const LAUNCH_FILE: &str = "classchat.toml";
@@ -145,7 +150,35 @@ pub fn discover(
             });
         }
     }
+    refuse_shared_folders(&mut found.entries);
     Ok(found)
+}
+
+/// Different student ids whose report folder ([`report::sanitize`]) is the same (`jo smith` and
+/// `jo_smith`) would overwrite each other's records. None of them is graded: each becomes a
+/// launch problem naming every id of the group and the shared folder, so no record can ever end
+/// up under another student's folder, and the outcome does not depend on which finished last.
+fn refuse_shared_folders(entries: &mut [Entry]) {
+    let mut by_folder: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_folder
+            .entry(report::sanitize(&e.id))
+            .or_default()
+            .push(i);
+    }
+    for (folder, group) in by_folder.into_iter().filter(|(_, g)| g.len() > 1) {
+        let ids = group
+            .iter()
+            .map(|&i| format!("{:?} ({})", entries[i].id, entries[i].path.display()))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let message = format!(
+            "the student ids {ids} share the report folder {folder}/ (ids are made safe as folder names), so none of them is graded: rename all but one"
+        );
+        for i in group {
+            entries[i].launch = Err(message.clone());
+        }
+    }
 }
 
 fn folder_plan(
@@ -315,6 +348,31 @@ mod tests {
                 .unwrap_err()
                 .contains("2 executables")
         );
+    }
+
+    #[test]
+    fn ids_sharing_a_report_folder_are_all_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for id in ["jo smith", "jo_smith", "amy"] {
+            std::fs::create_dir(root.join(id)).unwrap();
+            exe(&root.join(id).join("main.py"), "#!/usr/bin/env python3\n");
+        }
+        let f = discover(root, None, None).unwrap();
+        let ids: Vec<&str> = f.entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["amy", "jo smith", "jo_smith"]);
+        assert!(f.entries[0].launch.is_ok());
+        for e in &f.entries[1..] {
+            let why = e.launch.as_ref().unwrap_err();
+            assert!(
+                why.contains("\"jo smith\"")
+                    && why.contains("\"jo_smith\"")
+                    && why.contains("jo_smith/"),
+                "{why}"
+            );
+        }
+        // The same message for both, whatever order they finish in.
+        assert_eq!(f.entries[1].launch, f.entries[2].launch);
     }
 
     #[test]

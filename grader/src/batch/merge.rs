@@ -2,9 +2,14 @@
 //!
 //! Guarantees: only records (`task<N>.toml`) and their companion files (`task<N>.junit.xml`,
 //! `task<N>.error.txt`, also for students that have only an error file) are copied, each
-//! atomically; inputs are never modified; when two inputs hold a record for the same student and
-//! task, the one graded last (record timestamp, then the later input) wins and the conflict is
-//! reported; an input that holds no record is an error (usually a wrong path).
+//! atomically and with its modification time, so an error file newer than its record (the
+//! latest attempt failed) stays newer; inputs are never modified; when two inputs hold a record
+//! for the same student and task, the one graded last (record timestamp, then the later input)
+//! wins and the conflict is reported; two inputs whose records in the same report folder name
+//! different students (`jo smith` and `jo_smith` both map to `jo_smith/`) are refused before
+//! anything is written; an input that holds only error files (a shard whose students could
+//! none be started) is merged with a warning; an input that holds neither records nor error
+//! files is an error (usually a wrong path).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +27,13 @@ pub enum MergeError {
     #[error(transparent)]
     Write(#[from] ReportError),
     /// An input holds no records.
-    #[error("{0} holds no grading records (<student>/task<N>.toml)")]
+    #[error(
+        "{0} holds no grading records (<student>/task<N>.toml) and no error files (<student>/task<N>.error.txt)"
+    )]
     Empty(PathBuf),
+    /// Records of different students share a report folder.
+    #[error("records of different students share a report folder, nothing merged: {}", .0.join("; "))]
+    SharedFolder(Vec<String>),
 }
 
 /// What a merge did.
@@ -31,10 +41,55 @@ pub enum MergeError {
 pub struct Merged {
     /// Records written.
     pub records: usize,
-    /// Human-readable conflicts (same student and task in several inputs).
+    /// Human-readable warnings: conflicts (same student and task in several inputs), inputs that
+    /// hold only error files.
     pub conflicts: Vec<String>,
     /// Files that were not valid records and were skipped.
     pub skipped: Vec<String>,
+}
+
+/// The error files (`<student>/task<N>.error.txt`) under a reports folder: (student folder,
+/// task, path).
+fn error_files(input: &Path) -> Vec<(String, u32, PathBuf)> {
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir(input) else {
+        return found;
+    };
+    for sdir in rd.filter_map(Result::ok).map(|e| e.path()) {
+        let Some(student) = sdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if student.starts_with('.') {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(&sdir) else {
+            continue;
+        };
+        for f in files.filter_map(Result::ok).map(|e| e.path()) {
+            if let Some(task) = record::error_task_of(&f) {
+                found.push((student.clone(), task, f));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Copies `src` to `dst` atomically, keeping its modification time.
+fn copy(src: &Path, dst: &Path) -> Result<(), MergeError> {
+    let bytes = std::fs::read(src).map_err(|source| RecordError::Io {
+        path: src.to_path_buf(),
+        source,
+    })?;
+    report::write_atomic(dst, &bytes)?;
+    if let Ok(mtime) = std::fs::metadata(src).and_then(|m| m.modified()) {
+        // Best effort: only the order of a record and its error file depends on it.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(dst)
+            .and_then(|f| f.set_modified(mtime));
+    }
+    Ok(())
 }
 
 /// Merges `inputs` into `out`.
@@ -42,21 +97,46 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     let mut merged = Merged::default();
     // (student folder, task) → (timestamp, input index, student folder path)
     let mut best: BTreeMap<(String, u32), (String, usize, PathBuf)> = BTreeMap::new();
+    // student folder → (student id its records name, input index)
+    let mut owner: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    let mut shared = Vec::new();
+    let mut errors = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         let (records, skipped) = record::read_dir(input)?;
         merged
             .skipped
             .extend(skipped.into_iter().map(|e| e.to_string()));
+        let input_errors = error_files(input);
         if records.is_empty() {
-            return Err(MergeError::Empty(input.clone()));
+            if input_errors.is_empty() {
+                return Err(MergeError::Empty(input.clone()));
+            }
+            merged.conflicts.push(format!(
+                "{} holds no grading records, only the error files of {} student task(s) that were not graded; copying those",
+                input.display(),
+                input_errors.len()
+            ));
         }
+        errors.extend(input_errors);
         for (student, rec) in records {
+            let id = rec.student_id(&student);
+            match owner.get(&student) {
+                Some((other, j)) if other != &id => shared.push(format!(
+                    "{student}/ holds {other:?} in {} and {id:?} in {}",
+                    inputs[*j].display(),
+                    input.display()
+                )),
+                Some(_) => {}
+                None => {
+                    owner.insert(student.clone(), (id.clone(), i));
+                }
+            }
             let key = (student.clone(), rec.report.task);
             let cand = (rec.report.timestamp.clone(), i, input.join(&student));
             match best.get(&key) {
                 Some(prev) => {
                     merged.conflicts.push(format!(
-                        "{student} task {}: in {} and {}; keeping the later grading",
+                        "{id} task {}: in {} and {}; keeping the later grading",
                         key.1,
                         inputs[prev.1].display(),
                         input.display()
@@ -71,35 +151,14 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
             }
         }
     }
+    if !shared.is_empty() {
+        shared.dedup();
+        return Err(MergeError::SharedFolder(shared));
+    }
     // Students with only an error file (not started, or not graded) in some input.
-    for input in inputs {
-        let Ok(rd) = std::fs::read_dir(input) else {
-            continue;
-        };
-        for sdir in rd.filter_map(Result::ok).map(|e| e.path()) {
-            let Some(student) = sdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            let Ok(files) = std::fs::read_dir(&sdir) else {
-                continue;
-            };
-            for f in files.filter_map(Result::ok).map(|e| e.path()) {
-                let task = f
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_prefix("task")?.strip_suffix(".error.txt"))
-                    .and_then(|n| n.parse::<u32>().ok());
-                if let Some(task) = task.filter(|t| !best.contains_key(&(student.clone(), *t))) {
-                    let bytes = std::fs::read(&f).map_err(|source| RecordError::Io {
-                        path: f.clone(),
-                        source,
-                    })?;
-                    report::write_atomic(
-                        &out.join(&student).join(format!("task{task}.error.txt")),
-                        &bytes,
-                    )?;
-                }
-            }
+    for (student, task, f) in &errors {
+        if !best.contains_key(&(student.clone(), *task)) {
+            copy(f, &out.join(student).join(record::error_file_name(*task)))?;
         }
     }
     for ((student, task), (_, _, dir)) in best {
@@ -107,13 +166,13 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         // its JUnit file.
         for name in [
             format!("task{task}.junit.xml"),
-            format!("task{task}.error.txt"),
+            record::error_file_name(task),
             format!("task{task}.toml"),
         ] {
             let src = dir.join(&name);
             let dst = out.join(&student).join(&name);
-            match std::fs::read(&src) {
-                Ok(bytes) => report::write_atomic(&dst, &bytes)?,
+            match std::fs::metadata(&src) {
+                Ok(_) => copy(&src, &dst)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if dst.exists() && name.ends_with(".error.txt") {
                         let _ = std::fs::remove_file(&dst);
@@ -125,4 +184,98 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         merged.records += 1;
     }
     Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::record::{Provenance, TomlRecord};
+    use crate::verdict::GradeReport;
+
+    fn write(out: &Path, submission: &str) {
+        let report = GradeReport {
+            schema_version: crate::verdict::SCHEMA_VERSION,
+            grader_version: "0.1.0".into(),
+            submission: submission.into(),
+            submission_path: String::new(),
+            task: 1,
+            task_title: "t".into(),
+            score: 1.0,
+            max_score: 1.0,
+            seed: 1,
+            spec_hash: "ab".into(),
+            spec_source: "bundled".into(),
+            isolation: "host".into(),
+            accept_any_port: None,
+            timestamp: "2025-01-01T00:00:00Z".into(),
+            duration_ms: 1,
+            scenarios: Vec::new(),
+        };
+        report::write_all(out, &report, &[&TomlRecord(&Provenance::default())]).unwrap();
+    }
+
+    #[test]
+    fn a_shard_of_error_files_only_is_merged_with_a_warning() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, empty, out) = (
+            d.path().join("a"),
+            d.path().join("b"),
+            d.path().join("empty"),
+            d.path().join("out"),
+        );
+        write(&a, "amy");
+        std::fs::create_dir_all(b.join("ben")).unwrap();
+        std::fs::write(b.join("ben/task1.error.txt"), "not started: x\n").unwrap();
+        std::fs::create_dir_all(&empty).unwrap();
+        let m = merge(&[a.clone(), b.clone()], &out).unwrap();
+        assert_eq!(m.records, 1);
+        assert!(
+            m.conflicts
+                .iter()
+                .any(|c| c.contains("holds no grading records")),
+            "{:?}",
+            m.conflicts
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("ben/task1.error.txt")).unwrap(),
+            "not started: x\n"
+        );
+        assert!(matches!(
+            merge(&[a, empty], &d.path().join("out2")),
+            Err(MergeError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn records_of_different_students_in_one_folder_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, out) = (d.path().join("a"), d.path().join("b"), d.path().join("out"));
+        write(&a, "jo smith");
+        write(&b, "jo_smith");
+        let e = merge(&[a, b], &out).unwrap_err();
+        assert!(matches!(e, MergeError::SharedFolder(_)), "{e}");
+        assert!(e.to_string().contains("\"jo smith\""), "{e}");
+        assert!(!out.exists(), "nothing is written");
+    }
+
+    #[test]
+    fn copies_keep_modification_times() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, out) = (d.path().join("a"), d.path().join("out"));
+        write(&a, "amy");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(a.join("amy/task1.toml"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(a.join("amy/task1.error.txt"), "not graded: later\n").unwrap();
+        merge(&[a], &out).unwrap();
+        let rec = crate::report::record::read(&out.join("amy/task1.toml")).unwrap();
+        assert!(
+            rec.failed_attempt.is_some(),
+            "the error file is still newer"
+        );
+    }
 }

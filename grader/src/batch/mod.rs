@@ -11,7 +11,10 @@
 //! - a submission is skipped when its existing record has the same submission content hash,
 //!   launch templates, task, task spec hash, grader version and isolation (unless `force`);
 //! - a grading that fails for infrastructure reasons, or that cannot start, never overwrites an
-//!   existing record: it writes `task<N>.error.txt` beside it instead, and the next run retries.
+//!   existing record: it writes `task<N>.error.txt` beside it instead, and the next run retries;
+//!   an error file older than a record that a rerun finds up to date is removed;
+//! - a record's `submission_abs` is the absolute path `grader replay` starts (the executable, or
+//!   the folder when templates start it).
 
 pub mod discover;
 pub mod merge;
@@ -144,7 +147,7 @@ pub fn record_path(out: &Path, id: &str, task: u32) -> PathBuf {
 
 fn error_path(out: &Path, id: &str, task: u32) -> PathBuf {
     out.join(report::sanitize(id))
-        .join(format!("task{task}.error.txt"))
+        .join(record::error_file_name(task))
 }
 
 /// Whether a record was graded with the isolation (and port leniency) `options` ask for: a
@@ -174,7 +177,8 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
     };
     let provenance = Provenance {
         submission_hash: Some(hash),
-        submission_abs: Some(entry.path.display().to_string()),
+        submission_abs: None,
+        submission_root: None,
         bundled_reference: false,
         server_template: plan.server.clone(),
         client_template: plan.client.clone(),
@@ -186,7 +190,9 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
         config.force,
         record::read(&record_path(&config.out, &entry.id, config.spec.task)),
     ) {
-        let same = old.report.task == config.spec.task
+        // A record of another student (an id that shared this folder before) is never current.
+        let same = old.report.submission == entry.id
+            && old.report.task == config.spec.task
             && old.report.spec_hash == spec_hash
             && old.report.grader_version == env!("CARGO_PKG_VERSION")
             && old.provenance.submission_hash == provenance.submission_hash
@@ -194,6 +200,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             && old.provenance.client_template == provenance.client_template
             && same_isolation(&old.report, &config.engine);
         if same {
+            remove_superseded_error(&config.out, &entry.id, config.spec.task);
             return Prepared::Done(Outcome::UpToDate {
                 score: old.report.score,
                 max: old.report.max_score,
@@ -215,6 +222,15 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
     let (server, client, submission) = match built {
         Ok(b) => b,
         Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
+    };
+    // What `grader replay` starts: the absolute path of what was checked (the executable of a
+    // folder graded by the launch contract, the folder itself when templates start it), never
+    // the batch folder's entry as given (relative, and a folder without templates cannot start).
+    let root = std::path::absolute(&entry.path).unwrap_or_else(|_| entry.path.clone());
+    let provenance = Provenance {
+        submission_abs: Some(submission.path.display().to_string()),
+        submission_root: (root != submission.path).then(|| root.display().to_string()),
+        ..provenance
     };
     Prepared::Grade(Box::new(Job {
         id: entry.id.clone(),
@@ -249,10 +265,27 @@ pub fn write_graded(
     Ok(written)
 }
 
+/// A rerun found the record up to date (same content hash, templates, spec, grader version and
+/// isolation): an error file from an attempt before that record was written is stale, and would
+/// otherwise sit next to a good record forever. One written after the record (a later attempt
+/// failed) is kept: exports report it.
+fn remove_superseded_error(out: &Path, id: &str, task: u32) {
+    let error = error_path(out, id, task);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(e), Some(r)) = (modified(&error), modified(&record_path(out, id, task)))
+        && e <= r
+    {
+        let _ = std::fs::remove_file(&error);
+    }
+}
+
 fn write_error(out: &Path, id: &str, task: u32, what: &str, message: &str) {
-    let text = format!(
-        "{what} at {}: {message}\n",
-        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    let text = record::error_text(
+        id,
+        &format!(
+            "{what} at {}: {message}",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        ),
     );
     // Best effort: the problem is also printed and counted in the exit status.
     let _ = report::write_atomic(&error_path(out, id, task), text.as_bytes());
@@ -289,6 +322,7 @@ pub async fn run(
         let permit = limit.clone().acquire_owned();
         let ports = ports.clone();
         let timeout = config.timeout;
+        let view = config.view;
         let id = job.id.clone();
         let handle = running.spawn(async move {
             let _permit = permit.await.ok();
@@ -298,7 +332,10 @@ pub async fn run(
                 {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
-                    Ok(Err(e)) => Err(Outcome::Infrastructure(e.to_string())),
+                    // Hidden scenarios stay hidden in the error file a student may be shown.
+                    Ok(Err(e)) => Err(Outcome::Infrastructure(
+                        audience::redact_error(e, &job.req.spec, view).to_string(),
+                    )),
                     Err(_) => Err(Outcome::Infrastructure(format!(
                         "the grading took longer than {}s and was abandoned",
                         timeout.as_secs()

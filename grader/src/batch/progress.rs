@@ -3,9 +3,10 @@
 //!
 //! Guarantees: one line per submission in both modes, printed when it finishes (so a log shows
 //! what was done before a kill); the bar is drawn on stderr only when stderr is a terminal, and
-//! never mixes with the lines (they are printed above it).
+//! never mixes with the lines (they are printed above it); output errors never stop or fail the
+//! batch (`grader batch | head -1`: the lines are dropped, the gradings and records go on).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -75,7 +76,7 @@ impl Progress {
                     self.errors.load(Ordering::SeqCst)
                 ));
             }
-            None => println!("{line}"),
+            None => print_line(&line),
         }
     }
 
@@ -85,6 +86,13 @@ impl Progress {
             pb.finish_and_clear();
         }
     }
+}
+
+/// Prints one line on stdout, dropping a write error: a closed stdout (`grader batch | head
+/// -1`) must never stop the gradings in flight or their records, which are what counts.
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// The plain line for one submission.

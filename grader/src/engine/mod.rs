@@ -36,7 +36,8 @@ pub struct EngineOptions {
     pub grace: Duration,
     /// Attempts per scenario when the grader's infrastructure fails.
     pub attempts: u32,
-    /// Transcript lines kept per failed scenario.
+    /// Transcript lines kept per failed scenario (the record's excerpt; the console shows the
+    /// last dozen of them, or all with `-v`, so `-v` never changes what is recorded).
     pub transcript_lines: usize,
     /// Resource limits of every student process.
     pub limits: crate::process::limits::Limits,
@@ -57,7 +58,7 @@ impl Default for EngineOptions {
             output_limit: 8 << 20,
             grace: Duration::from_millis(300),
             attempts: 3,
-            transcript_lines: 30,
+            transcript_lines: 100,
             limits: crate::process::limits::Limits::default(),
             isolation: IsolationMode::Auto,
             accept_any_port: None,

@@ -3,10 +3,12 @@
 //!
 //! Canvas identifies a student in an import by its identification columns (`Student`, `ID`,
 //! `SIS User ID`, `SIS Login ID`, `Section`, and `Integration ID` where the course has it), which
-//! only Canvas knows; a grader's folder names are at best one of them (usually the login). So
+//! only Canvas knows; a grader's student ids are at best one of them (usually the login). So
 //! this export copies the identification columns of every roster row, matches each row to a
 //! graded student by one column (`--match-column`, default `SIS Login ID`, compared without
-//! case), and adds one column per task with the points, after Canvas's own `Points Possible` row.
+//! case) against the id the student's records name (`alice@uni.edu`, not the report folder
+//! `alice_uni.edu` it was made safe as), and adds one column per task with the points, after
+//! Canvas's own `Points Possible` row.
 //!
 //! Guarantees: every roster student appears once, in roster order; a student without a record
 //! gets an empty cell (Canvas leaves the grade alone), never a zero; graded students missing from

@@ -6,11 +6,25 @@
 //! Guarantees: one student; the reporter adds the tests' `score`s and the `max_score`, so the sum
 //! of `score` equals the record's total exactly (fractions kept as JSON numbers, never strings);
 //! an infrastructure error makes that test and the whole result `error`, never a zero `fail`.
+//! The result is always read by the student (the reporter prints every test and its message in
+//! the student's workflow log), so it is meant for the default student audience, through which
+//! the [`Class`] already comes redacted: hidden scenarios as placeholders, feedback levels
+//! applied. With `--audience instructor` the export warns when that shows anything withheld.
 
 use serde_json::json;
 
 use super::{Class, ClassExporter, ExportError, failure_text, test_name};
+use crate::audience::Audience;
 use crate::verdict::Status;
+
+/// True when some scenario of the class is hidden or has limited feedback.
+pub(crate) fn withholds(class: &Class) -> bool {
+    class.students.iter().any(|s| {
+        s.policies
+            .values()
+            .any(|p| p.values().any(|p| !p.is_default()))
+    })
+}
 
 /// The GitHub Classroom exporter.
 pub struct Classroom;
@@ -24,6 +38,15 @@ impl ClassExporter for Classroom {
     }
     fn default_file_name(&self) -> &'static str {
         "classroom-result.json"
+    }
+    fn warnings(&self, class: &Class) -> Vec<String> {
+        if class.view.audience == Audience::Instructor && withholds(class) {
+            vec![
+                "GitHub Classroom shows this result to the student: --audience instructor puts hidden scenarios and withheld feedback in it (use the default student audience)".into(),
+            ]
+        } else {
+            Vec::new()
+        }
     }
     fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
         let student = class.one("classroom")?;

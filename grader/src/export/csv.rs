@@ -1,7 +1,8 @@
 //! CSV for gradebooks (Canvas, Moodle, spreadsheets): one row per student with the id, the
 //! total, the maximum, the percentage, each task's score and each scenario's points.
 //!
-//! Guarantees: a header row, then students sorted by id; numbers use a dot and no thousands
+//! Guarantees: a header row, then students sorted by id (the id the records name, e.g.
+//! `alice@uni.edu`, not the report folder it was made safe as); numbers use a dot and no thousands
 //! separator; a task a student has no record for is an empty cell (not a zero), so an import
 //! never overwrites a grade with a made-up zero; quoting follows RFC 4180 (the `csv` crate).
 

@@ -7,11 +7,15 @@
 //! a scenario's Gradescope visibility follows its policy (`hidden` → `hidden`, `after_due` →
 //! `after_due_date`), so with `--audience instructor` Gradescope itself hides those tests from
 //! students, and with the student audience they are redacted before Gradescope sees them.
+//! Feedback levels (`summary`, `none`) are applied whatever the audience: Gradescope shows every
+//! visible test's `output` to students, and has no setting for "show the verdict but not the
+//! details", so an instructor-audience `results.json` still leaves out what `summary` and `none`
+//! withhold (the TOML record keeps it).
 
 use serde_json::{Value, json};
 
 use super::{Class, ClassExporter, ExportError, failure_text, test_name};
-use crate::audience::Visibility;
+use crate::audience::{Visibility, limit_feedback};
 use crate::verdict::{Status, fmt_points};
 
 /// The Gradescope exporter.
@@ -34,7 +38,10 @@ impl ClassExporter for Gradescope {
         for r in &student.reports {
             ms += r.duration_ms;
             let policies = student.policies.get(&r.task);
-            for o in &r.scenarios {
+            // The class is already redacted for its audience; students also read what the
+            // instructor audience hands to Gradescope, so the feedback levels apply in any case.
+            let shown = policies.map_or_else(|| r.clone(), |p| limit_feedback(r, p));
+            for o in &shown.scenarios {
                 let visibility = match policies.and_then(|p| p.get(&o.name)).map(|p| p.visibility) {
                     Some(Visibility::Hidden) => "hidden",
                     Some(Visibility::AfterDue) => "after_due_date",

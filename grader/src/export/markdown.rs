@@ -4,10 +4,15 @@
 //!
 //! Guarantees: GitHub-flavoured Markdown tables; `|`, backticks, `<` and newlines in names and
 //! messages are escaped or flattened so student output cannot break the table or inject HTML.
+//! A student's table shows only what the [`Class`]'s audience may see (hidden scenarios as
+//! placeholders, messages per feedback level); with `--audience instructor` the export of one
+//! student's table warns when that includes anything withheld from students, since a job summary
+//! is usually read by the student.
 
 use std::fmt::Write as _;
 
 use super::{Class, ClassExporter, ExportError};
+use crate::audience::Audience;
 use crate::verdict::{Status, fmt_points};
 
 /// The Markdown exporter.
@@ -39,6 +44,18 @@ impl ClassExporter for Markdown {
     }
     fn default_file_name(&self) -> &'static str {
         "summary.md"
+    }
+    fn warnings(&self, class: &Class) -> Vec<String> {
+        if class.view.audience == Audience::Instructor
+            && class.students.len() == 1
+            && super::classroom::withholds(class)
+        {
+            vec![
+                "--audience instructor shows hidden scenarios and withheld feedback: do not put this table where the student reads it (a job summary)".into(),
+            ]
+        } else {
+            Vec::new()
+        }
     }
     fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
         let mut s = String::new();

@@ -5,7 +5,10 @@
 //!
 //! Guarantees: exporting never runs student code; a [`Class`] is built through the audience
 //! filter ([`crate::audience::redact`]), so an exporter only ever sees what its reader may see;
-//! outputs are deterministic for the same records (sorted by student id and task; no clock).
+//! a student's id is the one the records name (`alice@uni.edu`), not the folder it was made safe
+//! as; a record kept although the latest attempt failed, and a student who was never graded, are
+//! warned about by every format ([`Class::warnings`]), never dropped silently; outputs are
+//! deterministic for the same records and error files (sorted by student id and task; no clock).
 
 pub mod canvas;
 pub mod classroom;
@@ -14,10 +17,11 @@ pub mod gradescope;
 pub mod markdown;
 pub mod summary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use crate::audience::{Policy, View};
-use crate::report::record::Record;
+use crate::report::record::{self, Record};
 use crate::verdict::GradeReport;
 
 /// An export could not be produced.
@@ -82,8 +86,42 @@ pub trait ClassExporter {
     }
 }
 
-/// The exporter of a format (the Canvas one reads and checks the roster).
+/// The exporter of a format (the Canvas one reads and checks the roster). Its warnings start
+/// with the class's own ([`Class::warnings`]: stale records, students never graded), whatever the
+/// format.
 pub fn exporter(format: Format, options: &Options) -> Result<Box<dyn ClassExporter>, ExportError> {
+    Ok(Box::new(WithClassWarnings(format_exporter(
+        format, options,
+    )?)))
+}
+
+/// Adds the class's warnings to a format's own.
+struct WithClassWarnings(Box<dyn ClassExporter>);
+
+impl ClassExporter for WithClassWarnings {
+    fn format(&self) -> &'static str {
+        self.0.format()
+    }
+    fn default_file_name(&self) -> &'static str {
+        self.0.default_file_name()
+    }
+    fn per_student(&self) -> bool {
+        self.0.per_student()
+    }
+    fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
+        self.0.render(class)
+    }
+    fn warnings(&self, class: &Class) -> Vec<String> {
+        let mut all = class.warnings();
+        all.extend(self.0.warnings(class));
+        all
+    }
+}
+
+fn format_exporter(
+    format: Format,
+    options: &Options,
+) -> Result<Box<dyn ClassExporter>, ExportError> {
     Ok(match format {
         Format::Csv => Box::new(csv::Csv {
             id_column: options.id_column.clone(),
@@ -144,15 +182,34 @@ impl Default for Options {
 /// One student's graded tasks, as the export's reader may see them.
 #[derive(Debug, Clone)]
 pub struct Student {
-    /// Student id (the report folder name).
+    /// Student id: the records' `submission` (e.g. `alice@uni.edu`), or the report folder name
+    /// for records that lack it or disagree (and for two folders claiming the same id).
     pub id: String,
+    /// The report folder's name (the id made safe as a folder name).
+    pub folder: String,
     /// Reports, sorted by task, already redacted for the audience.
     pub reports: Vec<GradeReport>,
     /// Per task, the scenario policies recorded with the report.
     pub policies: BTreeMap<u32, BTreeMap<String, Policy>>,
+    /// Tasks whose latest attempt was not graded although an older record exists (the report
+    /// shown is that last good grading), with why.
+    pub failed_attempts: BTreeMap<u32, String>,
+    /// Tasks attempted but never graded (only an error file), with why.
+    pub not_graded: BTreeMap<u32, String>,
 }
 
 impl Student {
+    fn empty(folder: String) -> Self {
+        Self {
+            id: folder.clone(),
+            folder,
+            reports: Vec::new(),
+            policies: BTreeMap::new(),
+            failed_attempts: BTreeMap::new(),
+            not_graded: BTreeMap::new(),
+        }
+    }
+
     /// Sum of the scores of the graded tasks.
     pub fn total(&self) -> f64 {
         self.reports.iter().map(|r| r.score).sum()
@@ -179,8 +236,12 @@ pub struct TaskColumns {
 /// Everything an export renders.
 #[derive(Debug, Clone)]
 pub struct Class {
-    /// Students, sorted by id.
+    /// Students with at least one record, sorted by id.
     pub students: Vec<Student>,
+    /// Students of the reports folder with no record of any exported task, only error files
+    /// (they could not be started, or their grading failed): no reports, their
+    /// [`Student::not_graded`] says why. Sorted by id.
+    pub not_graded: Vec<Student>,
     /// Tasks present in any report, sorted.
     pub tasks: Vec<TaskColumns>,
     /// Who the export is for.
@@ -188,11 +249,30 @@ pub struct Class {
 }
 
 impl Class {
-    /// Builds the class from records, seen through `view`.
+    /// Builds the class from records (as [`crate::report::record::read_dir`] returns them:
+    /// report folder name and record), seen through `view`.
+    ///
+    /// Besides the records themselves it looks at the error files beside them: a record whose
+    /// latest attempt failed is marked ([`Student::failed_attempts`]), and error files of an
+    /// exported task without a record are listed ([`Student::not_graded`], [`Class::not_graded`]).
+    /// Students of the folder that have records but were left out of `records` mean the records
+    /// were narrowed to some students; then only those students' error files count.
     pub fn new(records: Vec<(String, Record)>, view: View) -> Self {
         let mut students: BTreeMap<String, Student> = BTreeMap::new();
         let mut tasks: BTreeMap<u32, TaskColumns> = BTreeMap::new();
-        for (id, rec) in records {
+        // Reports folders the records came from (normally one).
+        let mut dirs: BTreeMap<std::path::PathBuf, BTreeSet<String>> = BTreeMap::new();
+        // Folder → the ids its records name.
+        let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (folder, rec) in records {
+            if let Some(dir) = rec.source.as_deref().and_then(|p| p.parent()?.parent()) {
+                dirs.entry(dir.to_path_buf())
+                    .or_default()
+                    .insert(folder.clone());
+            }
+            ids.entry(folder.clone())
+                .or_default()
+                .insert(rec.student_id(&folder));
             let shown = rec.view(view);
             let cols = tasks.entry(shown.task).or_insert_with(|| TaskColumns {
                 task: shown.task,
@@ -206,24 +286,94 @@ impl Class {
                 }
             }
             cols.max = cols.max.max(shown.max_score);
-            let st = students.entry(id.clone()).or_insert_with(|| Student {
-                id,
-                reports: Vec::new(),
-                policies: BTreeMap::new(),
-            });
+            let st = students
+                .entry(folder.clone())
+                .or_insert_with(|| Student::empty(folder));
+            if let Some(attempt) = &rec.failed_attempt {
+                st.failed_attempts
+                    .insert(shown.task, attempt.reason.clone());
+            }
             st.policies
                 .insert(shown.task, rec.provenance.policies.clone());
             st.reports.push(shown);
         }
+        // Never-graded tasks, from the error files of the exported tasks.
+        let mut not_graded: BTreeMap<String, Student> = BTreeMap::new();
+        for (dir, represented) in &dirs {
+            let narrowed = folders_with_records(dir, tasks.keys().copied())
+                .iter()
+                .any(|f| !represented.contains(f));
+            for ng in record::not_graded(dir) {
+                if !tasks.contains_key(&ng.task) {
+                    continue;
+                }
+                if let Some(st) = students.get_mut(&ng.folder) {
+                    st.not_graded.insert(ng.task, ng.attempt.reason.clone());
+                } else if !narrowed {
+                    let st = not_graded
+                        .entry(ng.folder.clone())
+                        .or_insert_with(|| Student::empty(ng.folder.clone()));
+                    st.id = ng.student_id();
+                    st.not_graded.insert(ng.task, ng.attempt.reason);
+                }
+            }
+        }
+        // The id a folder's records name; the folder name when they disagree, or when several
+        // folders name the same id (copied folders): never one student's row for two folders.
+        let only = |named: &BTreeSet<String>| named.first().filter(|_| named.len() == 1).cloned();
+        let mut claimed: BTreeMap<String, usize> = BTreeMap::new();
+        for one in ids.values().filter_map(only) {
+            *claimed.entry(one).or_default() += 1;
+        }
+        for (folder, st) in &mut students {
+            if let Some(one) = ids.get(folder).and_then(only)
+                && claimed.get(&one) == Some(&1)
+            {
+                st.id = one;
+            }
+        }
+        let by_id = |a: &Student, b: &Student| a.id.cmp(&b.id).then(a.folder.cmp(&b.folder));
         let mut students: Vec<Student> = students.into_values().collect();
         for s in &mut students {
             s.reports.sort_by_key(|r| r.task);
         }
+        students.sort_by(by_id);
+        let mut not_graded: Vec<Student> = not_graded.into_values().collect();
+        not_graded.sort_by(by_id);
         Self {
             students,
+            not_graded,
             tasks: tasks.into_values().collect(),
             view,
         }
+    }
+
+    /// What the reader of any export should know: students whose latest attempt was not graded
+    /// (their last good record is exported), and students who were never graded.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let stale = listing(self.students.iter().map(|s| (&s.id, &s.failed_attempts)));
+        if !stale.is_empty() {
+            warnings.push(format!(
+                "{} student task(s) exported from an older record because the latest attempt was not graded: {}",
+                stale.len(),
+                stale.join("; ")
+            ));
+        }
+        let never = listing(
+            self.students
+                .iter()
+                .chain(&self.not_graded)
+                .map(|s| (&s.id, &s.not_graded)),
+        );
+        if !never.is_empty() {
+            warnings.push(format!(
+                "{} student task(s) never graded (only an error file, no record): {}",
+                never.len(),
+                never.join("; ")
+            ));
+        }
+        warnings
     }
 
     /// Sum of the tasks' maximum scores.
@@ -241,6 +391,39 @@ impl Class {
             }),
         }
     }
+}
+
+/// `id (task N: first line of why)` for every task of every student.
+fn listing<'a>(
+    students: impl Iterator<Item = (&'a String, &'a BTreeMap<u32, String>)>,
+) -> Vec<String> {
+    students
+        .flat_map(|(id, tasks)| {
+            tasks
+                .iter()
+                .map(move |(t, why)| format!("{id} (task {t}: {})", first_line(why)))
+        })
+        .collect()
+}
+
+/// Student folders of a reports folder that hold a record of one of `tasks`.
+fn folders_with_records(dir: &Path, tasks: impl Iterator<Item = u32> + Clone) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| {
+            tasks
+                .clone()
+                .any(|t| e.path().join(format!("task{t}.toml")).is_file())
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The first line of a (possibly multi-line) reason.
+pub(crate) fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim_end()
 }
 
 /// A scenario's test name in per-student formats: its name, prefixed by the task when the
@@ -282,4 +465,184 @@ pub(crate) fn failure_text(o: &crate::verdict::ScenarioOutcome) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audience::Audience;
+    use crate::report::record::{Provenance, TomlRecord, error_text, read_dir};
+    use crate::verdict::{ScenarioOutcome, Status};
+
+    fn report(submission: &str, task: u32, points: f64) -> GradeReport {
+        GradeReport {
+            schema_version: crate::verdict::SCHEMA_VERSION,
+            grader_version: "0.1.0".into(),
+            submission: submission.into(),
+            submission_path: format!("/class/{submission}"),
+            task,
+            task_title: format!("Task {task}"),
+            score: points,
+            max_score: 2.0,
+            seed: 1,
+            spec_hash: "ab".into(),
+            spec_source: "bundled".into(),
+            isolation: "host".into(),
+            accept_any_port: None,
+            timestamp: "2025-01-01T00:00:00Z".into(),
+            duration_ms: 1,
+            scenarios: vec![ScenarioOutcome {
+                name: "acknowledges".into(),
+                role: crate::spec::Role::Server,
+                status: if points >= 2.0 {
+                    Status::Passed
+                } else {
+                    Status::Failed
+                },
+                points,
+                max_points: 2.0,
+                duration_ms: 1,
+                description: None,
+                message: String::new(),
+                hint: None,
+                failed_step: None,
+                transcript: Vec::new(),
+                stderr_tail: None,
+                notes: Vec::new(),
+            }],
+        }
+    }
+
+    fn write(out: &Path, submission: &str, task: u32, points: f64) {
+        let prov = Provenance::default();
+        crate::report::write_all(
+            out,
+            &report(submission, task, points),
+            &[&TomlRecord(&prov)],
+        )
+        .unwrap();
+    }
+
+    fn set_mtime(p: &Path, secs_ago: u64) {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    fn view() -> View {
+        View {
+            audience: Audience::Instructor,
+            after_due: false,
+        }
+    }
+
+    fn class(out: &Path) -> Class {
+        Class::new(read_dir(out).unwrap().0, view())
+    }
+
+    #[test]
+    fn ids_come_from_the_records_not_the_folders() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "alice@uni.edu", 1, 2.0);
+        assert!(d.path().join("alice_uni.edu/task1.toml").exists());
+        let c = class(d.path());
+        assert_eq!(c.students[0].id, "alice@uni.edu");
+        assert_eq!(c.students[0].folder, "alice_uni.edu");
+        let csv = exporter(Format::Csv, &Options::default())
+            .unwrap()
+            .render(&c)
+            .unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(
+            csv.lines().nth(1).unwrap().starts_with("alice@uni.edu,"),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn a_folder_whose_records_disagree_or_two_folders_with_one_id_use_folder_names() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "jo smith", 1, 1.0);
+        // A record of another task in the same folder names another student.
+        let mut other = report("jo_smith", 2, 1.0);
+        other.submission = "jo_smith".into();
+        crate::report::write_all(d.path(), &other, &[&TomlRecord(&Provenance::default())]).unwrap();
+        // A copied folder: both name "amy".
+        write(d.path(), "amy", 1, 2.0);
+        let copy = d.path().join("amy-old");
+        std::fs::create_dir(&copy).unwrap();
+        std::fs::copy(d.path().join("amy/task1.toml"), copy.join("task1.toml")).unwrap();
+        let ids: Vec<String> = class(d.path()).students.into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["amy", "amy-old", "jo_smith"]);
+    }
+
+    #[test]
+    fn stale_records_and_never_graded_students_are_marked_and_warned_about() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path();
+        write(out, "amy", 1, 2.0);
+        write(out, "ben", 1, 1.0);
+        // ben resubmitted something that cannot be started: the record stays, the error is newer.
+        set_mtime(&out.join("ben/task1.toml"), 60);
+        std::fs::write(
+            out.join("ben/task1.error.txt"),
+            error_text("ben", "not started at T: no executable in ben"),
+        )
+        .unwrap();
+        // cat@x never got a record.
+        std::fs::create_dir(out.join("cat_x")).unwrap();
+        std::fs::write(
+            out.join("cat_x/task1.error.txt"),
+            error_text("cat@x", "not started at T: 2 executables"),
+        )
+        .unwrap();
+        // An error of a task that is not exported is not about this class.
+        std::fs::create_dir(out.join("dan")).unwrap();
+        std::fs::write(out.join("dan/task2.error.txt"), "not started\n").unwrap();
+
+        let c = class(out);
+        assert_eq!(c.students.len(), 2);
+        assert_eq!(
+            c.students[1].failed_attempts.get(&1).map(String::as_str),
+            Some("not started at T: no executable in ben")
+        );
+        let ng: Vec<&str> = c.not_graded.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ng, ["cat@x"]);
+        let w = c.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("ben (task 1: not started at T: no executable in ben)"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("cat@x (task 1: not started at T: 2 executables)"),
+            "{w:?}"
+        );
+        // Every format warns.
+        let e = exporter(Format::Markdown, &Options::default()).unwrap();
+        assert_eq!(e.warnings(&c), w);
+
+        let html = String::from_utf8(summary::Summary.render(&c).unwrap()).unwrap();
+        assert!(html.contains("2 students · 1 not graded"), "{html}");
+        assert!(html.contains("not graded<b class=\"fail\">1</b>"));
+        assert!(html.contains("task 1: latest attempt not graded: not started at T"));
+        assert!(html.contains("<td>cat@x</td>"));
+        assert!(html.contains("not graded</span>: task 1: not started at T: 2 executables"));
+        // Not counted as a zero: the mean is over the graded students.
+        assert!(html.contains("mean<b>75.0%</b>"), "{html}");
+
+        // Narrowed to one student (export --student amy): others' error files do not count.
+        let only_amy: Vec<_> = read_dir(out)
+            .unwrap()
+            .0
+            .into_iter()
+            .filter(|(f, _)| f == "amy")
+            .collect();
+        let c = Class::new(only_amy, view());
+        assert!(c.not_graded.is_empty() && c.warnings().is_empty());
+    }
 }

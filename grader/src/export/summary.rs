@@ -6,7 +6,9 @@
 //! Guarantees: every piece of text from a record (student output included) is HTML-escaped; the
 //! page references nothing outside itself; it is deterministic for the same records (its date is
 //! the newest record's timestamp, not the clock); it shows only what the export's audience may
-//! see, because the [`Class`] it renders is already redacted.
+//! see, because the [`Class`] it renders is already redacted; a student whose latest attempt
+//! was not graded is marked (the points are from the last good record), and students that were
+//! never graded are listed and counted as "not graded", not as zeros.
 
 use std::fmt::Write as _;
 
@@ -120,7 +122,11 @@ impl ClassExporter for Summary {
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>Grading summary</title><style>{STYLE}</style></head><body><main>\n\
-             <h1>Grading summary</h1><p class=\"sub\">{titles} · {n} students · {audience} · graded up to {}</p>",
+             <h1>Grading summary</h1><p class=\"sub\">{titles} · {n} students{} · {audience} · graded up to {}</p>",
+            match class.not_graded.len() {
+                0 => String::new(),
+                k => format!(" · {k} not graded"),
+            },
             esc(newest)
         );
         let _ = writeln!(
@@ -129,8 +135,12 @@ impl ClassExporter for Summary {
              <div class=\"card\">mean<b>{mean:.1}%</b></div>\
              <div class=\"card\">median<b>{median:.1}%</b></div>\
              <div class=\"card\">full marks<b>{full}</b></div>\
-             <div class=\"card\">maximum<b>{} pts</b></div></div>",
-            fmt_points(max_total)
+             <div class=\"card\">maximum<b>{} pts</b></div>{}</div>",
+            fmt_points(max_total),
+            match class.not_graded.len() {
+                0 => String::new(),
+                k => format!("<div class=\"card\">not graded<b class=\"fail\">{k}</b></div>"),
+            }
         );
 
         // Score distribution: 10 bins of 10 %, the last one including 100 %.
@@ -268,29 +278,32 @@ impl ClassExporter for Summary {
                 anchor(i, &s.id),
                 esc(&s.id)
             );
-            for t in &class.tasks {
-                match s.task(t.task) {
-                    Some(r) => {
-                        let _ = write!(
-                            h,
-                            "<td class=\"num\">{}/{}</td>",
-                            fmt_points(r.score),
-                            fmt_points(r.max_score)
-                        );
-                    }
-                    None => h.push_str("<td class=\"num\">—</td>"),
-                }
-            }
+            task_cells(&mut h, class, s);
             let _ = writeln!(
                 h,
-                "<td class=\"num\">{}</td><td class=\"num\">{:.1}</td><td>{}</td></tr>",
+                "<td class=\"num\">{}</td><td class=\"num\">{:.1}</td><td>{}{}</td></tr>",
                 fmt_points(s.total()),
                 percent(s.total(), max_total),
                 if lost.is_empty() {
                     "<span class=\"pass\">nothing</span>".to_string()
                 } else {
                     lost.join(", ")
-                }
+                },
+                attempt_tags(s)
+            );
+        }
+        // Students with no record at all: listed, never counted as zeros.
+        for s in &class.not_graded {
+            let _ = write!(h, "<tr><td>{}</td>", esc(&s.id));
+            task_cells(&mut h, class, s);
+            let _ = writeln!(
+                h,
+                "<td class=\"num\">—</td><td class=\"num\">—</td><td><span class=\"fail\">not graded</span>: {}</td></tr>",
+                s.not_graded
+                    .iter()
+                    .map(|(t, why)| format!("task {t}: {}", esc(super::first_line(why))))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
         }
         h.push_str("</table></section>\n<section><h2>Transcripts of lost points</h2>\n");
@@ -302,6 +315,50 @@ impl ClassExporter for Summary {
     }
 }
 
+/// A student's per-task cells: points, "not graded" (with why, as a tooltip), or a dash.
+fn task_cells(h: &mut String, class: &Class, s: &Student) {
+    for t in &class.tasks {
+        match (s.task(t.task), s.not_graded.get(&t.task)) {
+            (Some(r), _) => {
+                let _ = write!(
+                    h,
+                    "<td class=\"num\">{}/{}{}</td>",
+                    fmt_points(r.score),
+                    fmt_points(r.max_score),
+                    if s.failed_attempts.contains_key(&t.task) {
+                        "*"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            (None, Some(why)) => {
+                let _ = write!(
+                    h,
+                    "<td class=\"num\"><span class=\"tag fail\" title=\"{}\">not graded</span></td>",
+                    esc(why)
+                );
+            }
+            (None, None) => h.push_str("<td class=\"num\">—</td>"),
+        }
+    }
+}
+
+/// Tags for a student whose latest attempt at some task was not graded (its older record is
+/// what the page shows).
+fn attempt_tags(s: &Student) -> String {
+    s.failed_attempts
+        .iter()
+        .map(|(t, why)| {
+            format!(
+                " <span class=\"tag fail\" title=\"{}\">* task {t}: latest attempt not graded: {}</span>",
+                esc(why),
+                esc(super::first_line(why))
+            )
+        })
+        .collect()
+}
+
 fn student_section(h: &mut String, i: usize, s: &Student) {
     let _ = write!(
         h,
@@ -310,6 +367,13 @@ fn student_section(h: &mut String, i: usize, s: &Student) {
         esc(&s.id),
         fmt_points(s.total())
     );
+    for (t, why) in &s.failed_attempts {
+        let _ = write!(
+            h,
+            "<p class=\"fail\">The latest attempt at task {t} was not graded, so the points shown are from the last good grading: {}</p>",
+            esc(why)
+        );
+    }
     let mut any = false;
     for r in &s.reports {
         for o in r.scenarios.iter().filter(|o| o.status != Status::Passed) {

@@ -18,6 +18,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -88,6 +89,9 @@ pub struct NetNs {
     /// The namespace's socket tables (`None` where netlink diagnostics are unavailable).
     diag: Option<SockDiag>,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// Connections the grader itself opened in the namespace (subtracted from the kernel's
+    /// `ActiveOpens` counter to count the student's attempts).
+    own_connects: AtomicU64,
 }
 
 impl std::fmt::Debug for NetNs {
@@ -133,6 +137,7 @@ impl NetNs {
             tid,
             diag,
             jobs: Mutex::new(jobs),
+            own_connects: AtomicU64::new(0),
         }))
     }
 
@@ -254,6 +259,17 @@ impl Net {
         }
     }
 
+    /// How many TCP connections the student's programs in this network have tried to open,
+    /// refused ones included: the namespace's `ActiveOpens` counter (`/proc/.../net/snmp`) less
+    /// the grader's own connections. `None` on the host, whose counter the whole machine shares,
+    /// or where the counter cannot be read.
+    pub fn connect_attempts(&self) -> Option<u64> {
+        let Net::Ns(ns) = self else { return None };
+        let snmp = std::fs::read_to_string(self.proc_net().join("snmp")).ok()?;
+        let opens = tcp_counter(&snmp, "ActiveOpens")?;
+        Some(opens.saturating_sub(ns.own_connects.load(Ordering::SeqCst)))
+    }
+
     /// A new TCP socket (non-blocking, close-on-exec) in this network.
     fn socket(&self, domain: Domain) -> io::Result<Socket> {
         let s = match self {
@@ -268,7 +284,8 @@ impl Net {
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
         match self {
             Net::Host => TcpStream::connect(addr).await,
-            Net::Ns(_) => {
+            Net::Ns(ns) => {
+                ns.own_connects.fetch_add(1, Ordering::SeqCst);
                 let s: std::net::TcpStream = self.socket(Domain::for_address(addr))?.into();
                 TcpSocket::from_std_stream(s).connect(addr).await
             }
@@ -324,9 +341,27 @@ impl Net {
     }
 }
 
+/// The value of the `Tcp:` counter `name` in the text of `/proc/net/snmp` (a header line of
+/// names followed by a line of values).
+fn tcp_counter(snmp: &str, name: &str) -> Option<u64> {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_tcp_counters() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens\nTcp: 1 200 120000 -1 7 3\nUdp: InDatagrams\nUdp: 0\n";
+        assert_eq!(tcp_counter(snmp, "ActiveOpens"), Some(7));
+        assert_eq!(tcp_counter(snmp, "PassiveOpens"), Some(3));
+        assert_eq!(tcp_counter(snmp, "Nope"), None);
+        assert_eq!(tcp_counter("", "ActiveOpens"), None);
+    }
 
     #[test]
     fn host_mode_needs_nothing() {
@@ -369,9 +404,23 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        // The grader's own connections are not counted as the student's attempts; another
+        // socket's refused attempt is.
+        assert_eq!(net.connect_attempts(), Some(0));
+        let other = ns_socket(&net);
+        let _ = other.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, r.port)).into());
+        assert_eq!(net.connect_attempts(), Some(1));
+        assert_eq!(Net::Host.connect_attempts(), None);
         // Any port of the range is free in a fresh namespace, even one the host uses.
         let pool = PortPool::new(1);
         let p = net.reserve_port(&pool, u64::from(host_port - ports::RANGE_START));
         assert!(p.is_ok());
+    }
+
+    /// A blocking socket created inside the namespace, as a student program's would be.
+    fn ns_socket(net: &Net) -> Socket {
+        let s = net.socket(Domain::IPV4).unwrap();
+        s.set_nonblocking(false).unwrap();
+        s
     }
 }

@@ -166,7 +166,7 @@ impl StudentProcess {
             Some(dir) => (None, dir.clone()),
             None => {
                 let dir = tempfile::Builder::new()
-                    .prefix("grader-cwd-")
+                    .prefix(&watchdog::cwd_prefix(std::process::id()))
                     .tempdir()
                     .map_err(SpawnError::Setup)?;
                 let path = dir.path().to_path_buf();

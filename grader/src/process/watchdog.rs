@@ -8,17 +8,20 @@
 //! blocks on it. When the grader is gone by any means, the read returns end-of-file and the guard
 //! kills what the grader left: every process in the grader's pids cgroups (see [`super::cgroup`])
 //! and, where there are no cgroups, every process whose HOME is a home the grader made (named
-//! with the grader's pid, see [`home_prefix`]). Then it exits. After a normal exit it finds
-//! nothing and exits at once.
+//! with the grader's pid, see [`home_prefix`]). Then it removes the temporary HOME and working
+//! folders the grader left in TMPDIR (named with the grader's pid, see [`home_prefix`] and
+//! [`cwd_prefix`]), and exits. After a normal exit it finds nothing and exits at once.
 //!
 //! Guarantees: the guard holds no descriptor of the grader's other than the pipe (its standard
 //! streams are /dev/null, so it never keeps a CI log pipe open) and no folder (it moves to `/`);
 //! it only ever signals processes
-//! found through the grader's own cgroups or homes; it exits within [`CLEANUP_DEADLINE`] of the
+//! found through the grader's own cgroups or homes, and only removes folders in TMPDIR named
+//! with the grader's own pid prefix; it stops killing within [`CLEANUP_DEADLINE`] of the
 //! grader's end.
 
 use std::fs;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
@@ -36,6 +39,12 @@ pub fn home_prefix(pid: u32) -> String {
     format!("grader-home-{pid}-")
 }
 
+/// The prefix of the temporary working folders the grader `pid` gives student programs (those
+/// not started in their own submission folder).
+pub fn cwd_prefix(pid: u32) -> String {
+    format!("grader-cwd-{pid}-")
+}
+
 /// Starts the guard. Does nothing (and says so in the result) when the process already has more
 /// than one thread, since forking is only safe before threads exist.
 pub fn start() -> Result<(), String> {
@@ -45,6 +54,10 @@ pub fn start() -> Result<(), String> {
     let (read, write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let grader = std::process::id();
+    // Where the grader's temporary folders go (tempfile's default); absolute, since the guard
+    // moves to `/`.
+    let tmp = std::env::temp_dir();
+    let tmp = std::path::absolute(&tmp).unwrap_or(tmp);
     // SAFETY: the process has one thread (checked above), so the child may run any code.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Parent { .. } => {
@@ -55,7 +68,7 @@ pub fn start() -> Result<(), String> {
         }
         ForkResult::Child => {
             drop(write);
-            guard(read, grader);
+            guard(read, grader, &tmp);
             // SAFETY: ends the guard without running the grader's exit handlers.
             unsafe { nix::libc::_exit(0) }
         }
@@ -73,7 +86,7 @@ fn thread_count() -> Option<usize> {
 }
 
 /// The guard's life: detach, wait for the grader's end, clean up.
-fn guard(pipe: OwnedFd, grader: u32) {
+fn guard(pipe: OwnedFd, grader: u32, tmp: &Path) {
     let _ = nix::unistd::setsid();
     // Holds no folder of the grader's (a test's temporary folder, a mount).
     let _ = nix::unistd::chdir("/");
@@ -122,6 +135,7 @@ fn guard(pipe: OwnedFd, grader: u32) {
         }
     }
     clean_up(grader);
+    remove_temp_folders(tmp, grader);
 }
 
 /// Kills what the grader `grader` left, retrying while killed processes are still being reaped.
@@ -138,6 +152,30 @@ fn clean_up(grader: u32) {
             return;
         }
         std::thread::sleep(CLEANUP_ROUND);
+    }
+}
+
+/// Removes the temporary HOME and working folders the grader `grader` left in `tmp` (a grader
+/// that ends normally has removed its own; one killed outright cannot). Only real folders
+/// (never a symbolic link) named with that grader's pid prefix are touched; what cannot be
+/// removed stays.
+fn remove_temp_folders(tmp: &Path, grader: u32) {
+    let prefixes = [home_prefix(grader), cwd_prefix(grader)];
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if !prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            continue;
+        }
+        if fs::symlink_metadata(entry.path()).is_ok_and(|m| m.file_type().is_dir()) {
+            // remove_dir_all never follows symbolic links inside the folder.
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The terminal reporter: a header when grading starts and, at the end, one line per scenario
 //! with its points, and for every lost point the message, hint, transcript and stderr tail.
 //!
-//! `human` is the default; `compact` is one line per scenario (failures keep their message), for
-//! CI logs. Colour is used only when stdout is a terminal (anstream strips it otherwise, and
+//! `human` is the default; `compact` is one line per scenario (plus the message of a failure and
+//! any notes), for CI logs. Colour is used only when stdout is a terminal (anstream strips it otherwise, and
 //! honours NO_COLOR / CLICOLOR_FORCE).
 
 use std::fmt::Write as _;
@@ -20,7 +20,7 @@ pub enum Format {
     /// Detailed: every failure explained with transcript and hint.
     #[default]
     Human,
-    /// One line per scenario; reads well in a CI log.
+    /// One line per scenario (plus a failure's message and any notes); reads well in a CI log.
     Compact,
 }
 
@@ -72,6 +72,12 @@ const RED: Style = AnsiColor::Red.on_default().bold();
 const YELLOW: Style = AnsiColor::Yellow.on_default();
 const DIM: Style = Style::new().dimmed();
 
+fn write_notes(s: &mut String, o: &crate::verdict::ScenarioOutcome) {
+    for n in &o.notes {
+        let _ = writeln!(s, "       note: {n}");
+    }
+}
+
 /// Renders a finished grading (with ANSI styles; the caller's stream strips them if needed).
 pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
     let mut s = String::new();
@@ -101,10 +107,14 @@ pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
         }
         s.push('\n');
         if o.status == Status::Passed {
+            // A pass can still carry something the student should know (graded on another
+            // port than the assigned one; an attempt retried for the grader's own reasons).
+            write_notes(&mut s, o);
             continue;
         }
         let _ = writeln!(s, "       {}", o.message);
         if format == Format::Compact {
+            write_notes(&mut s, o);
             continue;
         }
         if let Some(h) = &o.hint {
@@ -145,9 +155,7 @@ pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
                 let _ = writeln!(s, "         {}", crate::transcript::printable(l.as_bytes()));
             }
         }
-        for n in &o.notes {
-            let _ = writeln!(s, "       note: {n}");
-        }
+        write_notes(&mut s, o);
     }
     let failed = report.scenarios.len() - report.passed();
     let style = if failed == 0 { GREEN } else { RED };

@@ -1,6 +1,6 @@
 //! The JUnit XML report, for CI systems: one testsuite per task, one testcase per scenario
 //! (classname = task), failure messages that begin with the points (`[0/4 pts] ...`), the
-//! transcript in system-out, and suite properties with score, max_score, task, grader version,
+//! transcript and the scenario's notes in system-out, and suite properties with score, max_score, task, grader version,
 //! spec hash and seed.
 //!
 //! Guarantees: valid XML whatever the student printed. quick-junit escapes text and strips ANSI
@@ -72,6 +72,9 @@ impl Exporter for JunitReport {
             let mut out = String::new();
             if let Some(d) = &s.description {
                 out.push_str(&format!("{d}\n"));
+            }
+            for n in &s.notes {
+                out.push_str(&format!("note: {n}\n"));
             }
             if !s.transcript.is_empty() {
                 out.push_str("transcript:\n");

@@ -88,8 +88,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
+    // Readable like any file the user writes (the umask applies), not tempfile's owner-only
+    // default: a TA or a CI step running as another user reads the reports too.
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
@@ -113,5 +116,29 @@ pub fn sanitize(name: &str) -> String {
     match s.trim_start_matches('.') {
         "" => "submission".to_string(),
         t => t.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// The process's umask, from `/proc/self/status` (reading it with umask(2) would change it).
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    }
+
+    #[test]
+    fn reports_are_readable_as_the_umask_allows() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("sub/task1.toml");
+        write_atomic(&path, b"score = 1\n").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask(), "mode {mode:o}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"score = 1\n");
     }
 }

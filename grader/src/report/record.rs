@@ -6,6 +6,12 @@
 //! every reader of the plain report ([`super::toml::parse`]) still parses new files, and reports
 //! written before provenance existed parse as records with an empty provenance. Exports and
 //! student views are computed from records only, never by re-running student code.
+//!
+//! Beside a record, `task<N>.error.txt` says why the latest attempt produced no record (it never
+//! replaces one). [`read`] notes an error file newer than the record ([`Record::failed_attempt`]:
+//! the record is the last good grading, not the latest attempt), and [`not_graded`] lists the
+//! tasks that have an error file and no record at all. The student id is the record's
+//! `submission` ([`Record::student_id`]), since a folder name is only the id made safe.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +31,10 @@ pub struct Provenance {
     /// Absolute path of the submission (file or folder) when it was graded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission_abs: Option<String>,
+    /// Absolute path of the folder `submission_hash` covers, where it is not `submission_abs`
+    /// (a batch folder whose executable was started by the launch contract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_root: Option<String>,
     /// True when the bundled reference solution was graded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bundled_reference: bool,
@@ -50,6 +60,12 @@ pub struct Record {
     pub report: GradeReport,
     /// How it was produced.
     pub provenance: Provenance,
+    /// Set by [`read`] when the latest attempt at this task did not produce a record: a
+    /// `task<N>.error.txt` beside it is newer than the record (a resubmission that cannot be
+    /// started, an infrastructure failure). The record is still the last good grading.
+    pub failed_attempt: Option<Attempt>,
+    /// The file it was read from ([`read`]); `None` for a record parsed from text.
+    pub source: Option<PathBuf>,
 }
 
 impl Record {
@@ -57,6 +73,69 @@ impl Record {
     pub fn view(&self, view: View) -> GradeReport {
         redact(&self.report, &self.provenance.policies, view)
     }
+
+    /// The student id: the record's `submission`, or, for a record that lacks it, the name of
+    /// the folder it was found in (which is only the id made safe as a folder name).
+    pub fn student_id(&self, folder: &str) -> String {
+        if self.report.submission.trim().is_empty() {
+            folder.to_string()
+        } else {
+            self.report.submission.clone()
+        }
+    }
+}
+
+/// An attempt at grading that left `task<N>.error.txt` instead of a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// Why it was not graded (the error file's text, without the student id line).
+    pub reason: String,
+    /// The student id the error file names, if it names one (only ids that differ from their
+    /// folder name are written down).
+    pub id: Option<String>,
+}
+
+/// The name of a task's error file.
+pub fn error_file_name(task: u32) -> String {
+    format!("task{task}.error.txt")
+}
+
+/// The line of an error file that names the student id.
+const ID_LINE: &str = "student id: ";
+
+/// The text of an error file: the reason, and the student id when the folder name (the id made
+/// safe) does not say it exactly.
+pub fn error_text(id: &str, reason: &str) -> String {
+    let mut text = format!("{}\n", reason.trim_end());
+    if super::sanitize(id) != id {
+        text.push_str(&format!("{ID_LINE}{id}\n"));
+    }
+    text
+}
+
+/// Parses an error file written by [`error_text`] (or by older graders: the reason alone).
+pub fn parse_error_text(text: &str) -> Attempt {
+    let text = text.trim_end();
+    match text.rsplit_once('\n') {
+        Some((reason, last)) if last.starts_with(ID_LINE) => Attempt {
+            reason: reason.trim_end().to_string(),
+            id: Some(last[ID_LINE.len()..].to_string()),
+        },
+        _ => Attempt {
+            reason: text.to_string(),
+            id: None,
+        },
+    }
+}
+
+fn read_attempt(path: &Path) -> Option<Attempt> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|t| parse_error_text(&t))
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -113,7 +192,12 @@ pub enum RecordError {
 pub fn parse(text: &str) -> Result<Record, toml::de::Error> {
     let report = super::toml::parse(text)?;
     let provenance = toml::from_str::<ProvenanceTable>(text)?.provenance;
-    Ok(Record { report, provenance })
+    Ok(Record {
+        report,
+        provenance,
+        failed_attempt: None,
+        source: None,
+    })
 }
 
 /// Reads a record from a file.
@@ -122,10 +206,20 @@ pub fn read(path: &Path) -> Result<Record, RecordError> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text).map_err(|e| RecordError::Parse {
+    let mut record = parse(&text).map_err(|e| RecordError::Parse {
         path: path.to_path_buf(),
         message: e.message().to_string(),
-    })
+    })?;
+    record.source = Some(path.to_path_buf());
+    if let Some(task) = task_of(path) {
+        let error = path.with_file_name(error_file_name(task));
+        if let (Some(e), Some(r)) = (modified(&error), modified(path))
+            && e > r
+        {
+            record.failed_attempt = read_attempt(&error);
+        }
+    }
+    Ok(record)
 }
 
 /// What [`read_dir`] returns: (student folder name, record) pairs, and the files that could not
@@ -189,4 +283,188 @@ fn task_of(p: &Path) -> Option<u32> {
         .strip_suffix(".toml")?
         .parse()
         .ok()
+}
+
+/// A task a student folder holds only an error file for: never graded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotGraded {
+    /// The student folder's name.
+    pub folder: String,
+    /// The task.
+    pub task: u32,
+    /// What the error file says.
+    pub attempt: Attempt,
+}
+
+impl NotGraded {
+    /// The student id: the one the error file names, else the folder name.
+    pub fn student_id(&self) -> String {
+        self.attempt
+            .id
+            .clone()
+            .unwrap_or_else(|| self.folder.clone())
+    }
+}
+
+/// The tasks under a reports folder that were attempted but never graded: a
+/// `<dir>/<student>/task<N>.error.txt` without a `task<N>.toml` beside it, sorted by folder and
+/// task. Unreadable folders are left out ([`read_dir`] reports them).
+pub fn not_graded(dir: &Path) -> Vec<NotGraded> {
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    let mut students: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    students.sort();
+    for sdir in students {
+        let Some(folder) = sdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if folder.starts_with('.') {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(&sdir) else {
+            continue;
+        };
+        let mut tasks: Vec<u32> = files
+            .filter_map(Result::ok)
+            .filter_map(|e| error_task_of(&e.path()))
+            .filter(|t| !sdir.join(format!("task{t}.toml")).exists())
+            .collect();
+        tasks.sort_unstable();
+        for task in tasks {
+            if let Some(attempt) = read_attempt(&sdir.join(error_file_name(task))) {
+                found.push(NotGraded {
+                    folder: folder.clone(),
+                    task,
+                    attempt,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The task of an error file's path (`task<N>.error.txt`).
+pub fn error_task_of(p: &Path) -> Option<u32> {
+    p.file_name()?
+        .to_str()?
+        .strip_prefix("task")?
+        .strip_suffix(".error.txt")?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(submission: &str, task: u32) -> GradeReport {
+        GradeReport {
+            schema_version: crate::verdict::SCHEMA_VERSION,
+            grader_version: "0.1.0".into(),
+            submission: submission.into(),
+            submission_path: format!("/class/{submission}"),
+            task,
+            task_title: "t".into(),
+            score: 1.0,
+            max_score: 2.0,
+            seed: 1,
+            spec_hash: "ab".into(),
+            spec_source: "bundled".into(),
+            isolation: "host".into(),
+            accept_any_port: None,
+            timestamp: "2025-01-01T00:00:00Z".into(),
+            duration_ms: 1,
+            scenarios: Vec::new(),
+        }
+    }
+
+    fn set_mtime(p: &Path, secs_ago: u64) {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn error_text_names_the_id_only_when_the_folder_does_not() {
+        assert_eq!(error_text("amy", "not started: x"), "not started: x\n");
+        let t = error_text("alice@uni.edu", "not started at T: two\nlines");
+        assert_eq!(
+            parse_error_text(&t),
+            Attempt {
+                reason: "not started at T: two\nlines".into(),
+                id: Some("alice@uni.edu".into())
+            }
+        );
+        assert_eq!(parse_error_text("old format\n").id, None);
+    }
+
+    #[test]
+    fn a_newer_error_file_marks_the_record_and_error_only_folders_are_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path();
+        let prov = Provenance::default();
+        for id in ["amy", "ben"] {
+            crate::report::write_all(out, &report(id, 1), &[&TomlRecord(&prov)]).unwrap();
+        }
+        // amy: the error file is older than the record (stale); ben: newer (latest attempt
+        // failed); cat: only an error file.
+        std::fs::write(out.join("amy/task1.error.txt"), "not started: old\n").unwrap();
+        set_mtime(&out.join("amy/task1.error.txt"), 60);
+        set_mtime(&out.join("ben/task1.toml"), 60);
+        std::fs::write(out.join("ben/task1.error.txt"), "not started: new\n").unwrap();
+        std::fs::create_dir(out.join("cat")).unwrap();
+        std::fs::write(
+            out.join("cat/task1.error.txt"),
+            error_text("cat@x", "not graded: boom"),
+        )
+        .unwrap();
+        let (records, skipped) = read_dir(out).unwrap();
+        assert!(skipped.is_empty());
+        let attempts: Vec<(&str, Option<&str>)> = records
+            .iter()
+            .map(|(f, r)| {
+                (
+                    f.as_str(),
+                    r.failed_attempt.as_ref().map(|a| a.reason.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(attempts, [("amy", None), ("ben", Some("not started: new"))]);
+        assert_eq!(
+            records[0].1.source.as_deref(),
+            Some(out.join("amy/task1.toml").as_path())
+        );
+        let ng = not_graded(out);
+        assert_eq!(ng.len(), 1);
+        assert_eq!((ng[0].folder.as_str(), ng[0].task), ("cat", 1));
+        assert_eq!(ng[0].student_id(), "cat@x");
+        assert_eq!(ng[0].attempt.reason, "not graded: boom");
+    }
+
+    #[test]
+    fn the_student_id_is_the_records_not_the_folders() {
+        let rec = parse(
+            &String::from_utf8(
+                crate::report::toml::TomlReport
+                    .render(&report("alice@uni.edu", 1))
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rec.student_id("alice_uni.edu"), "alice@uni.edu");
+        let mut lacking = rec.clone();
+        lacking.report.submission = String::new();
+        assert_eq!(lacking.student_id("alice_uni.edu"), "alice_uni.edu");
+    }
 }

@@ -1,5 +1,11 @@
 //! Reading task files: TOML text → validated [`TaskSpec`], with errors that point at
 //! `file:line:column`.
+//!
+//! A step that does not fit its kind (an unknown or missing field, a bad value) is reported at
+//! the step itself — the offending key where it can be told — and the message names the scenario
+//! and the step. Serde buffers an internally tagged [`Step`] and loses TOML's positions, so such
+//! an error is located by re-reading the file with positions and deserializing its steps one by
+//! one (inner `repeat`/`parallel` steps first).
 
 use std::fmt;
 use std::ops::Range;
@@ -7,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::validate::{Location, validate};
-use super::{TaskSpec, bundled_task};
+use super::{Step, TaskSpec, bundled_task};
 
 /// Where a task spec came from, for error messages and reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,13 +86,13 @@ pub fn load(dir: Option<&Path>, task: u32) -> Result<(TaskSpec, String), SpecErr
                         .join(", ")
                 ),
             })?;
-            let spec = parse(text, SpecSource::Bundled(name))?;
+            let spec = parse_task(text, SpecSource::Bundled(name), Some(task))?;
             Ok((spec, text.to_string()))
         }
     }
 }
 
-/// Loads `dir/task<N>.toml`.
+/// Loads `dir/task<N>.toml`; its `task` must be N.
 pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecError> {
     let path = dir.join(format!("task{task}.toml"));
     if !path.exists() {
@@ -98,7 +105,7 @@ pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecEr
         path: path.clone(),
         source,
     })?;
-    let spec = parse(&text, SpecSource::File(path))?;
+    let spec = parse_task(&text, SpecSource::File(path), Some(task))?;
     Ok((spec, text))
 }
 
@@ -120,6 +127,11 @@ struct ScenarioPositions {
 
 /// Parses and validates a task spec.
 pub fn parse(text: &str, source: SpecSource) -> Result<TaskSpec, SpecError> {
+    parse_task(text, source, None)
+}
+
+/// Parses and validates a task spec that, when `asked` is given, must say `task = asked`.
+fn parse_task(text: &str, source: SpecSource, asked: Option<u32>) -> Result<TaskSpec, SpecError> {
     let invalid = |span: Option<Range<usize>>, message: String| {
         let (line, column) = line_col(text, span.map_or(0, |s| s.start));
         SpecError::Invalid {
@@ -129,14 +141,115 @@ pub fn parse(text: &str, source: SpecSource) -> Result<TaskSpec, SpecError> {
             message,
         }
     };
-    let spec: TaskSpec =
-        toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
+    let spec: TaskSpec = toml::from_str(text).map_err(|e| {
+        match e.span().and_then(|span| step_error(text, &span)) {
+            Some((span, message)) => invalid(Some(span), message),
+            None => invalid(e.span(), e.message().to_string()),
+        }
+    })?;
+    let positions = || toml::from_str::<Positions>(text).ok();
+    if let Some(asked) = asked.filter(|&n| n != spec.task) {
+        let span = positions().and_then(|p| locate(&p, &Location::Task));
+        let says = spec.task;
+        return Err(invalid(
+            span,
+            format!(
+                "the file says task = {says}, but task {asked} was asked for: \
+                 set task = {asked} in it (or, if it is task {says}, name it task{says}.toml and use --task {says})"
+            ),
+        ));
+    }
     if let Err((location, message)) = validate(&spec) {
-        let positions: Option<Positions> = toml::from_str(text).ok();
-        let span = positions.and_then(|p| locate(&p, &location));
+        let span = positions().and_then(|p| locate(&p, &location));
         return Err(invalid(span, message));
     }
     Ok(spec)
+}
+
+/// Locates a deserialization error that toml reported somewhere inside a scenario's `steps`
+/// (as it does for every error inside a step): the first step of that scenario that does not
+/// deserialize on its own, its position (the offending key where it can be told) and a message
+/// naming the scenario and the step. `None` if the error is not inside a `steps` array.
+fn step_error(text: &str, error: &Range<usize>) -> Option<(Range<usize>, String)> {
+    let doc = DeTable::parse(text).ok()?;
+    let scenarios = doc.get_ref().get("scenario")?.get_ref().as_array()?;
+    scenarios.iter().enumerate().find_map(|(i, sc)| {
+        let sc = sc.get_ref().as_table()?;
+        let steps = sc.get("steps")?;
+        let span = steps.span();
+        if !(span.start <= error.start && error.end <= span.end) {
+            return None;
+        }
+        let scenario = match sc.get("name").and_then(|n| n.get_ref().as_str()) {
+            Some(name) => format!("scenario {name:?}"),
+            None => format!("scenario {}", i + 1),
+        };
+        bad_step(steps.get_ref().as_array()?, &format!("{scenario}, step"))
+    })
+}
+
+/// The first of `steps` that does not deserialize as a [`Step`]; inner steps of a `repeat` or
+/// `parallel` are blamed before the group. `label` starts the step's name ("scenario …, step").
+fn bad_step(steps: &[Spanned<DeValue<'_>>], label: &str) -> Option<(Range<usize>, String)> {
+    steps.iter().enumerate().find_map(|(j, step)| {
+        let mut message = deserialize_step(step).err()?;
+        let table = step.get_ref().as_table();
+        if table.is_none() {
+            let ty = step.get_ref().type_str();
+            let a = if ty.starts_with(['a', 'i']) { "an" } else { "a" };
+            message = format!(
+                "a step is an inline table such as {{ do = \"connect\", conn = \"a\" }}, not {a} {ty}"
+            );
+        }
+        let kind = table
+            .and_then(|t| t.get("do"))
+            .and_then(|d| d.get_ref().as_str());
+        let name = match kind {
+            Some(kind) => format!("{label} {} ({kind})", j + 1),
+            None => format!("{label} {}", j + 1),
+        };
+        let inner = table
+            .and_then(|t| t.get("steps"))
+            .and_then(|s| s.get_ref().as_array());
+        if let Some(found) = inner.and_then(|inner| bad_step(inner, &format!("{name}, inner step")))
+        {
+            return Some(found);
+        }
+        Some((blame(step, &message), format!("{name}: {message}")))
+    })
+}
+
+fn deserialize_step(step: &Spanned<DeValue<'_>>) -> Result<Step, String> {
+    Step::deserialize(ValueDeserializer::from(step.clone())).map_err(|e| e.message().to_string())
+}
+
+/// Where in a step that fails with `message` the fault lies: the first key without which the
+/// step fails differently (or not at all) — the unknown field, the bad value, else an unknown
+/// `do` — or the whole step (a missing field, a step that is not a table). A good key never
+/// changes the message: serde fails at the first bad key and checks for missing fields last.
+fn blame(step: &Spanned<DeValue<'_>>, message: &str) -> Range<usize> {
+    let whole = step.span();
+    let Some(table) = step.get_ref().as_table() else {
+        return whole;
+    };
+    if message.starts_with("missing field") {
+        return whole;
+    }
+    // `do` last: without it every step fails differently ("missing field `do`").
+    let (tag, fields): (Vec<_>, Vec<_>) = table.iter().map(|(key, _)| key).partition(|key| {
+        let name: &str = key.get_ref();
+        name == "do"
+    });
+    fields
+        .into_iter()
+        .chain(tag)
+        .find(|key| {
+            let mut without = table.clone();
+            without.remove(key.get_ref().as_ref());
+            let without = Spanned::new(whole.clone(), DeValue::Table(without));
+            deserialize_step(&without).err().as_deref() != Some(message)
+        })
+        .map_or(whole.clone(), |key| key.span())
 }
 
 fn locate(p: &Positions, loc: &Location) -> Option<Range<usize>> {
@@ -171,5 +284,124 @@ mod tests {
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    const HEAD: &str = "task = 3\ntitle = \"t\"\n[[scenario]]\nname = \"sc\"\npoints = 1\nrole = \"server\"\nsteps = [\n  { do = \"start_server\" },\n";
+
+    /// (line, column, message) of the error `steps` (after `start_server`, from line 9) give.
+    fn error_at(steps: &str) -> (usize, usize, String) {
+        match parse(&format!("{HEAD}{steps}]\n"), SpecSource::Bundled("t.toml")) {
+            Err(SpecError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
+            other => panic!("expected an invalid spec, got {other:?}"),
+        }
+    }
+
+    /// The 1-based (line, column) of `needle` in `steps`, as numbered by [`error_at`].
+    fn place(steps: &str, needle: &str) -> (usize, usize) {
+        let text = format!("{HEAD}{steps}");
+        line_col(&text, HEAD.len() + steps.find(needle).expect(needle))
+    }
+
+    #[test]
+    fn step_errors_point_at_the_step_and_name_it() {
+        let steps = "  { do = \"connect\", conn = \"a\" },\n  { do = \"expect\", on = \"a\", any = true, withn = \"2s\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "withn"), "{m}");
+        assert_eq!(line, 10);
+        assert!(
+            m.starts_with("scenario \"sc\", step 3 (expect): unknown field `withn`"),
+            "{m}"
+        );
+
+        let (line, column, m) = error_at("  { do = \"connect\" },\n");
+        assert_eq!((line, column), (9, 3), "missing field: the whole step; {m}");
+        assert_eq!(m, "scenario \"sc\", step 2 (connect): missing field `conn`");
+
+        let steps = "  { do = \"connect\", conn = \"a\", within = \"soon\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!(
+            (line, column),
+            place(steps, "within"),
+            "bad value: its key; {m}"
+        );
+        assert!(m.contains("step 2 (connect): invalid duration"), "{m}");
+
+        let steps = "  { do = \"teleport\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!(
+            (line, column),
+            place(steps, "do"),
+            "unknown step: its `do`; {m}"
+        );
+        assert!(
+            m.contains("step 2 (teleport): unknown variant `teleport`"),
+            "{m}"
+        );
+
+        let (line, _, m) = error_at("  \"connect\",\n");
+        assert_eq!(line, 9, "{m}");
+        assert!(m.contains("step 2: a step is an inline table"), "{m}");
+    }
+
+    #[test]
+    fn nested_step_errors_point_at_the_inner_step() {
+        let steps = "  { do = \"connect\", conn = \"a\" },\n  { do = \"repeat\", count = 2, steps = [\n    { do = \"send\", conn = \"a\", line = \"x\" },\n    { do = \"send\", conn = \"a\", lin = \"y\" },\n  ] },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "lin ="), "{m}");
+        assert_eq!(line, 12);
+        assert!(
+            m.starts_with(
+                "scenario \"sc\", step 3 (repeat), inner step 2 (send): unknown field `lin`"
+            ),
+            "{m}"
+        );
+        // The group's own field is blamed when its inner steps are fine.
+        let steps = "  { do = \"parallel\", count = -1, steps = [\n    { do = \"connect\", conn = \"a\" },\n  ] },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "count"), "{m}");
+        assert!(m.contains("step 2 (parallel): invalid value"), "{m}");
+    }
+
+    #[test]
+    fn errors_outside_steps_keep_their_place() {
+        let text = format!("{HEAD}]\nbogus = 1\n");
+        match parse(&text, SpecSource::Bundled("t.toml")) {
+            Err(SpecError::Invalid { line, message, .. }) => {
+                assert_eq!(line, 10, "{message}");
+                assert!(message.starts_with("unknown field `bogus`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_task_number_must_be_the_one_asked_for() {
+        let text = format!("{HEAD}]\n");
+        let source = SpecSource::Bundled("t.toml");
+        assert!(parse_task(&text, source.clone(), Some(3)).is_ok());
+        assert!(
+            parse(&text, source.clone()).is_ok(),
+            "no task asked: any number"
+        );
+        match parse_task(&text, source, Some(1)) {
+            Err(SpecError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => {
+                assert_eq!((line, column), (1, 8));
+                assert!(
+                    message.starts_with("the file says task = 3, but task 1 was asked for"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -405,6 +405,21 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
+    /// The process tried to open a TCP connection (refused attempts count) within the deadline:
+    /// a client that gives up before connecting, e.g. because it rejects its command line, does
+    /// not pass a "refused connection" scenario by merely exiting non-zero. Checked on the
+    /// network namespace's own counters; on the host network, whose counters the whole machine
+    /// shares, the step passes unchecked.
+    ExpectConnectAttempt {
+        /// Which process.
+        process: Process,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
     /// Over a window, the process group uses at most `max_percent` of one core.
     ExpectCpuBelow {
         /// Which process.
@@ -467,6 +482,7 @@ impl Step {
             Step::ExpectExit { .. } => "expect_exit",
             Step::ExpectRunning { .. } => "expect_running",
             Step::ExpectNoTraceback { .. } => "expect_no_traceback",
+            Step::ExpectConnectAttempt { .. } => "expect_connect_attempt",
             Step::ExpectCpuBelow { .. } => "expect_cpu_below",
             Step::Parallel { .. } => "parallel",
             Step::Repeat { .. } => "repeat",
@@ -484,6 +500,7 @@ impl Step {
             | Step::ExpectExit { hint, .. }
             | Step::ExpectRunning { hint, .. }
             | Step::ExpectNoTraceback { hint, .. }
+            | Step::ExpectConnectAttempt { hint, .. }
             | Step::ExpectCpuBelow { hint, .. } => hint.as_deref(),
             _ => None,
         }

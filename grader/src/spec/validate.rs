@@ -167,7 +167,8 @@ fn check_step(
         Step::ExpectClosed { on, .. } => need_conn(open, on)?,
         Step::ExpectExit { process, .. }
         | Step::ExpectRunning { process, .. }
-        | Step::ExpectNoTraceback { process, .. } => check_process(*process, state)?,
+        | Step::ExpectNoTraceback { process, .. }
+        | Step::ExpectConnectAttempt { process, .. } => check_process(*process, state)?,
         Step::ExpectCpuBelow {
             process,
             max_percent,

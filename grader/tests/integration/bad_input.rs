@@ -41,6 +41,20 @@ fn assert_usage_error(r: &Ran, needle: &str) {
     );
     let lines = r.stderr.lines().filter(|l| !l.trim().is_empty()).count();
     assert!(lines <= 3, "one clear line expected, got: {}", r.stderr);
+    // No cause is printed twice (an error that names its cause, then the cause again).
+    let parts: Vec<&str> = r
+        .stderr
+        .trim()
+        .split(": ")
+        .filter(|p| p.len() > 12)
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "{part:?} is repeated in: {}",
+            r.stderr
+        );
+    }
     let reports = r.out.path().join("reports");
     let any_report = walk(&reports)
         .iter()
@@ -100,6 +114,57 @@ fn script_without_shebang() {
     std::fs::write(&p, "print('hi')\n").unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_usage_error(&run(&["--task", "1", p.to_str().unwrap()]), "#!");
+}
+
+fn script(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("chat.py");
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = p.display().to_string();
+    (dir, path)
+}
+
+#[test]
+fn script_saved_with_windows_line_endings() {
+    let (_d, p) = script("#!/usr/bin/env python3\r\nprint('hi')\r\n");
+    let r = run(&["--task", "1", &p]);
+    assert_usage_error(&r, "Windows line endings (CRLF)");
+    assert!(r.stderr.contains("dos2unix"), "{}", r.stderr);
+}
+
+#[test]
+fn script_whose_interpreter_is_missing() {
+    let (_d, p) = script("#!/usr/bin/python-that-is-not-here\nprint('hi')\n");
+    assert_usage_error(
+        &run(&["--task", "1", &p]),
+        "`/usr/bin/python-that-is-not-here`, which is not installed",
+    );
+    let (_d, p) = script("#!/usr/bin/env python-that-is-not-here\nprint('hi')\n");
+    assert_usage_error(&run(&["--task", "1", &p]), "not on this machine's PATH");
+}
+
+#[test]
+fn min_score_above_the_maximum() {
+    assert_usage_error(
+        &run(&["--task", "1", &ok_sub(), "--min-score", "31"]),
+        "more than task 1's 30 points",
+    );
+}
+
+#[test]
+fn unwritable_out_names_the_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let o = Command::new(grader_bin())
+        .args(["run", "--task", "1", &ok_sub(), "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("File exists").count(), 1, "{stderr}");
 }
 
 #[test]
@@ -249,4 +314,77 @@ fn unknown_placeholder_in_task_file() {
     ]);
     assert_usage_error(&r, "task1.toml:10:");
     assert!(r.stderr.contains("{nonse}"), "{}", r.stderr);
+}
+
+/// Runs Task 1 with a tasks dir holding `text` as task1.toml.
+fn run_task1_file(text: &str) -> Ran {
+    let dir = tasks_dir_with(text);
+    run(&[
+        "--task",
+        "1",
+        "--tasks-dir",
+        dir.path().to_str().unwrap(),
+        &ok_sub(),
+    ])
+}
+
+#[test]
+fn bad_field_in_a_step_is_reported_at_that_step() {
+    // `steps = [` is line 7; the misspelt `within` is on line 11.
+    let r = run_task1_file(
+        "task = 1\ntitle = \"x\"\n[[scenario]]\nname = \"answers one message\"\npoints = 1\nrole = \"server\"\nsteps = [\n  { do = \"start_server\" },\n  { do = \"connect\", conn = \"a\" },\n  { do = \"send\", conn = \"a\", line = \"hi\" },\n  { do = \"expect\", on = \"a\", contains = \"hi\", withn = \"2s\" },\n]\n",
+    );
+    assert_usage_error(&r, "task1.toml:11:");
+    assert!(!r.stderr.contains("task1.toml:7:"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("scenario \"answers one message\", step 4 (expect): unknown field `withn`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bad_field_in_a_nested_step_is_reported_at_that_step() {
+    // The inner `send` with `lin` (line 11) of the `repeat` opened on line 10.
+    let r = run_task1_file(
+        "task = 1\ntitle = \"x\"\n[[scenario]]\nname = \"loops\"\npoints = 1\nrole = \"server\"\nsteps = [\n  { do = \"start_server\" },\n  { do = \"connect\", conn = \"a\" },\n  { do = \"repeat\", count = 2, steps = [\n    { do = \"send\", conn = \"a\", lin = \"x\" },\n  ] },\n]\n",
+    );
+    assert_usage_error(&r, "task1.toml:11:");
+    assert!(
+        r.stderr.contains(
+            "scenario \"loops\", step 3 (repeat), inner step 1 (send): unknown field `lin`"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn missing_field_in_a_step_is_reported_at_that_step() {
+    let r = run_task1_file(
+        "task = 1\ntitle = \"x\"\n[[scenario]]\nname = \"a\"\npoints = 1\nrole = \"server\"\nsteps = [\n  { do = \"start_server\" },\n  { do = \"connect\" },\n]\n",
+    );
+    assert_usage_error(&r, "task1.toml:9:3:");
+    assert!(
+        r.stderr
+            .contains("scenario \"a\", step 2 (connect): missing field `conn`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn task_number_must_match_the_requested_task() {
+    // Without the check this grades Task 1's scenarios and writes task2.toml.
+    let r = run_task1_file(
+        "task = 2\ntitle = \"x\"\n[[scenario]]\nname = \"a\"\npoints = 1\nrole = \"server\"\nsteps = [ { do = \"start_server\" } ]\n",
+    );
+    assert_usage_error(&r, "task1.toml:1:");
+    assert!(
+        r.stderr
+            .contains("the file says task = 2, but task 1 was asked for"),
+        "{}",
+        r.stderr
+    );
 }

@@ -33,9 +33,9 @@ fn make_class(dir: &Path) {
 }
 
 /// student → (score, scenario → status)
-type Scores = BTreeMap<String, (f64, BTreeMap<String, Status>)>;
+pub(crate) type Scores = BTreeMap<String, (f64, BTreeMap<String, Status>)>;
 
-fn scores(out: &Path) -> Scores {
+pub(crate) fn scores(out: &Path) -> Scores {
     let (records, skipped) = record::read_dir(out).unwrap();
     assert!(skipped.is_empty(), "{skipped:?}");
     records
@@ -68,7 +68,12 @@ fn timestamps(out: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> {
 }
 
 /// `grader batch --task 1 --out <out> <class> <extra...>`, run in `tmp`.
-fn batch_task1(class: &Path, out: &Path, tmp: &Path, extra: &[&str]) -> std::process::Output {
+pub(crate) fn batch_task1(
+    class: &Path,
+    out: &Path,
+    tmp: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     let mut args: Vec<String> = vec!["batch".into(), "--task".into(), "1".into()];
     args.extend(["--out".into(), out.display().to_string()]);
     args.push(class.display().to_string());
@@ -76,7 +81,7 @@ fn batch_task1(class: &Path, out: &Path, tmp: &Path, extra: &[&str]) -> std::pro
     run_grader(&args, tmp)
 }
 
-fn text(o: &std::process::Output) -> String {
+pub(crate) fn text(o: &std::process::Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),

@@ -1,8 +1,10 @@
 //! Integration tests of the grader: real student-like submissions (fixtures/), real reference
 //! binaries, the real `grader` binary. One test binary for the crate, with one module per area.
 
+mod audience_leaks;
 mod bad_input;
 mod batch;
+mod batch_more;
 mod export;
 mod hostile;
 mod isolation;

@@ -100,6 +100,34 @@ fn no_ack_reports_snapshot() {
     insta::with_settings!({ filters => filters() }, {
         insta::assert_snapshot!("no_ack_compact", root_filter(&compact));
     });
+    // What the binary itself printed (header, table, report paths, replay command) and the
+    // JUnit file, with times, ports, hashes and paths filtered.
+    let out = g.out_dir.path().display().to_string();
+    let stdout = g.stdout().replace(&out, "[OUT]");
+    let xml = std::fs::read_to_string(g.out_dir.path().join("no_ack.py/task1.junit.xml")).unwrap();
+    let mut junit_filters = filters();
+    junit_filters.extend([
+        (r#"time="[0-9.]+""#, r#"time="[TIME]""#),
+        (r#"timestamp="[^"]+""#, r#"timestamp="[TIMESTAMP]""#),
+        (
+            r#"name="spec_hash" value="[0-9a-f]+""#,
+            r#"name="spec_hash" value="[HASH]""#,
+        ),
+        (
+            r#"name="grader_version" value="[^"]+""#,
+            r#"name="grader_version" value="[VERSION]""#,
+        ),
+        (
+            r#"name="isolation" value="(host|netns)""#,
+            r#"name="isolation" value="[ISOLATION]""#,
+        ),
+    ]);
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("no_ack_stdout", root_filter(&stdout));
+    });
+    insta::with_settings!({ filters => junit_filters }, {
+        insta::assert_snapshot!("no_ack_junit", root_filter(&xml));
+    });
 }
 
 #[test]
@@ -158,15 +186,29 @@ fn min_score_gates_the_exit_code() {
 
 #[test]
 fn seed_replays_the_same_payloads() {
-    let a = grade(1, &fixture(1, "no_ack.py"), &["-v"]);
-    let b = grade(1, &fixture(1, "no_ack.py"), &["-v"]);
-    let msg = |g: &crate::support::Graded| {
-        g.report()
+    // What the grader sent (the `→` lines of the failed scenario's transcript, times cut off)
+    // holds the seed's nonces: the same seed sends the same bytes, another seed other ones.
+    let sent = |extra: &[&str]| {
+        let g = grade(1, &fixture(1, "crashes_on_empty_line.py"), extra);
+        let lines: Vec<String> = g
+            .report()
             .scenarios
             .iter()
-            .map(|s| s.message.clone())
-            .collect::<Vec<_>>()
+            .flat_map(|s| s.transcript.iter())
+            .filter(|l| l.contains('→'))
+            .map(|l| {
+                l.split_once('s')
+                    .map_or(l.as_str(), |(_, rest)| rest)
+                    .to_string()
+            })
+            .collect();
+        assert!(!lines.is_empty(), "a failed scenario has a transcript");
+        (lines, g.report().seed)
     };
-    assert_eq!(msg(&a), msg(&b));
-    assert_eq!(a.report().seed, 1);
+    let (a, seed_a) = sent(&[]);
+    let (b, _) = sent(&[]);
+    let (c, seed_c) = sent(&["--seed", "2"]);
+    assert_eq!((seed_a, seed_c), (1, 2));
+    assert_eq!(a, b, "the same seed sends the same payloads");
+    assert_ne!(a, c, "another seed sends other payloads");
 }

@@ -19,6 +19,9 @@ const MIDLINE: &str = "a client leaving mid-line does not crash the server";
 const RESET_NOW: &str = "a connection reset right away does not crash the server";
 const RESET_MID: &str = "a connection reset mid-session does not crash the server";
 const REFUSED: &str = "client reports a refused connection";
+const PRINTS_ACK: &str = "client prints the acknowledgment";
+const RELAYS: &str = "client relays lines and prints replies";
+const CLIENT_EXIT: &str = "client exits cleanly on exit";
 
 const SERVER: [&str; 11] = [
     LISTENS, ACK, ONE, SEVERAL, EXIT, LONG, UTF8, EMPTY, MIDLINE, RESET_NOW, RESET_MID,
@@ -137,6 +140,31 @@ fn crashes_on_disconnect() {
 #[test]
 fn client_traceback_on_refused() {
     py("client_traceback_on_refused.py", &[(REFUSED, Failed)]);
+}
+
+#[test]
+fn client_gives_up_before_connecting() {
+    // Its client rejects the launch contract's command line and exits 2 with a usage message:
+    // that must not pass "refused connection" (non-zero, no traceback, a message on stderr).
+    let g = grade(1, &fixture(1, "client_gives_up_before_connecting.py"), &[]);
+    let crashed = [PRINTS_ACK, RELAYS, CLIENT_EXIT].map(|s| (s, Crashed));
+    if g.report().isolation == "netns" {
+        assert_failures(&g, &[crashed[0], crashed[1], crashed[2], (REFUSED, Failed)]);
+        let refused = g
+            .report()
+            .scenarios
+            .iter()
+            .find(|s| s.name == REFUSED)
+            .unwrap();
+        assert!(
+            refused.message.contains("without trying"),
+            "{}",
+            refused.message
+        );
+    } else {
+        // On the host network the attempt cannot be observed (shared counters).
+        assert_failures(&g, &crashed);
+    }
 }
 
 #[test]

@@ -43,6 +43,9 @@ const RUNNING_GRACE: Duration = Duration::from_millis(200);
 const SETTLE: Duration = Duration::from_millis(500);
 /// How long a server already listening on some other port gets to open its assigned one too.
 const WRONG_PORT_GRACE: Duration = Duration::from_millis(500);
+/// How often `expect_connect_attempt` reads the namespace's connection counter while the
+/// program runs (its exit ends the wait at once).
+const CONNECT_POLL: Duration = Duration::from_millis(5);
 
 /// A failed step.
 #[derive(Debug)]

@@ -155,6 +155,48 @@ impl<'a> Run<'a> {
                     )),
                 }
             }
+            Step::ExpectConnectAttempt {
+                process, within, ..
+            } => {
+                let p = self.process(*process)?;
+                let within = self.within(within);
+                let patience = Patience::new(within, Some(p.member_list()));
+                let target = match &self.refused {
+                    Some(r) => format!("{HOST}:{}", r.port),
+                    None => "the server".to_string(),
+                };
+                loop {
+                    // Exit before count: an attempt made just before exiting is already counted.
+                    let exited = p.exit_info();
+                    let Some(attempts) = self.net.connect_attempts() else {
+                        // The host's counters are shared with the whole machine: not checked.
+                        return Ok(());
+                    };
+                    if attempts > 0 {
+                        return Ok(());
+                    }
+                    if let Some(e) = exited {
+                        StudentProcess::settle_stream(&p.stderr, SETTLE).await;
+                        return Err(Fail::new(
+                            Status::Failed,
+                            format!(
+                                "expected the {process} to try to connect to {target}, but it ended ({e}) without trying"
+                            ),
+                        ));
+                    }
+                    if patience.expired() {
+                        return Err(Fail::new(
+                            Status::TimedOut,
+                            format!(
+                                "expected the {process} to try to connect to {target} within {:.1}s, but it has not tried",
+                                within.as_secs_f64()
+                            ),
+                        ));
+                    }
+                    let tick = (Instant::now() + CONNECT_POLL).min(patience.deadline());
+                    let _ = p.wait_exit(tick).await;
+                }
+            }
             Step::ExpectCpuBelow {
                 process,
                 window,
