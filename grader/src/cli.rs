@@ -5,15 +5,16 @@
 //! - `0`: graded, and the score is at or above `--min-score` (without it: every scenario passed);
 //! - `1`: graded, and the score is below that;
 //! - `2`: usage or infrastructure error (bad arguments, unreadable task file, missing or
-//!   non-executable submission, unwritable --out, the grader's own network failing). No score is
-//!   reported in that case.
+//!   non-executable submission, a `--build` command that fails, unwritable --out, the grader's
+//!   own network failing). No score is reported in that case.
 //!
 //! The other commands use the same three codes:
 //! - `grader batch`: `0` every submission has an up-to-date record (graded now or skipped);
 //!   `1` every submission was processed, but at least one could not be started (its own problem:
-//!   no executable, a bad `classchat.toml`; see `<out>/<id>/task<N>.error.txt`); `2` usage error,
-//!   interrupted, or at least one grading failed for infrastructure reasons (rerun: finished
-//!   submissions are skipped, existing records are never overwritten by a failed grading);
+//!   no executable, a bad `classchat.toml`, a failed build; see `<out>/<id>/task<N>.error.txt`);
+//!   `2` usage error, interrupted, or at least one grading failed for infrastructure reasons
+//!   (rerun: finished submissions are skipped, existing records are never overwritten by a
+//!   failed grading);
 //! - `grader replay`: as `grader run`, plus `2` when the record cannot be read;
 //! - `grader export`, `grader merge`: `0` written, `2` nothing written (no records, bad path).
 
@@ -124,6 +125,13 @@ pub struct RunArgs {
     /// How to start the student's client, e.g. "python3 client.py {host} {port}".
     #[arg(long, value_name = "TEMPLATE")]
     pub client: Option<String>,
+    /// Build the submission folder first, in a copy of it, e.g. "make" or
+    /// "javac -d . Server.java Client.java". Placeholder: {dir} (the copy). No shell is used.
+    #[arg(long, value_name = "COMMAND")]
+    pub build: Option<String>,
+    /// How long the build may take (default 120s).
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub build_timeout: Option<Duration>,
     /// Folder with task<N>.toml files (default: the task files built into the grader).
     #[arg(long, value_name = "DIR")]
     pub tasks_dir: Option<PathBuf>,
@@ -193,6 +201,13 @@ pub struct BatchArgs {
     /// Default client template for submissions without a classchat.toml.
     #[arg(long, value_name = "TEMPLATE")]
     pub client: Option<String>,
+    /// Default build command for submission folders whose classchat.toml names none (run in a
+    /// copy of the folder before grading it), e.g. "make".
+    #[arg(long, value_name = "COMMAND")]
+    pub build: Option<String>,
+    /// How long one submission's build may take (default 120s).
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub build_timeout: Option<Duration>,
     /// Who the per-submission JUnit files and --export outputs are for.
     #[arg(long, value_enum, default_value_t)]
     pub audience: Audience,
@@ -399,7 +414,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let program = format!("grader reference --task {task}");
             Ok(classchat_reference::bundled::run(
                 task,
-                std::iter::once(program).chain(args).collect(),
+                std::iter::once(program)
+                    .chain(args)
+                    .map(Into::into)
+                    .collect(),
             ))
         }
     }
@@ -491,8 +509,39 @@ pub(crate) fn random_seed() -> u64 {
 }
 
 /// Grades one submission; `name` overrides the report folder name (replays of batch gradings).
+/// A folder given to `grader run` is started as `grader batch` starts it: by its
+/// `classchat.toml` (the command line's `--server`/`--client`/`--build` win over it), else, without
+/// those options, by the launch contract on its executable named `submission` or its only one.
+/// Returns the arguments to grade with and, where the folder's executable is graded, the folder.
+fn resolve_folder(mut args: RunArgs) -> Result<(RunArgs, Option<PathBuf>), CliError> {
+    let Some(dir) = args.submission.as_deref().map(PathBuf::from) else {
+        return Ok((args, None));
+    };
+    let flags = args.server.is_some() || args.client.is_some() || args.build.is_some();
+    if !dir.is_dir() || (flags && !dir.join(batch::discover::LAUNCH_FILE).exists()) {
+        return Ok((args, None));
+    }
+    let plan = batch::discover::folder_plan(&dir, batch::discover::Defaults::default()).map_err(
+        |why| {
+            CliError::Usage(format!(
+                "submission {}: {why}; or say how to start it with --server/--client",
+                dir.display()
+            ))
+        },
+    )?;
+    args.server = args.server.or(plan.server);
+    args.client = args.client.or(plan.client);
+    args.build = args.build.or(plan.build);
+    if plan.target == dir {
+        return Ok((args, None));
+    }
+    args.submission = Some(plan.target.display().to_string());
+    Ok((args, Some(dir)))
+}
+
 fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport), CliError> {
     let (spec, text) = spec::load(args.tasks_dir.as_deref(), args.task)?;
+    let (args, folder) = resolve_folder(args)?;
     if let Some(MinScore::Points(p)) = args.min_score
         && p > spec.max_score() + 1e-9
     {
@@ -510,7 +559,10 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             .to_string(),
         None => format!("bundled:tasks/task{}.toml", args.task),
     };
-    let bundled = args.submission.is_none() && args.server.is_none() && args.client.is_none();
+    let bundled = args.submission.is_none()
+        && args.server.is_none()
+        && args.client.is_none()
+        && args.build.is_none();
     let template = |role, given: &Option<String>| match given {
         Some(t) => Template::parse(role, t),
         None if bundled => Ok(Template::bundled_reference(role, args.task)),
@@ -518,6 +570,11 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
     };
     let server = template(Role::Server, &args.server)?;
     let client = template(Role::Client, &args.client)?;
+    let build = args
+        .build
+        .as_deref()
+        .map(launch::BuildCommand::parse)
+        .transpose()?;
     let submission = if bundled {
         let exe = std::env::current_exe()
             .map_err(|e| LaunchError::Unreadable("the grader itself".into(), e.to_string()))?;
@@ -529,27 +586,38 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         launch::check_submission(args.submission.as_deref().unwrap_or("."))?
     };
     let mut submission = submission;
+    // The folder names the report (as in a batch), and its content is what the hash covers.
+    let hashed = match &folder {
+        Some(dir) => {
+            submission.name = std::fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or(submission.name);
+            std::path::absolute(dir).unwrap_or_else(|_| dir.clone())
+        }
+        None => submission.path.clone(),
+    };
     if let Some(n) = name {
         submission.name = n;
     }
-    let provenance = Provenance {
-        submission_hash: if bundled {
-            None
-        } else {
-            Some(
-                crate::fingerprint::content_hash(&submission.path).map_err(|e| {
+    let provenance =
+        Provenance {
+            submission_hash: if bundled {
+                None
+            } else {
+                Some(crate::fingerprint::content_hash(&hashed).map_err(|e| {
                     LaunchError::Unreadable(submission.given.clone(), e.to_string())
-                })?,
-            )
-        },
-        submission_abs: (!bundled).then(|| submission.path.display().to_string()),
-        submission_root: None,
-        bundled_reference: bundled,
-        server_template: args.server.clone(),
-        client_template: args.client.clone(),
-        tasks_dir: args.tasks_dir.as_deref().map(absolute),
-        policies: audience::policies_of(&spec),
-    };
+                })?)
+            },
+            submission_abs: (!bundled).then(|| submission.path.display().to_string()),
+            submission_root: folder.as_ref().map(|_| hashed.display().to_string()),
+            bundled_reference: bundled,
+            server_template: args.server.clone(),
+            client_template: args.client.clone(),
+            build_command: args.build.clone(),
+            tasks_dir: args.tasks_dir.as_deref().map(absolute),
+            policies: audience::policies_of(&spec),
+        };
     let view = View {
         audience: args.audience,
         after_due: args.after_due,
@@ -561,6 +629,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         isolation,
         accept_any_port: args.accept_any_port,
         parallelism: args.jobs.unwrap_or_else(default_jobs).max(1),
+        build_timeout: args.build_timeout.unwrap_or(engine::build::BUILD_TIMEOUT),
         ..EngineOptions::default()
     };
     let req = GradeRequest {
@@ -570,6 +639,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         submission,
         server,
         client,
+        build,
         seed,
         options,
     };
@@ -642,6 +712,9 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             Template::parse(role, t)?;
         }
     }
+    if let Some(b) = &args.build {
+        launch::BuildCommand::parse(b)?;
+    }
     // Exporters first: a missing Canvas roster is a usage error before any grading, not after.
     let export_options = args.canvas.options("student_id".into());
     let exporters = args
@@ -649,7 +722,14 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         .iter()
         .map(|f| export::exporter(*f, &export_options))
         .collect::<Result<Vec<_>, _>>()?;
-    let found = batch::discover(&args.dir, args.server.as_deref(), args.client.as_deref())?;
+    let found = batch::discover(
+        &args.dir,
+        batch::discover::Defaults {
+            server: args.server.as_deref(),
+            client: args.client.as_deref(),
+            build: args.build.as_deref(),
+        },
+    )?;
     let mut entries = found.entries;
     let all = entries.len();
     if let Some(shard) = args.shard {
@@ -706,6 +786,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             parallelism: (default_jobs() / jobs).max(2),
             isolation,
             accept_any_port: args.accept_any_port,
+            build_timeout: args.build_timeout.unwrap_or(engine::build::BUILD_TIMEOUT),
             ..EngineOptions::default()
         },
         force: args.force,
@@ -929,6 +1010,8 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         submission,
         server: p.server_template.clone(),
         client: p.client_template.clone(),
+        build: p.build_command.clone(),
+        build_timeout: None,
         tasks_dir,
         out: args.out,
         min_score: None,

@@ -1,8 +1,11 @@
 //! Events the runner emits while grading; reporters consume them and never touch processes.
 //!
-//! Guarantees: for each grading, `GradingStarted` comes first, then `ScenarioFinished` once per
-//! scenario (in completion order, possibly from several tasks at once), then `GradingFinished`
-//! exactly once with the final record.
+//! Guarantees: for each grading, `GradingStarted` comes first, then `Built` once if the
+//! submission has a build command and it succeeded, then `ScenarioFinished` once per scenario
+//! (in completion order, possibly from several tasks at once), then `GradingFinished` exactly
+//! once with the final record.
+
+use std::time::Duration;
 
 use crate::verdict::{GradeReport, ScenarioOutcome};
 
@@ -21,6 +24,13 @@ pub enum Event<'a> {
         seed: u64,
         /// Number of scenarios.
         scenarios: usize,
+    },
+    /// The submission's build command succeeded (before the first scenario).
+    Built {
+        /// The command as written.
+        command: &'a str,
+        /// How long the build took.
+        duration: Duration,
     },
     /// One scenario finished (possibly after retries for infrastructure errors).
     ScenarioFinished(&'a ScenarioOutcome),

@@ -6,6 +6,11 @@
 //! argument and no shell is ever spawned. Placeholders: `{bin}` (the submission), `{dir}` (its
 //! folder), `{host}`, `{port}`, `{name}`. Guarantees: a [`Submission`] was checked to exist and be
 //! startable, and a template was checked to name only known placeholders and to contain `{port}`.
+//!
+//! A [`BuildCommand`] (`build = "make"` in `classchat.toml`, `--build`) is split the same way and
+//! knows one placeholder, `{dir}` (the copy of the submission it runs in; see
+//! `engine::build`). [`find_executable`] is the rule that picks the program the launch contract
+//! starts in a folder.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -73,6 +78,32 @@ pub enum LaunchError {
         /// The template.
         template: String,
     },
+    /// A build command could not be split.
+    #[error("build command {template:?} cannot be split into words: {reason}")]
+    BuildUnparsable {
+        /// The command.
+        template: String,
+        /// Why.
+        reason: String,
+    },
+    /// An empty build command.
+    #[error("the build command is empty: name a program to run, e.g. `make`")]
+    BuildEmpty,
+    /// A build command uses a placeholder other than `{dir}`.
+    #[error(
+        "build command {template:?} uses unknown placeholder {placeholder}: a build command knows only {{dir}} (the copy of the submission it runs in)"
+    )]
+    BuildUnknownPlaceholder {
+        /// The command.
+        template: String,
+        /// The placeholder.
+        placeholder: String,
+    },
+    /// A build was asked for a submission that is a single file.
+    #[error(
+        "submission {0} is a file, but a build runs in a copy of a submission folder: give the folder that holds the sources"
+    )]
+    BuildNeedsFolder(String),
 }
 
 /// A checked submission.
@@ -88,6 +119,9 @@ pub struct Submission {
     pub dir: PathBuf,
     /// True when the path is a folder.
     pub is_dir: bool,
+    /// The working folder of its processes: the folder itself for a folder (or the copy a
+    /// build ran in); `None` for a file (each process gets a fresh temporary one).
+    pub work_dir: Option<PathBuf>,
 }
 
 /// Checks a submission path. A folder is accepted (templates must then say how to start it).
@@ -104,6 +138,7 @@ pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
     if meta.is_dir() {
         return Ok(Submission {
             dir: abs.clone(),
+            work_dir: Some(abs.clone()),
             path: abs,
             given: given.to_string(),
             name,
@@ -131,6 +166,47 @@ pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
         given: given.to_string(),
         name,
         is_dir: false,
+        work_dir: None,
+    })
+}
+
+/// What a folder offers the launch contract (see [`find_executable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executables {
+    /// The program to start: the one named `submission`, else the only one.
+    One(PathBuf),
+    /// No executable file.
+    None,
+    /// Several executable files and none named `submission` (their file names, sorted).
+    Several(Vec<String>),
+}
+
+/// The launch contract's rule for a folder: the executable file named `submission` in it, else
+/// its only executable file (directly in it, not hidden).
+pub fn find_executable(dir: &Path) -> std::io::Result<Executables> {
+    let named = dir.join("submission");
+    if is_executable(&named) {
+        return Ok(Executables::One(named));
+    }
+    let mut exes: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                && is_executable(p)
+        })
+        .collect();
+    exes.sort();
+    Ok(match exes.len() {
+        0 => Executables::None,
+        1 => Executables::One(exes.remove(0)),
+        _ => Executables::Several(
+            exes.iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect(),
+        ),
     })
 }
 
@@ -194,6 +270,20 @@ pub struct Template {
 
 const PLACEHOLDERS: [&str; 5] = ["bin", "dir", "host", "port", "name"];
 
+/// The names of the `{...}` placeholders in a token, in order.
+fn placeholders(token: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = token;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        names.push(&rest[start + 1..start + len]);
+        rest = &rest[start + len + 1..];
+    }
+    names
+}
+
 impl Template {
     /// The default contract for a role.
     pub fn default_for(role: Role) -> Self {
@@ -234,23 +324,15 @@ impl Template {
             reason: e.to_string(),
         })?;
         let mut has_port = false;
-        for token in &tokens {
-            let mut rest = token.as_str();
-            while let Some(start) = rest.find('{') {
-                let Some(len) = rest[start..].find('}') else {
-                    break;
-                };
-                let name = &rest[start + 1..start + len];
-                if !PLACEHOLDERS.contains(&name) {
-                    return Err(LaunchError::UnknownPlaceholder {
-                        role: role_name,
-                        template: text.to_string(),
-                        placeholder: format!("{{{name}}}"),
-                    });
-                }
-                has_port |= name == "port";
-                rest = &rest[start + len + 1..];
+        for name in tokens.iter().flat_map(|t| placeholders(t)) {
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(LaunchError::UnknownPlaceholder {
+                    role: role_name,
+                    template: text.to_string(),
+                    placeholder: format!("{{{name}}}"),
+                });
             }
+            has_port |= name == "port";
         }
         if !has_port {
             return Err(LaunchError::NoPort {
@@ -293,6 +375,56 @@ impl Template {
     }
 }
 
+/// A build command: `make`, `javac -d . Server.java Client.java`, `sh build.sh`. Split
+/// shell-style like a template, never given to a shell; `{dir}` (the folder the build runs in)
+/// is its only placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildCommand {
+    text: String,
+    tokens: Vec<String>,
+}
+
+impl BuildCommand {
+    /// Parses a build command.
+    pub fn parse(text: &str) -> Result<Self, LaunchError> {
+        let tokens = shell_words::split(text).map_err(|e| LaunchError::BuildUnparsable {
+            template: text.to_string(),
+            reason: e.to_string(),
+        })?;
+        if tokens.is_empty() {
+            return Err(LaunchError::BuildEmpty);
+        }
+        if let Some(name) = tokens
+            .iter()
+            .flat_map(|t| placeholders(t))
+            .find(|n| *n != "dir")
+        {
+            return Err(LaunchError::BuildUnknownPlaceholder {
+                template: text.to_string(),
+                placeholder: format!("{{{name}}}"),
+            });
+        }
+        Ok(Self {
+            text: text.to_string(),
+            tokens,
+        })
+    }
+
+    /// The command as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Program and arguments, `{dir}` substituted per token.
+    pub fn argv(&self, dir: &Path) -> Vec<String> {
+        let dir = dir.display().to_string();
+        self.tokens
+            .iter()
+            .map(|t| t.replace("{dir}", &dir))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +436,7 @@ mod tests {
             name: "bin".into(),
             dir: "/s".into(),
             is_dir: false,
+            work_dir: None,
         }
     }
 
@@ -340,5 +473,53 @@ mod tests {
             Template::parse(Role::Server, "x"),
             Err(LaunchError::NoPort { .. })
         ));
+    }
+
+    #[test]
+    fn build_commands_know_only_dir() {
+        let b = BuildCommand::parse("cc -O2 -o '{dir}/my chat' chat.c").unwrap();
+        assert_eq!(
+            b.argv(Path::new("/tmp/x")),
+            ["cc", "-O2", "-o", "/tmp/x/my chat", "chat.c"]
+        );
+        assert_eq!(b.text(), "cc -O2 -o '{dir}/my chat' chat.c");
+        let e = BuildCommand::parse("make -C {bin}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "build command \"make -C {bin}\" uses unknown placeholder {bin}: a build command knows only {dir} (the copy of the submission it runs in)"
+        );
+        assert_eq!(BuildCommand::parse("  "), Err(LaunchError::BuildEmpty));
+        assert!(matches!(
+            BuildCommand::parse("make 'x"),
+            Err(LaunchError::BuildUnparsable { .. })
+        ));
+    }
+
+    #[test]
+    fn the_launch_contract_picks_submission_or_the_only_executable() {
+        let d = tempfile::tempdir().unwrap();
+        let exe = |name: &str| {
+            let p = d.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        std::fs::write(d.path().join("notes.txt"), "x").unwrap();
+        assert_eq!(find_executable(d.path()).unwrap(), Executables::None);
+        exe("b");
+        exe(".hidden");
+        assert_eq!(
+            find_executable(d.path()).unwrap(),
+            Executables::One(d.path().join("b"))
+        );
+        exe("a");
+        assert_eq!(
+            find_executable(d.path()).unwrap(),
+            Executables::Several(vec!["a".into(), "b".into()])
+        );
+        exe("submission");
+        assert_eq!(
+            find_executable(d.path()).unwrap(),
+            Executables::One(d.path().join("submission"))
+        );
     }
 }

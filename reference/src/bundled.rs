@@ -1,8 +1,13 @@
-//! One entry point for all four model solutions, so another program (the grader) can carry them
-//! inside its own binary and start them as `<program> reference --task N server|client ...`.
+//! One entry point for all four model solutions: the `classchat-taskN` binaries call [`main`],
+//! and another program (the grader) carries them inside its own binary and starts them as
+//! `<program> reference --task N server|client ...` through [`run`].
 //!
-//! Guarantees: the same behaviour as the `classchat-taskN` binaries (same arguments, same
-//! environment variables, same exit statuses); an unknown task number is a usage error (exit 2).
+//! Guarantees: the same behaviour whichever way a solution is started (same arguments, same
+//! environment variables, same messages, same exit statuses: 0 success, 1 failure, 2 usage
+//! error); an unknown task number is a usage error.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -21,12 +26,33 @@ struct Named {
     command: NamedCommand,
 }
 
+/// What each task's program is, for `--help`.
+fn about(task: u32) -> &'static str {
+    match task {
+        1 => "ClassChat Task 1: a basic TCP server and a turn-based client.",
+        2 => {
+            "ClassChat Task 2: a client that sends and receives at the same time (server pushes its stdin lines)."
+        }
+        3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
+        _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
+    }
+}
+
+/// Parses `args` (`args[0]` names the program in help and errors); exits on a usage error.
+fn parse<P: Parser>(task: u32, args: Vec<OsString>) -> P {
+    let matches = P::command()
+        .about(about(task))
+        .version(env!("CARGO_PKG_VERSION"))
+        .get_matches_from(args);
+    P::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs the model solution of `task` with `args` (`args[0]` is the program name used in help and
 /// error messages). Returns the process exit status (0 success, 1 failure, 2 usage error).
-pub fn run(task: u32, args: Vec<String>) -> u8 {
+pub fn run(task: u32, args: Vec<OsString>) -> u8 {
     let outcome = match task {
         1..=3 => {
-            let cli = Plain::parse_from(args);
+            let cli: Plain = parse(task, args);
             launch::run(async move {
                 match (task, cli.command) {
                     (1, Command::Server(a)) => task1::server::run(a).await,
@@ -40,7 +66,7 @@ pub fn run(task: u32, args: Vec<String>) -> u8 {
             })
         }
         4 => {
-            let cli = Named::parse_from(args);
+            let cli: Named = parse(task, args);
             launch::run(async move {
                 match cli.command {
                     NamedCommand::Server(a) => task4::server::run(a).await,
@@ -56,8 +82,14 @@ pub fn run(task: u32, args: Vec<String>) -> u8 {
     match outcome {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("{error}");
+            // With its causes: `could not connect to 127.0.0.1:5000: Connection refused ...`.
+            eprintln!("{:#}", anyhow::Error::from(error));
             1
         }
     }
+}
+
+/// The `main` of the `classchat-task<task>` binary: [`run`] with the process's arguments.
+pub fn main(task: u32) -> ExitCode {
+    ExitCode::from(run(task, std::env::args_os().collect()))
 }

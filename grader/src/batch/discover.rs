@@ -9,6 +9,11 @@
 //!   2. the batch's `--server`/`--client` templates;
 //!   3. the launch contract, on the executable named `submission` in the folder, else on the only
 //!      executable file directly in it;
+//! - a folder is built first when its `classchat.toml` says `build = "..."`, else when the batch
+//!   has a `--build` command: the build runs in a copy of the folder (see `engine::build`), the
+//!   templates or the launch contract then start what is in the copy, and the executable of the
+//!   launch contract is looked for only after the build (so a folder of sources is not refused
+//!   for having none yet);
 //! - every executable **file** directly in the batch folder is one submission too, with the file
 //!   name without its extension as student id, started by the batch's templates or the launch
 //!   contract; non-executable files (a README, a roster) are ignored and counted.
@@ -26,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::launch::{self, Executables};
 use crate::report;
 
 /// The per-submission launch file.
@@ -51,6 +57,8 @@ pub struct LaunchPlan {
     pub server: Option<String>,
     /// Client template (None: launch contract).
     pub client: Option<String>,
+    /// Build command run in a copy of the folder first (None: no build).
+    pub build: Option<String>,
 }
 
 /// A batch folder that cannot be graded at all.
@@ -90,18 +98,27 @@ pub struct Found {
 struct LaunchFile {
     server: Option<String>,
     client: Option<String>,
+    build: Option<String>,
 }
 
 fn is_executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Finds the submissions in `dir`; `server`/`client` are the batch's default templates.
-pub fn discover(
-    dir: &Path,
-    server: Option<&str>,
-    client: Option<&str>,
-) -> Result<Found, DiscoverError> {
+/// The batch's defaults: `--server`/`--client` templates and `--build` command.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Defaults<'a> {
+    /// Server template.
+    pub server: Option<&'a str>,
+    /// Client template.
+    pub client: Option<&'a str>,
+    /// Build command of folders whose `classchat.toml` names none.
+    pub build: Option<&'a str>,
+}
+
+/// Finds the submissions in `dir` under the batch's defaults.
+pub fn discover(dir: &Path, defaults: Defaults<'_>) -> Result<Found, DiscoverError> {
+    let Defaults { server, client, .. } = defaults;
     let rd = std::fs::read_dir(dir).map_err(|source| DiscoverError::Io {
         path: dir.to_path_buf(),
         source,
@@ -117,7 +134,7 @@ pub fn discover(
             continue;
         }
         if path.is_dir() {
-            let launch = folder_plan(&path, server, client);
+            let launch = folder_plan(&path, defaults);
             found.entries.push(Entry {
                 id: name,
                 path,
@@ -133,6 +150,7 @@ pub fn discover(
                     target: path.clone(),
                     server: server.map(String::from),
                     client: client.map(String::from),
+                    build: None,
                 }),
                 path,
             });
@@ -181,73 +199,56 @@ fn refuse_shared_folders(entries: &mut [Entry]) {
     }
 }
 
-fn folder_plan(
-    dir: &Path,
-    server: Option<&str>,
-    client: Option<&str>,
-) -> Result<LaunchPlan, String> {
+/// How the submission folder `dir` is started (the rule in this module's comment), with
+/// `defaults` for what its `classchat.toml` leaves out; `Err` says why it cannot be started.
+/// `grader run` on a folder uses the same rule.
+pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, String> {
+    let owned = |t: Option<&str>| t.map(String::from);
     let file = dir.join(LAUNCH_FILE);
     if file.exists() {
         let text = std::fs::read_to_string(&file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
             format!(
-                "{} is not a valid launch file (expected `server = \"...\"` and/or `client = \"...\"`): {}",
+                "{} is not a valid launch file (expected `server = \"...\"`, `client = \"...\"` and/or `build = \"...\"`): {}",
                 file.display(),
                 e.message()
             )
         })?;
         return Ok(LaunchPlan {
             target: dir.to_path_buf(),
-            server: lf.server.or(server.map(String::from)),
-            client: lf.client.or(client.map(String::from)),
+            server: lf.server.or(owned(defaults.server)),
+            client: lf.client.or(owned(defaults.client)),
+            build: lf.build.or(owned(defaults.build)),
         });
     }
-    if server.is_some() || client.is_some() {
+    if defaults.server.is_some() || defaults.client.is_some() || defaults.build.is_some() {
+        // With a build, the launch contract's executable is looked for in the built copy.
         return Ok(LaunchPlan {
             target: dir.to_path_buf(),
-            server: server.map(String::from),
-            client: client.map(String::from),
+            server: owned(defaults.server),
+            client: owned(defaults.client),
+            build: owned(defaults.build),
         });
     }
-    let named = dir.join("submission");
-    if is_executable_file(&named) {
-        return Ok(LaunchPlan {
-            target: named,
+    let found =
+        launch::find_executable(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    match found {
+        Executables::One(target) => Ok(LaunchPlan {
+            target,
             server: None,
             client: None,
-        });
-    }
-    let mut exes: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
-                && is_executable_file(p)
-        })
-        .collect();
-    exes.sort();
-    match exes.len() {
-        1 => Ok(LaunchPlan {
-            target: exes.remove(0),
-            server: None,
-            client: None,
+            build: None,
         }),
-        0 => Err(format!(
-            "no executable in {}: add {LAUNCH_FILE} with server/client templates, or an executable named `submission`",
+        Executables::None => Err(format!(
+            "no executable in {}: add {LAUNCH_FILE} with server/client templates (and a build command for sources to compile), or an executable named `submission`",
             dir.display()
         )),
-        _ => Err(format!(
+        Executables::Several(names) => Err(format!(
             "{} executables in {} ({}): name the one to grade `submission`, or add {LAUNCH_FILE}",
-            exes.len(),
+            names.len(),
             dir.display(),
-            exes.iter()
-                .filter_map(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(", ")
+            names.join(", ")
         )),
     }
 }
@@ -319,7 +320,14 @@ mod tests {
         exe(&root.join("dave/b"), "#!/bin/sh\n");
         std::fs::create_dir(root.join(".git")).unwrap();
 
-        let f = discover(root, None, Some("python3 {bin} {host} {port}")).unwrap();
+        let f = discover(
+            root,
+            Defaults {
+                client: Some("python3 {bin} {host} {port}"),
+                ..Defaults::default()
+            },
+        )
+        .unwrap();
         let ids: Vec<&str> = f.entries.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["alice", "bob", "carol", "dave"]);
         let alice = f.entries[0].launch.as_ref().unwrap();
@@ -336,7 +344,7 @@ mod tests {
         );
         assert_eq!(f.ignored, [root.join("README.md")]);
 
-        let f = discover(root, None, None).unwrap();
+        let f = discover(root, Defaults::default()).unwrap();
         assert_eq!(
             f.entries[1].launch.as_ref().unwrap().target,
             root.join("bob/main.py")
@@ -351,6 +359,49 @@ mod tests {
     }
 
     #[test]
+    fn folders_with_a_build_are_not_asked_for_an_executable_yet() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        // Sources only, built by its own classchat.toml and started by the launch contract.
+        std::fs::create_dir(root.join("cara")).unwrap();
+        std::fs::write(root.join("cara/chat.c"), "int main;").unwrap();
+        std::fs::write(root.join("cara").join(LAUNCH_FILE), "build = \"make\"\n").unwrap();
+        // Sources only, no classchat.toml: the batch's --build applies.
+        std::fs::create_dir(root.join("dov")).unwrap();
+        std::fs::write(root.join("dov/chat.c"), "int main;").unwrap();
+        // A launch file with an unknown key.
+        std::fs::create_dir(root.join("eli")).unwrap();
+        std::fs::write(root.join("eli").join(LAUNCH_FILE), "biuld = \"make\"\n").unwrap();
+        let with_build = Defaults {
+            build: Some("cc -o submission chat.c"),
+            ..Defaults::default()
+        };
+        let f = discover(root, with_build).unwrap();
+        let plan = |i: usize| f.entries[i].launch.clone();
+        let cara = plan(0).unwrap();
+        assert_eq!(
+            (cara.target, cara.build.as_deref(), cara.server),
+            (root.join("cara"), Some("make"), None)
+        );
+        let dov = plan(1).unwrap();
+        assert_eq!(
+            (dov.target, dov.build.as_deref()),
+            (root.join("dov"), Some("cc -o submission chat.c"))
+        );
+        assert!(plan(2).unwrap_err().contains("`build = \"...\"`"));
+        // Without the batch's --build, dov has nothing to start.
+        let f = discover(root, Defaults::default()).unwrap();
+        assert!(f.entries[0].launch.is_ok());
+        assert!(
+            f.entries[1]
+                .launch
+                .as_ref()
+                .unwrap_err()
+                .contains("no executable")
+        );
+    }
+
+    #[test]
     fn ids_sharing_a_report_folder_are_all_refused() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
@@ -358,7 +409,7 @@ mod tests {
             std::fs::create_dir(root.join(id)).unwrap();
             exe(&root.join(id).join("main.py"), "#!/usr/bin/env python3\n");
         }
-        let f = discover(root, None, None).unwrap();
+        let f = discover(root, Defaults::default()).unwrap();
         let ids: Vec<&str> = f.entries.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["amy", "jo smith", "jo_smith"]);
         assert!(f.entries[0].launch.is_ok());

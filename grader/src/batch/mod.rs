@@ -9,7 +9,10 @@
 //! - a submission's record is written (atomically, JUnit first and the TOML record last) as soon
 //!   as its grading finishes, so killing the batch loses at most the gradings in flight;
 //! - a submission is skipped when its existing record has the same submission content hash,
-//!   launch templates, task, task spec hash, grader version and isolation (unless `force`);
+//!   launch templates, build command, task, task spec hash, grader version and isolation
+//!   (unless `force`);
+//! - a failed build (see `engine::build`) is the submission's problem, reported like one that
+//!   cannot start;
 //! - a grading that fails for infrastructure reasons, or that cannot start, never overwrites an
 //!   existing record: it writes `task<N>.error.txt` beside it instead, and the next run retries;
 //!   an error file older than a record that a rerun finds up to date is removed;
@@ -182,6 +185,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
         bundled_reference: false,
         server_template: plan.server.clone(),
         client_template: plan.client.clone(),
+        build_command: plan.build.clone(),
         tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
         policies: audience::policies_of(&config.spec),
     };
@@ -198,6 +202,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             && old.provenance.submission_hash == provenance.submission_hash
             && old.provenance.server_template == provenance.server_template
             && old.provenance.client_template == provenance.client_template
+            && old.provenance.build_command == provenance.build_command
             && same_isolation(&old.report, &config.engine);
         if same {
             remove_superseded_error(&config.out, &entry.id, config.spec.task);
@@ -214,12 +219,17 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
     let built = (|| {
         let server = template(Role::Server, &plan.server)?;
         let client = template(Role::Client, &plan.client)?;
+        let build = plan
+            .build
+            .as_deref()
+            .map(launch::BuildCommand::parse)
+            .transpose()?;
         let mut submission = launch::check_submission(&plan.target.display().to_string())?;
         submission.name = entry.id.clone();
         submission.given = entry.path.display().to_string();
-        Ok::<_, launch::LaunchError>((server, client, submission))
+        Ok::<_, launch::LaunchError>((server, client, build, submission))
     })();
-    let (server, client, submission) = match built {
+    let (server, client, build, submission) = match built {
         Ok(b) => b,
         Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
     };
@@ -241,6 +251,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             submission,
             server,
             client,
+            build,
             seed,
             options: config.engine.clone(),
         },
@@ -332,6 +343,7 @@ pub async fn run(
                 {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
+                    Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
                     // Hidden scenarios stay hidden in the error file a student may be shown.
                     Ok(Err(e)) => Err(Outcome::Infrastructure(
                         audience::redact_error(e, &job.req.spec, view).to_string(),

@@ -7,8 +7,11 @@
 //! infrastructure problem (a port taken by a stranger) is retried and, if it keeps failing, the
 //! grading fails with [`GradeError::Infrastructure`] instead of charging the student; each
 //! scenario gets a network namespace of its own where the system allows it
-//! ([`EngineOptions::isolation`]), and the report says which isolation was used.
+//! ([`EngineOptions::isolation`]), and the report says which isolation was used; a submission
+//! with a build command ([`GradeRequest::build`]) is built once, confined, in a copy of its
+//! folder before the first scenario, and every scenario runs from that copy ([`build`]).
 
+pub mod build;
 pub mod matcher;
 pub mod patience;
 mod scenario;
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::events::{Event, EventSink};
-use crate::launch::{Submission, Template};
+use crate::launch::{BuildCommand, Submission, Template};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::spec::{Role, TaskSpec};
@@ -49,6 +52,8 @@ pub struct EngineOptions {
     /// Confine student processes (read-only file system, no capabilities; see
     /// [`crate::process::sandbox`]).
     pub confine: bool,
+    /// How long a build command may run (see [`build`]).
+    pub build_timeout: Duration,
 }
 
 impl Default for EngineOptions {
@@ -63,6 +68,7 @@ impl Default for EngineOptions {
             isolation: IsolationMode::Auto,
             accept_any_port: None,
             confine: true,
+            build_timeout: build::BUILD_TIMEOUT,
         }
     }
 }
@@ -82,6 +88,9 @@ pub struct GradeRequest {
     pub server: Template,
     /// How to start the student's client.
     pub client: Template,
+    /// Build command run in a copy of the submission folder before the scenarios (None: the
+    /// submission is started as it is).
+    pub build: Option<BuildCommand>,
     /// Seed for randomised payloads.
     pub seed: u64,
     /// Tunables.
@@ -105,6 +114,13 @@ pub enum GradeError {
     /// `--isolation netns` was asked for where namespaces cannot be created.
     #[error("{0}")]
     Isolation(String),
+    /// The submission's build command failed (the submission's problem, like a launch problem):
+    /// what happened and the last lines it printed.
+    #[error("{0}")]
+    Build(String),
+    /// The grader could not prepare a build (copy the submission, create its folders).
+    #[error("{0}")]
+    BuildSetup(String),
 }
 
 /// SHA-256 of a spec text, hex.
@@ -121,15 +137,24 @@ pub async fn grade(
     ports: &Arc<PortPool>,
     sink: &dyn EventSink,
 ) -> Result<GradeReport, GradeError> {
-    for role in [Role::Server, Role::Client] {
-        let needed = req.spec.scenarios.iter().any(|s| s.role == role);
+    let needs_bin = [Role::Server, Role::Client].into_iter().any(|role| {
         let template = match role {
             Role::Server => &req.server,
             Role::Client => &req.client,
         };
-        if needed && req.submission.is_dir && template.uses_bin() {
+        req.spec.scenarios.iter().any(|s| s.role == role) && template.uses_bin()
+    });
+    match &req.build {
+        // A folder's executable is only looked for once it is built.
+        Some(_) if !req.submission.is_dir => {
+            return Err(
+                crate::launch::LaunchError::BuildNeedsFolder(req.submission.given.clone()).into(),
+            );
+        }
+        None if needs_bin && req.submission.is_dir => {
             return Err(crate::launch::LaunchError::Directory(req.submission.given.clone()).into());
         }
+        _ => {}
     }
     let isolation = req
         .options
@@ -145,6 +170,24 @@ pub async fn grade(
         seed: req.seed,
         scenarios: req.spec.scenarios.len(),
     });
+    // Built: the scenarios start the copy (kept until they are done).
+    let built;
+    let in_copy;
+    let req = match &req.build {
+        None => req,
+        Some(command) => {
+            built = build::build(req, command, isolation, needs_bin).await?;
+            sink.event(&Event::Built {
+                command: command.text(),
+                duration: built.duration,
+            });
+            in_copy = GradeRequest {
+                submission: built.submission.clone(),
+                ..req.clone()
+            };
+            &in_copy
+        }
+    };
 
     let limit = Arc::new(tokio::sync::Semaphore::new(req.options.parallelism.max(1)));
     let runs = req.spec.scenarios.iter().map(|sc| {

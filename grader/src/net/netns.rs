@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use nix::libc;
 use nix::sched::CloneFlags;
@@ -186,8 +186,10 @@ fn loopback_up() -> io::Result<()> {
 /// The network one scenario uses: the host's, or its own namespace.
 #[derive(Debug, Clone)]
 pub enum Net {
-    /// The host's network (ports come from the shared [`PortPool`]).
-    Host,
+    /// The host's network (ports come from the shared [`PortPool`]), with this scenario's own
+    /// socket-table reader (`None` where netlink diagnostics are unavailable): no state is
+    /// shared between scenarios or gradings.
+    Host(Option<Arc<SockDiag>>),
     /// A namespace of its own.
     Ns(Arc<NetNs>),
 }
@@ -205,7 +207,7 @@ impl Net {
     /// A network for one scenario in the given isolation.
     pub fn new(isolation: Isolation) -> io::Result<Self> {
         match isolation {
-            Isolation::Host => Ok(Net::Host),
+            Isolation::Host => Ok(Net::Host(SockDiag::new().ok().map(Arc::new))),
             Isolation::Netns => NetNs::new().map(Net::Ns),
         }
     }
@@ -213,7 +215,7 @@ impl Net {
     /// Which isolation this is.
     pub fn isolation(&self) -> Isolation {
         match self {
-            Net::Host => Isolation::Host,
+            Net::Host(_) => Isolation::Host,
             Net::Ns(_) => Isolation::Netns,
         }
     }
@@ -221,16 +223,15 @@ impl Net {
     /// The namespace descriptor student processes join, if any.
     pub fn ns_fd(&self) -> Option<RawFd> {
         match self {
-            Net::Host => None,
+            Net::Host(_) => None,
             Net::Ns(ns) => Some(ns.fd()),
         }
     }
 
     /// The socket tables of this network through netlink, if available.
     fn diag(&self) -> Option<&SockDiag> {
-        static HOST: OnceLock<Option<SockDiag>> = OnceLock::new();
         match self {
-            Net::Host => HOST.get_or_init(|| SockDiag::new().ok()).as_ref(),
+            Net::Host(diag) => diag.as_deref(),
             Net::Ns(ns) => ns.diag.as_ref(),
         }
     }
@@ -254,7 +255,7 @@ impl Net {
     /// The `/proc/.../net` folder whose tables show this network's sockets.
     fn proc_net(&self) -> PathBuf {
         match self {
-            Net::Host => PathBuf::from("/proc/self/net"),
+            Net::Host(_) => PathBuf::from("/proc/self/net"),
             Net::Ns(ns) => PathBuf::from(format!("/proc/self/task/{}/net", ns.tid)),
         }
     }
@@ -273,7 +274,7 @@ impl Net {
     /// A new TCP socket (non-blocking, close-on-exec) in this network.
     fn socket(&self, domain: Domain) -> io::Result<Socket> {
         let s = match self {
-            Net::Host => Socket::new(domain, Type::STREAM, None)?,
+            Net::Host(_) => Socket::new(domain, Type::STREAM, None)?,
             Net::Ns(ns) => ns.run(move || Socket::new(domain, Type::STREAM, None))??,
         };
         s.set_nonblocking(true)?;
@@ -283,7 +284,7 @@ impl Net {
     /// Connects to `addr` in this network.
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
         match self {
-            Net::Host => TcpStream::connect(addr).await,
+            Net::Host(_) => TcpStream::connect(addr).await,
             Net::Ns(ns) => {
                 ns.own_connects.fetch_add(1, Ordering::SeqCst);
                 let s: std::net::TcpStream = self.socket(Domain::for_address(addr))?.into();
@@ -311,7 +312,7 @@ impl Net {
     /// every time).
     pub fn reserve_port(&self, pool: &Arc<PortPool>, key: u64) -> Result<Port, NoFreePort> {
         match self {
-            Net::Host => pool.reserve().map(|l| Port {
+            Net::Host(_) => pool.reserve().map(|l| Port {
                 port: l.port,
                 _lease: Some(l),
             }),
@@ -410,7 +411,7 @@ mod tests {
         let other = ns_socket(&net);
         let _ = other.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, r.port)).into());
         assert_eq!(net.connect_attempts(), Some(1));
-        assert_eq!(Net::Host.connect_attempts(), None);
+        assert_eq!(Net::new(Isolation::Host).unwrap().connect_attempts(), None);
         // Any port of the range is free in a fresh namespace, even one the host uses.
         let pool = PortPool::new(1);
         let p = net.reserve_port(&pool, u64::from(host_port - ports::RANGE_START));

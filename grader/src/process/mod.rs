@@ -95,6 +95,10 @@ pub struct Launch {
     pub cwd: Option<PathBuf>,
     /// Give the process a pseudo-terminal as stdout.
     pub stdout_pty: bool,
+    /// Send stderr into the same pipe as stdout, so [`StudentProcess::stdout`] holds both in
+    /// the order they were written and stderr stays empty (a build's log; not with a
+    /// pseudo-terminal).
+    pub stderr_to_stdout: bool,
     /// Bytes of stdout + stderr after which the process is killed.
     pub output_limit: u64,
     /// Resource limits (setrlimit) for the process and its children.
@@ -221,6 +225,18 @@ impl StudentProcess {
             cmd.stdout(Stdio::piped());
             None
         };
+        // One pipe for both streams: its read end is ours, both write ends the child's (the
+        // command's copies go with it below).
+        let merged = if launch.stderr_to_stdout && pty.is_none() {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| SpawnError::Setup(e.into()))?;
+            let write2 = write.try_clone().map_err(SpawnError::Setup)?;
+            cmd.stdout(Stdio::from(write));
+            cmd.stderr(Stdio::from(write2));
+            Some(tokio::net::unix::pipe::Receiver::from_owned_fd(read).map_err(SpawnError::Setup)?)
+        } else {
+            None
+        };
         let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
             program: program.clone(),
             source,
@@ -270,6 +286,10 @@ impl StudentProcess {
                     }
                 }
             }));
+        } else if let Some(out) = merged {
+            let (s, e, o) = (stdout.clone(), exceeded.clone(), stderr.clone());
+            o.finish(End::Eof);
+            tasks.push(tokio::spawn(drain(out, s, o, e, pid, limit, None)));
         } else if let Some(out) = child.stdout.take() {
             let (s, t, e, o) = (
                 stdout.clone(),
@@ -616,6 +636,7 @@ mod tests {
             env: env::scrubbed(&home_path, &[]),
             cwd: None,
             stdout_pty: false,
+            stderr_to_stdout: false,
             output_limit: 1 << 20,
             limits: limits::Limits::default(),
             netns: None,
@@ -660,6 +681,7 @@ mod tests {
             env: env::scrubbed(home.path(), &[]),
             cwd: None,
             stdout_pty: false,
+            stderr_to_stdout: false,
             output_limit: 1 << 20,
             limits: limits::Limits {
                 processes: 8,

@@ -40,7 +40,7 @@ pub fn home_prefix(pid: u32) -> String {
 }
 
 /// The prefix of the temporary working folders the grader `pid` gives student programs (those
-/// not started in their own submission folder).
+/// not started in their own submission folder), and of the copies builds run in.
 pub fn cwd_prefix(pid: u32) -> String {
     format!("grader-cwd-{pid}-")
 }

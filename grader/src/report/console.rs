@@ -57,6 +57,9 @@ impl EventSink for Console {
                 BOLD.render(),
                 BOLD.render_reset()
             ),
+            Event::Built { command, duration } => {
+                format!("built with `{command}` in {:.1}s\n", duration.as_secs_f64())
+            }
             Event::ScenarioFinished(_) => return,
             Event::GradingFinished(report) => render(report, self.format, self.verbose),
         };

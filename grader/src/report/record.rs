@@ -44,6 +44,10 @@ pub struct Provenance {
     /// The `--client` template, when one was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_template: Option<String>,
+    /// The build command (`--build`, `build` in `classchat.toml`), when the submission was
+    /// built in a copy of its folder before grading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_command: Option<String>,
     /// Absolute `--tasks-dir`, when the task file was not the bundled one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_dir: Option<String>,

@@ -100,11 +100,11 @@ fn non_executable_submission() {
 
 #[test]
 fn directory_submission_without_templates() {
+    // A folder with nothing to start (no classchat.toml, no executable) names the ways out.
     let dir = tempfile::tempdir().unwrap();
-    assert_usage_error(
-        &run(&["--task", "1", dir.path().to_str().unwrap()]),
-        "is a directory",
-    );
+    let r = run(&["--task", "1", dir.path().to_str().unwrap()]);
+    assert_usage_error(&r, "no executable in");
+    assert!(r.stderr.contains("--server/--client"), "{}", r.stderr);
 }
 
 #[test]

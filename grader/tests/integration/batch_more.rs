@@ -413,3 +413,39 @@ fn a_sigkilled_graders_temporary_folders_are_removed() {
         "temporary folders outlived the grader: {left:?}"
     );
 }
+
+/// `grader run` on a folder starts it as `grader batch` would: by its `classchat.toml`, or by the
+/// launch contract on its only executable; the report is named after the folder.
+#[test]
+fn run_starts_a_folder_like_batch_does() {
+    let d = tempfile::tempdir().unwrap();
+    let by_file = d.path().join("by-file");
+    copy_fixture(1, "no_ack.py", &by_file.join("chat.py"));
+    std::fs::set_permissions(
+        by_file.join("chat.py"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(
+        by_file.join("classchat.toml"),
+        "server = \"python3 {dir}/chat.py server --port {port}\"\n\
+         client = \"python3 {dir}/chat.py client --host {host} --port {port}\"\n",
+    )
+    .unwrap();
+    let by_contract = d.path().join("by-contract");
+    copy_fixture(1, "no_ack.py", &by_contract.join("main.py"));
+    for folder in [&by_file, &by_contract] {
+        let out = d.path().join("reports");
+        let o = Command::new(grader_bin())
+            .args(["run", "--task", "1", "--seed", "3", "--out"])
+            .arg(&out)
+            .arg(folder)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+        let name = folder.file_name().unwrap();
+        let r = record::read(&out.join(name).join("task1.toml")).unwrap();
+        // no_ack loses exactly the acknowledgment's 3 points, whichever way it was started.
+        assert_eq!(r.report.score, 27.0, "{}", folder.display());
+    }
+}

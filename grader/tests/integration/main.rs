@@ -5,6 +5,7 @@ mod audience_leaks;
 mod bad_input;
 mod batch;
 mod batch_more;
+mod build;
 mod export;
 mod hostile;
 mod isolation;

@@ -214,3 +214,41 @@ fn hostile_output_keeps_reports_valid() {
         "the hostile text should be kept, escaped"
     );
 }
+
+#[test]
+fn bundled_reference_client_names_the_cause_of_a_refused_connection() {
+    // The reference built into the grader prints errors like the `classchat-task1` binary:
+    // with their cause.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for program in [
+        crate::support::grader_bin(),
+        reference_bin("classchat-task1"),
+    ] {
+        let mut cmd = std::process::Command::new(&program);
+        if program == crate::support::grader_bin() {
+            cmd.args(["reference", "--task", "1"]);
+        }
+        let out = cmd
+            .args(["client", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {stderr}",
+            program.display()
+        );
+        assert!(
+            stderr.contains(&format!(
+                "could not connect to 127.0.0.1:{port}: Connection refused"
+            )),
+            "{}: {stderr}",
+            program.display()
+        );
+    }
+}

@@ -354,12 +354,9 @@ impl<'a> Run<'a> {
         let launch = Launch {
             argv,
             env: process::env::scrubbed(home.path(), &classchat),
-            cwd: self
-                .req
-                .submission
-                .is_dir
-                .then(|| self.req.submission.dir.clone()),
+            cwd: self.req.submission.work_dir.clone(),
             stdout_pty: pty,
+            stderr_to_stdout: false,
             output_limit: self.req.options.output_limit,
             limits: self.req.options.limits,
             netns: self.net.ns_fd(),

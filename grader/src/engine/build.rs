@@ -1,0 +1,329 @@
+//! The build step: compiling a submission handed in as source (`build = "make"` in its
+//! `classchat.toml`, `--build "make"`) once per grading, before any scenario.
+//!
+//! Guarantees:
+//! - the build runs in a fresh copy of the submission folder (files and subfolders with their
+//!   permission bits, symbolic links as links, `.git` left out) in TMPDIR, named with the
+//!   grader's working-folder prefix ([`watchdog::cwd_prefix`]) so the guard removes it after a
+//!   SIGKILL, and removed when the grading ends. The student's own folder is only read, so its
+//!   content hash stays what it was and a batch resumes as before;
+//! - a build is student code (a Makefile runs anything) and is confined like a student program,
+//!   through [`StudentProcess::spawn`]: its own process group, the scrubbed environment with a
+//!   fresh HOME (plus where rustup keeps its toolchains: `RUSTUP_HOME`), the resource limits,
+//!   a pids cgroup, a read-only file system except the copy, its HOME and `/dev/shm` (when the
+//!   grader is root), no capabilities, and in `netns` isolation a network namespace of its own
+//!   with nothing but a loopback interface; its stdin is closed at once;
+//! - it gets [`super::EngineOptions::build_timeout`] (default [`BUILD_TIMEOUT`]) to finish; then,
+//!   and in any case once it has exited, everything it started is ended (TERM, grace, KILL), so
+//!   nothing survives into the scenarios or the grader's end;
+//! - stdout and stderr share one pipe (in the order written, capped at the output limit); a
+//!   failure quotes the last [`OUTPUT_LINES`] lines of it, a success prints nothing;
+//! - a failed build (non-zero exit status, a signal, the deadline, an output flood, a program
+//!   that cannot start, or no executable afterwards when the launch contract needs one) is the
+//!   submission's problem, [`GradeError::Build`]; only what the grader itself cannot set up
+//!   (the copy, the build's folders or namespace) is its own, [`GradeError::BuildSetup`];
+//! - afterwards the submission is the copy: `{dir}` and the working folder of every scenario's
+//!   processes are the copy, and `{bin}` is the executable the launch contract's rule
+//!   ([`launch::find_executable`]) finds in it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{GradeError, GradeRequest};
+use crate::launch::{self, BuildCommand, Executables, Submission};
+use crate::net::netns::{Isolation, Net};
+use crate::process::{self, Launch, SpawnError, StudentProcess, watchdog};
+use crate::spec::Process;
+use crate::transcript::Transcript;
+
+/// How long a build may take unless the engine is told otherwise.
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lines of the build's output a failure quotes.
+pub const OUTPUT_LINES: usize = 15;
+/// The longest quoted line, in characters (a minified error message can be one huge line).
+const LINE_CHARS: usize = 300;
+/// After the build exited, how long the last of its output may take to arrive.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// A finished build.
+pub(super) struct Built {
+    /// The copy it ran in (removed when dropped, so it must outlive the scenarios).
+    pub _copy: tempfile::TempDir,
+    /// The submission as the scenarios start it: inside the copy.
+    pub submission: Submission,
+    /// How long the build took (copy included).
+    pub duration: Duration,
+}
+
+/// Copies the submission, runs `command` in the copy and resolves what the scenarios start.
+/// `needs_bin`: some template the task needs uses `{bin}` (the launch contract does), so the
+/// copy must hold the executable to start.
+pub(super) async fn build(
+    req: &GradeRequest,
+    command: &BuildCommand,
+    isolation: Isolation,
+    needs_bin: bool,
+) -> Result<Built, GradeError> {
+    let started = Instant::now();
+    let sub = &req.submission;
+    let pid = std::process::id();
+    let setup = |what: &str, e: &dyn std::fmt::Display| {
+        GradeError::BuildSetup(format!("{what} for {}: {e}", sub.given))
+    };
+    let copy = tempfile::Builder::new()
+        .prefix(&watchdog::cwd_prefix(pid))
+        .tempdir()
+        .map_err(|e| setup("cannot create the build folder", &e))?;
+    copy_tree(&sub.path, copy.path())
+        .map_err(|e| setup("cannot copy the submission to build it", &e))?;
+    let dir = std::fs::canonicalize(copy.path())
+        .map_err(|e| setup("cannot find the build folder", &e))?;
+    let home = tempfile::Builder::new()
+        .prefix(&watchdog::home_prefix(pid))
+        .tempdir()
+        .map_err(|e| setup("cannot create the build's home folder", &e))?;
+    // Kept until the build has ended: its descriptor must stay open until the build started.
+    let net = Net::new(isolation)
+        .map_err(|e| setup("cannot create the build's network namespace", &e))?;
+    let launch = Launch {
+        argv: command.argv(&dir),
+        env: process::env::scrubbed(home.path(), &toolchain_env()),
+        cwd: Some(dir.clone()),
+        stdout_pty: false,
+        stderr_to_stdout: true,
+        output_limit: req.options.output_limit,
+        limits: req.options.limits,
+        netns: net.ns_fd(),
+        confine: req.options.confine,
+        cgroup: true,
+    };
+    let says = |how: &str| {
+        format!(
+            "the build command {:?} {how} in a copy of {}",
+            command.text(),
+            sub.given
+        )
+    };
+    // Started like a server: its stdout is a plain pipe and part of no transcript.
+    let p = match StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
+    {
+        Ok(p) => p,
+        Err(e @ (SpawnError::Start { .. } | SpawnError::EmptyCommand)) => {
+            return Err(GradeError::Build(format!(
+                "{}: {e} (is it installed on the grading machine, and on PATH?)",
+                says("cannot start")
+            )));
+        }
+        Err(e) => return Err(setup("cannot start the build", &e)),
+    };
+    p.close_stdin().await;
+    let exit = p
+        .wait_exit(Instant::now() + req.options.build_timeout)
+        .await;
+    if exit.is_some() {
+        StudentProcess::settle_stream(&p.stdout, SETTLE).await;
+    }
+    p.terminate(req.options.grace).await;
+    drop(net);
+    let failure = if p.output_exceeded() {
+        Some(format!(
+            "was stopped (it printed more than {} bytes)",
+            req.options.output_limit
+        ))
+    } else {
+        match exit {
+            None => Some(format!(
+                "timed out (stopped after {})",
+                humantime::format_duration(req.options.build_timeout)
+            )),
+            Some(e) if !e.success() => Some(format!("failed ({e})")),
+            Some(_) => None,
+        }
+    };
+    if let Some(how) = failure {
+        let output = p.stdout.all_text();
+        let truncated = p.stdout.total_bytes() > output.len() as u64;
+        return Err(GradeError::Build(format!(
+            "{}{}",
+            says(&how),
+            last_lines(&output, truncated)
+        )));
+    }
+    drop(p);
+    let mut in_copy = if needs_bin {
+        let exe = match launch::find_executable(&dir) {
+            Ok(Executables::One(exe)) => exe,
+            Ok(Executables::None) => {
+                return Err(GradeError::Build(format!(
+                    "{}, but left no executable for the launch contract to start: have it build a program named `submission`, or say how to start the submission with server/client templates",
+                    says("succeeded")
+                )));
+            }
+            Ok(Executables::Several(names)) => {
+                return Err(GradeError::Build(format!(
+                    "{}, but left {} executables ({}) and none named `submission`: name the one to grade `submission`, or say how to start the submission with server/client templates",
+                    says("succeeded"),
+                    names.len(),
+                    names.join(", ")
+                )));
+            }
+            Err(e) => return Err(setup("cannot read the build folder", &e)),
+        };
+        launch::check_submission(&exe.display().to_string()).map_err(|e| {
+            GradeError::Build(format!(
+                "{}, but the program it left cannot start: {e}",
+                says("succeeded")
+            ))
+        })?
+    } else {
+        launch::check_submission(&dir.display().to_string())?
+    };
+    in_copy.given = sub.given.clone();
+    in_copy.name = sub.name.clone();
+    in_copy.dir = dir.clone();
+    in_copy.work_dir = Some(dir);
+    Ok(Built {
+        _copy: copy,
+        submission: in_copy,
+        duration: started.elapsed(),
+    })
+}
+
+/// What a build gets beyond the allow-list of [`process::env::scrubbed`]: where rustup keeps its
+/// toolchains (`RUSTUP_HOME`, by default under the grader's HOME, which the build's fresh HOME
+/// hides; `cargo` and `rustc` on PATH are rustup's proxies and fail without it) and the
+/// toolchain the grader was told to use. Paths and names only, never a secret.
+fn toolchain_env() -> Vec<(&'static str, String)> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let rustup_home = var("RUSTUP_HOME").or_else(|| {
+        let dir = Path::new(&var("HOME")?).join(".rustup");
+        dir.is_dir().then(|| dir.display().to_string())
+    });
+    let mut env = Vec::new();
+    if let Some(home) = rustup_home {
+        env.push(("RUSTUP_HOME", home));
+        if let Some(toolchain) = var("RUSTUP_TOOLCHAIN") {
+            env.push(("RUSTUP_TOOLCHAIN", toolchain));
+        }
+    }
+    env
+}
+
+/// `; its last output lines:` and up to [`OUTPUT_LINES`] indented lines, or `, printing
+/// nothing`.
+fn last_lines(output: &str, truncated: bool) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return ", printing nothing".into();
+    }
+    let shown = &lines[lines.len().saturating_sub(OUTPUT_LINES)..];
+    let mut text = if truncated {
+        format!(
+            "; its output passed {} KiB, the last lines the grader kept:",
+            crate::stream::MATCH_CAP >> 10
+        )
+    } else {
+        "; its last output lines:".to_string()
+    };
+    for line in shown {
+        text.push_str("\n    ");
+        match line.char_indices().nth(LINE_CHARS) {
+            Some((cut, _)) => {
+                text.push_str(&line[..cut]);
+                text.push_str(" …");
+            }
+            None => text.push_str(line),
+        }
+    }
+    text
+}
+
+/// Copies the folder `from` into the existing folder `to`: files with their permission bits,
+/// subfolders (their bits plus the owner's rwx, so the copy can always be removed), symbolic
+/// links as links (never followed); `.git` and anything that is not a file, folder or link (a
+/// socket, a FIFO) are left out.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".git" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+            let mode = entry.metadata()?.permissions().mode() | 0o700;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if kind.is_file() {
+            // Also copies the permission bits.
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_keeps_files_bits_and_links_but_not_git() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let f = from.path();
+        std::fs::create_dir_all(f.join("src/deep")).unwrap();
+        std::fs::create_dir_all(f.join(".git/objects")).unwrap();
+        std::fs::write(f.join(".git/HEAD"), "ref").unwrap();
+        std::fs::write(f.join("src/deep/a.c"), "int main;").unwrap();
+        std::fs::write(f.join("build.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(f.join("build.sh"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        std::fs::write(f.join(".env"), "hidden but copied").unwrap();
+        std::os::unix::fs::symlink("src/deep/a.c", f.join("link.c")).unwrap();
+        copy_tree(f, to.path()).unwrap();
+        let t = to.path();
+        assert_eq!(
+            std::fs::read_to_string(t.join("src/deep/a.c")).unwrap(),
+            "int main;"
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&t.join("build.sh")), 0o750);
+        assert!(t.join(".env").exists());
+        assert!(!t.join(".git").exists());
+        assert_eq!(
+            std::fs::read_link(t.join("link.c")).unwrap(),
+            Path::new("src/deep/a.c")
+        );
+        // Same content hash: what the build sees is what was hashed.
+        assert_eq!(
+            crate::fingerprint::content_hash(f).unwrap(),
+            crate::fingerprint::content_hash(t).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_failure_quotes_the_last_lines_indented() {
+        let output: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+        let text = last_lines(&output, false);
+        assert!(
+            text.starts_with("; its last output lines:\n    line 26\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\n    line 40"), "{text}");
+        assert_eq!(text.lines().count(), 1 + OUTPUT_LINES);
+        assert_eq!(last_lines("\n \n", false), ", printing nothing");
+        let long = "x".repeat(1000);
+        assert!(last_lines(&long, false).ends_with(" …"));
+        assert!(last_lines("a\n", true).contains("the last lines the grader kept"));
+    }
+}
