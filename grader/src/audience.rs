@@ -11,6 +11,12 @@
 //! it can leak; `summary` feedback drops everything that quotes the wire (message, failed step,
 //! transcript, stderr); `none` keeps only pass/fail and points. Scores are never changed.
 //!
+//! One rule for the messages of infrastructure errors, in reports and in [`redact_error`] alike:
+//! students see them only for a visible (or released) scenario with `full` feedback. Elsewhere
+//! (`summary`, `none`, hidden) the notes of retried attempts, which quote those messages, become
+//! the generic [`RETRIED_NOTE`]; `summary` keeps the other notes (the port a server was graded
+//! on), `none` and hidden scenarios keep no other.
+//!
 //! Two more student-facing paths go through this module: [`limit_feedback`] applies only the
 //! feedback levels (for Gradescope, which hides `hidden` and `after_due` tests itself but shows
 //! everything else of `results.json` to students), and [`redact_error`] makes a grading that
@@ -171,6 +177,40 @@ pub fn limit_feedback(report: &GradeReport, policies: &BTreeMap<String, Policy>)
     out
 }
 
+/// The note that replaces the notes of infrastructure retries where students may not see the
+/// scenario's messages (`summary` and `none` feedback, hidden scenarios).
+pub const RETRIED_NOTE: &str = "an attempt was retried for the grader's own reasons (not charged)";
+
+/// Whether a scenario's note is the engine's record of a retried infrastructure error
+/// (`attempt N: infrastructure error: {message} (retried, not charged)`): it quotes the error's
+/// message, which may quote the spec's expected values, so it is withheld wherever
+/// [`redact_error`] withholds that message.
+pub fn is_retry_note(note: &str) -> bool {
+    note.strip_prefix("attempt ")
+        .and_then(|rest| rest.split_once(": "))
+        .is_some_and(|(n, rest)| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && rest.starts_with("infrastructure error")
+        })
+}
+
+/// The notes students may see of a scenario whose messages they may not see: one
+/// [`RETRIED_NOTE`] if an attempt was retried, and, when `keep_others`, the notes that are not
+/// about retries (e.g. the port it was graded on).
+fn withheld_notes(notes: &[String], keep_others: bool) -> Vec<String> {
+    let retried = notes.iter().any(|n| is_retry_note(n));
+    let mut kept: Vec<String> = notes
+        .iter()
+        .filter(|n| keep_others && !is_retry_note(n))
+        .cloned()
+        .collect();
+    if retried {
+        kept.push(RETRIED_NOTE.to_string());
+    }
+    kept
+}
+
 fn apply_feedback(o: &mut ScenarioOutcome, feedback: Feedback) {
     match feedback {
         Feedback::Full => {}
@@ -181,6 +221,7 @@ fn apply_feedback(o: &mut ScenarioOutcome, feedback: Feedback) {
             o.failed_step = None;
             o.transcript.clear();
             o.stderr_tail = None;
+            o.notes = withheld_notes(&o.notes, true);
         }
         Feedback::None => {
             let passed = o.status == Status::Passed;
@@ -205,7 +246,7 @@ fn apply_feedback(o: &mut ScenarioOutcome, feedback: Feedback) {
                 failed_step: None,
                 transcript: Vec::new(),
                 stderr_tail: None,
-                notes: Vec::new(),
+                notes: withheld_notes(&o.notes, false),
             };
         }
     }
@@ -293,7 +334,7 @@ fn hidden_outcome(o: &ScenarioOutcome, k: usize) -> ScenarioOutcome {
         failed_step: None,
         transcript: Vec::new(),
         stderr_tail: None,
-        notes: Vec::new(),
+        notes: withheld_notes(&o.notes, false),
     }
 }
 
@@ -469,6 +510,73 @@ mod tests {
         assert_eq!(later.hint.as_deref(), Some("secret-hint"));
         assert!(later.transcript.is_empty() && later.stderr_tail.is_none());
         assert!(!later.message.contains("secret") && later.failed_step.is_none());
+    }
+
+    #[test]
+    fn retry_notes_follow_the_rule_of_infrastructure_messages() {
+        let retry = "attempt 1: infrastructure error: expected \"secret-nonce\" on a port a stranger took (retried, not charged)";
+        let port = "the server listens on port 4242 instead of the assigned port 4711; it was graded on port 4242 (--accept-any-port)";
+        assert!(is_retry_note(retry) && !is_retry_note(port));
+        assert!(is_retry_note(
+            "attempt 12: infrastructure error: x (retried, not charged)"
+        ));
+        assert!(!is_retry_note("attempt one: infrastructure error: x"));
+        let spec = spec();
+        let passed = |name: &str| ScenarioOutcome {
+            status: Status::Passed,
+            message: String::new(),
+            notes: vec![retry.to_string(), port.to_string(), retry.to_string()],
+            ..outcome(name, Status::Passed)
+        };
+        let report = GradeReport {
+            scenarios: spec.scenarios.iter().map(|s| passed(&s.name)).collect(),
+            ..placeholder_report()
+        };
+        let shown = redact(&report, &policies_of(&spec), View::default());
+        let notes = |i: usize| shown.scenarios[i].notes.clone();
+        // open (full): everything; brief (summary): the port, not the retry's message; mute
+        // (none) and the hidden ones: only that an attempt was retried.
+        assert_eq!(notes(0), report.scenarios[0].notes);
+        assert_eq!(notes(3), [port, RETRIED_NOTE]);
+        for i in [1, 2, 4, 5] {
+            assert_eq!(notes(i), [RETRIED_NOTE], "{:?}", shown.scenarios[i]);
+        }
+        // The same rule as redact_error: the message shows in the notes exactly where it shows
+        // in a grading error.
+        for (s, o) in spec.scenarios.iter().zip(&shown.scenarios) {
+            let error = GradeError::Infrastructure {
+                scenario: s.name.clone(),
+                message: "expected \"secret-nonce\"".into(),
+            };
+            let in_error = redact_error(error, &spec, View::default())
+                .to_string()
+                .contains("secret-nonce");
+            let in_notes = o.notes.iter().any(|n| n.contains("secret-nonce"));
+            assert_eq!(in_error, in_notes, "{}", s.name);
+        }
+        // Without retries, summary notes are untouched and none adds nothing.
+        let plain = GradeReport {
+            scenarios: spec
+                .scenarios
+                .iter()
+                .map(|s| ScenarioOutcome {
+                    notes: vec![port.to_string()],
+                    ..passed(&s.name)
+                })
+                .collect(),
+            ..placeholder_report()
+        };
+        let shown = redact(&plain, &policies_of(&spec), View::default());
+        assert_eq!(shown.scenarios[3].notes, [port]);
+        assert!(shown.scenarios[4].notes.is_empty() && shown.scenarios[1].notes.is_empty());
+        // Gradescope's path applies the same feedback rule.
+        let limited = limit_feedback(&report, &policies_of(&spec));
+        assert_eq!(limited.scenarios[3].notes, [port, RETRIED_NOTE]);
+        assert_eq!(limited.scenarios[4].notes, [RETRIED_NOTE]);
+        assert_eq!(
+            redact(&report, &policies_of(&spec), View::INSTRUCTOR),
+            report
+        );
     }
 
     fn spec() -> TaskSpec {

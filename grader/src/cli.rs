@@ -40,10 +40,9 @@ use crate::verdict::{GradeReport, fmt_points};
 /// `println!` that ignores a closed stdout (`grader batch ... | head`): what is printed is a
 /// courtesy, while the gradings and their records must go on.
 macro_rules! say {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
-    }};
+    ($($t:tt)*) => {
+        crate::batch::progress::print_line(&format!($($t)*))
+    };
 }
 
 /// `eprintln!` that ignores a closed stderr (see [`say!`]).
@@ -836,7 +835,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
     }
     for exporter in &exporters {
         let records = read_records(&args.out, Some(args.task), None)?;
-        let class = export::Class::new(records, view);
+        let class = export::Class::with_student_filter(records, view, false);
         for w in exporter.warnings(&class) {
             say_err!("warning: {w}");
         }
@@ -910,7 +909,7 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
         audience: args.audience,
         after_due: args.after_due,
     };
-    let class = export::Class::new(records, view);
+    let class = export::Class::with_student_filter(records, view, args.student.is_some());
     let exporter = export::exporter(args.format, &args.canvas.options(args.id_column.clone()))?;
     let bytes = exporter.render(&class)?;
     for w in exporter.warnings(&class) {

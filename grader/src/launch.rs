@@ -250,7 +250,7 @@ fn check_interpreter(given: &str, head: &[u8]) -> Result<(), LaunchError> {
 }
 
 /// True if `path` is a file with an execute bit.
-fn is_executable(path: &Path) -> bool {
+pub fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 

@@ -26,7 +26,6 @@
 //! entry with a launch problem, which is reported for that student without stopping the others.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -101,10 +100,6 @@ struct LaunchFile {
     build: Option<String>,
 }
 
-fn is_executable_file(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// The batch's defaults: `--server`/`--client` templates and `--build` command.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Defaults<'a> {
@@ -140,7 +135,7 @@ pub fn discover(dir: &Path, defaults: Defaults<'_>) -> Result<Found, DiscoverErr
                 path,
                 launch,
             });
-        } else if is_executable_file(&path) {
+        } else if launch::is_executable(&path) {
             let id = Path::new(&name)
                 .file_stem()
                 .map_or(name.clone(), |s| s.to_string_lossy().into_owned());
@@ -297,7 +292,7 @@ mod tests {
 
     fn exe(p: &Path, text: &str) {
         std::fs::write(p, text).unwrap();
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
 
     #[test]

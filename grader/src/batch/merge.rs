@@ -48,33 +48,6 @@ pub struct Merged {
     pub skipped: Vec<String>,
 }
 
-/// The error files (`<student>/task<N>.error.txt`) under a reports folder: (student folder,
-/// task, path).
-fn error_files(input: &Path) -> Vec<(String, u32, PathBuf)> {
-    let mut found = Vec::new();
-    let Ok(rd) = std::fs::read_dir(input) else {
-        return found;
-    };
-    for sdir in rd.filter_map(Result::ok).map(|e| e.path()) {
-        let Some(student) = sdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        if student.starts_with('.') {
-            continue;
-        }
-        let Ok(files) = std::fs::read_dir(&sdir) else {
-            continue;
-        };
-        for f in files.filter_map(Result::ok).map(|e| e.path()) {
-            if let Some(task) = record::error_task_of(&f) {
-                found.push((student.clone(), task, f));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 /// Copies `src` to `dst` atomically, keeping its modification time.
 fn copy(src: &Path, dst: &Path) -> Result<(), MergeError> {
     let bytes = std::fs::read(src).map_err(|source| RecordError::Io {
@@ -106,7 +79,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         merged
             .skipped
             .extend(skipped.into_iter().map(|e| e.to_string()));
-        let input_errors = error_files(input);
+        let input_errors = record::error_files(input);
         if records.is_empty() {
             if input_errors.is_empty() {
                 return Err(MergeError::Empty(input.clone()));
@@ -189,29 +162,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::record::{Provenance, TomlRecord};
-    use crate::verdict::GradeReport;
+    use crate::report::record::test_support::{self, report, set_mtime};
 
     fn write(out: &Path, submission: &str) {
-        let report = GradeReport {
-            schema_version: crate::verdict::SCHEMA_VERSION,
-            grader_version: "0.1.0".into(),
-            submission: submission.into(),
-            submission_path: String::new(),
-            task: 1,
-            task_title: "t".into(),
-            score: 1.0,
-            max_score: 1.0,
-            seed: 1,
-            spec_hash: "ab".into(),
-            spec_source: "bundled".into(),
-            isolation: "host".into(),
-            accept_any_port: None,
-            timestamp: "2025-01-01T00:00:00Z".into(),
-            duration_ms: 1,
-            scenarios: Vec::new(),
-        };
-        report::write_all(out, &report, &[&TomlRecord(&Provenance::default())]).unwrap();
+        test_support::write(out, &report(submission, 1, 1.0));
     }
 
     #[test]
@@ -247,6 +201,20 @@ mod tests {
     }
 
     #[test]
+    fn dot_folders_are_not_merged() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, out) = (d.path().join("a"), d.path().join("out"));
+        write(&a, "amy");
+        std::fs::create_dir_all(a.join(".bak")).unwrap();
+        std::fs::copy(a.join("amy/task1.toml"), a.join(".bak/task1.toml")).unwrap();
+        std::fs::write(a.join(".bak/task2.error.txt"), "not started: x\n").unwrap();
+        let m = merge(&[a], &out).unwrap();
+        assert_eq!(m.records, 1);
+        assert!(m.conflicts.is_empty(), "{:?}", m.conflicts);
+        assert!(!out.join(".bak").exists());
+    }
+
+    #[test]
     fn records_of_different_students_in_one_folder_are_refused() {
         let d = tempfile::tempdir().unwrap();
         let (a, b, out) = (d.path().join("a"), d.path().join("b"), d.path().join("out"));
@@ -263,13 +231,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (a, out) = (d.path().join("a"), d.path().join("out"));
         write(&a, "amy");
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        std::fs::File::options()
-            .write(true)
-            .open(a.join("amy/task1.toml"))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        set_mtime(&a.join("amy/task1.toml"), 3600);
         std::fs::write(a.join("amy/task1.error.txt"), "not graded: later\n").unwrap();
         merge(&[a], &out).unwrap();
         let rec = crate::report::record::read(&out.join("amy/task1.toml")).unwrap();

@@ -327,7 +327,15 @@ pub async fn run(
         }
     }
     let limit = Arc::new(tokio::sync::Semaphore::new(config.jobs.max(1)));
-    let mut running: JoinSet<(String, Result<GradeReport, Outcome>, Provenance)> = JoinSet::new();
+    // Each grading: its id, its result, its provenance, and the full text of an infrastructure
+    // error whose error-file text was redacted for students (shown to whoever runs the batch).
+    type Graded = (
+        String,
+        Result<GradeReport, Outcome>,
+        Provenance,
+        Option<String>,
+    );
+    let mut running: JoinSet<Graded> = JoinSet::new();
     let mut ids = std::collections::HashMap::new();
     for job in queue {
         let permit = limit.clone().acquire_owned();
@@ -337,6 +345,7 @@ pub async fn run(
         let id = job.id.clone();
         let handle = running.spawn(async move {
             let _permit = permit.await.ok();
+            let mut withheld = None;
             let result =
                 match tokio::time::timeout(timeout, engine::grade(&job.req, &ports, &NoEvents))
                     .await
@@ -345,21 +354,25 @@ pub async fn run(
                     Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
                     Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
                     // Hidden scenarios stay hidden in the error file a student may be shown.
-                    Ok(Err(e)) => Err(Outcome::Infrastructure(
-                        audience::redact_error(e, &job.req.spec, view).to_string(),
-                    )),
+                    Ok(Err(e)) => {
+                        let full = e.to_string();
+                        let shown = audience::redact_error(e, &job.req.spec, view).to_string();
+                        withheld = (shown != full).then_some(full);
+                        Err(Outcome::Infrastructure(shown))
+                    }
                     Err(_) => Err(Outcome::Infrastructure(format!(
                         "the grading took longer than {}s and was abandoned",
                         timeout.as_secs()
                     ))),
                 };
-            (job.id, result, job.provenance)
+            (job.id, result, job.provenance, withheld)
         });
         ids.insert(handle.id(), id);
     }
     while let Some(joined) = running.join_next_with_id().await {
+        let mut withheld = None;
         let (id, outcome) = match joined {
-            Ok((_, (id, Ok(report), provenance))) => {
+            Ok((_, (id, Ok(report), provenance, _))) => {
                 let failed = report
                     .scenarios
                     .iter()
@@ -378,7 +391,10 @@ pub async fn run(
                     Err(e) => (id, Outcome::Infrastructure(e.to_string())),
                 }
             }
-            Ok((_, (id, Err(outcome), _))) => (id, outcome),
+            Ok((_, (id, Err(outcome), _, full))) => {
+                withheld = full;
+                (id, outcome)
+            }
             Err(e) => {
                 let id = ids.get(&e.id()).cloned().unwrap_or_default();
                 let why = if e.is_panic() {
@@ -395,6 +411,11 @@ pub async fn run(
             _ => {}
         }
         progress.finished(&id, &outcome);
+        if let Some(full) = withheld {
+            progress.note(&format!(
+                "    in full: {full} (the error file, meant for students, names hidden scenarios only by number)"
+            ));
+        }
         summary.results.push((id, outcome));
     }
     summary.results.sort_by(|a, b| a.0.cmp(&b.0));

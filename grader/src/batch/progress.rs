@@ -80,6 +80,15 @@ impl Progress {
         }
     }
 
+    /// Prints a line for the person running the batch (above the bar, if there is one).
+    pub fn note(&self, text: &str) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        match &self.bar {
+            Some(pb) => pb.println(text),
+            None => print_line(text),
+        }
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(pb) = &self.bar {
@@ -90,7 +99,7 @@ impl Progress {
 
 /// Prints one line on stdout, dropping a write error: a closed stdout (`grader batch | head
 /// -1`) must never stop the gradings in flight or their records, which are what counts.
-fn print_line(line: &str) {
+pub fn print_line(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

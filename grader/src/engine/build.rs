@@ -68,21 +68,18 @@ pub(super) async fn build(
 ) -> Result<Built, GradeError> {
     let started = Instant::now();
     let sub = &req.submission;
-    let pid = std::process::id();
     let setup = |what: &str, e: &dyn std::fmt::Display| {
         GradeError::BuildSetup(format!("{what} for {}: {e}", sub.given))
     };
-    let copy = tempfile::Builder::new()
-        .prefix(&watchdog::cwd_prefix(pid))
-        .tempdir()
+    let copy = watchdog::cwd_prefix()
+        .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
         .map_err(|e| setup("cannot create the build folder", &e))?;
     copy_tree(&sub.path, copy.path())
         .map_err(|e| setup("cannot copy the submission to build it", &e))?;
     let dir = std::fs::canonicalize(copy.path())
         .map_err(|e| setup("cannot find the build folder", &e))?;
-    let home = tempfile::Builder::new()
-        .prefix(&watchdog::home_prefix(pid))
-        .tempdir()
+    let home = watchdog::home_prefix()
+        .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
         .map_err(|e| setup("cannot create the build's home folder", &e))?;
     // Kept until the build has ended: its descriptor must stay open until the build started.
     let net = Net::new(isolation)

@@ -18,7 +18,7 @@ pub mod markdown;
 pub mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::audience::{Policy, View};
 use crate::report::record::{self, Record};
@@ -250,26 +250,37 @@ pub struct Class {
 
 impl Class {
     /// Builds the class from records (as [`crate::report::record::read_dir`] returns them:
-    /// report folder name and record), seen through `view`.
+    /// report folder name and record), seen through `view`, guessing whether they were narrowed
+    /// to some students: they were if a student folder of the reports folder holds a readable
+    /// record of an exported task that is not among `records`. Kept for callers that do not know;
+    /// [`Class::with_student_filter`] is told instead.
+    pub fn new(records: Vec<(String, Record)>, view: View) -> Self {
+        let narrowed = records_left_out(&records);
+        Self::build(records, view, narrowed)
+    }
+
+    /// Builds the class from records (as [`crate::report::record::read_dir`] returns them:
+    /// report folder name and record), seen through `view`; `filtered` says that the records
+    /// were narrowed to some students (`export --student`).
     ///
     /// Besides the records themselves it looks at the error files beside them: a record whose
     /// latest attempt failed is marked ([`Student::failed_attempts`]), and error files of an
-    /// exported task without a record are listed ([`Student::not_graded`], [`Class::not_graded`]).
-    /// Students of the folder that have records but were left out of `records` mean the records
-    /// were narrowed to some students; then only those students' error files count.
-    pub fn new(records: Vec<(String, Record)>, view: View) -> Self {
+    /// exported task without a record are listed ([`Student::not_graded`], and the students with
+    /// no record at all in [`Class::not_graded`]). When `filtered`, only the error files of the
+    /// students of `records` count: the others' are not about this export. Dot-folders
+    /// (`.bak/`) are not students ([`crate::report::record::student_folders`]).
+    pub fn with_student_filter(records: Vec<(String, Record)>, view: View, filtered: bool) -> Self {
+        Self::build(records, view, filtered)
+    }
+
+    fn build(records: Vec<(String, Record)>, view: View, narrowed: bool) -> Self {
         let mut students: BTreeMap<String, Student> = BTreeMap::new();
         let mut tasks: BTreeMap<u32, TaskColumns> = BTreeMap::new();
         // Reports folders the records came from (normally one).
-        let mut dirs: BTreeMap<std::path::PathBuf, BTreeSet<String>> = BTreeMap::new();
+        let dirs: BTreeSet<PathBuf> = records.iter().filter_map(|(_, r)| reports_dir(r)).collect();
         // Folder → the ids its records name.
         let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (folder, rec) in records {
-            if let Some(dir) = rec.source.as_deref().and_then(|p| p.parent()?.parent()) {
-                dirs.entry(dir.to_path_buf())
-                    .or_default()
-                    .insert(folder.clone());
-            }
             ids.entry(folder.clone())
                 .or_default()
                 .insert(rec.student_id(&folder));
@@ -299,10 +310,7 @@ impl Class {
         }
         // Never-graded tasks, from the error files of the exported tasks.
         let mut not_graded: BTreeMap<String, Student> = BTreeMap::new();
-        for (dir, represented) in &dirs {
-            let narrowed = folders_with_records(dir, tasks.keys().copied())
-                .iter()
-                .any(|f| !represented.contains(f));
+        for dir in &dirs {
             for ng in record::not_graded(dir) {
                 if !tasks.contains_key(&ng.task) {
                     continue;
@@ -406,19 +414,31 @@ fn listing<'a>(
         .collect()
 }
 
-/// Student folders of a reports folder that hold a record of one of `tasks`.
-fn folders_with_records(dir: &Path, tasks: impl Iterator<Item = u32> + Clone) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    rd.filter_map(Result::ok)
-        .filter(|e| {
-            tasks
-                .clone()
-                .any(|t| e.path().join(format!("task{t}.toml")).is_file())
+/// The reports folder a record was read from (`<dir>/<student>/task<N>.toml`).
+fn reports_dir(rec: &Record) -> Option<PathBuf> {
+    Some(rec.source.as_deref()?.parent()?.parent()?.to_path_buf())
+}
+
+/// Whether the reports folders of `records` hold records of their tasks that are not among
+/// them: records the caller left out (a student filter). Only what [`record::read_dir`] reads
+/// counts (no dot-folders, no unreadable files), so a backup folder or a corrupt record does not
+/// look like a filter.
+fn records_left_out(records: &[(String, Record)]) -> bool {
+    let tasks: BTreeSet<u32> = records.iter().map(|(_, r)| r.report.task).collect();
+    // Reports folder → the student folders the records came from.
+    let mut dirs: BTreeMap<PathBuf, BTreeSet<&str>> = BTreeMap::new();
+    for (folder, rec) in records {
+        if let Some(dir) = reports_dir(rec) {
+            dirs.entry(dir).or_default().insert(folder);
+        }
+    }
+    dirs.iter().any(|(dir, represented)| {
+        record::read_dir(dir).is_ok_and(|(all, _)| {
+            all.iter().any(|(folder, r)| {
+                tasks.contains(&r.report.task) && !represented.contains(folder.as_str())
+            })
         })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
+    })
 }
 
 /// The first line of a (possibly multi-line) reason.
@@ -469,68 +489,15 @@ pub(crate) fn failure_text(o: &crate::verdict::ScenarioOutcome) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::audience::Audience;
-    use crate::report::record::{Provenance, TomlRecord, error_text, read_dir};
-    use crate::verdict::{ScenarioOutcome, Status};
-
-    fn report(submission: &str, task: u32, points: f64) -> GradeReport {
-        GradeReport {
-            schema_version: crate::verdict::SCHEMA_VERSION,
-            grader_version: "0.1.0".into(),
-            submission: submission.into(),
-            submission_path: format!("/class/{submission}"),
-            task,
-            task_title: format!("Task {task}"),
-            score: points,
-            max_score: 2.0,
-            seed: 1,
-            spec_hash: "ab".into(),
-            spec_source: "bundled".into(),
-            isolation: "host".into(),
-            accept_any_port: None,
-            timestamp: "2025-01-01T00:00:00Z".into(),
-            duration_ms: 1,
-            scenarios: vec![ScenarioOutcome {
-                name: "acknowledges".into(),
-                role: crate::spec::Role::Server,
-                status: if points >= 2.0 {
-                    Status::Passed
-                } else {
-                    Status::Failed
-                },
-                points,
-                max_points: 2.0,
-                duration_ms: 1,
-                description: None,
-                message: String::new(),
-                hint: None,
-                failed_step: None,
-                transcript: Vec::new(),
-                stderr_tail: None,
-                notes: Vec::new(),
-            }],
-        }
-    }
+    use crate::report::record::test_support::{self, report, set_mtime};
+    use crate::report::record::{error_text, read_dir};
 
     fn write(out: &Path, submission: &str, task: u32, points: f64) {
-        let prov = Provenance::default();
-        crate::report::write_all(
-            out,
-            &report(submission, task, points),
-            &[&TomlRecord(&prov)],
-        )
-        .unwrap();
-    }
-
-    fn set_mtime(p: &Path, secs_ago: u64) {
-        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
-        std::fs::File::options()
-            .write(true)
-            .open(p)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
+        test_support::write(out, &report(submission, task, points));
     }
 
     fn view() -> View {
@@ -541,7 +508,58 @@ mod tests {
     }
 
     fn class(out: &Path) -> Class {
-        Class::new(read_dir(out).unwrap().0, view())
+        Class::with_student_filter(read_dir(out).unwrap().0, view(), false)
+    }
+
+    #[test]
+    fn backups_and_corrupt_records_hide_no_never_graded_student() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path();
+        write(out, "amy", 1, 2.0);
+        // fay could not be started: only an error file.
+        std::fs::create_dir(out.join("fay")).unwrap();
+        std::fs::write(
+            out.join("fay/task1.error.txt"),
+            error_text("fay", "not started at T: no executable in fay"),
+        )
+        .unwrap();
+        // A backup of the reports in a dot-folder (a record, and an error file of its own), and
+        // a record that is not one.
+        std::fs::create_dir(out.join(".bak")).unwrap();
+        std::fs::copy(out.join("amy/task1.toml"), out.join(".bak/task1.toml")).unwrap();
+        std::fs::write(out.join(".bak/task1.error.txt"), "not started: old\n").unwrap();
+        std::fs::create_dir(out.join("zed")).unwrap();
+        std::fs::write(out.join("zed/task1.toml"), "garbage = [\n").unwrap();
+        let (records, skipped) = read_dir(out).unwrap();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        let folders: Vec<&str> = records.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(folders, ["amy"]);
+
+        // Told there is no filter, and guessing (Class::new) alike: fay is warned about and
+        // has her row in the summary; the backup's error file is no student's.
+        for c in [
+            Class::with_student_filter(records.clone(), view(), false),
+            Class::new(records.clone(), view()),
+        ] {
+            let ng: Vec<&str> = c.not_graded.iter().map(|s| s.id.as_str()).collect();
+            assert_eq!(ng, ["fay"]);
+            let w = exporter(Format::Summary, &Options::default())
+                .unwrap()
+                .warnings(&c);
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(
+                w[0].contains("never graded")
+                    && w[0].contains("fay (task 1: not started at T: no executable in fay)"),
+                "{w:?}"
+            );
+            let html = String::from_utf8(summary::Summary.render(&c).unwrap()).unwrap();
+            assert!(html.contains("1 students · 1 not graded"), "{html}");
+            assert!(html.contains("<td>fay</td>"), "{html}");
+        }
+
+        // Told the records were narrowed to amy: fay's error file is not about this export.
+        let c = Class::with_student_filter(records, view(), true);
+        assert!(c.not_graded.is_empty() && c.warnings().is_empty());
     }
 
     #[test]
@@ -570,7 +588,7 @@ mod tests {
         // A record of another task in the same folder names another student.
         let mut other = report("jo_smith", 2, 1.0);
         other.submission = "jo_smith".into();
-        crate::report::write_all(d.path(), &other, &[&TomlRecord(&Provenance::default())]).unwrap();
+        test_support::write(d.path(), &other);
         // A copied folder: both name "amy".
         write(d.path(), "amy", 1, 2.0);
         let copy = d.path().join("amy-old");
@@ -642,6 +660,9 @@ mod tests {
             .into_iter()
             .filter(|(f, _)| f == "amy")
             .collect();
+        let c = Class::with_student_filter(only_amy.clone(), view(), true);
+        assert!(c.not_graded.is_empty() && c.warnings().is_empty());
+        // Not told, Class::new sees that ben's record was left out.
         let c = Class::new(only_amy, view());
         assert!(c.not_graded.is_empty() && c.warnings().is_empty());
     }

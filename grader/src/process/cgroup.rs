@@ -7,7 +7,11 @@
 //! hierarchy); elsewhere [`Cgroup::create`] fails and the caller falls back to walking /proc.
 //! Dropping a [`Cgroup`] SIGKILLs whatever is still in it and removes it when empty. Cgroups
 //! left behind by a grader that was SIGKILLed are removed (and their processes killed) by the next
-//! grader that creates one.
+//! grader that creates one. A cgroup is named with its grader's full identity
+//! ([`super::watchdog::GraderId`]: pid, start time, PID namespace and boot), and only one whose
+//! grader is known to be gone counts as left behind: a live grader whose pid once belonged to a
+//! dead one, or a grader of another PID namespace (whose pids mean nothing here), keeps its
+//! cgroups.
 
 use std::fs;
 use std::io;
@@ -16,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use super::watchdog::GraderId;
 
 /// Where the v1 pids hierarchy is mounted.
 const PIDS_ROOT: &str = "/sys/fs/cgroup/pids";
@@ -46,12 +52,13 @@ fn own_pids_dir() -> PathBuf {
 }
 
 impl Cgroup {
-    /// Creates the cgroup `grader-<grader pid>-<unique>` with at most `max_pids` processes
-    /// (threads count too).
+    /// Creates the cgroup `grader-<grader's identity tag>-<unique>` with at most `max_pids`
+    /// processes (threads count too).
     pub fn create(unique: &str, max_pids: u64) -> io::Result<Self> {
+        let me = GraderId::current()?;
         let parent = own_pids_dir();
         remove_stale(&parent);
-        let dir = parent.join(format!("{PREFIX}{}-{unique}", std::process::id()));
+        let dir = parent.join(format!("{PREFIX}{}-{unique}", me.tag()));
         fs::create_dir(&dir)?;
         let cg = Self { dir };
         fs::write(cg.dir.join("pids.max"), max_pids.to_string())?;
@@ -118,21 +125,16 @@ pub(super) fn members_of(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// The grader cgroups below `parent`: (owning grader's pid, folder).
-fn grader_cgroups(parent: &Path) -> Vec<(i32, PathBuf)> {
+/// The grader cgroups below `parent`: (owning grader, folder). Names without a full identity
+/// (an older grader's `grader-<pid>-…`) are not listed.
+fn grader_cgroups(parent: &Path) -> Vec<(GraderId, PathBuf)> {
     let Ok(dir) = fs::read_dir(parent) else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| {
-            let owner = e
-                .file_name()
-                .to_str()?
-                .strip_prefix(PREFIX)?
-                .split('-')
-                .next()?
-                .parse::<i32>()
-                .ok()?;
+            let name = e.file_name();
+            let (owner, _) = GraderId::parse_tag(name.to_str()?.strip_prefix(PREFIX)?)?;
             Some((owner, e.path()))
         })
         .collect()
@@ -148,20 +150,22 @@ fn kill_and_remove(dir: &Path) -> bool {
 }
 
 /// Removes cgroups of grader processes that no longer exist, killing what is left in them.
+/// Those of graders in another PID namespace or boot are left alone: nothing here tells whether
+/// they are alive.
 fn remove_stale(parent: &Path) {
     for (owner, dir) in grader_cgroups(parent) {
-        if !Path::new(&format!("/proc/{owner}")).exists() {
+        if owner.is_alive() == Some(false) {
             let _ = kill_and_remove(&dir);
         }
     }
 }
 
-/// Kills the processes in every cgroup the grader with pid `owner` created below the pids
-/// cgroup of the calling process and removes those cgroups; returns how many are still there
-/// (their killed members not yet gone).
-pub fn remove_owned_by(owner: i32) -> usize {
+/// Kills the processes in every cgroup the grader `owner` created below the pids cgroup of the
+/// calling process and removes those cgroups; returns how many are still there (their killed
+/// members not yet gone).
+pub fn remove_owned_by(owner: &GraderId) -> usize {
     grader_cgroups(&own_pids_dir())
         .iter()
-        .filter(|(o, dir)| *o == owner && !kill_and_remove(dir))
+        .filter(|(o, dir)| o == owner && !kill_and_remove(dir))
         .count()
 }

@@ -169,9 +169,8 @@ impl StudentProcess {
         let (cwd_dir, cwd) = match &launch.cwd {
             Some(dir) => (None, dir.clone()),
             None => {
-                let dir = tempfile::Builder::new()
-                    .prefix(&watchdog::cwd_prefix(std::process::id()))
-                    .tempdir()
+                let dir = watchdog::cwd_prefix()
+                    .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
                     .map_err(SpawnError::Setup)?;
                 let path = dir.path().to_path_buf();
                 (Some(dir), path)

@@ -88,17 +88,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    // Readable like any file the user writes (the umask applies), not tempfile's owner-only
-    // default: a TA or a CI step running as another user reads the reports too.
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(file_mode(
+            path,
+        )))
         .tempfile_in(dir)
         .map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// The mode a report file is created with (the umask applies on top): readable like any file
+/// the user writes, not tempfile's owner-only default, so a TA or a CI step running as another
+/// user reads JUnit files and exports; but a grading record (`*.toml`), which keeps hidden
+/// scenarios' expected values and transcripts, never for "others".
+fn file_mode(path: &Path) -> u32 {
+    if path.extension().is_some_and(|e| e == "toml") {
+        0o660
+    } else {
+        0o666
+    }
 }
 
 /// A submission name made safe as a folder name.
@@ -133,12 +145,16 @@ mod tests {
     }
 
     #[test]
-    fn reports_are_readable_as_the_umask_allows() {
+    fn report_files_are_readable_as_the_umask_allows_records_never_by_others() {
         let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("sub/task1.toml");
-        write_atomic(&path, b"score = 1\n").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o666 & !umask(), "mode {mode:o}");
-        assert_eq!(std::fs::read(&path).unwrap(), b"score = 1\n");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let junit = d.path().join("sub/task1.junit.xml");
+        write_atomic(&junit, b"<testsuites/>\n").unwrap();
+        assert_eq!(mode(&junit), 0o666 & !umask(), "mode {:o}", mode(&junit));
+        // Records keep what students may not see: never readable by others.
+        let record = d.path().join("sub/task1.toml");
+        write_atomic(&record, b"score = 1\n").unwrap();
+        assert_eq!(mode(&record), 0o660 & !umask(), "mode {:o}", mode(&record));
+        assert_eq!(std::fs::read(&record).unwrap(), b"score = 1\n");
     }
 }

@@ -239,20 +239,7 @@ pub fn read_dir(dir: &Path) -> Result<Found, RecordError> {
     };
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    let mut students: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    students.sort();
-    for sdir in students {
-        let Some(id) = sdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        if id.starts_with('.') {
-            continue;
-        }
+    for (id, sdir) in student_folders(dir).map_err(io)? {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&sdir) {
             Ok(rd) => rd
                 .filter_map(Result::ok)
@@ -273,6 +260,21 @@ pub fn read_dir(dir: &Path) -> Result<Found, RecordError> {
         }
     }
     Ok((found, skipped))
+}
+
+/// The student folders of a reports folder, as (folder name, path), sorted: its subfolders,
+/// except those whose name starts with a dot (`.bak/`, `.git/`), which hold no student's
+/// records. Every reader of a reports folder ([`read_dir`], [`error_files`], [`not_graded`])
+/// walks these.
+pub fn student_folders(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut students: Vec<(String, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    students.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(students)
 }
 
 /// Whether a path is named like a record (`task<N>.toml`).
@@ -310,47 +312,40 @@ impl NotGraded {
     }
 }
 
-/// The tasks under a reports folder that were attempted but never graded: a
-/// `<dir>/<student>/task<N>.error.txt` without a `task<N>.toml` beside it, sorted by folder and
-/// task. Unreadable folders are left out ([`read_dir`] reports them).
-pub fn not_graded(dir: &Path) -> Vec<NotGraded> {
+/// The error files under a reports folder: every `<dir>/<student>/task<N>.error.txt` of its
+/// [`student_folders`], with or without a record beside it, as (student folder, task, path),
+/// sorted by folder and task. Unreadable folders are left out ([`read_dir`] reports them).
+pub fn error_files(dir: &Path) -> Vec<(String, u32, PathBuf)> {
     let mut found = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    let mut students: Vec<PathBuf> = rd
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    students.sort();
-    for sdir in students {
-        let Some(folder) = sdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        if folder.starts_with('.') {
-            continue;
-        }
+    for (folder, sdir) in student_folders(dir).unwrap_or_default() {
         let Ok(files) = std::fs::read_dir(&sdir) else {
             continue;
         };
-        let mut tasks: Vec<u32> = files
-            .filter_map(Result::ok)
-            .filter_map(|e| error_task_of(&e.path()))
-            .filter(|t| !sdir.join(format!("task{t}.toml")).exists())
-            .collect();
-        tasks.sort_unstable();
-        for task in tasks {
-            if let Some(attempt) = read_attempt(&sdir.join(error_file_name(task))) {
-                found.push(NotGraded {
-                    folder: folder.clone(),
-                    task,
-                    attempt,
-                });
+        for f in files.filter_map(Result::ok).map(|e| e.path()) {
+            if let Some(task) = error_task_of(&f) {
+                found.push((folder.clone(), task, f));
             }
         }
     }
+    found.sort();
     found
+}
+
+/// The tasks under a reports folder that were attempted but never graded: a
+/// `<dir>/<student>/task<N>.error.txt` without a `task<N>.toml` beside it, sorted by folder and
+/// task ([`error_files`]). Unreadable folders are left out ([`read_dir`] reports them).
+pub fn not_graded(dir: &Path) -> Vec<NotGraded> {
+    error_files(dir)
+        .into_iter()
+        .filter(|(_, task, path)| !path.with_file_name(format!("task{task}.toml")).exists())
+        .filter_map(|(folder, task, path)| {
+            read_attempt(&path).map(|attempt| NotGraded {
+                folder,
+                task,
+                attempt,
+            })
+        })
+        .collect()
 }
 
 /// The task of an error file's path (`task<N>.error.txt`).
@@ -363,19 +358,25 @@ pub fn error_task_of(p: &Path) -> Option<u32> {
         .ok()
 }
 
+/// Builders shared by the library's tests of records and of what reads them (exports, merge).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use std::path::Path;
 
-    fn report(submission: &str, task: u32) -> GradeReport {
+    use super::{Provenance, TomlRecord};
+    use crate::verdict::{GradeReport, ScenarioOutcome, Status};
+
+    /// A report of `submission`'s `task`: one scenario, "acknowledges", worth 2 points, of which
+    /// it got `points` (passed at 2).
+    pub(crate) fn report(submission: &str, task: u32, points: f64) -> GradeReport {
         GradeReport {
             schema_version: crate::verdict::SCHEMA_VERSION,
             grader_version: "0.1.0".into(),
             submission: submission.into(),
             submission_path: format!("/class/{submission}"),
             task,
-            task_title: "t".into(),
-            score: 1.0,
+            task_title: format!("Task {task}"),
+            score: points,
             max_score: 2.0,
             seed: 1,
             spec_hash: "ab".into(),
@@ -384,11 +385,35 @@ mod tests {
             accept_any_port: None,
             timestamp: "2025-01-01T00:00:00Z".into(),
             duration_ms: 1,
-            scenarios: Vec::new(),
+            scenarios: vec![ScenarioOutcome {
+                name: "acknowledges".into(),
+                role: crate::spec::Role::Server,
+                status: if points >= 2.0 {
+                    Status::Passed
+                } else {
+                    Status::Failed
+                },
+                points,
+                max_points: 2.0,
+                duration_ms: 1,
+                description: None,
+                message: String::new(),
+                hint: None,
+                failed_step: None,
+                transcript: Vec::new(),
+                stderr_tail: None,
+                notes: Vec::new(),
+            }],
         }
     }
 
-    fn set_mtime(p: &Path, secs_ago: u64) {
+    /// Writes `report` as a record with an empty provenance: `<out>/<id made safe>/task<N>.toml`.
+    pub(crate) fn write(out: &Path, report: &GradeReport) {
+        crate::report::write_all(out, report, &[&TomlRecord(&Provenance::default())]).unwrap();
+    }
+
+    /// Sets a file's modification time `secs_ago` seconds into the past.
+    pub(crate) fn set_mtime(p: &Path, secs_ago: u64) {
         let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
         std::fs::File::options()
             .write(true)
@@ -397,6 +422,12 @@ mod tests {
             .set_modified(t)
             .unwrap();
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{report, set_mtime, write};
+    use super::*;
 
     #[test]
     fn error_text_names_the_id_only_when_the_folder_does_not() {
@@ -416,9 +447,8 @@ mod tests {
     fn a_newer_error_file_marks_the_record_and_error_only_folders_are_listed() {
         let d = tempfile::tempdir().unwrap();
         let out = d.path();
-        let prov = Provenance::default();
         for id in ["amy", "ben"] {
-            crate::report::write_all(out, &report(id, 1), &[&TomlRecord(&prov)]).unwrap();
+            write(out, &report(id, 1, 1.0));
         }
         // amy: the error file is older than the record (stale); ben: newer (latest attempt
         // failed); cat: only an error file.
@@ -456,11 +486,39 @@ mod tests {
     }
 
     #[test]
+    fn dot_folders_are_not_students_for_any_reader() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path();
+        write(out, &report("amy", 1, 1.0));
+        std::fs::write(out.join("amy/task2.error.txt"), "not started: x\n").unwrap();
+        for dot in [".bak", ".git"] {
+            std::fs::create_dir(out.join(dot)).unwrap();
+            std::fs::copy(out.join("amy/task1.toml"), out.join(dot).join("task1.toml")).unwrap();
+            std::fs::write(out.join(dot).join("task3.error.txt"), "not started: y\n").unwrap();
+        }
+        let names = |v: Vec<(String, PathBuf)>| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(student_folders(out).unwrap()), ["amy"]);
+        let (records, skipped) = read_dir(out).unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(skipped.is_empty());
+        let errors: Vec<(String, u32)> = error_files(out)
+            .into_iter()
+            .map(|(f, t, _)| (f, t))
+            .collect();
+        assert_eq!(errors, [("amy".to_string(), 2)]);
+        let ng: Vec<(String, u32)> = not_graded(out)
+            .into_iter()
+            .map(|n| (n.folder, n.task))
+            .collect();
+        assert_eq!(ng, [("amy".to_string(), 2)]);
+    }
+
+    #[test]
     fn the_student_id_is_the_records_not_the_folders() {
         let rec = parse(
             &String::from_utf8(
                 crate::report::toml::TomlReport
-                    .render(&report("alice@uni.edu", 1))
+                    .render(&report("alice@uni.edu", 1, 1.0))
                     .unwrap(),
             )
             .unwrap(),

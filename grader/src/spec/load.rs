@@ -208,7 +208,9 @@ fn bad_step(steps: &[Spanned<DeValue<'_>>], label: &str) -> Option<(Range<usize>
             Some(kind) => format!("{label} {} ({kind})", j + 1),
             None => format!("{label} {}", j + 1),
         };
+        // Only groups have inner steps: elsewhere `steps` is an unknown field, blamed below.
         let inner = table
+            .filter(|_| matches!(kind, Some("repeat" | "parallel")))
             .and_then(|t| t.get("steps"))
             .and_then(|s| s.get_ref().as_array());
         if let Some(found) = inner.and_then(|inner| bad_step(inner, &format!("{name}, inner step")))
@@ -223,10 +225,17 @@ fn deserialize_step(step: &Spanned<DeValue<'_>>) -> Result<Step, String> {
     Step::deserialize(ValueDeserializer::from(step.clone())).map_err(|e| e.message().to_string())
 }
 
-/// Where in a step that fails with `message` the fault lies: the first key without which the
-/// step fails differently (or not at all) — the unknown field, the bad value, else an unknown
-/// `do` — or the whole step (a missing field, a step that is not a table). A good key never
-/// changes the message: serde fails at the first bad key and checks for missing fields last.
+/// Where in a step that fails with `message` the fault lies: a key that fails with it — the
+/// unknown field, the bad value, else an unknown `do` — or the whole step (a missing field, a
+/// step that is not a table).
+///
+/// Serde fails at the first bad key and checks for missing fields last, so a good key never
+/// changes the message; but another bad key may fail with the same message (`{ do = "send", conn
+/// = 5, line = 5 }`), so that removing either one alone changes nothing. Hence the keys are tried
+/// from the last as written: one whose removal leaves the message as it is stays removed, and the
+/// first whose removal changes the message (or makes the step parse) is blamed — of the keys that
+/// fail with the message, the first as written. `do` comes last, once no other key is implicated
+/// (without it every step fails differently: "missing field `do`").
 fn blame(step: &Spanned<DeValue<'_>>, message: &str) -> Range<usize> {
     let whole = step.span();
     let Some(table) = step.get_ref().as_table() else {
@@ -235,21 +244,27 @@ fn blame(step: &Spanned<DeValue<'_>>, message: &str) -> Range<usize> {
     if message.starts_with("missing field") {
         return whole;
     }
-    // `do` last: without it every step fails differently ("missing field `do`").
-    let (tag, fields): (Vec<_>, Vec<_>) = table.iter().map(|(key, _)| key).partition(|key| {
+    let (tag, mut fields): (Vec<_>, Vec<_>) = table.iter().map(|(key, _)| key).partition(|key| {
         let name: &str = key.get_ref();
         name == "do"
     });
-    fields
-        .into_iter()
-        .chain(tag)
-        .find(|key| {
-            let mut without = table.clone();
-            without.remove(key.get_ref().as_ref());
-            let without = Spanned::new(whole.clone(), DeValue::Table(without));
-            deserialize_step(&without).err().as_deref() != Some(message)
-        })
-        .map_or(whole.clone(), |key| key.span())
+    // The table iterates its keys sorted, not as written.
+    fields.sort_by_key(|key| key.span().start);
+    let mut left = table.clone();
+    for key in fields.into_iter().rev().chain(tag) {
+        let mut without = left.clone();
+        without.remove(key.get_ref().as_ref());
+        let fails = deserialize_step(&Spanned::new(
+            whole.clone(),
+            DeValue::Table(without.clone()),
+        ))
+        .err();
+        if fails.as_deref() != Some(message) {
+            return key.span();
+        }
+        left = without;
+    }
+    whole
 }
 
 fn locate(p: &Positions, loc: &Location) -> Option<Range<usize>> {
@@ -365,6 +380,36 @@ mod tests {
         let (line, column, m) = error_at(steps);
         assert_eq!((line, column), place(steps, "count"), "{m}");
         assert!(m.contains("step 2 (parallel): invalid value"), "{m}");
+    }
+
+    #[test]
+    fn two_keys_failing_alike_blame_the_first_not_do() {
+        let steps =
+            "  { do = \"connect\", conn = \"a\" },\n  { do = \"send\", conn = 5, line = 5 },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "conn = 5"), "{m}");
+        assert!(m.starts_with("scenario \"sc\", step 3 (send): "), "{m}");
+        // The same with the keys the other way round: the first as written.
+        let steps =
+            "  { do = \"connect\", conn = \"a\" },\n  { do = \"send\", line = 5, conn = 5 },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "line = 5"), "{m}");
+        // `do` after the bad keys is still not blamed.
+        let steps = "  { conn = 5, line = 5, do = \"send\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "conn = 5"), "{m}");
+    }
+
+    #[test]
+    fn only_groups_have_inner_steps() {
+        let steps = "  { do = \"connect\", conn = \"a\", steps = [{ do = \"bogus\" }] },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "steps"), "{m}");
+        assert!(
+            m.starts_with("scenario \"sc\", step 2 (connect): unknown field `steps`"),
+            "{m}"
+        );
+        assert!(!m.contains("inner step"), "{m}");
     }
 
     #[test]

@@ -382,4 +382,17 @@ fn gradescope_run_autograder_on_a_fake_autograder_tree() {
         "{gs:#}"
     );
     assert_eq!(gs["tests"].as_array().map(Vec::len), Some(0));
+
+    // An entry point with a helper module next to it (both without mode bits, as from a zip):
+    // only the entry point is made executable, so the launch contract has one program to start.
+    let work = tempfile::tempdir().unwrap();
+    let autograder = autograder_root(work.path(), Some("correct_other_style.py"));
+    let sub = autograder.join("submission");
+    std::fs::rename(sub.join("chat.py"), sub.join("classchat.py")).unwrap();
+    std::fs::write(sub.join("helpers.py"), "ANSWER = 42\n").unwrap();
+    let (stdout, gs) = run_autograder(&autograder, tmp.path());
+    assert!(
+        gs["tests"].as_array().is_some_and(|t| !t.is_empty()),
+        "{stdout}\n{gs:#}"
+    );
 }

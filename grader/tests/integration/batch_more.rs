@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use grader::process::watchdog::GraderId;
 use grader::report::record::{self, Provenance, TomlRecord};
 use grader::verdict::GradeReport;
 
@@ -104,6 +105,20 @@ fn replay_reproduces_batch_records_graded_from_a_relative_path() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = work.path().join("out");
     let elsewhere = tempfile::tempdir().unwrap();
+    let replay = |path: &Path| {
+        let o = Command::new(grader_bin())
+            .arg("replay")
+            .arg(path)
+            .args(["--format", "compact", "--out"])
+            .arg(elsewhere.path().join("replays"))
+            .current_dir(elsewhere.path())
+            .env("TMPDIR", tmp.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_no_leftovers(tmp.path());
+        o
+    };
     for (id, started) in [
         ("amy", class.join("amy.py")),
         ("dan", class.join("dan")),
@@ -116,17 +131,7 @@ fn replay_reproduces_batch_records_graded_from_a_relative_path() {
             Some(std::fs::canonicalize(&started).unwrap()),
             "{id}: submission_abs is what replay starts"
         );
-        let replay = Command::new(grader_bin())
-            .arg("replay")
-            .arg(&path)
-            .args(["--format", "compact", "--out"])
-            .arg(elsewhere.path().join("replays"))
-            .current_dir(elsewhere.path())
-            .env("TMPDIR", tmp.path())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        assert_no_leftovers(tmp.path());
+        let replay = replay(&path);
         assert_ne!(replay.status.code(), Some(2), "{id}: {}", text(&replay));
         assert!(
             stdout(&replay).contains("The replay reproduced the recorded score."),
@@ -137,16 +142,30 @@ fn replay_reproduces_batch_records_graded_from_a_relative_path() {
             .unwrap()
             .report;
         assert_eq!(again.score, rec.report.score, "{id}");
-        // eve's content hash covers her whole folder while the replay starts her executable,
-        // so `grader replay` (cli.rs) cannot compare them yet; the others must not warn.
-        if id != "eve" {
-            assert!(
-                !stderr(&replay).contains("changed since this grading"),
-                "{id}: {}",
-                text(&replay)
-            );
-        }
+        // Unchanged submissions, eve's included: her content hash covers her whole folder
+        // (`submission_root`) while the replay starts her executable.
+        assert!(
+            !stderr(&replay).contains("changed since this grading"),
+            "{id}: {}",
+            text(&replay)
+        );
     }
+    // A change anywhere in eve's folder, not only in the executable replay starts, is one.
+    let eve = record::read(&out.join("eve/task1.toml")).unwrap();
+    assert_eq!(
+        eve.provenance.submission_root.as_deref().map(PathBuf::from),
+        Some(std::path::absolute(class.join("eve")).unwrap()),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(class.join("eve/notes.txt"), "handed in late\n").unwrap();
+    let changed = replay(&out.join("eve/task1.toml"));
+    assert_ne!(changed.status.code(), Some(2), "{}", text(&changed));
+    let warning = format!(
+        "the submission at {} changed since this grading",
+        std::path::absolute(class.join("eve")).unwrap().display()
+    );
+    assert!(stderr(&changed).contains(&warning), "{}", text(&changed));
 }
 
 /// Writes a record for `submission` (its report folder is the id made safe) with `score` of 3.
@@ -365,14 +384,126 @@ fn merge_takes_a_shard_of_not_started_students() {
     assert_eq!(m.status.code(), Some(2), "{}", text(&m));
 }
 
-/// The grader's temporary HOME and working folders in `tmp`.
-fn grader_temp_folders(tmp: &Path) -> Vec<String> {
+/// The temporary HOME and working folders of the grader `id` in `tmp` (real folders named with
+/// its full prefixes).
+fn grader_temp_folders(tmp: &Path, id: &GraderId) -> Vec<String> {
     std::fs::read_dir(tmp)
         .unwrap()
         .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("grader-home-") || n.starts_with("grader-cwd-"))
+        .filter(|n| n.starts_with(&id.home_prefix()) || n.starts_with(&id.cwd_prefix()))
         .collect()
+}
+
+/// The names in `tmp`, for failure messages.
+fn listing(tmp: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The guard process the grader `grader` forked (a child named `grader-guard`).
+fn guard_of(grader: u32) -> Option<GraderId> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1));
+            stat.contains("(grader-guard)") && ppid == Some(grader.to_string().as_str())
+        })
+        .and_then(GraderId::of)
+}
+
+/// Folders and links in a SIGKILLed grader's TMPDIR that are not its own and must survive its
+/// guard: named like the older pid-only scheme, with a pid that starts with the grader's, with
+/// its pid but another start time (a reused pid) or another PID namespace, and symbolic links
+/// named with its pid or even its full prefix, to a folder outside.
+struct Decoys {
+    dirs: Vec<PathBuf>,
+    links: Vec<PathBuf>,
+    target: PathBuf,
+}
+
+impl Decoys {
+    fn create(tmp: &Path, outside: &Path, grader: &GraderId) -> Self {
+        let tag = grader.tag();
+        let [pid, start, scope]: [&str; 3] = tag.split('-').collect::<Vec<_>>().try_into().unwrap();
+        let later = start.parse::<u64>().unwrap() + 1;
+        let other_scope = format!("{:08x}", u32::from_str_radix(scope, 16).unwrap() ^ 1);
+        let dirs: Vec<PathBuf> = [
+            format!("grader-cwd-{pid}-mine"),
+            format!("grader-home-{pid}-mine"),
+            format!("grader-cwd-{pid}0-decoy"),
+            format!("grader-cwd-{pid}0-{start}-{scope}-decoy"),
+            format!("grader-home-{pid}0-{start}-{scope}-decoy"),
+            format!("grader-cwd-{pid}-{later}-{scope}-decoy"),
+            format!("grader-home-{pid}-{start}-{other_scope}-decoy"),
+        ]
+        .iter()
+        .map(|n| tmp.join(n))
+        .collect();
+        for d in &dirs {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("work"), "a live grader's").unwrap();
+        }
+        let target = outside.join("precious");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("file"), "must survive").unwrap();
+        let links: Vec<PathBuf> = [
+            format!("grader-cwd-{pid}-link"),
+            format!("grader-home-{pid}-link"),
+            format!("{}link", grader.cwd_prefix()),
+            format!("{}link", grader.home_prefix()),
+        ]
+        .iter()
+        .map(|n| tmp.join(n))
+        .collect();
+        for l in &links {
+            std::os::unix::fs::symlink(&target, l).unwrap();
+        }
+        Decoys {
+            dirs,
+            links,
+            target,
+        }
+    }
+
+    #[track_caller]
+    fn assert_intact(&self, tmp: &Path) {
+        for d in &self.dirs {
+            assert!(
+                d.join("work").is_file(),
+                "the guard removed {}: {:?}",
+                d.display(),
+                listing(tmp)
+            );
+        }
+        for l in &self.links {
+            assert!(
+                std::fs::symlink_metadata(l).is_ok_and(|m| m.file_type().is_symlink()),
+                "the guard removed the link {}: {:?}",
+                l.display(),
+                listing(tmp)
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(self.target.join("file"))
+                .ok()
+                .as_deref(),
+            Some("must survive"),
+            "the guard followed a link"
+        );
+    }
 }
 
 #[test]
@@ -392,26 +523,43 @@ fn a_sigkilled_graders_temporary_folders_are_removed() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill once a student program runs in its temporary folders (polling: no event says so).
+    // Same PID namespace and boot as this test, so its identity can be read here.
+    let grader = GraderId::of(child.id()).expect("the grader's /proc/<pid>/stat");
+    // Kill once a student program runs in its temporary folders, named with the grader's full
+    // prefixes, and its guard is up (polling: no event says so).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while leftovers(tmp.path()).is_empty() || grader_temp_folders(tmp.path()).is_empty() {
-        assert!(Instant::now() < deadline, "no student program after 60 s");
+    let mut guard = None;
+    while leftovers(tmp.path()).is_empty()
+        || grader_temp_folders(tmp.path(), &grader).is_empty()
+        || guard.is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no student program in {:?}-named folders after 60 s (guard {guard:?}): {:?}",
+            grader.home_prefix(),
+            listing(tmp.path())
+        );
         assert!(child.try_wait().unwrap().is_none(), "batch ended early");
+        guard = guard.or_else(|| guard_of(grader.pid()));
         std::thread::sleep(Duration::from_millis(20));
     }
+    let guard = guard.unwrap();
+    let decoys = Decoys::create(tmp.path(), work.path(), &grader);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_leftovers_vanish(tmp.path(), Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut left = grader_temp_folders(tmp.path());
-    while !left.is_empty() && Instant::now() < deadline {
+    // The guard's end says its cleanup is over.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while guard.is_alive() == Some(true) {
+        assert!(Instant::now() < deadline, "the guard outlived the grader");
         std::thread::sleep(Duration::from_millis(20));
-        left = grader_temp_folders(tmp.path());
     }
+    let left = grader_temp_folders(tmp.path(), &grader);
     assert!(
         left.is_empty(),
         "temporary folders outlived the grader: {left:?}"
     );
+    decoys.assert_intact(tmp.path());
 }
 
 /// `grader run` on a folder starts it as `grader batch` would: by its `classchat.toml`, or by the

@@ -340,9 +340,8 @@ impl<'a> Run<'a> {
         pty: bool,
     ) -> Result<StudentProcess, Fail> {
         let infra = |e: String| Fail::new(Status::InfraError, e);
-        let home = tempfile::Builder::new()
-            .prefix(&process::watchdog::home_prefix(std::process::id()))
-            .tempdir()
+        let home = process::watchdog::home_prefix()
+            .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
             .map_err(|e| infra(format!("cannot create a home folder: {e}")))?;
         let mut classchat = vec![
             ("CLASSCHAT_HOST", HOST.to_string()),

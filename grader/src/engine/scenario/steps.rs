@@ -169,7 +169,11 @@ impl<'a> Run<'a> {
                     // Exit before count: an attempt made just before exiting is already counted.
                     let exited = p.exit_info();
                     let Some(attempts) = self.net.connect_attempts() else {
-                        // The host's counters are shared with the whole machine: not checked.
+                        // The host's counters are shared with the whole machine: not checked,
+                        // and the record says so (the same program may fail it in a namespace).
+                        self.notes.push(format!(
+                            "not checked that the {process} tried to connect: that needs a network namespace of its own (--isolation netns, as root)"
+                        ));
                         return Ok(());
                     };
                     if attempts > 0 {
