@@ -224,30 +224,7 @@ fn apply_feedback(o: &mut ScenarioOutcome, feedback: Feedback) {
             o.notes = withheld_notes(&o.notes, true);
         }
         Feedback::None => {
-            let passed = o.status == Status::Passed;
-            *o = ScenarioOutcome {
-                name: o.name.clone(),
-                role: o.role,
-                status: if passed {
-                    Status::Passed
-                } else {
-                    Status::Failed
-                },
-                points: o.points,
-                max_points: o.max_points,
-                duration_ms: 0,
-                description: None,
-                message: if passed {
-                    String::new()
-                } else {
-                    "no feedback is given for this scenario".into()
-                },
-                hint: None,
-                failed_step: None,
-                transcript: Vec::new(),
-                stderr_tail: None,
-                notes: withheld_notes(&o.notes, false),
-            };
+            *o = bare_outcome(o, o.name.clone(), "no feedback is given for this scenario");
         }
     }
 }
@@ -312,9 +289,14 @@ pub fn redact_error(error: GradeError, spec: &TaskSpec, view: View) -> GradeErro
 }
 
 fn hidden_outcome(o: &ScenarioOutcome, k: usize) -> ScenarioOutcome {
+    bare_outcome(o, format!("hidden scenario {k}"), HIDDEN_MESSAGE)
+}
+
+/// Only what pass/fail and points say of `o`, under `name`; a failure reads `failure`.
+fn bare_outcome(o: &ScenarioOutcome, name: String, failure: &str) -> ScenarioOutcome {
     let passed = o.status == Status::Passed;
     ScenarioOutcome {
-        name: format!("hidden scenario {k}"),
+        name,
         role: o.role,
         status: if passed {
             Status::Passed
@@ -328,7 +310,7 @@ fn hidden_outcome(o: &ScenarioOutcome, k: usize) -> ScenarioOutcome {
         message: if passed {
             String::new()
         } else {
-            HIDDEN_MESSAGE.into()
+            failure.into()
         },
         hint: None,
         failed_step: None,

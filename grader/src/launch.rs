@@ -270,6 +270,17 @@ pub struct Template {
 
 const PLACEHOLDERS: [&str; 5] = ["bin", "dir", "host", "port", "name"];
 
+/// An unknown placeholder as an error message shows it: `{{port}}` (task files' escaping habit)
+/// is told that placeholders take one pair of braces.
+fn shown_placeholder(name: &str) -> String {
+    let inner = name.trim_start_matches('{');
+    if inner != name && PLACEHOLDERS.contains(&inner) {
+        format!("{{{name}}}}} (placeholders take one pair of braces: {{{inner}}})")
+    } else {
+        format!("{{{name}}}")
+    }
+}
+
 /// The names of the `{...}` placeholders in a token, in order.
 fn placeholders(token: &str) -> Vec<&str> {
     let mut names = Vec::new();
@@ -329,7 +340,7 @@ impl Template {
                 return Err(LaunchError::UnknownPlaceholder {
                     role: role_name,
                     template: text.to_string(),
-                    placeholder: format!("{{{name}}}"),
+                    placeholder: shown_placeholder(name),
                 });
             }
             has_port |= name == "port";
@@ -401,7 +412,7 @@ impl BuildCommand {
         {
             return Err(LaunchError::BuildUnknownPlaceholder {
                 template: text.to_string(),
-                placeholder: format!("{{{name}}}"),
+                placeholder: shown_placeholder(name),
             });
         }
         Ok(Self {
@@ -469,6 +480,11 @@ mod tests {
             Template::parse(Role::Server, "x {prot}"),
             Err(LaunchError::UnknownPlaceholder { .. })
         ));
+        let doubled = Template::parse(Role::Server, "s --port {{port}}").unwrap_err();
+        assert!(
+            doubled.to_string().contains("one pair of braces: {port}"),
+            "{doubled}"
+        );
         assert!(matches!(
             Template::parse(Role::Server, "x"),
             Err(LaunchError::NoPort { .. })
