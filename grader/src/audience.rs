@@ -186,6 +186,7 @@ pub const RETRIED_NOTE: &str = "an attempt was retried for the grader's own reas
 /// message, which may quote the spec's expected values, so it is withheld wherever
 /// [`redact_error`] withholds that message.
 pub fn is_retry_note(note: &str) -> bool {
+    // Reads what [`retry_note`] writes.
     note.strip_prefix("attempt ")
         .and_then(|rest| rest.split_once(": "))
         .is_some_and(|(n, rest)| {
@@ -193,6 +194,12 @@ pub fn is_retry_note(note: &str) -> bool {
                 && n.bytes().all(|b| b.is_ascii_digit())
                 && rest.starts_with("infrastructure error")
         })
+}
+
+/// The note a scenario gets for an attempt that failed for the grader's own reasons and was
+/// retried (the engine writes it, [`is_retry_note`] recognises it).
+pub fn retry_note(attempt: u32, message: &str) -> String {
+    format!("attempt {attempt}: infrastructure error: {message} (retried, not charged)")
 }
 
 /// The notes students may see of a scenario whose messages they may not see: one
@@ -388,6 +395,14 @@ fn placeholder_report() -> GradeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_notes_are_recognised_as_written() {
+        assert!(is_retry_note(&retry_note(2, "our port was taken")));
+        assert!(!is_retry_note(
+            "graded on port 12345, not the assigned port"
+        ));
+    }
     use crate::spec::Role;
 
     fn outcome(name: &str, status: Status) -> ScenarioOutcome {

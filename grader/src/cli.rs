@@ -614,6 +614,11 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             server_template: args.server.clone(),
             client_template: args.client.clone(),
             build_command: args.build.clone(),
+            build_timeout_ms: args
+                .build
+                .as_ref()
+                .and(args.build_timeout)
+                .map(|t| t.as_millis() as u64),
             tasks_dir: args.tasks_dir.as_deref().map(absolute),
             policies: audience::policies_of(&spec),
         };
@@ -1010,7 +1015,7 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         server: p.server_template.clone(),
         client: p.client_template.clone(),
         build: p.build_command.clone(),
-        build_timeout: None,
+        build_timeout: p.build_timeout_ms.map(Duration::from_millis),
         tasks_dir,
         out: args.out,
         min_score: None,

@@ -6,8 +6,9 @@
 //! incrementally (an incomplete trailing sequence waits for its next bytes, invalid bytes become
 //! U+FFFD). Matching consumes the clean text from the front, so successive expectations see what
 //! arrived after the previous match, in order. Guarantees: memory is capped ([`MATCH_CAP`]
-//! bytes of clean text are kept; the byte count goes on), every change wakes the waiters, and
-//! the clean text only ever grows at its end, so offsets into it stay valid.
+//! bytes of clean text are kept for matching, plus the last [`TAIL_CAP`] bytes of it for
+//! [`Stream::tail`], which go on past the match cap; the byte count goes on), every change wakes
+//! the waiters, and the clean text only ever grows at its end, so offsets into it stay valid.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -15,6 +16,8 @@ use tokio::sync::watch;
 
 /// Clean text kept per stream for matching; later bytes are counted but not kept.
 pub const MATCH_CAP: usize = 1 << 20;
+/// The end of the clean text kept per stream for [`Stream::tail`], also past [`MATCH_CAP`].
+pub const TAIL_CAP: usize = 64 << 10;
 
 /// How a stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,11 @@ pub enum End {
 #[derive(Default)]
 struct State {
     clean: String,
+    /// The last [`TAIL_CAP`] (up to twice that, between trims) bytes of the clean text, also
+    /// of what arrived past the match cap.
+    tail: String,
+    /// Bytes of clean text not kept in `clean` (past the match cap).
+    dropped: u64,
     consumed: usize,
     total: u64,
     end: Option<End>,
@@ -83,7 +91,7 @@ impl Stream {
         {
             let mut st = self.lock();
             st.total += bytes.len() as u64;
-            if st.clean.len() < MATCH_CAP {
+            {
                 let mut cleaned = std::mem::take(&mut st.pending);
                 for &b in bytes {
                     st.ansi = match (st.ansi, b) {
@@ -105,8 +113,8 @@ impl Stream {
                     };
                 }
                 let (text, rest) = decode_utf8_prefix(&cleaned);
-                st.clean.push_str(&text);
                 st.pending = rest.to_vec();
+                st.append(&text);
             }
         }
         self.bump();
@@ -122,7 +130,7 @@ impl Stream {
             if !st.pending.is_empty() {
                 let pending = std::mem::take(&mut st.pending);
                 let text = String::from_utf8_lossy(&pending).into_owned();
-                st.clean.push_str(&text);
+                st.append(&text);
             }
             st.end = Some(end);
         }
@@ -168,11 +176,39 @@ impl Stream {
         self.lock().end.clone()
     }
 
-    /// The last `max` characters of the clean text.
+    /// Whether some clean text arrived past [`MATCH_CAP`], so [`all_text`](Self::all_text)
+    /// lacks its end (and [`tail`](Self::tail) holds at most [`TAIL_CAP`] bytes).
+    pub fn truncated(&self) -> bool {
+        self.lock().dropped > 0
+    }
+
+    /// The last `max` bytes (rounded to whole characters) of the clean text, the very end of
+    /// what arrived also past [`MATCH_CAP`]; then at most [`TAIL_CAP`] bytes.
     pub fn tail(&self, max: usize) -> String {
         let st = self.lock();
-        let start = st.clean.len().saturating_sub(max);
-        st.clean[st.clean.ceil_char_boundary(start)..].to_string()
+        let (text, max) = if st.dropped > 0 {
+            (&st.tail, max.min(TAIL_CAP))
+        } else {
+            (&st.clean, max)
+        };
+        let start = text.len().saturating_sub(max);
+        text[text.ceil_char_boundary(start)..].to_string()
+    }
+}
+
+impl State {
+    /// Appends clean text: to the matching text while under the cap, always to the tail.
+    fn append(&mut self, text: &str) {
+        if self.clean.len() < MATCH_CAP {
+            self.clean.push_str(text);
+        } else {
+            self.dropped += text.len() as u64;
+        }
+        self.tail.push_str(text);
+        if self.tail.len() > 2 * TAIL_CAP {
+            let cut = self.tail.ceil_char_boundary(self.tail.len() - TAIL_CAP);
+            self.tail.drain(..cut);
+        }
     }
 }
 
@@ -233,6 +269,29 @@ mod tests {
             assert_eq!(t, "a\u{FFFD}b");
             assert_eq!(e, Some(&End::Eof));
         });
+    }
+
+    #[test]
+    fn the_tail_is_the_real_end_also_past_the_match_cap() {
+        let s = Stream::new();
+        s.push(b"error: x\r\n\x1b[31mred\x1b[0m\r\n");
+        assert!(!s.truncated());
+        assert_eq!(s.tail(usize::MAX), "error: x\nred\n");
+        let filler = "filler line\n".repeat(10_000);
+        while s.total_bytes() < (MATCH_CAP + MATCH_CAP / 10) as u64 {
+            s.push(filler.as_bytes());
+        }
+        s.push(b"FINAL-\xc3");
+        s.push(b"\xa9RROR-LINE\r\n");
+        s.finish(End::Eof);
+        assert!(s.truncated());
+        assert!(!s.all_text().contains("FINAL"));
+        assert_eq!(s.tail(18), "FINAL-\u{e9}RROR-LINE\n");
+        assert_eq!(s.tail(usize::MAX).len(), TAIL_CAP);
+        assert!(
+            s.tail(usize::MAX)
+                .ends_with("filler line\nFINAL-\u{e9}RROR-LINE\n")
+        );
     }
 
     #[test]

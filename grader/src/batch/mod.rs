@@ -186,6 +186,12 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
         server_template: plan.server.clone(),
         client_template: plan.client.clone(),
         build_command: plan.build.clone(),
+        build_timeout_ms: plan
+            .build
+            .as_ref()
+            .map(|_| config.engine.build_timeout)
+            .filter(|t| *t != engine::build::BUILD_TIMEOUT)
+            .map(|t| t.as_millis() as u64),
         tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
         policies: audience::policies_of(&config.spec),
     };
@@ -346,9 +352,13 @@ pub async fn run(
         let handle = running.spawn(async move {
             let _permit = permit.await.ok();
             let mut withheld = None;
+            // The wall-time limit is the grading's; a build gets its own deadline on top.
+            let limit = match job.req.build {
+                Some(_) => timeout + job.req.options.build_timeout,
+                None => timeout,
+            };
             let result =
-                match tokio::time::timeout(timeout, engine::grade(&job.req, &ports, &NoEvents))
-                    .await
+                match tokio::time::timeout(limit, engine::grade(&job.req, &ports, &NoEvents)).await
                 {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),

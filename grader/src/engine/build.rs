@@ -5,7 +5,8 @@
 //! - the build runs in a fresh copy of the submission folder (files and subfolders with their
 //!   permission bits, symbolic links as links, `.git` left out) in TMPDIR, named with the
 //!   grader's working-folder prefix ([`watchdog::cwd_prefix`]) so the guard removes it after a
-//!   SIGKILL, and removed when the grading ends. The student's own folder is only read, so its
+//!   SIGKILL, and removed when the grading ends (also what the build left unwritable in it, see
+//!   [`watchdog::TempFolder`]). The student's own folder is only read, so its
 //!   content hash stays what it was and a batch resumes as before;
 //! - a build is student code (a Makefile runs anything) and is confined like a student program,
 //!   through [`StudentProcess::spawn`]: its own process group, the scrubbed environment with a
@@ -17,7 +18,8 @@
 //!   and in any case once it has exited, everything it started is ended (TERM, grace, KILL), so
 //!   nothing survives into the scenarios or the grader's end;
 //! - stdout and stderr share one pipe (in the order written, capped at the output limit); a
-//!   failure quotes the last [`OUTPUT_LINES`] lines of it, a success prints nothing;
+//!   failure quotes the last [`OUTPUT_LINES`] lines of it (its real end, also past the stream's
+//!   match cap), a success prints nothing;
 //! - a failed build (non-zero exit status, a signal, the deadline, an output flood, a program
 //!   that cannot start, or no executable afterwards when the launch contract needs one) is the
 //!   submission's problem, [`GradeError::Build`]; only what the grader itself cannot set up
@@ -50,7 +52,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// A finished build.
 pub(super) struct Built {
     /// The copy it ran in (removed when dropped, so it must outlive the scenarios).
-    pub _copy: tempfile::TempDir,
+    pub _copy: watchdog::TempFolder,
     /// The submission as the scenarios start it: inside the copy.
     pub submission: Submission,
     /// How long the build took (copy included).
@@ -72,7 +74,7 @@ pub(super) async fn build(
         GradeError::BuildSetup(format!("{what} for {}: {e}", sub.given))
     };
     let copy = watchdog::cwd_prefix()
-        .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
+        .and_then(|p| watchdog::TempFolder::new(&p))
         .map_err(|e| setup("cannot create the build folder", &e))?;
     copy_tree(&sub.path, copy.path())
         .map_err(|e| setup("cannot copy the submission to build it", &e))?;
@@ -140,8 +142,18 @@ pub(super) async fn build(
         }
     };
     if let Some(how) = failure {
-        let output = p.stdout.all_text();
-        let truncated = p.stdout.total_bytes() > output.len() as u64;
+        // The real end of the output (where a compiler's error is), also past the match cap.
+        let truncated = p.stdout.truncated();
+        let mut output = p.stdout.tail(usize::MAX);
+        if truncated {
+            // The tail may start inside a line: leave that piece out, unless it is all there is.
+            if let Some(cut) = output
+                .find('\n')
+                .filter(|&i| !output[i..].trim().is_empty())
+            {
+                output.drain(..=cut);
+            }
+        }
         return Err(GradeError::Build(format!(
             "{}{}",
             says(&how),
@@ -209,7 +221,7 @@ fn toolchain_env() -> Vec<(&'static str, String)> {
 }
 
 /// `; its last output lines:` and up to [`OUTPUT_LINES`] indented lines, or `, printing
-/// nothing`.
+/// nothing`. `truncated`: the grader kept only the end of the output (it says so).
 fn last_lines(output: &str, truncated: bool) -> String {
     let lines: Vec<&str> = output
         .lines()
@@ -222,7 +234,7 @@ fn last_lines(output: &str, truncated: bool) -> String {
     let shown = &lines[lines.len().saturating_sub(OUTPUT_LINES)..];
     let mut text = if truncated {
         format!(
-            "; its output passed {} KiB, the last lines the grader kept:",
+            "; its output passed {} KiB (the grader kept its end), its last lines:",
             crate::stream::MATCH_CAP >> 10
         )
     } else {
@@ -321,6 +333,6 @@ mod tests {
         assert_eq!(last_lines("\n \n", false), ", printing nothing");
         let long = "x".repeat(1000);
         assert!(last_lines(&long, false).ends_with(" …"));
-        assert!(last_lines("a\n", true).contains("the last lines the grader kept"));
+        assert!(last_lines("a\n", true).contains("(the grader kept its end), its last lines:"));
     }
 }

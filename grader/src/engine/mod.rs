@@ -202,18 +202,15 @@ pub async fn grade(
                     outcome = Some(o);
                     break;
                 }
-                notes.push(format!(
-                    "attempt {attempt}: infrastructure error: {}",
-                    o.message
-                ));
+                notes.push((attempt, o.message.clone()));
                 outcome = Some(o);
             }
             let mut o = outcome.unwrap_or_else(|| unreachable_outcome(sc));
             if o.status != Status::InfraError && !notes.is_empty() {
                 o.notes.extend(
                     notes
-                        .into_iter()
-                        .map(|n| format!("{n} (retried, not charged)")),
+                        .iter()
+                        .map(|(attempt, message)| crate::audience::retry_note(*attempt, message)),
                 );
             }
             sink.event(&Event::ScenarioFinished(&o));

@@ -250,16 +250,6 @@ pub struct Class {
 
 impl Class {
     /// Builds the class from records (as [`crate::report::record::read_dir`] returns them:
-    /// report folder name and record), seen through `view`, guessing whether they were narrowed
-    /// to some students: they were if a student folder of the reports folder holds a readable
-    /// record of an exported task that is not among `records`. Kept for callers that do not know;
-    /// [`Class::with_student_filter`] is told instead.
-    pub fn new(records: Vec<(String, Record)>, view: View) -> Self {
-        let narrowed = records_left_out(&records);
-        Self::build(records, view, narrowed)
-    }
-
-    /// Builds the class from records (as [`crate::report::record::read_dir`] returns them:
     /// report folder name and record), seen through `view`; `filtered` says that the records
     /// were narrowed to some students (`export --student`).
     ///
@@ -419,28 +409,6 @@ fn reports_dir(rec: &Record) -> Option<PathBuf> {
     Some(rec.source.as_deref()?.parent()?.parent()?.to_path_buf())
 }
 
-/// Whether the reports folders of `records` hold records of their tasks that are not among
-/// them: records the caller left out (a student filter). Only what [`record::read_dir`] reads
-/// counts (no dot-folders, no unreadable files), so a backup folder or a corrupt record does not
-/// look like a filter.
-fn records_left_out(records: &[(String, Record)]) -> bool {
-    let tasks: BTreeSet<u32> = records.iter().map(|(_, r)| r.report.task).collect();
-    // Reports folder → the student folders the records came from.
-    let mut dirs: BTreeMap<PathBuf, BTreeSet<&str>> = BTreeMap::new();
-    for (folder, rec) in records {
-        if let Some(dir) = reports_dir(rec) {
-            dirs.entry(dir).or_default().insert(folder);
-        }
-    }
-    dirs.iter().any(|(dir, represented)| {
-        record::read_dir(dir).is_ok_and(|(all, _)| {
-            all.iter().any(|(folder, r)| {
-                tasks.contains(&r.report.task) && !represented.contains(folder.as_str())
-            })
-        })
-    })
-}
-
 /// The first line of a (possibly multi-line) reason.
 pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim_end()
@@ -535,12 +503,10 @@ mod tests {
         let folders: Vec<&str> = records.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(folders, ["amy"]);
 
-        // Told there is no filter, and guessing (Class::new) alike: fay is warned about and
-        // has her row in the summary; the backup's error file is no student's.
-        for c in [
-            Class::with_student_filter(records.clone(), view(), false),
-            Class::new(records.clone(), view()),
-        ] {
+        // Told there is no filter: fay is warned about and has her row in the summary; the
+        // backup's error file is no student's.
+        {
+            let c = Class::with_student_filter(records.clone(), view(), false);
             let ng: Vec<&str> = c.not_graded.iter().map(|s| s.id.as_str()).collect();
             assert_eq!(ng, ["fay"]);
             let w = exporter(Format::Summary, &Options::default())
@@ -660,10 +626,7 @@ mod tests {
             .into_iter()
             .filter(|(f, _)| f == "amy")
             .collect();
-        let c = Class::with_student_filter(only_amy.clone(), view(), true);
-        assert!(c.not_graded.is_empty() && c.warnings().is_empty());
-        // Not told, Class::new sees that ben's record was left out.
-        let c = Class::new(only_amy, view());
+        let c = Class::with_student_filter(only_amy, view(), true);
         assert!(c.not_graded.is_empty() && c.warnings().is_empty());
     }
 }

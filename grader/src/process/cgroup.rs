@@ -108,9 +108,23 @@ impl Cgroup {
     }
 }
 
+/// How long dropping a cgroup keeps killing its members: one pass can miss a child forked
+/// while the member list was read, so passes repeat until one finds nobody alive.
+const DROP_KILL_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
+        let deadline = std::time::Instant::now() + DROP_KILL_WINDOW;
+        loop {
+            let members = self.members();
+            if members.is_empty() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            for pid in members {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::yield_now();
+        }
         let _ = fs::remove_dir(&self.dir);
     }
 }

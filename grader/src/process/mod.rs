@@ -153,24 +153,28 @@ pub struct StudentProcess {
     /// Processes other than the leader this process was ended with (pid → start time), to be
     /// reaped by pid if they were orphans handed to the grader.
     signalled: std::sync::Mutex<HashMap<i32, u64>>,
-    _cwd: Option<tempfile::TempDir>,
-    _home: tempfile::TempDir,
+    /// Removed when dropped, also what the program left unwritable in them.
+    _cwd: Option<watchdog::TempFolder>,
+    _home: watchdog::TempFolder,
 }
 
 impl StudentProcess {
-    /// Starts a process. `transcript` receives its stdout (for clients) and its exit.
+    /// Starts a process. `transcript` receives its stdout (for clients) and its exit. `home`
+    /// (and the working folder made for it) is removed with the process, see
+    /// [`watchdog::TempFolder`].
     pub fn spawn(
         role: Process,
         launch: &Launch,
         home: tempfile::TempDir,
         transcript: Arc<Transcript>,
     ) -> Result<Self, SpawnError> {
+        let home = watchdog::TempFolder::from(home);
         let (program, args) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
         let (cwd_dir, cwd) = match &launch.cwd {
             Some(dir) => (None, dir.clone()),
             None => {
                 let dir = watchdog::cwd_prefix()
-                    .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
+                    .and_then(|p| watchdog::TempFolder::new(&p))
                     .map_err(SpawnError::Setup)?;
                 let path = dir.path().to_path_buf();
                 (Some(dir), path)

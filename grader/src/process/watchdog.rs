@@ -32,9 +32,10 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
@@ -306,10 +307,100 @@ fn remove_temp_folders(tmp: &Path, grader: &GraderId) {
             continue;
         }
         if fs::symlink_metadata(entry.path()).is_ok_and(|m| m.file_type().is_dir()) {
-            // remove_dir_all never follows symbolic links, neither this path nor inside it.
-            let _ = fs::remove_dir_all(entry.path());
+            // Never follows symbolic links, neither this path nor inside it.
+            let _ = remove_tree(&entry.path());
         }
     }
+}
+
+/// A temporary folder (a HOME, a working folder, a build's copy) removed with [`remove_tree`]
+/// when dropped, so a subfolder its program left without write permission (`chmod 000`, Go's
+/// read-only module cache) does not keep it in TMPDIR, as it would `tempfile::TempDir`'s.
+#[derive(Debug)]
+pub struct TempFolder(PathBuf);
+
+impl TempFolder {
+    /// A new, empty folder in TMPDIR whose name starts with `prefix`.
+    pub fn new(prefix: &str) -> io::Result<Self> {
+        Ok(tempfile::Builder::new().prefix(prefix).tempdir()?.into())
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl From<tempfile::TempDir> for TempFolder {
+    fn from(dir: tempfile::TempDir) -> Self {
+        Self(dir.keep())
+    }
+}
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.0);
+    }
+}
+
+/// Removes `path` and everything in it, also what its owner made unwritable: every real folder
+/// in it that the caller owns first gets the owner's rwx. Nothing is ever followed through a
+/// symbolic link and no link's target is changed: a link (`path` itself included) is removed as
+/// a link; each folder is opened without following links (`O_NOFOLLOW`) and changed, listed and
+/// emptied through that descriptor only. What cannot be removed stays; the first error is
+/// returned. A missing `path` is no error.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if !m.file_type().is_dir() => fs::remove_file(path),
+        Ok(_) => {
+            let emptied = empty_folder(nix::fcntl::AT_FDCWD, path.as_os_str());
+            // rmdir never follows a link.
+            let removed = fs::remove_dir(path);
+            emptied.and(removed)
+        }
+    }
+}
+
+/// Gives the folder `name` (in `parent`) the owner's rwx if the caller owns it, then removes
+/// everything in it; never through a symbolic link.
+fn empty_folder(parent: impl AsFd, name: &std::ffi::OsStr) -> io::Result<()> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::unistd::{UnlinkatFlags, unlinkat};
+    // O_PATH needs no permission on the folder; O_NOFOLLOW | O_DIRECTORY refuse a link.
+    let dir = openat(
+        parent,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // The descriptor's /proc link reaches exactly the folder opened, never a link.
+    let itself = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let st = nix::sys::stat::fstat(&dir)?;
+    let mode = st.st_mode & 0o7777;
+    if st.st_uid == nix::unistd::geteuid().as_raw() && mode & 0o700 != 0o700 {
+        fs::set_permissions(&itself, fs::Permissions::from_mode(mode | 0o700))?;
+    }
+    let mut first_error = None;
+    for entry in fs::read_dir(&itself)? {
+        let result = entry.and_then(|entry| {
+            let name = entry.file_name();
+            // The entry's own type (d_type or lstat): a link is not a folder.
+            if entry.file_type()?.is_dir() {
+                let emptied = empty_folder(&dir, &name);
+                let removed = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::RemoveDir);
+                emptied.and(removed.map_err(io::Error::from))
+            } else {
+                unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir)
+                    .map_err(io::Error::from)
+            }
+        });
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Live processes whose HOME is a folder named with `prefix` (or inside one).
@@ -514,6 +605,46 @@ mod tests {
         );
         assert!(file.is_file());
         assert_eq!(fs::read_to_string(&precious).unwrap(), "must survive");
+    }
+
+    #[test]
+    fn a_tree_is_removed_with_its_locked_folders_but_never_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let kept = outside.path().join("kept");
+        fs::create_dir(&kept).unwrap();
+        fs::write(kept.join("file"), "must survive").unwrap();
+        fs::set_permissions(&kept, fs::Permissions::from_mode(0o500)).unwrap();
+        let root = tmp.path().join("tree");
+        fs::create_dir_all(root.join("locked/inner/deeper")).unwrap();
+        fs::write(root.join("locked/inner/file"), "x").unwrap();
+        std::os::unix::fs::symlink(&kept, root.join("locked/inner/link")).unwrap();
+        std::os::unix::fs::symlink(&kept, root.join("link")).unwrap();
+        fs::set_permissions(root.join("locked/inner"), fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        let folder = TempFolder::from(tempfile::tempdir_in(tmp.path()).unwrap());
+        let locked = folder.path().join("locked");
+        fs::create_dir(&locked).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        let folder_path = folder.path().to_path_buf();
+
+        remove_tree(&root).unwrap();
+        drop(folder);
+
+        assert!(!root.exists() && !folder_path.exists());
+        let mode = fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o500, "a link's target was changed");
+        assert_eq!(
+            fs::read_to_string(kept.join("file")).unwrap(),
+            "must survive"
+        );
+        // A link given itself is removed as a link; a missing path is no error.
+        let link = tmp.path().join("top-link");
+        std::os::unix::fs::symlink(&kept, &link).unwrap();
+        remove_tree(&link).unwrap();
+        assert!(fs::symlink_metadata(&link).is_err() && kept.join("file").exists());
+        remove_tree(&tmp.path().join("missing")).unwrap();
+        fs::set_permissions(&kept, fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]

@@ -90,9 +90,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(file_mode(
-            path,
-        )))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))
         .tempfile_in(dir)
         .map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
@@ -101,17 +99,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// The mode a report file is created with (the umask applies on top): readable like any file
-/// the user writes, not tempfile's owner-only default, so a TA or a CI step running as another
-/// user reads JUnit files and exports; but a grading record (`*.toml`), which keeps hidden
-/// scenarios' expected values and transcripts, never for "others".
-fn file_mode(path: &Path) -> u32 {
-    if path.extension().is_some_and(|e| e == "toml") {
-        0o660
-    } else {
-        0o666
-    }
-}
+/// The mode every report file is created with (the umask applies on top): readable by the
+/// owner's group, so TAs sharing a group read them, where tempfile's default is the owner only;
+/// never by "others", since records, error files and instructor-audience exports keep hidden
+/// scenarios' expected values and transcripts.
+const FILE_MODE: u32 = 0o660;
 
 /// A submission name made safe as a folder name.
 pub fn sanitize(name: &str) -> String {
@@ -145,13 +137,13 @@ mod tests {
     }
 
     #[test]
-    fn report_files_are_readable_as_the_umask_allows_records_never_by_others() {
+    fn report_files_are_readable_by_the_group_as_the_umask_allows_never_by_others() {
         let d = tempfile::tempdir().unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let junit = d.path().join("sub/task1.junit.xml");
         write_atomic(&junit, b"<testsuites/>\n").unwrap();
-        assert_eq!(mode(&junit), 0o666 & !umask(), "mode {:o}", mode(&junit));
-        // Records keep what students may not see: never readable by others.
+        assert_eq!(mode(&junit), 0o660 & !umask(), "mode {:o}", mode(&junit));
+        // Records keep what students may not see: never readable by others either.
         let record = d.path().join("sub/task1.toml");
         write_atomic(&record, b"score = 1\n").unwrap();
         assert_eq!(mode(&record), 0o660 & !umask(), "mode {:o}", mode(&record));

@@ -48,6 +48,9 @@ pub struct Provenance {
     /// built in a copy of its folder before grading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_command: Option<String>,
+    /// The build's deadline in milliseconds, when the build had one other than the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_timeout_ms: Option<u64>,
     /// Absolute `--tasks-dir`, when the task file was not the bundled one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_dir: Option<String>,

@@ -17,6 +17,9 @@ use crate::support::{
     assert_leftovers_vanish, assert_no_leftovers, copy_fixture, grader_bin, leftovers, run_grader,
 };
 
+/// How often a wait with a deadline looks again where no event announces the change.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -541,7 +544,7 @@ fn a_sigkilled_graders_temporary_folders_are_removed() {
         );
         assert!(child.try_wait().unwrap().is_none(), "batch ended early");
         guard = guard.or_else(|| guard_of(grader.pid()));
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL_INTERVAL);
     }
     let guard = guard.unwrap();
     let decoys = Decoys::create(tmp.path(), work.path(), &grader);
@@ -552,7 +555,7 @@ fn a_sigkilled_graders_temporary_folders_are_removed() {
     let deadline = Instant::now() + Duration::from_secs(15);
     while guard.is_alive() == Some(true) {
         assert!(Instant::now() < deadline, "the guard outlived the grader");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL_INTERVAL);
     }
     let left = grader_temp_folders(tmp.path(), &grader);
     assert!(

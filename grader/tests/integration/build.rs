@@ -17,6 +17,9 @@ use crate::support::{
     run_grader,
 };
 
+/// How often a wait with a deadline looks again where no event announces the change.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
 /// The C fixture that passes everything (when its client runs on a terminal).
 const C_SOURCE: &str = "c_client_never_flushes.c";
 /// Compiles it inside the copy.
@@ -385,7 +388,7 @@ fn a_grader_killed_during_a_build_leaves_neither_processes_nor_the_copy() {
     while leftovers(tmp.path()).is_empty() {
         assert!(Instant::now() < deadline, "no build after 60 s");
         assert!(child.try_wait().unwrap().is_none(), "batch ended early");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL_INTERVAL);
     }
     assert!(
         temp_folders(tmp.path())
@@ -399,7 +402,244 @@ fn a_grader_killed_during_a_build_leaves_neither_processes_nor_the_copy() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut left = temp_folders(tmp.path());
     while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL_INTERVAL);
+        left = temp_folders(tmp.path());
+    }
+    assert!(
+        left.is_empty(),
+        "temporary folders outlived the grader: {left:?}"
+    );
+}
+
+/// A folder with `build.sh` holding `script`.
+fn build_script_folder(dir: &Path, script: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("build.sh"), script).unwrap();
+}
+
+#[test]
+fn a_failed_build_quotes_the_real_end_of_its_output_and_says_truncated_only_when_it_was() {
+    let work = tempfile::tempdir().unwrap();
+    // CRLF and colour: the cleaned text is shorter than the raw bytes, but nothing was dropped.
+    let crlf = work.path().join("crlf");
+    build_script_folder(
+        &crlf,
+        "printf 'warning: \\033[33myellow\\033[0m\\r\\nerror: x\\r\\n'\nexit 1\n",
+    );
+    let g = grade(1, &crlf, &["--build", "sh build.sh"]);
+    assert_eq!(g.code(), 2, "{}\n{}", g.stdout(), g.stderr());
+    assert!(
+        g.stderr().contains("failed (exit status 1) in a copy of")
+            && g.stderr()
+                .contains("; its last output lines:\n    warning: yellow\n    error: x\n")
+            && !g.stderr().contains("passed"),
+        "{}",
+        g.stderr()
+    );
+
+    // More than the stream's match cap (1 MiB), then the real error: that is what is quoted.
+    let flood = work.path().join("flood");
+    build_script_folder(
+        &flood,
+        "yes 'filler line' | head -c 1200000\necho FINAL-ERROR-LINE\nexit 1\n",
+    );
+    let g = grade(1, &flood, &["--build", "sh build.sh"]);
+    assert_eq!(g.code(), 2, "{}\n{}", g.stdout(), g.stderr());
+    let err = g.stderr();
+    assert!(
+        err.contains("failed (exit status 1) in a copy of")
+            && err.contains(
+                "; its output passed 1024 KiB (the grader kept its end), its last lines:\n"
+            )
+            && err.trim_end().ends_with("\n    FINAL-ERROR-LINE"),
+        "{err}"
+    );
+    let message = &err[err.find("error: ").unwrap()..];
+    assert_eq!(message.lines().count(), 1 + 15, "{err}");
+    assert!(
+        message
+            .lines()
+            .skip(1)
+            .take(14)
+            .all(|l| l == "    filler line"),
+        "{err}"
+    );
+}
+
+/// How to run a command as an unprivileged user: nothing when the tests already run as one,
+/// `setpriv` or `runuser` (as `nobody`) when they run as root; `None` (and a printed reason)
+/// when neither works.
+fn unprivileged(test: &str) -> Option<Vec<String>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some(Vec::new());
+    }
+    let candidates: [&[&str]; 2] = [
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+        &["runuser", "-u", "nobody", "--"],
+    ];
+    for prefix in candidates {
+        let works = Command::new(prefix[0])
+            .args(&prefix[1..])
+            .arg("true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return Some(prefix.iter().map(|s| s.to_string()).collect());
+        }
+    }
+    eprintln!(
+        "skipped {test}: running as root, and neither setpriv nor runuser can drop to uid 65534"
+    );
+    None
+}
+
+/// A temporary folder anyone may write (for a grader run as another user).
+fn open_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// The grader with `args`, as the user `prefix` runs commands as, TMPDIR at `tmp`.
+fn grader_as(prefix: &[String], tmp: &Path, args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(prefix.first().map_or("env", String::as_str));
+    if !prefix.is_empty() {
+        cmd.args(&prefix[1..]).arg("env");
+    }
+    cmd.arg(format!("TMPDIR={}", tmp.display()))
+        .arg("NO_COLOR=1")
+        .arg(grader_bin())
+        .args(args);
+    cmd
+}
+
+/// Makes `locked/inner` in the working folder and in HOME, then takes the permission away.
+const LOCK: &str =
+    "mkdir -p locked/inner \"$HOME/locked/inner\"\nchmod 000 locked \"$HOME/locked\"\n";
+
+#[test]
+fn folders_a_program_made_unwritable_are_removed_with_its_temporary_folders() {
+    let Some(user) = unprivileged("folders_a_program_made_unwritable_are_removed") else {
+        return;
+    };
+    let work = open_tempdir();
+    let tmp = open_tempdir();
+    let out = work.path().join("out");
+    let run = |submission: &Path, extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "run".as_ref(),
+            "--task".as_ref(),
+            "1".as_ref(),
+            submission.as_os_str(),
+            "--isolation".as_ref(),
+            "host".as_ref(),
+            "--format".as_ref(),
+            "compact".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let o = grader_as(&user, tmp.path(), &args).output().unwrap();
+        assert_no_leftovers(tmp.path());
+        o
+    };
+
+    // A build: its copy and its HOME.
+    let locky = work.path().join("locky");
+    build_script_folder(&locky, &format!("{LOCK}echo built-locked\nexit 1\n"));
+    let o = run(&locky, &["--build", "sh build.sh"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(stderr(&o).contains("    built-locked"), "{}", text(&o));
+    assert_eq!(temp_folders(tmp.path()), Vec::<String>::new());
+
+    // A student program started from its own file: its working folder and HOME.
+    let program = work.path().join("lock.sh");
+    std::fs::write(&program, format!("#!/bin/sh\n{LOCK}exit 1\n")).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = run(&program, &["--seed", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(temp_folders(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn the_guard_removes_folders_a_build_made_unwritable_after_the_grader_is_killed() {
+    let Some(user) = unprivileged("the_guard_removes_folders_a_build_made_unwritable") else {
+        return;
+    };
+    let work = open_tempdir();
+    let tmp = open_tempdir();
+    let locky = work.path().join("locky");
+    build_script_folder(&locky, &format!("{LOCK}exec sleep 600\n"));
+    let out = work.path().join("out");
+    let mut child = grader_as(
+        &user,
+        tmp.path(),
+        &[
+            "run".as_ref(),
+            "--task".as_ref(),
+            "1".as_ref(),
+            locky.as_os_str(),
+            "--isolation".as_ref(),
+            "host".as_ref(),
+            "--build".as_ref(),
+            "sh build.sh".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Kill once the build has locked its folders and sleeps (polling: no event says so).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !leftovers(tmp.path())
+        .iter()
+        .any(|(_, cmd)| cmd.starts_with("sleep"))
+    {
+        assert!(Instant::now() < deadline, "no build after 60 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the grader ended early"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    // The grader itself: `setpriv` execs it, `runuser` starts it as its child.
+    let launcher = child.id() as i32;
+    let grader = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1));
+            ppid == Some(&launcher.to_string())
+                && std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == grader_bin())
+        })
+        .filter(|_| {
+            std::fs::read_link(format!("/proc/{launcher}/exe")).is_ok_and(|e| e != grader_bin())
+        })
+        .unwrap_or(launcher);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(grader),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert_leftovers_vanish(tmp.path(), Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = temp_folders(tmp.path());
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(POLL_INTERVAL);
         left = temp_folders(tmp.path());
     }
     assert!(
