@@ -634,6 +634,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         accept_any_port: args.accept_any_port,
         parallelism: args.jobs.unwrap_or_else(default_jobs).max(1),
         build_timeout: args.build_timeout.unwrap_or(engine::build::BUILD_TIMEOUT),
+        hidden: unseen_folders(args.tasks_dir.as_deref(), &args.out),
         ..EngineOptions::default()
     };
     let req = GradeRequest {
@@ -693,6 +694,16 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         }
     }
     Ok((if ok { EXIT_PASS } else { EXIT_BELOW }, report))
+}
+
+/// The folders student code must not read: the task files (hidden scenarios' expected values)
+/// and the reports (other students' records in a batch).
+fn unseen_folders(tasks_dir: Option<&Path>, out: &Path) -> Vec<PathBuf> {
+    tasks_dir
+        .into_iter()
+        .chain(std::iter::once(out))
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 fn absolute(p: &Path) -> String {
@@ -791,6 +802,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             isolation,
             accept_any_port: args.accept_any_port,
             build_timeout: args.build_timeout.unwrap_or(engine::build::BUILD_TIMEOUT),
+            hidden: unseen_folders(args.tasks_dir.as_deref(), &args.out),
             ..EngineOptions::default()
         },
         force: args.force,

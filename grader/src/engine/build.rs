@@ -97,6 +97,7 @@ pub(super) async fn build(
         netns: net.ns_fd(),
         confine: req.options.confine,
         cgroup: true,
+        hidden: req.options.hidden.clone(),
     };
     let says = |how: &str| {
         format!(

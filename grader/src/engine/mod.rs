@@ -54,6 +54,9 @@ pub struct EngineOptions {
     pub confine: bool,
     /// How long a build command may run (see [`build`]).
     pub build_timeout: Duration,
+    /// Folders student processes and builds must not see, such as the task files (hidden
+    /// scenarios' expected values) and the reports (see [`crate::process::Launch::hidden`]).
+    pub hidden: Vec<std::path::PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -68,6 +71,7 @@ impl Default for EngineOptions {
             isolation: IsolationMode::Auto,
             accept_any_port: None,
             confine: true,
+            hidden: Vec::new(),
             build_timeout: build::BUILD_TIMEOUT,
         }
     }

@@ -111,6 +111,10 @@ pub struct Launch {
     /// Put the process in a pids cgroup of its own where the system allows it (without one,
     /// escaped processes are found through /proc).
     pub cgroup: bool,
+    /// Folders the process must not see (the task files, the reports): with `confine` as root,
+    /// an empty read-only folder is mounted over each, unless it holds the program itself, its
+    /// working folder or HOME.
+    pub hidden: Vec<PathBuf>,
 }
 
 /// Why a process could not be started.
@@ -206,8 +210,21 @@ impl StudentProcess {
             cwd.clone(),
             PathBuf::from("/dev/shm"),
         ];
-        let sandbox = sandbox::Prepared::new(launch.netns, procs, launch.confine, &writable, &cwd)
-            .map_err(SpawnError::Setup)?;
+        let sandbox = sandbox::Prepared::new(
+            launch.netns,
+            procs,
+            launch.confine,
+            &writable,
+            &cwd,
+            &launch.hidden,
+            &launch
+                .argv
+                .iter()
+                .take(2)
+                .map(PathBuf::from)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(SpawnError::Setup)?;
         // SAFETY: the closure runs in the forked child before exec and only makes system calls
         // (write, setns, unshare, mount, mount_setattr, chdir, setrlimit, getrlimit, prctl,
         // capset) on data prepared before the fork; it allocates nothing.
@@ -645,6 +662,7 @@ mod tests {
             netns: None,
             confine: false,
             cgroup,
+            hidden: Vec::new(),
         };
         let t = Arc::new(Transcript::new());
         let p = StudentProcess::spawn(Process::Server, &launch, home, t).unwrap();
@@ -693,6 +711,7 @@ mod tests {
             netns: None,
             confine: false,
             cgroup: true,
+            hidden: Vec::new(),
         };
         let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
             .unwrap();

@@ -9,7 +9,9 @@
 //! - **files** (when the grader is root): a private mount namespace in which every mount is
 //!   read-only except the process's HOME, its working folder and `/dev/shm`: it cannot write the
 //!   grader's reports, the folder above its own, the submission folder of another student, or
-//!   anything else;
+//!   anything else; and an empty read-only folder hides each of the folders it must not even
+//!   read (the task files with hidden scenarios' expected values, the reports), unless one holds
+//!   its own HOME, working folder or program;
 //! - **privileges**: the capability bounding set, ambient and inheritable sets are emptied and
 //!   `no_new_privs` is set, so a program run as root keeps uid 0 but loses every capability (it
 //!   cannot undo the mounts, leave the namespace, or regain privileges through a setuid binary).
@@ -75,6 +77,8 @@ pub struct Prepared {
     /// The working folder, entered again after the mounts (the one `chdir` before the mounts
     /// points into the now read-only mount underneath).
     cwd: Option<CString>,
+    /// Folders covered by an empty read-only tmpfs (only with `writable`).
+    hidden: Vec<CString>,
 }
 
 fn cstring(p: &Path) -> io::Result<CString> {
@@ -85,14 +89,26 @@ impl Prepared {
     /// Prepares the confinement. `netns`: a namespace descriptor to join (kept open by the caller
     /// until the process has started); `cgroup_procs`: the `cgroup.procs` file of the process's
     /// cgroup, open for writing; `confine`: make the file system read-only except `writable`
-    /// (only when the grader is root) and drop all privileges; `cwd`: the working folder.
+    /// (only when the grader is root) and drop all privileges; `cwd`: the working folder;
+    /// `hidden`: folders to cover when confining, except those holding a path of `keep`, of
+    /// `writable` or `cwd`.
     pub fn new(
         netns: Option<RawFd>,
         cgroup_procs: Option<OwnedFd>,
         confine: bool,
         writable: &[PathBuf],
         cwd: &Path,
+        hidden: &[PathBuf],
+        keep: &[PathBuf],
     ) -> io::Result<Self> {
+        // What the program needs to see stays visible: a hidden folder holding one of these
+        // is not covered.
+        let needed: Vec<PathBuf> = writable
+            .iter()
+            .chain(keep)
+            .chain(std::iter::once(&cwd.to_path_buf()))
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
         let writable = if confine && is_root() {
             let mut paths: Vec<CString> = Vec::new();
             for p in writable.iter().filter(|p| p.is_dir()) {
@@ -102,7 +118,16 @@ impl Prepared {
         } else {
             None
         };
+        let mut covered = Vec::new();
+        if writable.is_some() {
+            for h in hidden.iter().filter_map(|h| std::fs::canonicalize(h).ok()) {
+                if h.is_dir() && h != Path::new("/") && !needed.iter().any(|n| n.starts_with(&h)) {
+                    covered.push(cstring(&h)?);
+                }
+            }
+        }
         Ok(Self {
+            hidden: covered,
             netns,
             cgroup_procs,
             cwd: writable
@@ -127,7 +152,7 @@ impl Prepared {
             nix::sched::setns(fd, CloneFlags::CLONE_NEWNET)?;
         }
         if let Some(writable) = &self.writable {
-            read_only_except(writable)?;
+            read_only_except(writable, &self.hidden)?;
             if let Some(cwd) = &self.cwd {
                 nix::unistd::chdir(cwd.as_c_str())?;
             }
@@ -170,8 +195,9 @@ impl Prepared {
     }
 }
 
-/// A private mount namespace with every mount read-only except `writable`.
-fn read_only_except(writable: &[CString]) -> io::Result<()> {
+/// A private mount namespace with every mount read-only except `writable`, and an empty
+/// read-only tmpfs over each of `hidden`.
+fn read_only_except(writable: &[CString], hidden: &[CString]) -> io::Result<()> {
     let none: Option<&CStr> = None;
     nix::sched::unshare(CloneFlags::CLONE_NEWNS)?;
     // Nothing done here may propagate back to the grader's mounts.
@@ -189,6 +215,15 @@ fn read_only_except(writable: &[CString]) -> io::Result<()> {
             none,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             none,
+        )?;
+    }
+    for p in hidden {
+        mount(
+            Some(c"tmpfs"),
+            p.as_c_str(),
+            Some(c"tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(c"size=4k,mode=0555"),
         )?;
     }
     match set_mount_attr(c"/", MOUNT_ATTR_RDONLY, 0) {

@@ -92,3 +92,55 @@ fn environment_is_scrubbed_and_home_is_fresh() {
             .all(|s| s.status == Status::Passed)
     );
 }
+
+/// Student code cannot read the task files (hidden scenarios' expected values) or the reports:
+/// inside its mount namespace an empty folder covers both. Needs root (the mount namespace);
+/// skips, saying so, without it.
+#[test]
+fn task_files_and_reports_are_out_of_student_codes_sight() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the file-system confinement needs root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    std::fs::create_dir(&tasks).unwrap();
+    std::fs::copy(
+        crate::support::root().join("tasks/task1.toml"),
+        tasks.join("task1.toml"),
+    )
+    .unwrap();
+    let out = work.path().join("reports");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("someone-elses-record.toml"), "score = 30\n").unwrap();
+    // no_ack.py, but its server refuses to start when it can see either folder's files.
+    let original = std::fs::read_to_string(fixture(1, "no_ack.py")).unwrap();
+    let check = format!(
+        "import os as _os\nif _os.path.exists({:?}) or _os.path.exists({:?}):\n    raise SystemExit(7)\n",
+        tasks.join("task1.toml").display().to_string(),
+        out.join("someone-elses-record.toml").display().to_string()
+    );
+    let script = original.replacen("import os\n", &format!("{check}import os\n"), 1);
+    assert_ne!(script, original, "the check was inserted");
+    let sub = work.path().join("peeks.py");
+    std::fs::write(&sub, script).unwrap();
+    std::fs::set_permissions(&sub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = Command::new(grader_bin())
+        .args(["run", "--task", "1", "--seed", "1", "--tasks-dir"])
+        .arg(&tasks)
+        .arg("--out")
+        .arg(&out)
+        .arg(&sub)
+        .output()
+        .unwrap();
+    let record = std::fs::read_to_string(out.join("peeks.py/task1.toml")).unwrap_or_else(|_| {
+        panic!(
+            "no record: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    let report = grader::report::toml::parse(&record).unwrap();
+    // Exactly no_ack's verdict: it could see neither folder, so it ran as no_ack does.
+    assert_eq!(report.score, 27.0, "{record}");
+}

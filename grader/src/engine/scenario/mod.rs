@@ -361,6 +361,7 @@ impl<'a> Run<'a> {
             netns: self.net.ns_fd(),
             confine: self.req.options.confine,
             cgroup: true,
+            hidden: self.req.options.hidden.clone(),
         };
         StudentProcess::spawn(role, &launch, home, self.transcript.clone())
             .map_err(|e| infra(e.to_string()))
