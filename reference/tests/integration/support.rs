@@ -216,7 +216,11 @@ impl Program {
     fn wait_until_listening(&mut self, port: u16) -> bool {
         let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&loopback(port), DEADLINE).is_ok() {
+            // A probe of a port in the ephemeral range can connect to itself (TCP simultaneous
+            // open, when the kernel picks the same port as its source): that is not the server.
+            if TcpStream::connect_timeout(&loopback(port), DEADLINE)
+                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+            {
                 return true;
             }
             if !self.is_running() {
