@@ -52,17 +52,27 @@ impl Task {
 /// A port that was free a moment ago and that no other test in this process has been given.
 ///
 /// Another process may still take it before our server binds it; [`Server::start`] handles
-/// that by trying again with a new port.
+/// that by trying again with a new port. Ports come from below the kernel's ephemeral range
+/// (10000..20000; the grader's own pool is 20000..32000), never from it: a connection to a
+/// closed ephemeral port can connect to itself (TCP simultaneous open, when the kernel picks
+/// that very port as the source), which looks like a listening server, or like a refused
+/// connection that was accepted.
 pub fn free_port() -> u16 {
+    const FIRST: u16 = 10_000;
+    const SPAN: u16 = 10_000;
     static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    loop {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
-        let port = listener.local_addr().expect("local address").port();
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if handed_out.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    (0..SPAN)
+        .map(|i| FIRST + (start + i) % SPAN)
+        .find(|port| {
+            !handed_out.contains(port) && TcpListener::bind((Ipv4Addr::LOCALHOST, *port)).is_ok()
+        })
+        .inspect(|port| {
+            handed_out.insert(*port);
+        })
+        .expect("a free port in 10000..20000")
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -183,6 +193,16 @@ impl Program {
             .wait()
             .unwrap_or_else(|e| panic!("{}: wait: {e}", self.label));
         self.exited = Some(status);
+        // Its stderr is closed too, but the thread forwarding it may still hold the last lines:
+        // collect until that thread is done, so `stderr_lines` is complete.
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.stderr_seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => self.fail("kept its stderr open after exiting"),
+            }
+        }
         status
     }
 
