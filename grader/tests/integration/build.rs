@@ -74,6 +74,22 @@ fn temp_folders(tmp: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Waits (up to `within`, polling) until the grader's temporary folders in `tmp` are gone; fails
+/// otherwise (a killed grader's guard removes them shortly after its end).
+#[track_caller]
+fn assert_temp_folders_vanish(tmp: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut left = temp_folders(tmp);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(POLL_INTERVAL);
+        left = temp_folders(tmp);
+    }
+    assert!(
+        left.is_empty(),
+        "temporary folders outlived the grader: {left:?}"
+    );
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -399,16 +415,7 @@ fn a_grader_killed_during_a_build_leaves_neither_processes_nor_the_copy() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_leftovers_vanish(tmp.path(), Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut left = temp_folders(tmp.path());
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(POLL_INTERVAL);
-        left = temp_folders(tmp.path());
-    }
-    assert!(
-        left.is_empty(),
-        "temporary folders outlived the grader: {left:?}"
-    );
+    assert_temp_folders_vanish(tmp.path(), Duration::from_secs(10));
 }
 
 /// A folder with `build.sh` holding `script`.
@@ -636,14 +643,5 @@ fn the_guard_removes_folders_a_build_made_unwritable_after_the_grader_is_killed(
     .unwrap();
     child.wait().unwrap();
     assert_leftovers_vanish(tmp.path(), Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut left = temp_folders(tmp.path());
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(POLL_INTERVAL);
-        left = temp_folders(tmp.path());
-    }
-    assert!(
-        left.is_empty(),
-        "temporary folders outlived the grader: {left:?}"
-    );
+    assert_temp_folders_vanish(tmp.path(), Duration::from_secs(10));
 }
