@@ -21,6 +21,21 @@ use crate::spec::Role;
 /// A problem with the submission or a template (a usage error: exit status 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LaunchError {
+    /// The submission lies inside a folder hidden from student code.
+    #[error(
+        "submission {submission} lies inside {folder}, which student programs must not see (the task files or the reports): move it out, or choose another --out / --tasks-dir"
+    )]
+    InsideProtected {
+        /// The submission as given.
+        submission: String,
+        /// The protected folder.
+        folder: String,
+    },
+    /// The submission is the grader itself or one of its bundled reference binaries.
+    #[error(
+        "submission {0} is the grader's own binary or a bundled reference solution, not a student's program"
+    )]
+    IsGrader(String),
     /// The path does not exist.
     #[error("submission {0} does not exist")]
     Missing(String),
@@ -321,6 +336,11 @@ impl Template {
                 .collect(),
             builtin: true,
         }
+    }
+
+    /// Whether this template starts the reference solution built into the grader.
+    pub fn runs_bundled_reference(&self) -> bool {
+        self.builtin && self.tokens.get(1).is_some_and(|t| t == "reference")
     }
 
     /// Parses an instructor's template.

@@ -80,6 +80,11 @@ pub(super) async fn build(
         .map_err(|e| setup("cannot copy the submission to build it", &e))?;
     let dir = std::fs::canonicalize(copy.path())
         .map_err(|e| setup("cannot find the build folder", &e))?;
+    if let Some(who) = req.options.run_as {
+        process::sandbox::user::give(&dir, who)
+            .map_err(|e| setup("cannot hand the build folder to the build's user", &e))?;
+    }
+    let toolchain = toolchain_env();
     let home = watchdog::home_prefix()
         .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
         .map_err(|e| setup("cannot create the build's home folder", &e))?;
@@ -88,7 +93,7 @@ pub(super) async fn build(
         .map_err(|e| setup("cannot create the build's network namespace", &e))?;
     let launch = Launch {
         argv: command.argv(&dir),
-        env: process::env::scrubbed(home.path(), &toolchain_env()),
+        env: process::env::scrubbed(home.path(), &toolchain),
         cwd: Some(dir.clone()),
         stdout_pty: false,
         stderr_to_stdout: true,
@@ -98,6 +103,14 @@ pub(super) async fn build(
         confine: req.options.confine,
         cgroup: true,
         hidden: req.options.hidden.clone(),
+        // The toolchain rustup's proxies need (RUSTUP_HOME) is shown read-only.
+        read_only: toolchain
+            .iter()
+            .filter(|(k, _)| *k == "RUSTUP_HOME")
+            .map(|(_, v)| std::path::PathBuf::from(v))
+            .collect(),
+        run_as: req.options.run_as,
+        conceal_grader: true,
     };
     let says = |how: &str| {
         format!(
@@ -258,7 +271,7 @@ fn last_lines(output: &str, truncated: bool) -> String {
 /// subfolders (their bits plus the owner's rwx, so the copy can always be removed), symbolic
 /// links as links (never followed); `.git` and anything that is not a file, folder or link (a
 /// socket, a FIFO) are left out.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();

@@ -15,6 +15,7 @@ pub mod build;
 pub mod matcher;
 pub mod patience;
 mod scenario;
+pub mod staging;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -57,6 +58,9 @@ pub struct EngineOptions {
     /// Folders student processes and builds must not see, such as the task files (hidden
     /// scenarios' expected values) and the reports (see [`crate::process::Launch::hidden`]).
     pub hidden: Vec<std::path::PathBuf>,
+    /// The unprivileged identity of this grading's processes: set by [`grade`] from a uid lease
+    /// when the grader is root and confines (whatever the caller sets is replaced).
+    pub run_as: Option<crate::process::sandbox::RunAs>,
 }
 
 impl Default for EngineOptions {
@@ -73,6 +77,7 @@ impl Default for EngineOptions {
             confine: true,
             hidden: Vec::new(),
             build_timeout: build::BUILD_TIMEOUT,
+            run_as: None,
         }
     }
 }
@@ -125,6 +130,9 @@ pub enum GradeError {
     /// The grader could not prepare a build (copy the submission, create its folders).
     #[error("{0}")]
     BuildSetup(String),
+    /// The grader could not prepare the sandbox (lease a uid, copy the submission).
+    #[error("{0}")]
+    Sandbox(String),
 }
 
 /// SHA-256 of a spec text, hex.
@@ -160,11 +168,30 @@ pub async fn grade(
         }
         _ => {}
     }
+    let bundled = req.server.runs_bundled_reference() || req.client.runs_bundled_reference();
+    check_not_protected(req, bundled)?;
     let isolation = req
         .options
         .isolation
         .resolve()
         .map_err(GradeError::Isolation)?;
+    // One unprivileged uid for the whole grading (build and scenarios), held until it ends.
+    let lease = if req.options.confine && crate::process::sandbox::is_root() {
+        Some(
+            crate::process::sandbox::user::UserLease::acquire()
+                .map_err(|e| GradeError::Sandbox(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let leased = GradeRequest {
+        options: EngineOptions {
+            run_as: lease.as_ref().map(|l| l.run_as()),
+            ..req.options.clone()
+        },
+        ..req.clone()
+    };
+    let req = &leased;
     let started = Instant::now();
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     sink.event(&Event::GradingStarted {
@@ -174,11 +201,25 @@ pub async fn grade(
         seed: req.seed,
         scenarios: req.spec.scenarios.len(),
     });
-    // Built: the scenarios start the copy (kept until they are done).
+    // Built or staged: the scenarios start the copy (kept until they are done).
     let built;
+    let staged;
     let in_copy;
     let req = match &req.build {
-        None => req,
+        None if bundled => req,
+        None => {
+            staged = staging::stage(&req.submission, req.options.run_as).map_err(|e| {
+                GradeError::Sandbox(format!(
+                    "cannot copy the submission {} to grade it: {e}",
+                    req.submission.given
+                ))
+            })?;
+            in_copy = GradeRequest {
+                submission: staged.submission.clone(),
+                ..req.clone()
+            };
+            &in_copy
+        }
         Some(command) => {
             built = build::build(req, command, isolation, needs_bin).await?;
             sink.event(&Event::Built {
@@ -252,6 +293,32 @@ pub async fn grade(
     };
     sink.event(&Event::GradingFinished(&report));
     Ok(report)
+}
+
+/// Refuses a submission that student code must not be: one inside a folder hidden from it (the
+/// task files, the reports: a cover that depended on where the submission is would let its
+/// commands read them), or the grader's own binary or a bundled reference (unless the grading
+/// is of the bundled reference itself).
+fn check_not_protected(req: &GradeRequest, bundled: bool) -> Result<(), GradeError> {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let Some(path) = canonical(&req.submission.path) else {
+        return Ok(());
+    };
+    for folder in req.options.hidden.iter().filter_map(|h| canonical(h)) {
+        if path.starts_with(&folder) {
+            return Err(crate::launch::LaunchError::InsideProtected {
+                submission: req.submission.given.clone(),
+                folder: folder.display().to_string(),
+            }
+            .into());
+        }
+    }
+    if !bundled
+        && crate::process::procfs::same_file_as_any(&path, &crate::process::sandbox::grader_exe())
+    {
+        return Err(crate::launch::LaunchError::IsGrader(req.submission.given.clone()).into());
+    }
+    Ok(())
 }
 
 fn unreachable_outcome(sc: &crate::spec::Scenario) -> ScenarioOutcome {

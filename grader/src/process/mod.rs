@@ -1,9 +1,10 @@
-//! Student processes: started in their own process group with a scrubbed environment and a fresh
+//! Student processes: started in a session (and process group) of their own with a scrubbed environment and a fresh
 //! working directory, watched (exit status, stdout on a pseudo-terminal or a pipe, stderr on a
 //! pipe, all drained concurrently and capped), and ended without leftovers.
 //!
 //! Guarantees:
-//! - every process runs in a new process group whose id is its pid; [`StudentProcess::terminate`]
+//! - every process runs in a new session and process group whose id is its pid (no controlling
+//!   terminal); [`StudentProcess::terminate`]
 //!   sends SIGTERM to the whole group, waits a short grace, then SIGKILLs whatever is left and
 //!   waits until the group is empty; dropping a [`StudentProcess`] SIGKILLs the group as a last
 //!   resort, so no process outlives the grader even when a scenario is cancelled;
@@ -11,8 +12,9 @@
 //!   past the output limit the group is killed and the limit is reported;
 //! - stdin is a pipe that stays open until the scenario closes it (some programs exit on EOF);
 //! - resource limits ([`limits::Limits`]) are set before the program starts, and the process is
-//!   confined ([`sandbox`]: the scenario's network namespace, a pids cgroup, a read-only file
-//!   system, no capabilities) where the system allows it;
+//!   confined ([`sandbox`]: the scenario's network namespace, a pids cgroup, a minimal root, an
+//!   unprivileged uid, no capabilities, a seccomp filter, no inherited descriptors) where the
+//!   system allows it;
 //! - nothing outlives [`StudentProcess::terminate`]: besides the process group it ends every
 //!   member of the process's cgroup or, without one, every descendant found through /proc's
 //!   parent links and every orphan handed to the grader (a child subreaper) that carries this
@@ -111,10 +113,20 @@ pub struct Launch {
     /// Put the process in a pids cgroup of its own where the system allows it (without one,
     /// escaped processes are found through /proc).
     pub cgroup: bool,
-    /// Folders the process must not see (the task files, the reports): with `confine` as root,
-    /// an empty read-only folder is mounted over each, unless it holds the program itself, its
-    /// working folder or HOME.
+    /// Folders the process must not see (the task files, the reports): with `confine` as root
+    /// they are not in its minimal root, or covered by an empty read-only folder where a folder
+    /// it must see holds them. Which folders are covered depends only on this list, never on
+    /// the command's words (a submission inside one is refused before it gets here).
     pub hidden: Vec<PathBuf>,
+    /// Files and folders shown read-only in the minimal root besides the system's (the
+    /// submission's folder, a toolchain).
+    pub read_only: Vec<PathBuf>,
+    /// The unprivileged identity to run as (used when the grader is root and `confine` is set);
+    /// HOME and a fresh working folder are given to it.
+    pub run_as: Option<sandbox::RunAs>,
+    /// Cover the grader's binary and the bundled reference binaries (see
+    /// [`sandbox::grader_binaries`]); off only when the program is the bundled reference.
+    pub conceal_grader: bool,
 }
 
 /// Why a process could not be started.
@@ -159,6 +171,8 @@ pub struct StudentProcess {
     signalled: std::sync::Mutex<HashMap<i32, u64>>,
     /// Removed when dropped, also what the program left unwritable in them.
     _cwd: Option<watchdog::TempFolder>,
+    /// The empty folder the minimal root was mounted on (in the child's namespace only).
+    _root: Option<watchdog::TempFolder>,
     _home: watchdog::TempFolder,
 }
 
@@ -189,7 +203,6 @@ impl StudentProcess {
             .env_clear()
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&cwd)
-            .process_group(0)
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -205,34 +218,65 @@ impl StudentProcess {
             .then(|| cgroup::Cgroup::create(&unique, lim.processes).ok())
             .flatten();
         let procs = cgroup.as_ref().and_then(|c| c.procs_file().ok());
-        let writable = [
-            home.path().to_path_buf(),
-            cwd.clone(),
-            PathBuf::from("/dev/shm"),
-        ];
-        let sandbox = sandbox::Prepared::new(
-            launch.netns,
-            procs,
-            launch.confine,
-            &writable,
-            &cwd,
-            &launch.hidden,
-            &launch
-                .argv
-                .iter()
-                .take(2)
-                .map(PathBuf::from)
-                .collect::<Vec<_>>(),
-        )
+        let writable = [home.path().to_path_buf(), cwd.clone()];
+        let confined = launch.confine && sandbox::is_root();
+        let run_as = launch.run_as.filter(|_| confined);
+        if let Some(who) = run_as {
+            for dir in [Some(home.path()), cwd_dir.as_ref().map(|d| d.path())]
+                .into_iter()
+                .flatten()
+            {
+                sandbox::user::give(dir, who).map_err(SpawnError::Setup)?;
+            }
+        }
+        // The new root is mounted on an empty folder of its own (removed with the process).
+        let root_dir = if confined {
+            Some(
+                watchdog::cwd_prefix()
+                    .and_then(|p| watchdog::TempFolder::new(&p))
+                    .map_err(SpawnError::Setup)?,
+            )
+        } else {
+            None
+        };
+        let conceal = if launch.conceal_grader {
+            sandbox::grader_binaries()
+        } else {
+            Vec::new()
+        };
+        let path_var = launch
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("/usr/bin:/bin");
+        let sandbox = sandbox::Prepared::new(sandbox::Request {
+            netns: launch.netns,
+            cgroup_procs: procs,
+            confine: launch.confine,
+            run_as,
+            root: root_dir.as_ref().map(|d| sandbox::rootfs::Spec {
+                mount_point: d.path(),
+                writable: &writable,
+                read_only: &launch.read_only,
+                argv: &launch.argv,
+                cwd: &cwd,
+                path: path_var,
+                hidden: &launch.hidden,
+                conceal: &conceal,
+            }),
+        })
         .map_err(SpawnError::Setup)?;
         // SAFETY: the closure runs in the forked child before exec and only makes system calls
-        // (write, setns, unshare, mount, mount_setattr, chdir, setrlimit, getrlimit, prctl,
-        // capset) on data prepared before the fork; it allocates nothing.
+        // (setsid, write, setns, unshare, mount, mount_setattr, mkdir, open, symlink,
+        // pivot_root, umount2, chdir, setrlimit, getrlimit, prctl, setgroups, setresgid,
+        // setresuid, capset, close_range, seccomp) on data prepared before the fork; it
+        // allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 sandbox.enter()?;
                 lim.apply()?;
-                sandbox.drop_privileges();
+                sandbox.drop_privileges()?;
                 Ok(())
             });
         }
@@ -366,6 +410,7 @@ impl StudentProcess {
             marker,
             signalled: std::sync::Mutex::new(HashMap::new()),
             _cwd: cwd_dir,
+            _root: root_dir,
             _home: home,
         })
     }
@@ -663,6 +708,9 @@ mod tests {
             confine: false,
             cgroup,
             hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: None,
+            conceal_grader: true,
         };
         let t = Arc::new(Transcript::new());
         let p = StudentProcess::spawn(Process::Server, &launch, home, t).unwrap();
@@ -712,6 +760,9 @@ mod tests {
             confine: false,
             cgroup: true,
             hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: None,
+            conceal_grader: true,
         };
         let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
             .unwrap();

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::path::{Path, PathBuf};
 
 /// A process as seen in /proc/<pid>/stat.
 #[derive(Debug, Clone)]
@@ -161,6 +162,25 @@ pub fn ticks_per_second() -> u64 {
         .and_then(|v| u64::try_from(v).ok())
         .filter(|v| *v > 0)
         .unwrap_or(100)
+}
+
+/// Whether `path` is the same file (device and inode) as one of `files`.
+pub fn same_file_as_any(path: &Path, files: &[PathBuf]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .any(|f| f.dev() == m.dev() && f.ino() == m.ino())
+}
+
+/// Whether one of `pids` runs one of `files` (by `/proc/<pid>/exe`, which names the program's
+/// file also inside another mount namespace).
+pub fn runs_any_of(pids: &[i32], files: &[PathBuf]) -> bool {
+    pids.iter()
+        .any(|p| same_file_as_any(Path::new(&format!("/proc/{p}/exe")), files))
 }
 
 #[cfg(test)]

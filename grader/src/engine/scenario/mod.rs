@@ -362,6 +362,10 @@ impl<'a> Run<'a> {
             confine: self.req.options.confine,
             cgroup: true,
             hidden: self.req.options.hidden.clone(),
+            read_only: vec![self.req.submission.dir.clone()],
+            run_as: self.req.options.run_as,
+            conceal_grader: !(self.req.server.runs_bundled_reference()
+                || self.req.client.runs_bundled_reference()),
         };
         StudentProcess::spawn(role, &launch, home, self.transcript.clone())
             .map_err(|e| infra(e.to_string()))

@@ -78,6 +78,16 @@ impl<'a> Run<'a> {
             }
         }
         if let Some(addr) = found {
+            let bundled = self.req.server.runs_bundled_reference()
+                || self.req.client.runs_bundled_reference();
+            if !bundled
+                && procfs::runs_any_of(&members.pids(), &crate::process::sandbox::grader_binaries())
+            {
+                return Err(Fail::new(
+                    Status::Failed,
+                    "the program listening is the grader's own binary or a bundled reference solution, not the student's server: a submission must be the student's own program",
+                ));
+            }
             let ip = match addr.ip() {
                 IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -1,0 +1,96 @@
+//! Where a submission runs from: a private copy made for each grading, never the student's own
+//! folder, so a program cannot rewrite its source (or a classmate's) while it is graded, and so
+//! the copy can be given to the grading's unprivileged uid ([`crate::process::sandbox::user`]).
+//!
+//! Guarantees:
+//! - a folder submission is copied whole (as a build copies it, `.git` left out); a single
+//!   executable is copied with the rest of its folder when that folder is small (at most
+//!   [`SIBLINGS_BYTES`] in at most [`SIBLINGS_ENTRIES`] entries, so a script's sibling modules
+//!   still import), else alone;
+//! - the copy lives in TMPDIR under the grader's working-folder prefix (the guard removes it
+//!   after a SIGKILL) and is removed when the grading ends;
+//! - with a uid, the copy belongs to it (the program may write in its own working folder, as
+//!   before); the original is only read;
+//! - the bundled reference (the grader binary itself) is never copied.
+
+use std::path::{Path, PathBuf};
+
+use super::build::copy_tree;
+use crate::launch::Submission;
+use crate::process::sandbox::{RunAs, user};
+use crate::process::watchdog::{self, TempFolder};
+
+/// A single executable's folder is copied with it up to this many bytes of regular files...
+pub const SIBLINGS_BYTES: u64 = 64 << 20;
+/// ... and this many entries.
+pub const SIBLINGS_ENTRIES: usize = 2_000;
+
+/// A submission staged in a private copy.
+pub struct Staged {
+    /// The copy (removed when dropped, so it must outlive the scenarios).
+    pub _copy: TempFolder,
+    /// The submission as the scenarios start it: inside the copy.
+    pub submission: Submission,
+}
+
+/// Size of a folder's regular files and its entry count, stopping once past the limits.
+fn small_enough(dir: &Path) -> bool {
+    fn walk(dir: &Path, bytes: &mut u64, entries: &mut usize) -> bool {
+        let Ok(list) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        for e in list.flatten() {
+            *entries += 1;
+            let Ok(kind) = e.file_type() else {
+                return false;
+            };
+            if kind.is_dir() {
+                if e.file_name() != ".git" && !walk(&e.path(), bytes, entries) {
+                    return false;
+                }
+            } else if kind.is_file() {
+                *bytes += e.metadata().map(|m| m.len()).unwrap_or(u64::MAX / 2);
+            }
+            if *bytes > SIBLINGS_BYTES || *entries > SIBLINGS_ENTRIES {
+                return false;
+            }
+        }
+        true
+    }
+    let (mut bytes, mut entries) = (0, 0);
+    walk(dir, &mut bytes, &mut entries)
+}
+
+/// Copies `sub` into a fresh folder owned by `run_as` (when given).
+pub fn stage(sub: &Submission, run_as: Option<RunAs>) -> std::io::Result<Staged> {
+    let copy = watchdog::cwd_prefix().and_then(|p| TempFolder::new(&p))?;
+    let dir = std::fs::canonicalize(copy.path())?;
+    let path: PathBuf = if sub.is_dir {
+        copy_tree(&sub.path, &dir)?;
+        dir.clone()
+    } else {
+        let name = sub
+            .path
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("the submission has no file name"))?;
+        if small_enough(&sub.dir) {
+            copy_tree(&sub.dir, &dir)?;
+        } else {
+            std::fs::copy(&sub.path, dir.join(name))?;
+        }
+        dir.join(name)
+    };
+    if let Some(who) = run_as {
+        user::give(&dir, who)?;
+    }
+    let submission = Submission {
+        path,
+        dir: dir.clone(),
+        work_dir: sub.work_dir.as_ref().map(|_| dir.clone()),
+        ..sub.clone()
+    };
+    Ok(Staged {
+        _copy: copy,
+        submission,
+    })
+}
