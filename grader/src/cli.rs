@@ -34,6 +34,7 @@ use crate::net::ports::PortPool;
 use crate::report::console::{Console, Format};
 use crate::report::record::{self, Provenance, RecordError};
 use crate::report::{self, ReportError};
+use crate::safe_text;
 use crate::spec::{self, Role, SpecError};
 use crate::verdict::{GradeReport, fmt_points};
 
@@ -599,29 +600,33 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
     if let Some(n) = name {
         submission.name = n;
     }
-    let provenance =
-        Provenance {
-            submission_hash: if bundled {
-                None
-            } else {
-                Some(crate::fingerprint::content_hash(&hashed).map_err(|e| {
-                    LaunchError::Unreadable(submission.given.clone(), e.to_string())
-                })?)
-            },
-            submission_abs: (!bundled).then(|| submission.path.display().to_string()),
-            submission_root: folder.as_ref().map(|_| hashed.display().to_string()),
-            bundled_reference: bundled,
-            server_template: args.server.clone(),
-            client_template: args.client.clone(),
-            build_command: args.build.clone(),
-            build_timeout_ms: args
-                .build
-                .as_ref()
-                .and(args.build_timeout)
-                .map(|t| t.as_millis() as u64),
-            tasks_dir: args.tasks_dir.as_deref().map(absolute),
-            policies: audience::policies_of(&spec),
-        };
+    let provenance = Provenance {
+        submission_hash: if bundled {
+            None
+        } else {
+            Some(crate::fingerprint::content_hash(&hashed).map_err(|e| {
+                if e.is_refusal() {
+                    // Says what to change in the submission.
+                    CliError::Usage(e.to_string())
+                } else {
+                    LaunchError::Unreadable(submission.given.clone(), e.to_string()).into()
+                }
+            })?)
+        },
+        submission_abs: (!bundled).then(|| submission.path.display().to_string()),
+        submission_root: folder.as_ref().map(|_| hashed.display().to_string()),
+        bundled_reference: bundled,
+        server_template: args.server.clone(),
+        client_template: args.client.clone(),
+        build_command: args.build.clone(),
+        build_timeout_ms: args
+            .build
+            .as_ref()
+            .and(args.build_timeout)
+            .map(|t| t.as_millis() as u64),
+        tasks_dir: args.tasks_dir.as_deref().map(absolute),
+        policies: audience::policies_of(&spec),
+    };
     let view = View {
         audience: args.audience,
         after_due: args.after_due,
@@ -760,7 +765,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
                 .ignored
                 .iter()
                 .filter_map(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
+                .map(|n| safe_text::terminal(&n.to_string_lossy()).into_owned())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -854,7 +859,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         let records = read_records(&args.out, Some(args.task), None)?;
         let class = export::Class::with_student_filter(records, view, false);
         for w in exporter.warnings(&class) {
-            say_err!("warning: {w}");
+            say_err!("warning: {}", safe_text::terminal_lines(&w));
         }
         if exporter.per_student() {
             for student in &class.students {
@@ -889,15 +894,24 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
 }
 
 /// Records under `dir`, optionally of one task and one student; an error when there are none.
+/// Refused records ([`record::RecordError::Refused`]) are among them: the export's
+/// [`export::Class`] lists their students as not graded and warns about each.
 fn read_records(
     dir: &Path,
     task: Option<u32>,
     student: Option<&str>,
 ) -> Result<Vec<(String, record::Record)>, CliError> {
-    let (records, skipped) = record::read_dir(dir)?;
-    for e in &skipped {
-        say_err!("warning: skipped {e}");
+    let (mut records, skipped) = record::read_dir(dir)?;
+    for e in skipped {
+        match e.into_refused() {
+            Ok(refused) => records.push(refused),
+            Err(e) => say_err!(
+                "warning: skipped {}",
+                safe_text::terminal_lines(&e.to_string())
+            ),
+        }
     }
+    records.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.report.task.cmp(&b.1.report.task)));
     let records: Vec<_> = records
         .into_iter()
         .filter(|(id, r)| {
@@ -928,10 +942,12 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
     };
     let class = export::Class::with_student_filter(records, view, args.student.is_some());
     let exporter = export::exporter(args.format, &args.canvas.options(args.id_column.clone()))?;
-    let bytes = exporter.render(&class)?;
+    // Before rendering: a per-student format refuses a class whose one record was refused, and
+    // the warning says why.
     for w in exporter.warnings(&class) {
-        say_err!("warning: {w}");
+        say_err!("warning: {}", safe_text::terminal_lines(&w));
     }
+    let bytes = exporter.render(&class)?;
     let out = args
         .out
         .unwrap_or_else(|| args.reports.join(exporter.default_file_name()));
@@ -960,10 +976,10 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
 fn run_merge(inputs: &[PathBuf], out: &Path) -> Result<u8, CliError> {
     let merged = batch::merge::merge(inputs, out)?;
     for c in &merged.conflicts {
-        say_err!("warning: {c}");
+        say_err!("warning: {}", safe_text::terminal_lines(c));
     }
     for s in &merged.skipped {
-        say_err!("warning: skipped {s}");
+        say_err!("warning: skipped {}", safe_text::terminal_lines(s));
     }
     say!(
         "Merged {} record(s) from {} folder(s) into {}",
@@ -975,7 +991,16 @@ fn run_merge(inputs: &[PathBuf], out: &Path) -> Result<u8, CliError> {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
-    let rec = record::read(&args.report)?;
+    // A refused record (its numbers disagree) still says how to regrade: the replay's score is
+    // the one to believe.
+    let rec = match record::read(&args.report) {
+        Ok(rec) => rec,
+        Err(e @ RecordError::Refused { .. }) => {
+            say_err!("warning: {}", safe_text::terminal_lines(&e.to_string()));
+            e.into_refused().map(|(_, rec)| rec)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (r, p) = (&rec.report, &rec.provenance);
     let tasks_dir = p.tasks_dir.as_ref().map(PathBuf::from);
     let (_, text) = spec::load(tasks_dir.as_deref(), r.task)?;

@@ -12,7 +12,10 @@
 //! - [`events`], [`report`]: what the runner emits and the formats that consume it;
 //! - [`launch`]: the launch contract and instructor templates; [`cli`]: the command line;
 //! - [`batch`]: grading a folder of submissions; [`export`]: class-level exports from records;
-//!   [`audience`]: what students may see; [`fingerprint`]: submission content hashes.
+//!   [`audience`]: what students may see; [`fingerprint`]: submission content hashes;
+//! - [`submission_tree`], [`submission_copy`]: reading and copying a submission folder without
+//!   trusting it; [`safe_text`]: untrusted ids and names made safe for terminals and
+//!   spreadsheets.
 
 pub mod audience;
 pub mod batch;
@@ -25,7 +28,10 @@ pub mod launch;
 pub mod net;
 pub mod process;
 pub mod report;
+pub mod safe_text;
 pub mod spec;
 pub mod stream;
+pub mod submission_copy;
+pub mod submission_tree;
 pub mod transcript;
 pub mod verdict;

@@ -9,7 +9,11 @@ fn main() -> ExitCode {
     match grader::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", message(&anyhow::Error::from(e)));
+            // Errors quote paths and ids: no control character of theirs reaches the terminal.
+            eprintln!(
+                "error: {}",
+                grader::safe_text::terminal_lines(&message(&anyhow::Error::from(e)))
+            );
             ExitCode::from(grader::cli::EXIT_ERROR)
         }
     }

@@ -18,7 +18,10 @@
 //!   name without its extension as student id, started by the batch's templates or the launch
 //!   contract; non-executable files (a README, a roster) are ignored and counted.
 //!
-//! Guarantees: discovery never runs student code; the result is sorted by student id; two
+//! Guarantees: discovery never runs student code, and of a submission's files reads only its
+//! `classchat.toml`, as a regular file of at most 64 KiB (not through a symbolic link, never
+//! blocking on a FIFO: see [`submission_tree::read_small_file`]); the result is sorted by
+//! student id; two
 //! submissions with the same id are a usage error; different ids that share a report folder
 //! once made safe as folder names (`jo smith`, `jo_smith`) are all refused as launch problems
 //! (none is graded, so no record is ever written under another student's folder); a submission
@@ -32,9 +35,12 @@ use serde::Deserialize;
 
 use crate::launch::{self, Executables};
 use crate::report;
+use crate::submission_tree;
 
 /// The per-submission launch file.
 pub const LAUNCH_FILE: &str = "classchat.toml";
+/// The largest launch file read, in bytes.
+const LAUNCH_FILE_LIMIT: u64 = 64 * 1024;
 
 /// One submission found in the batch folder.
 #[derive(Debug, Clone)]
@@ -200,9 +206,10 @@ fn refuse_shared_folders(entries: &mut [Entry]) {
 pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, String> {
     let owned = |t: Option<&str>| t.map(String::from);
     let file = dir.join(LAUNCH_FILE);
-    if file.exists() {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if file.symlink_metadata().is_ok() {
+        // Student data: never through a link, never blocking on a FIFO, never huge.
+        let text = submission_tree::read_small_file(&file, LAUNCH_FILE_LIMIT)
+            .map_err(|e| e.to_string())?;
         let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
             format!(
                 "{} is not a valid launch file (expected `server = \"...\"`, `client = \"...\"` and/or `build = \"...\"`): {}",

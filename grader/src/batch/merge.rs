@@ -9,7 +9,11 @@
 //! different students (`jo smith` and `jo_smith` both map to `jo_smith/`) are refused before
 //! anything is written; an input that holds only error files (a shard whose students could
 //! none be started) is merged with a warning; an input that holds neither records nor error
-//! files is an error (usually a wrong path).
+//! files is an error (usually a wrong path); a record that is refused ([`record::Record::verify`]:
+//! its stored score or maximum is not what its scenarios add up to, or a scenario has more
+//! points than its maximum) is never copied: it is reported in [`Merged::skipped`], naming the
+//! file, and unless another input holds a good record of that student and task, the merged
+//! folder gets a `task<N>.error.txt` saying why, so exports list the task as not graded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,14 +78,23 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     let mut owner: BTreeMap<String, (String, usize)> = BTreeMap::new();
     let mut shared = Vec::new();
     let mut errors = Vec::new();
+    // (student folder, task) → (student id, why) of refused records.
+    let mut refused: BTreeMap<(String, u32), (String, String)> = BTreeMap::new();
     for (i, input) in inputs.iter().enumerate() {
         let (records, skipped) = record::read_dir(input)?;
-        merged
-            .skipped
-            .extend(skipped.into_iter().map(|e| e.to_string()));
+        let mut any_refused = false;
+        for e in skipped {
+            merged.skipped.push(e.to_string());
+            let why = e.to_string();
+            if let Ok((folder, rec)) = e.into_refused() {
+                any_refused = true;
+                let id = rec.student_id(&folder);
+                refused.insert((folder, rec.report.task), (id, why));
+            }
+        }
         let input_errors = record::error_files(input);
         if records.is_empty() {
-            if input_errors.is_empty() {
+            if input_errors.is_empty() && !any_refused {
                 return Err(MergeError::Empty(input.clone()));
             }
             merged.conflicts.push(format!(
@@ -109,7 +122,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
             match best.get(&key) {
                 Some(prev) => {
                     merged.conflicts.push(format!(
-                        "{id} task {}: in {} and {}; keeping the later grading",
+                        "{} task {}: in {} and {}; keeping the later grading",
+                        crate::safe_text::terminal(&id),
                         key.1,
                         inputs[prev.1].display(),
                         input.display()
@@ -130,8 +144,19 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     }
     // Students with only an error file (not started, or not graded) in some input.
     for (student, task, f) in &errors {
-        if !best.contains_key(&(student.clone(), *task)) {
+        let key = (student.clone(), *task);
+        if !best.contains_key(&key) && !refused.contains_key(&key) {
             copy(f, &out.join(student).join(record::error_file_name(*task)))?;
+        }
+    }
+    // Students whose only record of a task was refused: not graded, and the error file says why.
+    for ((student, task), (id, why)) in &refused {
+        if !best.contains_key(&(student.clone(), *task)) {
+            let text = record::error_text(id, &format!("not graded: {why}"));
+            report::write_atomic(
+                &out.join(student).join(record::error_file_name(*task)),
+                text.as_bytes(),
+            )?;
         }
     }
     for ((student, task), (_, _, dir)) in best {
@@ -239,5 +264,45 @@ mod tests {
             rec.failed_attempt.is_some(),
             "the error file is still newer"
         );
+    }
+
+    #[test]
+    fn refused_records_are_not_merged_and_leave_an_error_file() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, out) = (d.path().join("a"), d.path().join("b"), d.path().join("out"));
+        write(&a, "amy");
+        write(&a, "ben");
+        write(&b, "amy");
+        // amy's record in b and ben's in a are forged; amy keeps her good one from a.
+        for path in [b.join("amy/task1.toml"), a.join("ben/task1.toml")] {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, text.replace("score = 1.0", "score = 2.0")).unwrap();
+        }
+        let m = merge(&[a.clone(), b.clone()], &out).unwrap();
+        assert_eq!(m.records, 1);
+        assert_eq!(m.skipped.len(), 2, "{:?}", m.skipped);
+        assert!(
+            m.skipped.iter().all(|s| s.contains("is refused")),
+            "{:?}",
+            m.skipped
+        );
+        let amy = crate::report::record::read(&out.join("amy/task1.toml")).unwrap();
+        assert_eq!(amy.report.score, 1.0);
+        assert!(!out.join("ben/task1.toml").exists());
+        let why = std::fs::read_to_string(out.join("ben/task1.error.txt")).unwrap();
+        assert!(
+            why.starts_with(&format!(
+                "not graded: {}: the record of \"ben\" (task 1) is refused",
+                a.join("ben/task1.toml").display()
+            )),
+            "{why}"
+        );
+        // An input of refused records only is merged with its warnings, not called empty.
+        let c = d.path().join("c");
+        write(&c, "cat");
+        let path = c.join("cat/task1.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("score = 1.0", "score = 2.0")).unwrap();
+        assert!(merge(&[c], &d.path().join("out2")).is_ok());
     }
 }

@@ -12,7 +12,11 @@
 //!   launch templates, build command, task, task spec hash, grader version and isolation
 //!   (unless `force`);
 //! - a failed build (see `engine::build`) is the submission's problem, reported like one that
-//!   cannot start;
+//!   cannot start; so is a folder that cannot be hashed or copied safely
+//!   ([`crate::submission_tree`]: a symbolic link leaving it, a FIFO, socket or device, more than
+//!   its size or file-count limit), found before anything of it is opened or started;
+//! - a record that is refused ([`record::Record::verify`]: its numbers disagree) is never up to
+//!   date: the submission is regraded;
 //! - a grading that fails for infrastructure reasons, or that cannot start, never overwrites an
 //!   existing record: it writes `task<N>.error.txt` beside it instead, and the next run retries;
 //!   an error file older than a record that a rerun finds up to date is removed;
@@ -423,7 +427,8 @@ pub async fn run(
         progress.finished(&id, &outcome);
         if let Some(full) = withheld {
             progress.note(&format!(
-                "    in full: {full} (the error file, meant for students, names hidden scenarios only by number)"
+                "    in full: {} (the error file, meant for students, names hidden scenarios only by number)",
+                progress::message(&id, &full)
             ));
         }
         summary.results.push((id, outcome));

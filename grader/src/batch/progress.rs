@@ -4,8 +4,13 @@
 //! Guarantees: one line per submission in both modes, printed when it finishes (so a log shows
 //! what was done before a kill); the bar is drawn on stderr only when stderr is a terminal, and
 //! never mixes with the lines (they are printed above it); output errors never stop or fail the
-//! batch (`grader batch | head -1`: the lines are dropped, the gradings and records go on).
+//! batch (`grader batch | head -1`: the lines are dropped, the gradings and records go on); a
+//! student id (a folder name: anything but `/` and NUL) is printed with its control characters
+//! escaped visibly (`\x1b`, `\r`, `\n`), also where a message quotes it in a path, and a
+//! message's other lines cannot start a line of their own ([`crate::safe_text`]), so no
+//! submission can rewrite the terminal or fake another student's line.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write as _};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +19,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
+use crate::safe_text;
 use crate::verdict::fmt_points;
 
 /// Reports a batch's progress.
@@ -104,8 +110,23 @@ pub fn print_line(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
-/// The plain line for one submission.
+/// A message about the submission `id` for the console: the id, wherever the message quotes
+/// it (in a path), escaped like the id itself, and the rest through
+/// [`safe_text::terminal_lines`].
+pub fn message(id: &str, text: &str) -> String {
+    let escaped = safe_text::terminal(id);
+    let text = if escaped != id && !id.is_empty() {
+        Cow::Owned(text.replace(id, &escaped))
+    } else {
+        Cow::Borrowed(text)
+    };
+    safe_text::terminal_lines(&text)
+}
+
+/// The plain line for one submission (the id and message made safe for a terminal).
 pub fn line(id: &str, outcome: &Outcome) -> String {
+    let (id, shown) = (safe_text::terminal(id), id);
+    let message = |m: &str| message(shown, m);
     match outcome {
         Outcome::Graded {
             score,
@@ -126,10 +147,11 @@ pub fn line(id: &str, outcome: &Outcome) -> String {
             "{id:<20} {:>7}  up to date, not regraded",
             format!("{}/{}", fmt_points(*score), fmt_points(*max))
         ),
-        Outcome::NotStarted(m) => format!("{id:<20} NOT STARTED  {m}"),
+        Outcome::NotStarted(m) => format!("{id:<20} NOT STARTED  {}", message(m)),
         Outcome::Infrastructure(m) => {
             format!(
-                "{id:<20} NOT GRADED   infrastructure problem (not charged; rerun to retry): {m}"
+                "{id:<20} NOT GRADED   infrastructure problem (not charged; rerun to retry): {}",
+                message(m)
             )
         }
     }

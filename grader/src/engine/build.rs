@@ -2,12 +2,15 @@
 //! `classchat.toml`, `--build "make"`) once per grading, before any scenario.
 //!
 //! Guarantees:
-//! - the build runs in a fresh copy of the submission folder (files and subfolders with their
-//!   permission bits, symbolic links as links, `.git` left out) in TMPDIR, named with the
+//! - the build runs in a fresh copy of the submission folder made by
+//!   [`submission_copy::copy_submission`] (regular files and subfolders with their permission
+//!   bits, symbolic links within the folder as links, `.git` left out) in TMPDIR, named with the
 //!   grader's working-folder prefix ([`watchdog::cwd_prefix`]) so the guard removes it after a
 //!   SIGKILL, and removed when the grading ends (also what the build left unwritable in it, see
 //!   [`watchdog::TempFolder`]). The student's own folder is only read, so its
-//!   content hash stays what it was and a batch resumes as before;
+//!   content hash stays what it was and a batch resumes as before. A folder the copy refuses (a
+//!   symbolic link leaving it, a FIFO, socket or device, more than the size or file-count
+//!   limit) is the submission's problem, [`GradeError::Build`], like a failed build;
 //! - a build is student code (a Makefile runs anything) and is confined like a student program,
 //!   through [`StudentProcess::spawn`]: its own process group, the scrubbed environment with a
 //!   fresh HOME (plus where rustup keeps its toolchains: `RUSTUP_HOME`), the resource limits,
@@ -28,7 +31,6 @@
 //!   processes are the copy, and `{bin}` is the executable the launch contract's rule
 //!   ([`launch::find_executable`]) finds in it.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +40,7 @@ use crate::launch::{self, BuildCommand, Executables, Submission};
 use crate::net::netns::{Isolation, Net};
 use crate::process::{self, Launch, SpawnError, StudentProcess, watchdog};
 use crate::spec::Process;
+use crate::submission_copy;
 use crate::transcript::Transcript;
 
 /// How long a build may take unless the engine is told otherwise.
@@ -76,8 +79,16 @@ pub(super) async fn build(
     let copy = watchdog::cwd_prefix()
         .and_then(|p| watchdog::TempFolder::new(&p))
         .map_err(|e| setup("cannot create the build folder", &e))?;
-    copy_tree(&sub.path, copy.path())
-        .map_err(|e| setup("cannot copy the submission to build it", &e))?;
+    match submission_copy::copy_submission(&sub.path, copy.path()) {
+        Ok(_) => {}
+        Err(e) if e.is_submissions_fault() => {
+            return Err(GradeError::Build(format!(
+                "{e} (the build copies {} first)",
+                sub.given
+            )));
+        }
+        Err(e) => return Err(setup("cannot copy the submission to build it", &e)),
+    }
     let dir = std::fs::canonicalize(copy.path())
         .map_err(|e| setup("cannot find the build folder", &e))?;
     if let Some(who) = req.options.run_as {
@@ -267,72 +278,9 @@ fn last_lines(output: &str, truncated: bool) -> String {
     text
 }
 
-/// Copies the folder `from` into the existing folder `to`: files with their permission bits,
-/// subfolders (their bits plus the owner's rwx, so the copy can always be removed), symbolic
-/// links as links (never followed); `.git` and anything that is not a file, folder or link (a
-/// socket, a FIFO) are left out.
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".git" {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            std::fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
-            let mode = entry.metadata()?.permissions().mode() | 0o700;
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else if kind.is_file() {
-            // Also copies the permission bits.
-            std::fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_copy_keeps_files_bits_and_links_but_not_git() {
-        let from = tempfile::tempdir().unwrap();
-        let to = tempfile::tempdir().unwrap();
-        let f = from.path();
-        std::fs::create_dir_all(f.join("src/deep")).unwrap();
-        std::fs::create_dir_all(f.join(".git/objects")).unwrap();
-        std::fs::write(f.join(".git/HEAD"), "ref").unwrap();
-        std::fs::write(f.join("src/deep/a.c"), "int main;").unwrap();
-        std::fs::write(f.join("build.sh"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(f.join("build.sh"), std::fs::Permissions::from_mode(0o750))
-            .unwrap();
-        std::fs::write(f.join(".env"), "hidden but copied").unwrap();
-        std::os::unix::fs::symlink("src/deep/a.c", f.join("link.c")).unwrap();
-        copy_tree(f, to.path()).unwrap();
-        let t = to.path();
-        assert_eq!(
-            std::fs::read_to_string(t.join("src/deep/a.c")).unwrap(),
-            "int main;"
-        );
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&t.join("build.sh")), 0o750);
-        assert!(t.join(".env").exists());
-        assert!(!t.join(".git").exists());
-        assert_eq!(
-            std::fs::read_link(t.join("link.c")).unwrap(),
-            Path::new("src/deep/a.c")
-        );
-        // Same content hash: what the build sees is what was hashed.
-        assert_eq!(
-            crate::fingerprint::content_hash(f).unwrap(),
-            crate::fingerprint::content_hash(t).unwrap()
-        );
-    }
 
     #[test]
     fn a_failure_quotes_the_last_lines_indented() {

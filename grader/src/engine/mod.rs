@@ -208,11 +208,15 @@ pub async fn grade(
     let req = match &req.build {
         None if bundled => req,
         None => {
-            staged = staging::stage(&req.submission, req.options.run_as).map_err(|e| {
-                GradeError::Sandbox(format!(
+            staged = staging::stage(&req.submission, req.options.run_as).map_err(|e| match e {
+                staging::StageError::Refused(e) => GradeError::Build(format!(
+                    "{e} (the grader runs a copy of {})",
+                    req.submission.given
+                )),
+                staging::StageError::Setup(e) => GradeError::Sandbox(format!(
                     "cannot copy the submission {} to grade it: {e}",
                     req.submission.given
-                ))
+                )),
             })?;
             in_copy = GradeRequest {
                 submission: staged.submission.clone(),

@@ -3,7 +3,8 @@
 //! the copy can be given to the grading's unprivileged uid ([`crate::process::sandbox::user`]).
 //!
 //! Guarantees:
-//! - a folder submission is copied whole (as a build copies it, `.git` left out); a single
+//! - a folder submission is copied whole, as a build copies it ([`copy_submission`]: `.git`
+//!   left out; a link leaving the folder, a FIFO or an oversized folder refused); a single
 //!   executable is copied with the rest of its folder when that folder is small (at most
 //!   [`SIBLINGS_BYTES`] in at most [`SIBLINGS_ENTRIES`] entries, so a script's sibling modules
 //!   still import), else alone;
@@ -15,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::build::copy_tree;
+use crate::submission_copy::{CopyError, copy_submission};
 use crate::launch::Submission;
 use crate::process::sandbox::{RunAs, user};
 use crate::process::watchdog::{self, TempFolder};
@@ -61,27 +62,45 @@ fn small_enough(dir: &Path) -> bool {
     walk(dir, &mut bytes, &mut entries)
 }
 
+/// Why a submission could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The submission's own content is refused (see [`CopyError::is_submissions_fault`]).
+    #[error("{0}")]
+    Refused(CopyError),
+    /// The grader could not make or fill the copy.
+    #[error("{0}")]
+    Setup(String),
+}
+
 /// Copies `sub` into a fresh folder owned by `run_as` (when given).
-pub fn stage(sub: &Submission, run_as: Option<RunAs>) -> std::io::Result<Staged> {
-    let copy = watchdog::cwd_prefix().and_then(|p| TempFolder::new(&p))?;
-    let dir = std::fs::canonicalize(copy.path())?;
+pub fn stage(sub: &Submission, run_as: Option<RunAs>) -> Result<Staged, StageError> {
+    let setup = |e: &dyn std::fmt::Display| StageError::Setup(e.to_string());
+    let copy = watchdog::cwd_prefix()
+        .and_then(|p| TempFolder::new(&p))
+        .map_err(|e| setup(&e))?;
+    let dir = std::fs::canonicalize(copy.path()).map_err(|e| setup(&e))?;
     let path: PathBuf = if sub.is_dir {
-        copy_tree(&sub.path, &dir)?;
+        match copy_submission(&sub.path, &dir) {
+            Ok(_) => {}
+            Err(e) if e.is_submissions_fault() => return Err(StageError::Refused(e)),
+            Err(e) => return Err(setup(&e)),
+        }
         dir.clone()
     } else {
         let name = sub
             .path
             .file_name()
-            .ok_or_else(|| std::io::Error::other("the submission has no file name"))?;
-        if small_enough(&sub.dir) {
-            copy_tree(&sub.dir, &dir)?;
-        } else {
-            std::fs::copy(&sub.path, dir.join(name))?;
+            .ok_or_else(|| setup(&"the submission has no file name"))?;
+        // The folder when it is small and clean, else the executable alone.
+        let whole = small_enough(&sub.dir) && copy_submission(&sub.dir, &dir).is_ok();
+        if !whole {
+            std::fs::copy(&sub.path, dir.join(name)).map_err(|e| setup(&e))?;
         }
         dir.join(name)
     };
     if let Some(who) = run_as {
-        user::give(&dir, who)?;
+        user::give(&dir, who).map_err(|e| setup(&e))?;
     }
     let submission = Submission {
         path,

@@ -14,9 +14,12 @@
 //! gets an empty cell (Canvas leaves the grade alone), never a zero; graded students missing from
 //! the roster are reported by [`ClassExporter::warnings`], not dropped silently; roster columns
 //! other than the identification columns (other assignments, computed totals) are not copied, so
-//! the import changes nothing but the exported tasks.
+//! the import changes nothing but the exported tasks; text cells (the roster's names and ids,
+//! the headers) that a spreadsheet would evaluate as a formula get a leading `'`
+//! ([`spreadsheet_cell`]), the points stay plain numbers.
 
 use super::{Class, ClassExporter, ExportError};
+use crate::safe_text::spreadsheet_cell;
 use crate::verdict::fmt_points;
 
 /// The identification columns of a Canvas gradebook export, in the order Canvas writes them.
@@ -159,16 +162,22 @@ impl ClassExporter for Canvas {
             message: e.to_string(),
         };
         let mut w = ::csv::Writer::from_writer(Vec::new());
+        let text = |cells: &[String]| -> Vec<String> {
+            cells
+                .iter()
+                .map(|c| spreadsheet_cell(c).into_owned())
+                .collect()
+        };
         let mut header = self.roster.columns.clone();
         header.extend(names);
-        w.write_record(&header).map_err(err)?;
+        w.write_record(text(&header)).map_err(err)?;
         let mut points = vec![String::new(); self.roster.columns.len()];
         points[0] = format!("    {POINTS_POSSIBLE}");
         points.extend(class.tasks.iter().map(|t| fmt_points(t.max)));
         w.write_record(&points).map_err(err)?;
         for row in &self.roster.rows {
             let student = self.student_of(class, &row[key]);
-            let mut out = row.clone();
+            let mut out = text(row);
             for t in &class.tasks {
                 out.push(
                     student

@@ -4,9 +4,13 @@
 //! Guarantees: a header row, then students sorted by id (the id the records name, e.g.
 //! `alice@uni.edu`, not the report folder it was made safe as); numbers use a dot and no thousands
 //! separator; a task a student has no record for is an empty cell (not a zero), so an import
-//! never overwrites a grade with a made-up zero; quoting follows RFC 4180 (the `csv` crate).
+//! never overwrites a grade with a made-up zero; quoting follows RFC 4180 (the `csv` crate); a
+//! text cell (an id, a header) that a spreadsheet would evaluate as a formula (`=HYPERLINK(...)`,
+//! `+`, `-`, `@`, tab or CR first) is prefixed with `'` ([`spreadsheet_cell`]), while the number
+//! cells are written as numbers, untouched.
 
 use super::{Class, ClassExporter, ExportError};
+use crate::safe_text::spreadsheet_cell;
 use crate::verdict::fmt_points;
 
 /// The CSV exporter.
@@ -42,12 +46,16 @@ impl ClassExporter for Csv {
                 header.push(format!("task{}: {name} ({} pts)", t.task, fmt_points(*max)));
             }
         }
+        let header: Vec<String> = header
+            .iter()
+            .map(|h| spreadsheet_cell(h).into_owned())
+            .collect();
         w.write_record(&header).map_err(err)?;
         let max_total = class.max_total();
         for s in &class.students {
             let total = s.total();
             let mut row = vec![
-                s.id.clone(),
+                spreadsheet_cell(&s.id).into_owned(),
                 fmt_points(total),
                 fmt_points(max_total),
                 if max_total > 0.0 {

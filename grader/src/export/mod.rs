@@ -7,8 +7,13 @@
 //! filter ([`crate::audience::redact`]), so an exporter only ever sees what its reader may see;
 //! a student's id is the one the records name (`alice@uni.edu`), not the folder it was made safe
 //! as; a record kept although the latest attempt failed, and a student who was never graded, are
-//! warned about by every format ([`Class::warnings`]), never dropped silently; outputs are
-//! deterministic for the same records and error files (sorted by student id and task; no clock).
+//! warned about by every format ([`Class::warnings`]), never dropped silently; a record whose
+//! numbers disagree ([`Record::verify`]: a stored score that is not the sum of its scenarios'
+//! points, points above a scenario's maximum, a maximum that is not the sum of the maxima) is
+//! never exported: its task counts as not graded, with a warning naming the file
+//! ([`Student::refused`]); outputs are deterministic for the same records and error files
+//! (sorted by student id and task; no clock). Text from names and ids in CSV-like formats is
+//! neutralised against spreadsheet formulas ([`crate::safe_text::spreadsheet_cell`]).
 
 pub mod canvas;
 pub mod classroom;
@@ -36,6 +41,17 @@ pub enum ExportError {
         format: &'static str,
         /// How many students.
         count: usize,
+    },
+    /// A per-student format was asked for a student none of whose records can be exported
+    /// (refused, or only error files).
+    #[error(
+        "the {format} format describes one student, but {ids} has no graded record to export (see the warnings above)"
+    )]
+    NotGraded {
+        /// Which format.
+        format: &'static str,
+        /// The students asked for.
+        ids: String,
     },
     /// The Canvas roster is missing or is not a Canvas gradebook export.
     #[error("canvas export: {0}")]
@@ -194,8 +210,11 @@ pub struct Student {
     /// Tasks whose latest attempt was not graded although an older record exists (the report
     /// shown is that last good grading), with why.
     pub failed_attempts: BTreeMap<u32, String>,
-    /// Tasks attempted but never graded (only an error file), with why.
+    /// Tasks attempted but never graded (only an error file, or a refused record), with why.
     pub not_graded: BTreeMap<u32, String>,
+    /// Tasks whose record was refused ([`Record::verify`]), with the file and what disagrees.
+    /// Each is in [`Student::not_graded`] too: a refused record counts as not graded.
+    pub refused: BTreeMap<u32, String>,
 }
 
 impl Student {
@@ -207,6 +226,7 @@ impl Student {
             policies: BTreeMap::new(),
             failed_attempts: BTreeMap::new(),
             not_graded: BTreeMap::new(),
+            refused: BTreeMap::new(),
         }
     }
 
@@ -259,6 +279,11 @@ impl Class {
     /// no record at all in [`Class::not_graded`]). When `filtered`, only the error files of the
     /// students of `records` count: the others' are not about this export. Dot-folders
     /// (`.bak/`) are not students ([`crate::report::record::student_folders`]).
+    ///
+    /// Every record is checked here ([`Record::verify`]), whoever read it: one that fails is not
+    /// exported, and its task is listed as not graded ([`Student::refused`]). Pass the records
+    /// that [`crate::report::record::read`] refused too
+    /// ([`crate::report::record::RecordError::into_refused`]), so that their students are listed.
     pub fn with_student_filter(records: Vec<(String, Record)>, view: View, filtered: bool) -> Self {
         Self::build(records, view, filtered)
     }
@@ -270,7 +295,14 @@ impl Class {
         let dirs: BTreeSet<PathBuf> = records.iter().filter_map(|(_, r)| reports_dir(r)).collect();
         // Folder → the ids its records name.
         let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (folder, rec) in records {
+        let (records, refused): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .map(|(folder, rec)| {
+                let verdict = rec.verify();
+                (folder, rec, verdict)
+            })
+            .partition(|(_, _, verdict)| verdict.is_ok());
+        for (folder, rec, _) in records {
             ids.entry(folder.clone())
                 .or_default()
                 .insert(rec.student_id(&folder));
@@ -298,8 +330,32 @@ impl Class {
                 .insert(shown.task, rec.provenance.policies.clone());
             st.reports.push(shown);
         }
-        // Never-graded tasks, from the error files of the exported tasks.
         let mut not_graded: BTreeMap<String, Student> = BTreeMap::new();
+        // Refused records: their tasks are not graded, whatever they claim.
+        for (folder, rec, verdict) in refused {
+            let Err(why) = verdict else { continue };
+            let task = rec.report.task;
+            let file = rec
+                .source
+                .as_deref()
+                .map_or_else(|| format!("task{task}.toml"), |p| p.display().to_string());
+            let reason = format!("record refused ({file}): {why}");
+            let st = match students.get_mut(&folder) {
+                Some(st) => st,
+                None => not_graded.entry(folder.clone()).or_insert_with(|| {
+                    // The id the record names, unless it does not belong in this folder.
+                    let mut st = Student::empty(folder.clone());
+                    let id = rec.student_id(&folder);
+                    if crate::report::sanitize(&id) == folder {
+                        st.id = id;
+                    }
+                    st
+                }),
+            };
+            st.refused.insert(task, reason.clone());
+            st.not_graded.insert(task, reason);
+        }
+        // Never-graded tasks, from the error files of the exported tasks.
         for dir in &dirs {
             for ng in record::not_graded(dir) {
                 if !tasks.contains_key(&ng.task) {
@@ -307,6 +363,9 @@ impl Class {
                 }
                 if let Some(st) = students.get_mut(&ng.folder) {
                     st.not_graded.insert(ng.task, ng.attempt.reason.clone());
+                } else if let Some(st) = not_graded.get_mut(&ng.folder) {
+                    // A student whose only records were refused.
+                    st.not_graded.insert(ng.task, ng.attempt.reason);
                 } else if !narrowed {
                     let st = not_graded
                         .entry(ng.folder.clone())
@@ -346,10 +405,19 @@ impl Class {
         }
     }
 
-    /// What the reader of any export should know: students whose latest attempt was not graded
-    /// (their last good record is exported), and students who were never graded.
+    /// What the reader of any export should know: records refused because their numbers
+    /// disagree (one warning per record, naming the file), students whose latest attempt was not
+    /// graded (their last good record is exported), and students who were never graded.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        for s in self.students.iter().chain(&self.not_graded) {
+            for (task, why) in &s.refused {
+                warnings.push(format!(
+                    "{} task {task} is not graded: {why}; the record was changed after grading or is corrupt, so its score is not exported: regrade the student (a rerun of grader batch regrades it)",
+                    crate::safe_text::terminal(&s.id)
+                ));
+            }
+        }
         let stale = listing(self.students.iter().map(|s| (&s.id, &s.failed_attempts)));
         if !stale.is_empty() {
             warnings.push(format!(
@@ -358,12 +426,22 @@ impl Class {
                 stale.join("; ")
             ));
         }
-        let never = listing(
-            self.students
-                .iter()
-                .chain(&self.not_graded)
-                .map(|s| (&s.id, &s.not_graded)),
-        );
+        // Refused records were warned about above.
+        let errors_only: Vec<(&String, BTreeMap<u32, String>)> = self
+            .students
+            .iter()
+            .chain(&self.not_graded)
+            .map(|s| {
+                let only = s
+                    .not_graded
+                    .iter()
+                    .filter(|(t, _)| !s.refused.contains_key(t))
+                    .map(|(t, why)| (*t, why.clone()))
+                    .collect();
+                (&s.id, only)
+            })
+            .collect();
+        let never = listing(errors_only.iter().map(|(id, tasks)| (*id, tasks)));
         if !never.is_empty() {
             warnings.push(format!(
                 "{} student task(s) never graded (only an error file, no record): {}",
@@ -383,6 +461,15 @@ impl Class {
     pub fn one(&self, format: &'static str) -> Result<&Student, ExportError> {
         match self.students.as_slice() {
             [one] => Ok(one),
+            [] if !self.not_graded.is_empty() => Err(ExportError::NotGraded {
+                format,
+                ids: self
+                    .not_graded
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
             all => Err(ExportError::NotOneStudent {
                 format,
                 count: all.len(),
@@ -397,9 +484,13 @@ fn listing<'a>(
 ) -> Vec<String> {
     students
         .flat_map(|(id, tasks)| {
-            tasks
-                .iter()
-                .map(move |(t, why)| format!("{id} (task {t}: {})", first_line(why)))
+            let id = crate::safe_text::terminal(id);
+            tasks.iter().map(move |(t, why)| {
+                format!(
+                    "{id} (task {t}: {})",
+                    crate::safe_text::terminal(first_line(why))
+                )
+            })
         })
         .collect()
 }
@@ -462,7 +553,7 @@ mod tests {
     use super::*;
     use crate::audience::Audience;
     use crate::report::record::test_support::{self, report, set_mtime};
-    use crate::report::record::{error_text, read_dir};
+    use crate::report::record::{error_text, read, read_dir};
 
     fn write(out: &Path, submission: &str, task: u32, points: f64) {
         test_support::write(out, &report(submission, task, points));
@@ -628,5 +719,51 @@ mod tests {
             .collect();
         let c = Class::with_student_filter(only_amy, view(), true);
         assert!(c.not_graded.is_empty() && c.warnings().is_empty());
+    }
+
+    #[test]
+    fn refused_records_are_never_exported_and_count_as_not_graded() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path();
+        write(out, "amy", 1, 2.0);
+        write(out, "ben", 1, 1.0);
+        write(out, "ben", 2, 1.0);
+        // ben's task 1 record claims full marks; its scenario still says 1 point.
+        let path = out.join("ben/task1.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("score = 1.0", "score = 2.0")).unwrap();
+        let (records, skipped) = read_dir(out).unwrap();
+        assert_eq!(records.len(), 2);
+        let refused: Vec<_> = skipped
+            .into_iter()
+            .map(|e| e.into_refused().unwrap())
+            .collect();
+        let c = Class::with_student_filter([records, refused].concat(), view(), false);
+        let ben = c.students.iter().find(|s| s.id == "ben").unwrap();
+        assert_eq!(ben.total(), 1.0, "only task 2 counts");
+        assert!(ben.task(1).is_none());
+        assert!(
+            ben.not_graded[&1]
+                .starts_with(&format!("record refused ({}): its score 2", path.display())),
+            "{:?}",
+            ben.not_graded
+        );
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("ben task 1 is not graded: record refused (")
+                && w[0].contains("changed after grading"),
+            "{w:?}"
+        );
+        // A record that was never read from a file (parsed text) is checked here too.
+        let mut forged = read(&out.join("amy/task1.toml")).unwrap();
+        forged.report.scenarios[0].points = 5.0;
+        forged.report.score = 5.0;
+        let c = Class::with_student_filter(vec![("amy".into(), forged)], view(), false);
+        assert!(c.students.is_empty());
+        assert_eq!(c.not_graded.len(), 1);
+        assert_eq!(c.not_graded[0].id, "amy");
+        let html = String::from_utf8(summary::Summary.render(&c).unwrap()).unwrap();
+        assert!(html.contains("0 students · 1 not graded"), "{html}");
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! `human` is the default; `compact` is one line per scenario (plus the message of a failure and
 //! any notes), for CI logs. Colour is used only when stdout is a terminal (anstream strips it otherwise, and
-//! honours NO_COLOR / CLICOLOR_FORCE).
+//! honours NO_COLOR / CLICOLOR_FORCE). The submission's name (a file or folder name) is printed
+//! with its control characters escaped ([`crate::safe_text::terminal`]).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -53,9 +54,10 @@ impl EventSink for Console {
                 seed,
                 scenarios,
             } => format!(
-                "{}Grading{} {submission} · task {task} ({title}) · {scenarios} scenarios · seed {seed}\n",
+                "{}Grading{} {} · task {task} ({title}) · {scenarios} scenarios · seed {seed}\n",
                 BOLD.render(),
-                BOLD.render_reset()
+                BOLD.render_reset(),
+                crate::safe_text::terminal(submission)
             ),
             Event::Built { command, duration } => {
                 format!("built with `{command}` in {:.1}s\n", duration.as_secs_f64())

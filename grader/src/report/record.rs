@@ -12,6 +12,14 @@
 //! the record is the last good grading, not the latest attempt), and [`not_graded`] lists the
 //! tasks that have an error file and no record at all. The student id is the record's
 //! `submission` ([`Record::student_id`]), since a folder name is only the id made safe.
+//!
+//! A record is data in a file, and a program that escaped its confinement (or a hand edit)
+//! could have rewritten it. [`Record::verify`] is the one check of its numbers: every scenario's
+//! points lie between 0 and its maximum, the score is the sum of the scenarios' points, and the
+//! maximum the sum of their maxima. [`read`] (and so [`read_dir`]) refuses a record that fails
+//! it ([`RecordError::Refused`], naming the file and what disagrees, and still holding the
+//! parsed record so readers can list the student as not graded); exports, `grader merge` and a
+//! batch's up-to-date check never use its score (`grader replay` warns and regrades it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,6 +98,94 @@ impl Record {
             self.report.submission.clone()
         }
     }
+
+    /// Checks that the record's numbers agree with each other: every scenario's points and
+    /// maximum are finite, its points between 0 and its maximum; the score is the sum of the
+    /// scenarios' points and the maximum the sum of their maxima (within [`POINTS_TOLERANCE`]).
+    /// The engine always writes such records, so a record that fails was changed afterwards
+    /// (by hand, or by a student program) or is corrupt: never trust its score.
+    pub fn verify(&self) -> Result<(), IntegrityError> {
+        let r = &self.report;
+        for s in &r.scenarios {
+            if !s.max_points.is_finite() || s.max_points < 0.0 {
+                return Err(IntegrityError::ScenarioMax {
+                    scenario: s.name.clone(),
+                    max: s.max_points,
+                });
+            }
+            if !s.points.is_finite() || s.points < 0.0 || s.points > s.max_points + POINTS_TOLERANCE
+            {
+                return Err(IntegrityError::ScenarioPoints {
+                    scenario: s.name.clone(),
+                    points: s.points,
+                    max: s.max_points,
+                });
+            }
+        }
+        // Summed in scenario order, as the engine sums them.
+        let points: f64 = r.scenarios.iter().map(|s| s.points).sum();
+        let maxima: f64 = r.scenarios.iter().map(|s| s.max_points).sum();
+        let disagree =
+            |stored: f64, sum: f64| !stored.is_finite() || (stored - sum).abs() > POINTS_TOLERANCE;
+        if disagree(r.score, points) {
+            return Err(IntegrityError::Score {
+                stored: r.score,
+                sum: points,
+            });
+        }
+        if disagree(r.max_score, maxima) {
+            return Err(IntegrityError::MaxScore {
+                stored: r.max_score,
+                sum: maxima,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How far a record's sums may be from the stored totals (floating-point rounding only: the
+/// engine stores exactly the sums it computed, and TOML keeps every bit of them).
+pub const POINTS_TOLERANCE: f64 = 1e-6;
+
+/// Why a record's numbers cannot be trusted ([`Record::verify`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IntegrityError {
+    /// A scenario's points are negative, not a number, or above its maximum.
+    #[error("scenario {scenario:?} has {points} points, outside 0 to its maximum of {max}")]
+    ScenarioPoints {
+        /// Which scenario.
+        scenario: String,
+        /// Its recorded points.
+        points: f64,
+        /// Its recorded maximum.
+        max: f64,
+    },
+    /// A scenario's maximum is negative or not a number.
+    #[error(
+        "scenario {scenario:?} has a maximum of {max} points, which is not a number of 0 or more"
+    )]
+    ScenarioMax {
+        /// Which scenario.
+        scenario: String,
+        /// Its recorded maximum.
+        max: f64,
+    },
+    /// The stored score is not the sum of the scenarios' points.
+    #[error("its score {stored} is not the sum of its scenarios' points, {sum}")]
+    Score {
+        /// The record's `score`.
+        stored: f64,
+        /// What its scenarios add up to.
+        sum: f64,
+    },
+    /// The stored maximum is not the sum of the scenarios' maxima.
+    #[error("its maximum {stored} is not the sum of its scenarios' maxima, {sum}")]
+    MaxScore {
+        /// The record's `max_score`.
+        stored: f64,
+        /// What its scenarios' maxima add up to.
+        sum: f64,
+    },
 }
 
 /// An attempt at grading that left `task<N>.error.txt` instead of a record.
@@ -193,6 +289,42 @@ pub enum RecordError {
         /// Why.
         message: String,
     },
+    /// The file is a grading record whose numbers disagree ([`Record::verify`]): changed after
+    /// grading, or corrupt. Its score is never used; the parsed record is kept so that readers
+    /// can list the student as not graded.
+    #[error(
+        "{path}: the record of {id:?} (task {task}) is refused: {source}; it was changed after grading or is corrupt, so it counts as not graded: regrade the student (a rerun of grader batch regrades it)"
+    )]
+    Refused {
+        /// Which file.
+        path: PathBuf,
+        /// The student id the record names.
+        id: String,
+        /// The task it is a record of.
+        task: u32,
+        /// What disagrees.
+        source: IntegrityError,
+        /// The record as parsed (`source` set), for listing the student as not graded.
+        record: Box<Record>,
+    },
+}
+
+impl RecordError {
+    /// For a [`RecordError::Refused`]: the name of the student folder the file is in and the
+    /// refused record; any other error is given back.
+    pub fn into_refused(self) -> Result<(String, Record), Self> {
+        match self {
+            RecordError::Refused { path, record, .. } => {
+                let folder = path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok((folder, *record))
+            }
+            other => Err(other),
+        }
+    }
 }
 
 /// Parses a record from the text of a `task<N>.toml`.
@@ -207,7 +339,7 @@ pub fn parse(text: &str) -> Result<Record, toml::de::Error> {
     })
 }
 
-/// Reads a record from a file.
+/// Reads a record from a file; refuses one whose numbers disagree ([`Record::verify`]).
 pub fn read(path: &Path) -> Result<Record, RecordError> {
     let text = std::fs::read_to_string(path).map_err(|source| RecordError::Io {
         path: path.to_path_buf(),
@@ -218,6 +350,15 @@ pub fn read(path: &Path) -> Result<Record, RecordError> {
         message: e.message().to_string(),
     })?;
     record.source = Some(path.to_path_buf());
+    if let Err(source) = record.verify() {
+        return Err(RecordError::Refused {
+            path: path.to_path_buf(),
+            id: record.report.submission.clone(),
+            task: record.report.task,
+            source,
+            record: Box::new(record),
+        });
+    }
     if let Some(task) = task_of(path) {
         let error = path.with_file_name(error_file_name(task));
         if let (Some(e), Some(r)) = (modified(&error), modified(path))
@@ -234,7 +375,8 @@ pub fn read(path: &Path) -> Result<Record, RecordError> {
 pub type Found = (Vec<(String, Record)>, Vec<RecordError>);
 
 /// The records under a reports folder: `<dir>/<student>/task<N>.toml`, as (student folder name,
-/// record), sorted by student and task. Files that are not records are reported in `skipped`.
+/// record), sorted by student and task. Files that are not records, and records that are
+/// refused ([`RecordError::Refused`]), are reported in `skipped`.
 pub fn read_dir(dir: &Path) -> Result<Found, RecordError> {
     let io = |source| RecordError::Io {
         path: dir.to_path_buf(),
@@ -514,6 +656,74 @@ mod tests {
             .map(|n| (n.folder, n.task))
             .collect();
         assert_eq!(ng, [("amy".to_string(), 2)]);
+    }
+
+    #[test]
+    fn verify_recomputes_the_totals_and_read_refuses_a_forged_record() {
+        let good = Record {
+            report: report("amy", 1, 1.5),
+            provenance: Provenance::default(),
+            failed_attempt: None,
+            source: None,
+        };
+        assert_eq!(good.verify(), Ok(()));
+        let forged = |f: &dyn Fn(&mut GradeReport)| {
+            let mut r = good.clone();
+            f(&mut r.report);
+            r.verify().unwrap_err()
+        };
+        assert_eq!(
+            forged(&|r| r.score = 2.0),
+            IntegrityError::Score {
+                stored: 2.0,
+                sum: 1.5
+            }
+        );
+        assert!(matches!(
+            forged(&|r| {
+                r.scenarios[0].points = 3.0;
+                r.score = 3.0;
+            }),
+            IntegrityError::ScenarioPoints { .. }
+        ));
+        assert!(matches!(
+            forged(&|r| r.scenarios[0].points = -1.0),
+            IntegrityError::ScenarioPoints { .. }
+        ));
+        assert!(matches!(
+            forged(&|r| r.scenarios[0].points = f64::NAN),
+            IntegrityError::ScenarioPoints { .. }
+        ));
+        assert!(matches!(
+            forged(&|r| r.score = f64::NAN),
+            IntegrityError::Score { .. }
+        ));
+        assert_eq!(
+            forged(&|r| r.max_score = 3.0),
+            IntegrityError::MaxScore {
+                stored: 3.0,
+                sum: 2.0
+            }
+        );
+
+        // On disk: `read` refuses it, naming the file, and keeps the record for listing.
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), &report("amy", 1, 1.0));
+        let path = d.path().join("amy/task1.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("score = 1.0", "score = 2.0")).unwrap();
+        let e = read(&path).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: the record of \"amy\" (task 1) is refused: its score 2 is not the sum of its scenarios' points, 1",
+                path.display()
+            )),
+            "{e}"
+        );
+        let (records, skipped) = read_dir(d.path()).unwrap();
+        assert!(records.is_empty());
+        let (folder, rec) = skipped.into_iter().next().unwrap().into_refused().unwrap();
+        assert_eq!((folder.as_str(), rec.report.score), ("amy", 2.0));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use grader::process::watchdog::GraderId;
 use grader::report::record::{self, Provenance, TomlRecord};
-use grader::verdict::GradeReport;
+use grader::verdict::{GradeReport, ScenarioOutcome, Status};
 
 use crate::batch::{batch_task1, scores, text};
 use crate::support::{
@@ -171,8 +171,28 @@ fn replay_reproduces_batch_records_graded_from_a_relative_path() {
     assert!(stderr(&changed).contains(&warning), "{}", text(&changed));
 }
 
-/// Writes a record for `submission` (its report folder is the id made safe) with `score` of 3.
+/// Writes a record for `submission` (its report folder is the id made safe) with `score` of 3:
+/// one scenario worth 3 points.
 fn write_record(out: &Path, submission: &str, score: f64) {
+    let scenario = ScenarioOutcome {
+        name: "acknowledges".into(),
+        role: grader::spec::Role::Server,
+        status: if score >= 3.0 {
+            Status::Passed
+        } else {
+            Status::Failed
+        },
+        points: score,
+        max_points: 3.0,
+        duration_ms: 1,
+        description: None,
+        message: String::new(),
+        hint: None,
+        failed_step: None,
+        transcript: Vec::new(),
+        stderr_tail: None,
+        notes: Vec::new(),
+    };
     let report = GradeReport {
         schema_version: grader::verdict::SCHEMA_VERSION,
         grader_version: "0.1.0".into(),
@@ -189,7 +209,7 @@ fn write_record(out: &Path, submission: &str, score: f64) {
         accept_any_port: None,
         timestamp: "2025-01-15T10:00:00Z".into(),
         duration_ms: 900,
-        scenarios: Vec::new(),
+        scenarios: vec![scenario],
     };
     grader::report::write_all(out, &report, &[&TomlRecord(&Provenance::default())]).unwrap();
 }

@@ -652,3 +652,196 @@ fn canvas_import_is_built_on_the_courses_gradebook_export() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Grades → Export"));
 }
+
+/// Rewrites the first line of the record at `path` that starts with `key = ` to `key = value`,
+/// as a program that got write access to the reports would.
+fn forge(path: &Path, key: &str, value: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let prefix = format!("{key} = ");
+    let mut done = false;
+    let forged: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if !done && l.starts_with(&prefix) {
+                done = true;
+                format!("{prefix}{value}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(done, "{} has no {key} line", path.display());
+    std::fs::write(path, forged.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn forged_records_are_refused_by_every_export_and_merge() {
+    let d = tempfile::tempdir().unwrap();
+    let reports = d.path().join("reports");
+    // Every record is 9.5 points at most: 3 + 2 + 2.5 + 2 over four scenarios.
+    write_class(
+        &reports,
+        &[
+            ("alice", "PPPP"),
+            ("bob", "PFFF"),
+            ("carl", "PPPF"),
+            ("dora", "PPPP"),
+        ],
+    );
+    // bob raised his total from 3 to 9.5 and left his scenarios alone; carl gave his failed
+    // scenario (2 points at most) 4 points and his total to match; dora raised the maximum.
+    forge(&reports.join("bob/task1.toml"), "score", "9.5");
+    forge(&reports.join("carl/task1.toml"), "score", "11.5");
+    let carl = std::fs::read_to_string(reports.join("carl/task1.toml")).unwrap();
+    std::fs::write(
+        reports.join("carl/task1.toml"),
+        carl.replacen("points = 0.0\n", "points = 4.0\n", 1),
+    )
+    .unwrap();
+    forge(&reports.join("dora/task1.toml"), "max_score", "12.0");
+    let why = [
+        (
+            "bob",
+            "its score 9.5 is not the sum of its scenarios' points, 3",
+        ),
+        (
+            "carl",
+            "scenario \"secret zebra scenario\" has 4 points, outside 0 to its maximum of 2",
+        ),
+        (
+            "dora",
+            "its maximum 12 is not the sum of its scenarios' maxima, 9.5",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = vec!["export".into()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all.extend([reports.display().to_string(), "--out".into(), "-".into()]);
+        let o = run_grader(&all, tmp.path());
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // Every class format: only alice is exported; each forged record is warned about, naming
+    // its file and what disagrees.
+    let roster = d.path().join("roster.csv");
+    std::fs::write(
+        &roster,
+        "Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\n\
+         A,1,S1,alice,X\nB,2,S2,bob,X\nC,3,S3,carl,X\nD,4,S4,dora,X\n",
+    )
+    .unwrap();
+    let roster = roster.display().to_string();
+    for args in [
+        vec!["--format", "csv"],
+        vec!["--format", "markdown"],
+        vec!["--format", "summary"],
+        vec!["--format", "canvas", "--roster", &roster],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        for (id, what) in why {
+            let file = reports.join(id).join("task1.toml");
+            assert!(
+                err.contains(&format!(
+                    "warning: {id} task 1 is not graded: record refused ({}): {what}",
+                    file.display()
+                )),
+                "{args:?}: {err}"
+            );
+        }
+        match args[1] {
+            "csv" => {
+                let mut rdr = csv::Reader::from_reader(out.as_bytes());
+                let ids: Vec<String> = rdr.records().map(|r| r.unwrap()[0].to_string()).collect();
+                assert_eq!(ids, ["alice"], "{out}");
+            }
+            "canvas" => {
+                let mut rdr = csv::Reader::from_reader(out.as_bytes());
+                let points: Vec<(String, String)> = rdr
+                    .records()
+                    .map(Result::unwrap)
+                    .skip(1)
+                    .map(|r| (r[3].to_string(), r[5].to_string()))
+                    .collect();
+                let empty = String::new;
+                assert_eq!(
+                    points,
+                    [
+                        ("alice".into(), "9.5".into()),
+                        ("bob".into(), empty()),
+                        ("carl".into(), empty()),
+                        ("dora".into(), empty()),
+                    ],
+                    "{out}"
+                );
+            }
+            "summary" => {
+                assert!(out.contains("1 students · 3 not graded"), "{out}");
+                assert!(out.contains("<td>bob</td>"), "{out}");
+                assert!(out.contains("record refused ("), "{out}");
+            }
+            _ => {
+                // Alice alone: her table.
+                assert!(out.contains("— 9.5/9.5 points"), "{out}");
+                assert!(!out.contains("bob"), "{out}");
+            }
+        }
+    }
+    // Per-student formats: nothing to export for bob, and they say why.
+    for format in ["gradescope", "classroom"] {
+        let (code, out, err) = run(&["--format", format, "--student", "bob"]);
+        assert_eq!(code, Some(2), "{format}: {out}{err}");
+        assert!(
+            err.contains("bob task 1 is not graded: record refused")
+                && err.contains("but bob has no graded record to export"),
+            "{format}: {err}"
+        );
+    }
+
+    // merge: the forged records are not copied; their students are not graded, with why.
+    let merged = d.path().join("merged");
+    let m = run_grader(
+        [
+            "merge".as_ref(),
+            reports.as_os_str(),
+            "--out".as_ref(),
+            merged.as_os_str(),
+        ],
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(0), "{err}");
+    assert!(merged.join("alice/task1.toml").exists());
+    for (id, what) in why {
+        let file = reports.join(id).join("task1.toml");
+        assert!(
+            err.contains(&format!(
+                "warning: skipped {}: the record of \"{id}\" (task 1) is refused: {what}",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(!merged.join(id).join("task1.toml").exists(), "{id} merged");
+        let error = std::fs::read_to_string(merged.join(id).join("task1.error.txt")).unwrap();
+        assert!(error.contains(what), "{error}");
+    }
+    let (code, _, err) = {
+        let mut all: Vec<String> = vec!["export".into(), "--format".into(), "csv".into()];
+        all.extend([merged.display().to_string(), "--out".into(), "-".into()]);
+        let o = run_grader(&all, tmp.path());
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("3 student task(s) never graded") && err.contains("bob (task 1: not graded: "),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@ mod batch_more;
 mod build;
 mod export;
 mod hostile;
+mod hostile_folders;
 mod isolation;
 mod processes;
 mod reports;
