@@ -6,7 +6,7 @@
 //! - `1`: graded, and the score is below that;
 //! - `2`: usage or infrastructure error (bad arguments, unreadable task file, missing or
 //!   non-executable submission, a `--build` command that fails, unwritable --out, the grader's
-//!   own network failing). No score is reported in that case.
+//!   own network failing, no guard process). No score is reported in that case.
 //!
 //! The other commands use the same three codes:
 //! - `grader batch`: `0` every submission has an up-to-date record (graded now or skipped);
@@ -100,6 +100,23 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The guard that ends student programs should the grader be killed (started by the grader
+    /// itself, see `process::watchdog`).
+    #[command(hide = true)]
+    Guard {
+        /// The grader's identity (`<pid>-<start>-<scope>`).
+        #[arg(long)]
+        grader: String,
+        /// The grader's TMPDIR (absolute).
+        #[arg(long)]
+        tmp: PathBuf,
+        /// The read end of the pipe whose write end the grader holds.
+        #[arg(long)]
+        pipe_fd: i32,
+        /// A pidfd of the grader.
+        #[arg(long)]
+        pidfd: Option<i32>,
+    },
     /// List the tasks and their scenarios.
     Tasks {
         /// Read task files from this folder instead of the bundled ones.
@@ -135,6 +152,10 @@ pub struct RunArgs {
     /// Folder with task<N>.toml files (default: the task files built into the grader).
     #[arg(long, value_name = "DIR")]
     pub tasks_dir: Option<PathBuf>,
+    /// Wall-clock limit of the grading's scenarios, all together (the build has its own):
+    /// scenarios not finished by then are timed out, e.g. "90s", "5m".
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = time_limit)]
+    pub time_limit: Duration,
     /// Where reports go: <out>/<submission>/task<N>.{toml,junit.xml}.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub out: PathBuf,
@@ -217,9 +238,10 @@ pub struct BatchArgs {
     /// Also export, when the batch ends (repeatable): files go to <out>/.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub export: Vec<export::Format>,
-    /// Wall-time limit of one submission's grading (then: infrastructure error, retried next run).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    /// Wall-clock limit of each submission's scenarios, all together (its build has its own):
+    /// scenarios not finished by then are timed out, e.g. "90s", "5m".
+    #[arg(long, alias = "timeout", value_name = "DURATION", default_value = "10m", value_parser = time_limit)]
+    pub time_limit: Duration,
     /// Plain lines even on a terminal (no progress bar).
     #[arg(long)]
     pub no_progress: bool,
@@ -312,6 +334,18 @@ pub struct ReplayArgs {
     pub audience: Audience,
 }
 
+/// Parses a `--time-limit`: a duration ("90s", "5m") of more than zero and at most a day.
+fn time_limit(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("a grading needs some time: give more than 0s".into()),
+        Ok(d) if d > Duration::from_secs(24 * 3600) => {
+            Err("at most a day (24h): a grading that needs more is stuck".into())
+        }
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (write e.g. \"90s\" or \"10m\")")),
+    }
+}
+
 /// A `--min-score`: points or a percentage of the maximum.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MinScore {
@@ -384,6 +418,9 @@ pub enum CliError {
     /// SIGINT or SIGTERM arrived: the student's processes were ended, nothing was graded.
     #[error("interrupted by {0}: student processes ended, no report written")]
     Interrupted(&'static str),
+    /// No guard process could be started (see `process::watchdog`).
+    #[error(transparent)]
+    Guard(crate::process::watchdog::GuardError),
     /// The async runtime could not start.
     #[error("cannot start the grader's runtime: {0}")]
     Runtime(std::io::Error),
@@ -391,6 +428,21 @@ pub enum CliError {
 
 /// Runs a parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
+    // `main` does this first of all; here too for other callers of this entry. Processes of the
+    // same user (student programs on the host) cannot read the grader's environment or memory,
+    // nor trace it. A process can always read its own /proc/self.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    if let Command::Guard {
+        grader,
+        tmp,
+        pipe_fd,
+        pidfd,
+    } = &cli.command
+    {
+        crate::process::watchdog::run_guard(grader, tmp, *pipe_fd, *pidfd)
+            .map_err(CliError::Guard)?;
+        return Ok(EXIT_PASS);
+    }
     // Orphans of student programs (a double fork, a daemon) become the grader's children
     // instead of init's, so the end of a scenario can find and reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -398,10 +450,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         cli.command,
         Command::Run(_) | Command::Batch(_) | Command::Replay(_)
     ) {
-        // First, while the grader has one thread: a guard that ends the student programs
-        // should the grader be killed outright. Without it (it cannot fail in practice) the
-        // next grader still removes what this one left in its cgroups.
-        let _ = crate::process::watchdog::start();
+        // First: a guard that ends the student programs should the grader be killed outright.
+        // No student program is started without one (see `watchdog::ensure_guarded`).
+        crate::process::watchdog::start().map_err(CliError::Guard)?;
     }
     match cli.command {
         Command::Run(args) => run_grading(args, None).map(|(code, _)| code),
@@ -410,7 +461,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Merge { inputs, out } => run_merge(&inputs, &out),
         Command::Replay(args) => run_replay(args),
         Command::Tasks { tasks_dir } => list_tasks(tasks_dir),
+        Command::Guard { .. } => Ok(EXIT_PASS),
         Command::Reference { task, args } => {
+            // A student program the grader watches through /proc (its sockets, its threads'
+            // run-queue delays): readable by a grader of the same user, as any program is.
+            let _ = nix::sys::prctl::set_dumpable(true);
             let program = format!("grader reference --task {task}");
             Ok(classchat_reference::bundled::run(
                 task,
@@ -640,6 +695,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         parallelism: args.jobs.unwrap_or_else(default_jobs).max(1),
         build_timeout: args.build_timeout.unwrap_or(engine::build::BUILD_TIMEOUT),
         hidden: unseen_folders(args.tasks_dir.as_deref(), &args.out),
+        time_limit: args.time_limit,
         ..EngineOptions::default()
     };
     let req = GradeRequest {
@@ -808,12 +864,15 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             accept_any_port: args.accept_any_port,
             build_timeout: args.build_timeout.unwrap_or(engine::build::BUILD_TIMEOUT),
             hidden: unseen_folders(args.tasks_dir.as_deref(), &args.out),
+            time_limit: args.time_limit,
             ..EngineOptions::default()
         },
         force: args.force,
         seed: args.seed,
         view,
-        timeout: args.timeout,
+        // The engine ends a grading by its limit plus its wind-down; this is the batch's last
+        // resort should the grader itself hang (an infrastructure error, retried).
+        timeout: args.time_limit.saturating_add(2 * engine::WIND_DOWN),
     };
     let progress = batch::progress::Progress::new(entries.len(), !args.no_progress);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1053,6 +1112,7 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         client: p.client_template.clone(),
         build: p.build_command.clone(),
         build_timeout: p.build_timeout_ms.map(Duration::from_millis),
+        time_limit: engine::GRADING_TIME_LIMIT,
         tasks_dir,
         out: args.out,
         min_score: None,

@@ -9,7 +9,12 @@
 //! scenario gets a network namespace of its own where the system allows it
 //! ([`EngineOptions::isolation`]), and the report says which isolation was used; a submission
 //! with a build command ([`GradeRequest::build`]) is built once, confined, in a copy of its
-//! folder before the first scenario, and every scenario runs from that copy ([`build`]).
+//! folder before the first scenario, and every scenario runs from that copy ([`build`]); the
+//! scenarios of a grading share one wall-clock limit ([`EngineOptions::time_limit`], counted
+//! after the build): a scenario still running when it is reached is stopped where it waits and
+//! ends its processes, one not yet started is not run, and both are *timed out* (charged to the
+//! submission) with a message naming the limit, so [`grade`] returns within the limit plus
+//! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang).
 
 pub mod build;
 pub mod matcher;
@@ -28,6 +33,17 @@ use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::spec::{Role, TaskSpec};
 use crate::verdict::{GradeReport, SCHEMA_VERSION, ScenarioOutcome, Status};
+
+/// How long the scenarios of one grading may take together unless the engine is told otherwise
+/// (`--time-limit`): generous (the bundled tasks take seconds), yet a bound on a grading that
+/// would otherwise never end.
+pub const GRADING_TIME_LIMIT: Duration = Duration::from_secs(10 * 60);
+/// After the grading's limit, how long a stopped scenario may take to end its processes and
+/// report before it is abandoned (dropping it still kills its processes).
+pub const WIND_DOWN: Duration = Duration::from_secs(10);
+
+/// A deadline that is never reached, for a time limit too large to add to a clock.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -55,6 +71,9 @@ pub struct EngineOptions {
     pub confine: bool,
     /// How long a build command may run (see [`build`]).
     pub build_timeout: Duration,
+    /// Wall-clock limit of a grading's scenarios, all together (the build has its own
+    /// deadline); see the module comment.
+    pub time_limit: Duration,
     /// Folders student processes and builds must not see, such as the task files (hidden
     /// scenarios' expected values) and the reports (see [`crate::process::Launch::hidden`]).
     pub hidden: Vec<std::path::PathBuf>,
@@ -78,6 +97,7 @@ impl Default for EngineOptions {
             hidden: Vec::new(),
             build_timeout: build::BUILD_TIMEOUT,
             run_as: None,
+            time_limit: GRADING_TIME_LIMIT,
         }
     }
 }
@@ -238,22 +258,46 @@ pub async fn grade(
         }
     };
 
+    // The scenarios' limit starts after the build, which has its own.
+    // (A limit too large for the clock is none.)
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(req.options.time_limit.saturating_add(WIND_DOWN))
+        .map_or(now + NEVER, |_| now + req.options.time_limit);
     let limit = Arc::new(tokio::sync::Semaphore::new(req.options.parallelism.max(1)));
     let runs = req.spec.scenarios.iter().map(|sc| {
         let limit = limit.clone();
         async move {
             let _permit = limit.acquire().await.ok();
+            let begun = Instant::now();
             let mut notes = Vec::new();
-            let mut outcome = None;
-            for attempt in 1..=req.options.attempts.max(1) {
-                let o = scenario::run(req, ports, isolation, sc).await;
-                if o.status != Status::InfraError {
+            let attempts = async {
+                let mut outcome = None;
+                for attempt in 1..=req.options.attempts.max(1) {
+                    if Instant::now() >= deadline {
+                        // An infrastructure error stays one; otherwise the time is up.
+                        outcome = outcome.or_else(|| {
+                            Some(cut_off(sc, req.options.time_limit, Cut::NotStarted, begun))
+                        });
+                        break;
+                    }
+                    let o = scenario::run(req, ports, isolation, sc, deadline).await;
+                    if o.status != Status::InfraError {
+                        outcome = Some(o);
+                        break;
+                    }
+                    notes.push((attempt, o.message.clone()));
                     outcome = Some(o);
-                    break;
                 }
-                notes.push((attempt, o.message.clone()));
-                outcome = Some(o);
-            }
+                outcome
+            };
+            // A scenario that does not end after the limit (it should, see `scenario::run`) is
+            // dropped: its processes are killed as it goes.
+            let outcome = tokio::time::timeout_at((deadline + WIND_DOWN).into(), attempts)
+                .await
+                .unwrap_or_else(|_| {
+                    Some(cut_off(sc, req.options.time_limit, Cut::Abandoned, begun))
+                });
             let mut o = outcome.unwrap_or_else(|| unreachable_outcome(sc));
             if o.status != Status::InfraError && !notes.is_empty() {
                 o.notes.extend(
@@ -323,6 +367,51 @@ fn check_not_protected(req: &GradeRequest, bundled: bool) -> Result<(), GradeErr
         return Err(crate::launch::LaunchError::IsGrader(req.submission.given.clone()).into());
     }
     Ok(())
+}
+
+/// How a scenario was cut off by the grading's wall-clock limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// It was stopped during a step (see `scenario::run`).
+    DuringStep,
+    /// It had not started when the limit was reached.
+    NotStarted,
+    /// It did not end within [`WIND_DOWN`] after the limit and was dropped.
+    Abandoned,
+}
+
+/// The student-visible message of a scenario cut off by the grading's limit `limit`.
+pub(crate) fn cut_message(limit: Duration, cut: Cut) -> String {
+    let reached = format!(
+        "the grading's wall-clock limit of {} was reached",
+        humantime::format_duration(limit)
+    );
+    match cut {
+        Cut::DuringStep => format!(
+            "{reached} while this step was waiting; the scenario was stopped there (a program \
+             that stops itself or never answers cannot hold a grading up for longer)"
+        ),
+        Cut::NotStarted => format!("{reached} before this scenario could start"),
+        Cut::Abandoned => format!(
+            "{reached} and the scenario did not end within {} after it; its processes were killed",
+            humantime::format_duration(WIND_DOWN)
+        ),
+    }
+}
+
+/// The outcome of a scenario the grading's limit cut off before it could report itself.
+fn cut_off(
+    sc: &crate::spec::Scenario,
+    limit: Duration,
+    cut: Cut,
+    begun: Instant,
+) -> ScenarioOutcome {
+    ScenarioOutcome {
+        status: Status::TimedOut,
+        duration_ms: begun.elapsed().as_millis() as u64,
+        message: cut_message(limit, cut),
+        ..unreachable_outcome(sc)
+    }
 }
 
 fn unreachable_outcome(sc: &crate::spec::Scenario) -> ScenarioOutcome {

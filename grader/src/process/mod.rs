@@ -21,7 +21,8 @@
 //!   process's HOME; such orphans are reaped by pid (never `waitpid(-1)`: tokio owns the statuses
 //!   of its own children);
 //! - a grader killed outright (SIGKILL) leaves nothing either: its [`watchdog`] guard process
-//!   kills what is left in its cgroups and homes.
+//!   kills what is left in its cgroups and homes; in a grader that started a guard, no process
+//!   is started while none lives ([`SpawnError::Unguarded`]).
 
 pub mod cgroup;
 pub mod env;
@@ -146,6 +147,10 @@ pub enum SpawnError {
     /// Setting up pipes, the terminal or the working directory failed.
     #[error("could not set up the student's process: {0}")]
     Setup(std::io::Error),
+    /// No guard process lives to end the program should the grader be killed, and none could
+    /// be started ([`watchdog::ensure_guarded`]): the grader's problem, never the student's.
+    #[error("refusing to start a student program without a guard process: {0}")]
+    Unguarded(#[from] watchdog::GuardError),
 }
 
 /// A running (or finished) student process and its watched streams.
@@ -187,6 +192,7 @@ impl StudentProcess {
         transcript: Arc<Transcript>,
     ) -> Result<Self, SpawnError> {
         let home = watchdog::TempFolder::from(home);
+        watchdog::ensure_guarded()?;
         let (program, args) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
         let (cwd_dir, cwd) = match &launch.cwd {
             Some(dir) => (None, dir.clone()),

@@ -13,8 +13,8 @@ use grader::report::record;
 
 use crate::batch::{batch_task1, scores, text};
 use crate::support::{
-    assert_leftovers_vanish, assert_no_leftovers, copy_fixture, grade, grader_bin, leftovers,
-    run_grader,
+    assert_leftovers_vanish, assert_no_leftovers, copy_fixture, grade, grader_as, grader_bin,
+    leftovers, open_tempdir, run_grader, unprivileged,
 };
 
 /// How often a wait with a deadline looks again where no event announces the change.
@@ -471,60 +471,6 @@ fn a_failed_build_quotes_the_real_end_of_its_output_and_says_truncated_only_when
             .all(|l| l == "    filler line"),
         "{err}"
     );
-}
-
-/// How to run a command as an unprivileged user: nothing when the tests already run as one,
-/// `setpriv` or `runuser` (as `nobody`) when they run as root; `None` (and a printed reason)
-/// when neither works.
-fn unprivileged(test: &str) -> Option<Vec<String>> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some(Vec::new());
-    }
-    let candidates: [&[&str]; 2] = [
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ],
-        &["runuser", "-u", "nobody", "--"],
-    ];
-    for prefix in candidates {
-        let works = Command::new(prefix[0])
-            .args(&prefix[1..])
-            .arg("true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if works {
-            return Some(prefix.iter().map(|s| s.to_string()).collect());
-        }
-    }
-    eprintln!(
-        "skipped {test}: running as root, and neither setpriv nor runuser can drop to uid 65534"
-    );
-    None
-}
-
-/// A temporary folder anyone may write (for a grader run as another user).
-fn open_tempdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    dir
-}
-
-/// The grader with `args`, as the user `prefix` runs commands as, TMPDIR at `tmp`.
-fn grader_as(prefix: &[String], tmp: &Path, args: &[&std::ffi::OsStr]) -> Command {
-    let mut cmd = Command::new(prefix.first().map_or("env", String::as_str));
-    if !prefix.is_empty() {
-        cmd.args(&prefix[1..]).arg("env");
-    }
-    cmd.arg(format!("TMPDIR={}", tmp.display()))
-        .arg("NO_COLOR=1")
-        .arg(grader_bin())
-        .args(args);
-    cmd
 }
 
 /// Makes `locked/inner` in the working folder and in HOME, then takes the permission away.

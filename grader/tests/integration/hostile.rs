@@ -4,6 +4,7 @@
 //! by their own argv[0] marker). Tests that need a network namespace or root say so and skip.
 
 use std::io::ErrorKind;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use grader::spec::Role;
@@ -11,8 +12,8 @@ use grader::verdict::Status::{self, *};
 
 use crate::reports::assert_valid_xml;
 use crate::support::{
-    Graded, assert_failures, assert_no_leftovers, fixture, grade, hostile, netns_available,
-    processes_named, run_grader,
+    Graded, assert_failures, assert_no_leftovers, fixture, grade, grader_as, grader_bin, hostile,
+    netns_available, open_tempdir, output_within, processes_named, run_grader, unprivileged,
 };
 
 const ONE: &str = "server answers one message";
@@ -310,4 +311,168 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
         out.push(p.display().to_string());
     }
     out
+}
+
+/// Two server scenarios whose deadlines are minutes long: against a program that stops itself,
+/// each would wait them out.
+const STOPPED_TASK: &str = r#"
+task = 1
+title = "deadlines of minutes"
+
+[defaults]
+within = "10m"
+listen_within = "10m"
+
+[[scenario]]
+name = "first reply"
+points = 2
+role = "server"
+steps = [
+  { do = "start_server" },
+  { do = "connect", conn = "a" },
+  { do = "expect", on = "a", any = true },
+  { do = "send", conn = "a", line = "hello {nonce}" },
+  { do = "expect", on = "a", contains = "hello {nonce}" },
+]
+
+[[scenario]]
+name = "second reply"
+points = 3
+role = "server"
+steps = [
+  { do = "start_server" },
+  { do = "connect", conn = "a" },
+  { do = "send", conn = "a", line = "again {nonce}" },
+  { do = "expect", on = "a", contains = "again {nonce}" },
+]
+"#;
+
+#[test]
+fn a_stopped_program_cannot_hold_a_grading_past_its_time_limit() {
+    let tasks = tempfile::tempdir().unwrap();
+    std::fs::write(tasks.path().join("task1.toml"), STOPPED_TASK).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    // One scenario at a time: the second is still waiting for its turn at the limit.
+    let o = output_within(
+        Command::new(grader_bin())
+            .args([
+                "run", "--task", "1", "--seed", "1", "--format", "compact", "-j", "1",
+            ])
+            .args(["--time-limit", "3s", "--tasks-dir"])
+            .arg(tasks.path())
+            .arg("--out")
+            .arg(out.path())
+            .arg(hostile("sigstops_its_group.py"))
+            .env("TMPDIR", tmp.path())
+            .env("NO_COLOR", "1"),
+        Duration::from_secs(120),
+    );
+    let took = t0.elapsed();
+    assert_no_leftovers(tmp.path());
+    assert_eq!(
+        processes_named("grader-hostile-unfreezer"),
+        Vec::<i32>::new()
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The limit plus the stopped scenario's wind-down (its processes ended), not 10 minutes.
+    assert!(took < Duration::from_secs(30), "took {took:?}: {stdout}");
+    let dir = out.path().join("sigstops_its_group.py");
+    let r = grader::report::toml::parse(&std::fs::read_to_string(dir.join("task1.toml")).unwrap())
+        .unwrap();
+    let first = &r.scenarios[0];
+    assert_eq!(
+        (first.name.as_str(), first.status),
+        ("first reply", TimedOut)
+    );
+    assert!(
+        first.message.starts_with(
+            "the grading's wall-clock limit of 3s was reached while this step was waiting"
+        ),
+        "{}",
+        first.message
+    );
+    // It stopped at the expectation of the reply, after the acknowledgment arrived.
+    assert_eq!(first.failed_step.as_deref(), Some("5 (expect)"));
+    let second = &r.scenarios[1];
+    assert_eq!(
+        (second.name.as_str(), second.status),
+        ("second reply", TimedOut)
+    );
+    assert_eq!(
+        second.message,
+        "the grading's wall-clock limit of 3s was reached before this scenario could start"
+    );
+    assert_eq!((r.score, r.max_score), (0.0, 5.0));
+    assert!(stdout.contains("wall-clock limit of 3s"), "{stdout}");
+    let xml = std::fs::read_to_string(dir.join("task1.junit.xml")).unwrap();
+    assert_valid_xml(&xml);
+    assert!(xml.contains("wall-clock limit of 3s"), "{xml}");
+}
+
+#[test]
+fn the_graders_environment_and_memory_stay_unreadable_to_student_programs() {
+    // As root, a student program has no capabilities and could not read root's processes
+    // anyway: the grader runs as an unprivileged user, as on a CI runner.
+    let Some(user) = unprivileged("the_graders_environment_and_memory_stay_unreadable") else {
+        return;
+    };
+    let work = open_tempdir();
+    let tmp = open_tempdir();
+    let sub = work.path().join("reads_grader_environ.py");
+    std::fs::copy(hostile("reads_grader_environ.py"), &sub).unwrap();
+    let out = work.path().join("out");
+    let sentinel = format!("grader-test-secret-{}", std::process::id());
+    let o = grader_as(
+        &user,
+        tmp.path(),
+        &[
+            "run".as_ref(),
+            "--task".as_ref(),
+            "1".as_ref(),
+            "--seed".as_ref(),
+            "1".as_ref(),
+            "--isolation".as_ref(),
+            "host".as_ref(),
+            "--format".as_ref(),
+            "compact".as_ref(),
+            "-v".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            sub.as_os_str(),
+        ],
+    )
+    .env("GRADER_TEST_SECRET", &sentinel)
+    // An interpreter the unprivileged user can reach (not a shim under /root).
+    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+    .output()
+    .unwrap();
+    assert_no_leftovers(tmp.path());
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dir = out.join("reads_grader_environ.py");
+    let record = std::fs::read_to_string(dir.join("task1.toml")).unwrap_or_default();
+    let junit = std::fs::read_to_string(dir.join("task1.junit.xml")).unwrap_or_default();
+    for (what, text) in [
+        ("console", &console),
+        ("record", &record),
+        ("JUnit", &junit),
+    ] {
+        assert!(
+            !text.contains(&sentinel),
+            "the grader's environment reached the {what}: {text}"
+        );
+    }
+    // The probe found the grader and was refused (it exits 3 otherwise): everything passes.
+    assert_eq!(o.status.code(), Some(0), "{console}");
 }

@@ -390,3 +390,117 @@ pub fn processes_named(marker: &str) -> Vec<i32> {
     }
     found
 }
+
+/// How to run a command as an unprivileged user: nothing when the tests already run as one,
+/// `setpriv` or `runuser` (as `nobody`) when they run as root; `None` (and a printed reason)
+/// when neither works.
+pub fn unprivileged(test: &str) -> Option<Vec<String>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some(Vec::new());
+    }
+    let candidates: [&[&str]; 2] = [
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+        &["runuser", "-u", "nobody", "--"],
+    ];
+    for prefix in candidates {
+        let works = Command::new(prefix[0])
+            .args(&prefix[1..])
+            .arg("true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return Some(prefix.iter().map(|s| s.to_string()).collect());
+        }
+    }
+    eprintln!(
+        "skipped {test}: running as root, and neither setpriv nor runuser can drop to uid 65534"
+    );
+    None
+}
+
+/// A temporary folder anyone may write (for a grader run as another user).
+pub fn open_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    dir
+}
+
+/// The grader with `args`, as the user `prefix` runs commands as, TMPDIR at `tmp`.
+pub fn grader_as(prefix: &[String], tmp: &Path, args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(prefix.first().map_or("env", String::as_str));
+    if !prefix.is_empty() {
+        cmd.args(&prefix[1..]).arg("env");
+    }
+    cmd.arg(format!("TMPDIR={}", tmp.display()))
+        .arg("NO_COLOR=1")
+        .arg(grader_bin())
+        .args(args);
+    cmd
+}
+
+/// Live (non-zombie) guard processes (named `grader-guard`) whose parent is the grader `grader`.
+pub fn live_guards_of(grader: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some((name, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next());
+        if name.ends_with("(grader-guard")
+            && !matches!(state, Some("Z" | "X"))
+            && ppid == Some(grader.to_string().as_str())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Runs `cmd` with stdout and stderr captured and returns its output; if it has not ended within
+/// `within`, SIGKILLs it (by its pid) and fails, so a regression that hangs fails in bounded time.
+pub fn output_within(cmd: &mut Command, within: std::time::Duration) -> Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the grader");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(output) => output.expect("wait for the grader"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let output = rx.recv().ok().and_then(Result::ok);
+            panic!(
+                "still running after {within:?} (killed); stdout: {}",
+                output.map_or_else(String::new, |o| String::from_utf8_lossy(&o.stdout).into())
+            );
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! - readiness of a student server is observed in /proc (its listening socket), never by
 //!   connecting, so one-shot servers and servers that crash on a disconnect are not disturbed;
 //! - all processes of the scenario are ended (TERM, grace, KILL) before the outcome is returned;
+//! - no step waits past the grading's wall-clock limit: it fails there as *timed out*;
 //! - `parallel` copies run concurrently, keep their connections for later groups, and an
 //!   `isolated` group checks that no copy received a line another copy sent; an expectation on a
 //!   connection that times out says when the awaited text arrived on another connection instead.
@@ -130,12 +131,15 @@ fn unknown_conn(name: &str) -> Fail {
     )
 }
 
-/// Runs one scenario once and returns its outcome.
+/// Runs one scenario once and returns its outcome. A step still waiting at `deadline` (the
+/// grading's wall-clock limit) fails there as *timed out*; the scenario then ends its processes
+/// and reports as after any failure.
 pub(super) async fn run(
     req: &GradeRequest,
     ports: &Arc<PortPool>,
     isolation: Isolation,
     sc: &Scenario,
+    deadline: Instant,
 ) -> ScenarioOutcome {
     let started = Instant::now();
     let net = match Net::new(isolation) {
@@ -177,7 +181,15 @@ pub(super) async fn run(
     let mut local = Local::default();
     let mut failed: Option<(usize, &Step, Fail)> = None;
     for (n, step) in sc.steps.iter().enumerate() {
-        if let Err(f) = run.step(&mut local, step).await {
+        let result = tokio::time::timeout_at(deadline.into(), run.step(&mut local, step))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Fail::new(
+                    Status::TimedOut,
+                    super::cut_message(req.options.time_limit, super::Cut::DuringStep),
+                ))
+            });
+        if let Err(f) = result {
             failed = Some((n + 1, step, f));
             break;
         }
