@@ -6,11 +6,11 @@
 //! leaves the grader's session (terminal signals do not reach it), keeps only the read end of a
 //! pipe whose write end the grader holds (close-on-exec, so no student program inherits it), and
 //! blocks on it. When the grader is gone by any means, the read returns end-of-file and the guard
-//! kills what the grader left: every process in the grader's pids cgroups (see [`super::cgroup`])
-//! and, where there are no cgroups, every process whose HOME is a home the grader made (see
-//! [`home_prefix`]). Then it removes the temporary HOME and working folders the grader left in
-//! TMPDIR (see [`home_prefix`] and [`cwd_prefix`]), and exits. After a normal exit it finds
-//! nothing and exits at once.
+//! kills what the grader left: every process in the grader's cgroups, whose folders it removes in
+//! every hierarchy (pids, memory, cpu; see [`super::cgroup`]), and, where there are no cgroups,
+//! every process whose HOME is a home the grader made (see [`home_prefix`]). Then it removes the
+//! temporary HOME and working folders the grader left in TMPDIR (see [`home_prefix`] and
+//! [`cwd_prefix`]), and exits. After a normal exit it finds nothing and exits at once.
 //!
 //! Everything the guard may act on is named with the grader's identity, a [`GraderId`]: its pid,
 //! its start time (clock ticks since boot, field 22 of `/proc/<pid>/stat`; with the pid it

@@ -11,6 +11,7 @@ mod hostile;
 mod isolation;
 mod processes;
 mod reports;
+mod resources;
 mod support;
 mod task1;
 mod task2;
