@@ -16,10 +16,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::submission_copy::{CopyError, copy_submission};
 use crate::launch::Submission;
 use crate::process::sandbox::{RunAs, user};
 use crate::process::watchdog::{self, TempFolder};
+use crate::submission_copy::{CopyError, copy_submission};
 
 /// A single executable's folder is copied with it up to this many bytes of regular files...
 pub const SIBLINGS_BYTES: u64 = 64 << 20;

@@ -12,9 +12,10 @@
 //!   past the output limit the group is killed and the limit is reported;
 //! - stdin is a pipe that stays open until the scenario closes it (some programs exit on EOF);
 //! - resource limits ([`limits::Limits`]) are set before the program starts, and the process is
-//!   confined ([`sandbox`]: the scenario's network namespace, a pids cgroup, a minimal root, an
-//!   unprivileged uid, no capabilities, a seccomp filter, no inherited descriptors) where the
-//!   system allows it;
+//!   confined ([`sandbox`]: the scenario's network namespace, a cgroup limiting its processes,
+//!   memory and CPU share ([`cgroup`]), a minimal root, an unprivileged uid, no capabilities, a
+//!   seccomp filter, no inherited descriptors) where the system allows it; an OOM kill at the
+//!   memory limit is reported ([`StudentProcess::memory_exceeded`]);
 //! - nothing outlives [`StudentProcess::terminate`]: besides the process group it ends every
 //!   member of the process's cgroup or, without one, every descendant found through /proc's
 //!   parent links and every orphan handed to the grader (a child subreaper) that carries this
@@ -111,8 +112,8 @@ pub struct Launch {
     /// Confine the process: read-only file system except HOME, the working folder and
     /// `/dev/shm`, and no capabilities (file-system part only when the grader is root).
     pub confine: bool,
-    /// Put the process in a pids cgroup of its own where the system allows it (without one,
-    /// escaped processes are found through /proc).
+    /// Put the process in a cgroup of its own (process count, memory and CPU limits) where the
+    /// system allows it (without one, escaped processes are found through /proc).
     pub cgroup: bool,
     /// Folders the process must not see (the task files, the reports): with `confine` as root
     /// they are not in its minimal root, or covered by an empty read-only folder where a folder
@@ -167,7 +168,7 @@ pub struct StudentProcess {
     exit: watch::Receiver<Option<ExitInfo>>,
     output_exceeded: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
-    /// The process's pids cgroup, where the system offers one.
+    /// The process's cgroup, where the system offers one.
     cgroup: Option<cgroup::Cgroup>,
     /// `HOME=<its home>`: how orphans it left behind are recognised without a cgroup.
     marker: String,
@@ -221,8 +222,11 @@ impl StudentProcess {
             .unwrap_or_default();
         let cgroup = launch
             .cgroup
-            .then(|| cgroup::Cgroup::create(&unique, lim.processes).ok())
+            .then(|| cgroup::Cgroup::create(&unique, &lim).ok())
             .flatten();
+        if let Some(cg) = &cgroup {
+            cg.join_rest_before_exec(&mut cmd);
+        }
         let procs = cgroup.as_ref().and_then(|c| c.procs_file().ok());
         let writable = [home.path().to_path_buf(), cwd.clone()];
         let confined = launch.confine && sandbox::is_root();
@@ -446,6 +450,12 @@ impl StudentProcess {
         self.output_exceeded.load(Ordering::SeqCst)
     }
 
+    /// Whether the kernel's OOM killer killed one of its processes for going past the memory
+    /// limit ([`limits::Limits::memory_bytes`]; never where no memory cgroup limits it).
+    pub fn memory_exceeded(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
+    }
+
     /// Writes one line to stdin. Fails if stdin was closed or the process no longer reads.
     pub async fn type_line(&self, line: &str) -> std::io::Result<()> {
         let mut guard = self.stdin.lock().await;
@@ -611,7 +621,7 @@ impl Drop for StudentProcess {
 /// after the program ended (it then lists nothing).
 #[derive(Debug, Clone)]
 pub enum Members {
-    /// The members of the pids cgroup at this folder.
+    /// The members of the cgroup at this folder.
     Cgroup(std::path::PathBuf),
     /// The members of this process group.
     Group(i32),
@@ -781,6 +791,66 @@ mod tests {
         assert!(peak <= 8 && hit, "peak {peak}, limit hit {hit}");
         p.terminate(Duration::from_millis(100)).await;
         assert!(p.members().is_empty());
+    }
+
+    /// Starts `python3 -c <code>` in a cgroup with a 64 MiB memory limit and waits for its end.
+    async fn with_64_mib(code: &str) -> Option<(ExitInfo, bool, String)> {
+        let home = tempfile::Builder::new()
+            .prefix("grader-home-")
+            .tempdir()
+            .unwrap();
+        let launch = Launch {
+            argv: vec!["python3".into(), "-c".into(), code.into()],
+            env: env::scrubbed(home.path(), &[]),
+            cwd: None,
+            stdout_pty: false,
+            stderr_to_stdout: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits {
+                memory_bytes: 64 << 20,
+                ..limits::Limits::default()
+            },
+            netns: None,
+            confine: false,
+            cgroup: true,
+            hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: None,
+            conceal_grader: true,
+        };
+        let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
+            .unwrap();
+        let limited = p
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.controllers().contains(&cgroup::Controller::Memory));
+        let exit = p.wait_exit(Instant::now() + Duration::from_secs(60)).await;
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        let out = p.stdout.all_text();
+        p.terminate(Duration::from_millis(100)).await;
+        if !limited {
+            eprintln!("skipped: no writable memory cgroup here");
+            return None;
+        }
+        Some((exit.expect("python3 ended"), p.memory_exceeded(), out))
+    }
+
+    #[tokio::test]
+    async fn a_memory_hog_is_killed_at_the_memory_limit_and_it_is_known() {
+        // 96 MiB in 4 MiB steps, every byte written; 24 steps at most.
+        let hog = "b = [b'\\x01' * (4 << 20) for _ in range(24)]\nprint('survived', flush=True)";
+        let Some((exit, exceeded, out)) = with_64_mib(hog).await else {
+            return;
+        };
+        assert_eq!(exit.signal, Some(9), "{exit}; stdout: {out}");
+        assert!(exceeded && !out.contains("survived"), "{out}");
+        // 16 MiB fits: no kill, and none reported.
+        let modest = "b = [b'\\x01' * (4 << 20) for _ in range(4)]\nprint('survived', flush=True)";
+        let (exit, exceeded, out) = with_64_mib(modest).await.unwrap();
+        assert!(
+            exit.success() && !exceeded && out.contains("survived"),
+            "{exit}: {out}"
+        );
     }
 
     #[tokio::test]

@@ -9,8 +9,8 @@
 //! session (terminal signals do not reach it) and waits on both at once ([`wait_for_end`]): the
 //! pipe reads end-of-file once every write end is closed, and the pidfd becomes readable when the
 //! grader has ended, even if a copy of the write end were kept open somewhere. When the grader is
-//! gone by any means, the guard kills what the grader left: every process in the grader's pids
-//! cgroups (see [`super::cgroup`]) and, where there are no cgroups, every process whose HOME is a
+//! gone by any means, the guard kills what the grader left: every process in the grader's cgroups,
+//! whose folders it removes in every hierarchy (pids, memory, cpu; see [`super::cgroup`]) and, where there are no cgroups, every process whose HOME is a
 //! home the grader made (see [`home_prefix`]). Then it removes the temporary HOME and working
 //! folders the grader left in TMPDIR (see [`home_prefix`] and [`cwd_prefix`]), and exits. After a
 //! normal exit it finds nothing and exits at once.

@@ -1,7 +1,7 @@
 //! More of `grader batch`, `merge`, `replay` and the exports on batch folders: ids that share a
 //! report folder, replaying batch records from elsewhere, the recorded student id in exports,
 //! records kept although the latest attempt failed, stale error files, a closed stdout, shards
-//! of not-started students, and the temporary folders of a SIGKILLed grader.
+//! of not-started students, and the temporary folders and cgroups of a SIGKILLed grader.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -430,6 +430,28 @@ fn listing(tmp: &Path) -> Vec<String> {
     names
 }
 
+/// The cgroup folders named with `grader`'s identity, in every hierarchy under
+/// `/sys/fs/cgroup` (pids, memory, cpu on v1; the v2 one), searched a few levels deep.
+fn cgroup_folders_of(grader: &GraderId) -> Vec<PathBuf> {
+    let prefix = format!("grader-{}-", grader.tag());
+    let mut found = Vec::new();
+    let mut todo = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
+    while let Some((dir, depth)) = todo.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            // Real folders only: `cpu` may be a link to `cpu,cpuacct`, which is walked itself.
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(e.path());
+            } else if depth < 8 {
+                todo.push((e.path(), depth + 1));
+            }
+        }
+    }
+    found
+}
+
 /// The guard process the grader `grader` forked (a child named `grader-guard`).
 fn guard_of(grader: u32) -> Option<GraderId> {
     std::fs::read_dir("/proc")
@@ -549,11 +571,15 @@ fn a_sigkilled_graders_temporary_folders_are_removed() {
     // Same PID namespace and boot as this test, so its identity can be read here.
     let grader = GraderId::of(child.id()).expect("the grader's /proc/<pid>/stat");
     // Kill once a student program runs in its temporary folders, named with the grader's full
-    // prefixes, and its guard is up (polling: no event says so).
+    // prefixes, and in its cgroups where the grader may make them (root), and its guard is up
+    // (polling: no event says so).
+    let cgroups = nix::unistd::geteuid().is_root()
+        && nix::unistd::access("/sys/fs/cgroup", nix::unistd::AccessFlags::W_OK).is_ok();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut guard = None;
     while leftovers(tmp.path()).is_empty()
         || grader_temp_folders(tmp.path(), &grader).is_empty()
+        || (cgroups && cgroup_folders_of(&grader).is_empty())
         || guard.is_none()
     {
         assert!(
@@ -582,6 +608,9 @@ fn a_sigkilled_graders_temporary_folders_are_removed() {
         left.is_empty(),
         "temporary folders outlived the grader: {left:?}"
     );
+    // Its cgroups too, in every hierarchy (pids, memory, cpu).
+    let left = cgroup_folders_of(&grader);
+    assert!(left.is_empty(), "cgroups outlived the grader: {left:?}");
     decoys.assert_intact(tmp.path());
 }
 

@@ -12,6 +12,7 @@ mod hostile_folders;
 mod isolation;
 mod processes;
 mod reports;
+mod resources;
 mod support;
 mod task1;
 mod task2;

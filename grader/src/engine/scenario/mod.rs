@@ -4,7 +4,8 @@
 //! - every wait has a deadline and also wakes when a watched student process dies, so a dead
 //!   program fails its step at once instead of waiting the deadline out;
 //! - a failure is attributed fairly: when the student's process died abnormally the verdict is
-//!   `crashed` (with its exit status and stderr tail), when a server never listened it is
+//!   `crashed` (with its exit status and stderr tail; when the kernel killed it at the memory
+//!   limit the message says so instead), when a server never listened it is
 //!   `never listened` (naming the port it did listen on, if any), when the grader's port was taken
 //!   by a stranger it is an infrastructure error (retried, never charged);
 //! - readiness of a student server is observed in /proc (its listening socket), never by
@@ -47,6 +48,9 @@ const WRONG_PORT_GRACE: Duration = Duration::from_millis(500);
 /// How often `expect_connect_attempt` reads the namespace's connection counter while the
 /// program runs (its exit ends the wait at once).
 const CONNECT_POLL: Duration = Duration::from_millis(5);
+
+/// The hint of a scenario whose program was killed at the memory limit.
+const MEMORY_HINT: &str = "memory use grows without bound: look for data kept forever (every message in a list, a buffer never cleared) or an allocation sized by what a client sent";
 
 /// A failed step.
 #[derive(Debug)]
@@ -194,7 +198,34 @@ pub(super) async fn run(
             break;
         }
     }
-    // An output flood overrides whatever the steps saw.
+    // A kill at the memory limit explains whatever failure followed it; an output flood
+    // overrides whatever the steps saw.
+    for p in [&run.server, &run.client].into_iter().flatten() {
+        if !p.memory_exceeded() {
+            continue;
+        }
+        let limit = process::limits::human_bytes(req.options.limits.memory_bytes);
+        // The OOM killer picks the biggest process: the program itself, or one it started.
+        let who = match p.exit_info() {
+            Some(e) if e.signal == Some(nix::sys::signal::Signal::SIGKILL as i32) => {
+                format!("the {}", p.role)
+            }
+            _ => format!("a process of the {}", p.role),
+        };
+        match &mut failed {
+            Some((_, _, f)) => {
+                *f = Fail::new(
+                    Status::Crashed,
+                    format!("{who} was killed: it used more than the {limit} memory limit"),
+                )
+                .hint(Some(MEMORY_HINT.into()));
+            }
+            None => run.notes.push(format!(
+                "a process of the {} was killed for using more than the {limit} memory limit",
+                p.role
+            )),
+        }
+    }
     for p in [&run.server, &run.client].into_iter().flatten() {
         if p.output_exceeded() {
             let f = Fail::new(
