@@ -13,6 +13,7 @@ mod isolation;
 mod processes;
 mod reports;
 mod resources;
+mod sandbox;
 mod support;
 mod task1;
 mod task2;

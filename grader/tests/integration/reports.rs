@@ -73,6 +73,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
             r#"grader_version = "[VERSION]""#,
         ),
         (r"grader \d+\.\d+\.\d+", "grader [VERSION]"),
+        // Submissions run from a private copy in TMPDIR.
+        (r"/[^\s\x22']*grader-cwd-[^/\s\x22']+/", "[COPY]/"),
         // netns where the machine allows it, host elsewhere.
         (
             r#"isolation = "(host|netns)""#,
