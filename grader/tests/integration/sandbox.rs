@@ -112,6 +112,9 @@ fn a_program_cannot_reach_a_unix_socket_of_the_host() {
     let sock = dir.path().join("host.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
+    // Writable by anyone (as X11's and many agents' sockets are): only the minimal root keeps
+    // a program from it, not file permissions.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let (out, tmp) = (temp("grader-test-out-"), temp("grader-test-tmp-"));
     let template = format!("{{bin}} server --port {{port}} --target {}", sock.display());
     let o = run_with(
