@@ -162,6 +162,10 @@ pub(super) async fn build(
                 "timed out (stopped after {})",
                 humantime::format_duration(req.options.build_timeout)
             )),
+            Some(e) if !e.success() && p.memory_exceeded() => Some(format!(
+                "was killed ({e}): it used more than the {} memory limit",
+                process::limits::human_bytes(req.options.limits.memory_bytes)
+            )),
             Some(e) if !e.success() => Some(format!("failed ({e})")),
             Some(_) => None,
         }

@@ -69,9 +69,10 @@ fn grade_with(fixture: &Path, spec: Option<&str>, limits: Limits) -> GradeReport
     report
 }
 
-/// Fails if a live process still runs `fixture` (its command line names the file).
+/// Fails if a live process still runs `fixture` (its command line names the file: the copy
+/// the grading ran from, so by its name).
 fn assert_nothing_left_of(fixture: &Path) {
-    let needle = fixture.to_str().unwrap().as_bytes();
+    let needle = fixture.file_name().unwrap().to_str().unwrap().as_bytes();
     let left: Vec<i32> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -188,4 +189,54 @@ fn busy_loops_get_no_more_cpu_time_than_the_quota() {
         "8 busy loops used {used}% of a core with a 50% quota: {}",
         s.message
     );
+}
+
+#[test]
+fn a_build_killed_at_the_memory_limit_says_so() {
+    if !controller_available("a_build_killed_at_the_memory_limit_says_so", "memory") {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("grader-test-build-hog-")
+        .tempdir()
+        .unwrap();
+    // A "build" that writes 96 MiB in 4 MiB steps, as a compiler on a huge file might.
+    std::fs::write(
+        dir.path().join("hog.py"),
+        "kept = []\nfor _ in range(24):\n    kept.append(b'x' * (4 << 20))\nprint('survived')\n",
+    )
+    .unwrap();
+    let (spec, text) = grader::spec::load(None, 1).unwrap();
+    let req = GradeRequest {
+        spec,
+        spec_text: text,
+        spec_source: "resources-test".into(),
+        submission: check_submission(dir.path().to_str().unwrap()).unwrap(),
+        server: Template::default_for(Role::Server),
+        client: Template::default_for(Role::Client),
+        build: Some(grader::launch::BuildCommand::parse("python3 hog.py").unwrap()),
+        seed: 1,
+        options: EngineOptions {
+            limits: Limits {
+                memory_bytes: 64 << 20,
+                ..Limits::default()
+            },
+            ..EngineOptions::default()
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ports = PortPool::new(1);
+    let err = rt
+        .block_on(engine::grade(&req, &ports, &NoEvents))
+        .expect_err("the build must fail");
+    let text = err.to_string();
+    assert!(
+        matches!(err, engine::GradeError::Build(_))
+            && text.contains("more than the 64 MiB memory limit"),
+        "{text}"
+    );
+    assert!(!text.contains("survived"), "{text}");
 }
