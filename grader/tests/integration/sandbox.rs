@@ -299,3 +299,25 @@ fn a_submission_inside_the_task_folder_is_refused() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("lies inside"), "{stderr}");
 }
+
+#[test]
+fn the_bundled_reference_runs_from_a_folder_closed_to_other_users() {
+    // As the flakiness script does: a private copy of the grader in a mode-700 folder, grading
+    // its bundled reference (which must not lose its way in under the students' uid).
+    let dir = temp("grader-test-copy-");
+    let copy = dir.path().join("grader");
+    std::fs::copy(grader_bin(), &copy).unwrap();
+    let out = dir.path().join("out");
+    let tmp = temp("grader-test-tmp-");
+    let o = Command::new(&copy)
+        .args([
+            "run", "--task", "1", "--seed", "1", "--format", "compact", "--out",
+        ])
+        .arg(&out)
+        .env("TMPDIR", tmp.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_no_leftovers(tmp.path());
+    all_passed(&o);
+}

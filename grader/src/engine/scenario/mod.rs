@@ -393,6 +393,8 @@ impl<'a> Run<'a> {
         if let Some(n) = name {
             classchat.push(("CLASSCHAT_NAME", n.to_string()));
         }
+        let bundled =
+            self.req.server.runs_bundled_reference() || self.req.client.runs_bundled_reference();
         let launch = Launch {
             argv,
             env: process::env::scrubbed(home.path(), &classchat),
@@ -405,10 +407,17 @@ impl<'a> Run<'a> {
             confine: self.req.options.confine,
             cgroup: true,
             hidden: self.req.options.hidden.clone(),
-            read_only: vec![self.req.submission.dir.clone()],
-            run_as: self.req.options.run_as,
-            conceal_grader: !(self.req.server.runs_bundled_reference()
-                || self.req.client.runs_bundled_reference()),
+            // The bundled reference is the grader's own (trusted) binary, started where it lies
+            // (a folder that may be closed to other users): its installation is shown and it
+            // keeps the grader's uid, without capabilities. A submission runs from its copy,
+            // which belongs to the grading's uid.
+            read_only: if bundled {
+                Vec::new()
+            } else {
+                vec![self.req.submission.dir.clone()]
+            },
+            run_as: self.req.options.run_as.filter(|_| !bundled),
+            conceal_grader: !bundled,
         };
         StudentProcess::spawn(role, &launch, home, self.transcript.clone())
             .map_err(|e| infra(e.to_string()))
