@@ -45,28 +45,42 @@ fn grade_with(fixture: &Path, spec: Option<&str>, limits: Limits) -> GradeReport
             text.to_string(),
         ),
     };
-    let req = GradeRequest {
+    let req = request(spec, text, fixture, None, limits);
+    let report = run_grading(&req).unwrap();
+    assert_nothing_left_of(fixture);
+    report
+}
+
+/// A grading of `submission` against the default templates with `limits`.
+fn request(
+    spec: grader::spec::TaskSpec,
+    text: String,
+    submission: &Path,
+    build: Option<grader::launch::BuildCommand>,
+    limits: Limits,
+) -> GradeRequest {
+    GradeRequest {
         spec,
         spec_text: text,
         spec_source: "resources-test".into(),
-        submission: check_submission(fixture.to_str().unwrap()).unwrap(),
+        submission: check_submission(submission.to_str().unwrap()).unwrap(),
         server: Template::default_for(Role::Server),
         client: Template::default_for(Role::Client),
-        build: None,
+        build,
         seed: 1,
         options: EngineOptions {
             limits,
             ..EngineOptions::default()
         },
-    };
+    }
+}
+
+fn run_grading(req: &GradeRequest) -> Result<GradeReport, engine::GradeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let ports = PortPool::new(1);
-    let report = rt.block_on(engine::grade(&req, &ports, &NoEvents)).unwrap();
-    assert_nothing_left_of(fixture);
-    report
+    rt.block_on(engine::grade(req, &PortPool::new(1), &NoEvents))
 }
 
 /// Fails if a live process still runs `fixture` (its command line names the file: the copy
@@ -207,31 +221,13 @@ fn a_build_killed_at_the_memory_limit_says_so() {
     )
     .unwrap();
     let (spec, text) = grader::spec::load(None, 1).unwrap();
-    let req = GradeRequest {
-        spec,
-        spec_text: text,
-        spec_source: "resources-test".into(),
-        submission: check_submission(dir.path().to_str().unwrap()).unwrap(),
-        server: Template::default_for(Role::Server),
-        client: Template::default_for(Role::Client),
-        build: Some(grader::launch::BuildCommand::parse("python3 hog.py").unwrap()),
-        seed: 1,
-        options: EngineOptions {
-            limits: Limits {
-                memory_bytes: 64 << 20,
-                ..Limits::default()
-            },
-            ..EngineOptions::default()
-        },
+    let build = grader::launch::BuildCommand::parse("python3 hog.py").unwrap();
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        ..Limits::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ports = PortPool::new(1);
-    let err = rt
-        .block_on(engine::grade(&req, &ports, &NoEvents))
-        .expect_err("the build must fail");
+    let req = request(spec, text, dir.path(), Some(build), limits);
+    let err = run_grading(&req).expect_err("the build must fail");
     let text = err.to_string();
     assert!(
         matches!(err, engine::GradeError::Build(_))
