@@ -957,22 +957,38 @@ mod tests {
     #[test]
     fn a_killed_graders_cgroups_are_removed_from_every_hierarchy() {
         let gone = gone_grader();
-        let cg = match Cgroup::create_in(system_layout(), &gone, "left_behind", &Limits::default())
-        {
-            Ok(cg) => cg,
-            Err(e) => {
-                eprintln!("skipped: {e}");
-                return;
-            }
-        };
         // A process in every folder, and the grader gone without dropping its cgroup.
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
-        for dir in cg.dirs() {
-            fs::write(dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+        // Any grader that creates a cgroup meanwhile (another test, another test process)
+        // sweeps this one as stale, which is what is tested here: then make it again.
+        let mut made = None;
+        for _ in 0..50 {
+            let cg = match Cgroup::create_in(
+                system_layout(),
+                &gone,
+                "left_behind",
+                &Limits::default(),
+            ) {
+                Ok(cg) => cg,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    eprintln!("skipped: {e}");
+                    return;
+                }
+            };
+            if cg
+                .dirs()
+                .all(|dir| fs::write(dir.join("cgroup.procs"), child.id().to_string()).is_ok())
+            {
+                made = Some(cg);
+                break;
+            }
         }
+        let cg = made.expect("the cgroup was swept by concurrent graders 50 times in a row");
         let dirs: Vec<PathBuf> = cg.dirs().map(Path::to_path_buf).collect();
         std::mem::forget(cg);
         // What the guard does: the first pass kills, later ones remove once the killed process
