@@ -126,6 +126,14 @@ pub struct GradeRequest {
     pub options: EngineOptions,
 }
 
+impl GradeRequest {
+    /// Whether this grades the reference solution built into the grader (trusted: its own
+    /// binary, neither copied nor concealed nor refused as "the grader").
+    pub fn grades_bundled_reference(&self) -> bool {
+        self.server.runs_bundled_reference() || self.client.runs_bundled_reference()
+    }
+}
+
 /// A grading that could not produce a fair score.
 #[derive(Debug, thiserror::Error)]
 pub enum GradeError {
@@ -188,7 +196,7 @@ pub async fn grade(
         }
         _ => {}
     }
-    let bundled = req.server.runs_bundled_reference() || req.client.runs_bundled_reference();
+    let bundled = req.grades_bundled_reference();
     check_not_protected(req, bundled)?;
     let isolation = req
         .options

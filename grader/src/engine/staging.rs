@@ -34,32 +34,11 @@ pub struct Staged {
     pub submission: Submission,
 }
 
-/// Size of a folder's regular files and its entry count, stopping once past the limits.
+/// Whether a single executable's folder is small enough to be copied with it (by the same
+/// walk the copy makes, which also refuses what it would refuse).
 fn small_enough(dir: &Path) -> bool {
-    fn walk(dir: &Path, bytes: &mut u64, entries: &mut usize) -> bool {
-        let Ok(list) = std::fs::read_dir(dir) else {
-            return false;
-        };
-        for e in list.flatten() {
-            *entries += 1;
-            let Ok(kind) = e.file_type() else {
-                return false;
-            };
-            if kind.is_dir() {
-                if e.file_name() != ".git" && !walk(&e.path(), bytes, entries) {
-                    return false;
-                }
-            } else if kind.is_file() {
-                *bytes += e.metadata().map(|m| m.len()).unwrap_or(u64::MAX / 2);
-            }
-            if *bytes > SIBLINGS_BYTES || *entries > SIBLINGS_ENTRIES {
-                return false;
-            }
-        }
-        true
-    }
-    let (mut bytes, mut entries) = (0, 0);
-    walk(dir, &mut bytes, &mut entries)
+    crate::submission_tree::scan(dir, |name| name == ".git")
+        .is_ok_and(|t| t.bytes <= SIBLINGS_BYTES && t.entries.len() <= SIBLINGS_ENTRIES)
 }
 
 /// Why a submission could not be staged.

@@ -428,6 +428,12 @@ fn the_graders_environment_and_memory_stay_unreadable_to_student_programs() {
     let tmp = open_tempdir();
     let sub = work.path().join("reads_grader_environ.py");
     std::fs::copy(hostile("reads_grader_environ.py"), &sub).unwrap();
+    // It imports the probes' shared part from its own folder.
+    std::fs::copy(
+        hostile("sandbox_probe_base.py"),
+        work.path().join("sandbox_probe_base.py"),
+    )
+    .unwrap();
     let out = work.path().join("out");
     let sentinel = format!("grader-test-secret-{}", std::process::id());
     let o = grader_as(

@@ -393,8 +393,7 @@ impl<'a> Run<'a> {
         if let Some(n) = name {
             classchat.push(("CLASSCHAT_NAME", n.to_string()));
         }
-        let bundled =
-            self.req.server.runs_bundled_reference() || self.req.client.runs_bundled_reference();
+        let bundled = self.req.grades_bundled_reference();
         let launch = Launch {
             argv,
             env: process::env::scrubbed(home.path(), &classchat),

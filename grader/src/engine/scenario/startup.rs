@@ -78,8 +78,7 @@ impl<'a> Run<'a> {
             }
         }
         if let Some(addr) = found {
-            let bundled = self.req.server.runs_bundled_reference()
-                || self.req.client.runs_bundled_reference();
+            let bundled = self.req.grades_bundled_reference();
             if !bundled
                 && procfs::runs_any_of(&members.pids(), &crate::process::sandbox::grader_binaries())
             {
