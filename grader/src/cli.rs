@@ -117,7 +117,7 @@ pub enum Command {
         #[arg(long)]
         pidfd: Option<i32>,
     },
-    /// List the tasks and their scenarios.
+    /// List the tasks and their scenarios, with what each checks.
     Tasks {
         /// Read task files from this folder instead of the bundled ones.
         #[arg(long)]
@@ -132,8 +132,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub task: u32,
     /// The submission: an executable following the launch contract (see tasks/PROTOCOL.md), or a
-    /// folder when --server/--client say how to start it. Without it, the reference solution
-    /// built into the grader is graded (a demonstration, and a check of the machine).
+    /// folder, started by (in order) --server/--client, its classchat.toml, else the launch
+    /// contract on its executable named `submission` or its only executable. Without it, the
+    /// reference solution built into the grader is graded (a demonstration, and a check of the
+    /// machine).
     pub submission: Option<String>,
     /// How to start the student's server, e.g. "python3 server.py --port {port}".
     /// Placeholders: {bin} {dir} {host} {port} {name}. No shell is used.
@@ -159,7 +161,8 @@ pub struct RunArgs {
     /// Where reports go: <out>/<submission>/task<N>.{toml,junit.xml}.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub out: PathBuf,
-    /// Exit 0 only at or above this score: points ("24") or a percentage ("80%").
+    /// Exit 0 only at or above this score: points ("24") or a percentage ("80%"). A fraction
+    /// below 1 ("0.8") is refused as ambiguous.
     #[arg(long, value_name = "POINTS|PERCENT")]
     pub min_score: Option<MinScore>,
     /// Terminal output format.
@@ -367,6 +370,13 @@ impl FromStr for MinScore {
         if !v.is_finite() || v < 0.0 || (pct && v > 100.0) {
             return Err(bad());
         }
+        // "0.8" reads as a fraction (80%) to many but means 0.8 points: a gate that almost
+        // always passes. A fraction of a point below 1 is never what was meant.
+        if !pct && v > 0.0 && v < 1.0 {
+            return Err(format!(
+                "{s:?} is ambiguous (0.8 points, or 80%?): write 80% or a number of points"
+            ));
+        }
         Ok(if pct {
             MinScore::Percent(v)
         } else {
@@ -418,6 +428,11 @@ pub enum CliError {
     /// SIGINT or SIGTERM arrived: the student's processes were ended, nothing was graded.
     #[error("interrupted by {0}: student processes ended, no report written")]
     Interrupted(&'static str),
+    /// SIGINT or SIGTERM arrived during a batch: the gradings under way were stopped.
+    #[error(
+        "interrupted by {0}: the gradings under way were stopped (their student processes ended, no report written for them); submissions graded before keep their reports: rerun the same command to grade the rest"
+    )]
+    BatchInterrupted(&'static str),
     /// No guard process could be started (see `process::watchdog`).
     #[error(transparent)]
     Guard(crate::process::watchdog::GuardError),
@@ -510,13 +525,24 @@ fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
             spec.title,
             fmt_points(spec.max_score())
         );
+        if let Some(d) = &spec.description {
+            say!("  {}", d.trim());
+        }
         for s in &spec.scenarios {
+            let shown = match s.visibility {
+                audience::Visibility::Visible => "",
+                audience::Visibility::Hidden => " (hidden from students)",
+                audience::Visibility::AfterDue => " (shown to students after the due date)",
+            };
             say!(
-                "  {:<6} {:>4} pts  {}",
+                "  {:<6} {:>4} pts  {}{shown}",
                 format!("{:?}", s.role).to_lowercase(),
                 fmt_points(s.points),
                 s.name
             );
+            if let Some(d) = &s.description {
+                say!("                   {}", d.trim());
+            }
         }
     }
     Ok(EXIT_PASS)
@@ -885,18 +911,12 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         let stop = interrupted();
         tokio::select! {
             biased;
-            sig = stop => Err(CliError::Interrupted(sig)),
+            sig = stop => Err(CliError::BatchInterrupted(sig)),
             s = batch::run(&config, entries, &pool, &progress, random_seed) => Ok(s),
         }
     });
     progress.finish();
-    let summary = match summary {
-        Ok(s) => s,
-        Err(e) => {
-            say_err!("interrupted: finished submissions keep their reports; rerun to resume");
-            return Err(e);
-        }
-    };
+    let summary = summary?;
     let graded = summary.count(|o| matches!(o, batch::Outcome::Graded { .. }));
     let skipped = summary.count(|o| matches!(o, batch::Outcome::UpToDate { .. }));
     let not_started = summary.count(|o| matches!(o, batch::Outcome::NotStarted(_)));
@@ -1129,7 +1149,15 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         accept_any_port: Some(r.accepted_any_port()),
     };
     let name = (!p.bundled_reference).then(|| r.submission.clone());
+    let view = View {
+        audience: args.audience,
+        after_due: false,
+    };
     let (code, new) = run_grading(run, name)?;
+    let changed = changed_verdicts(
+        &audience::redact(r, &p.policies, view),
+        &audience::redact(&new, &p.policies, view),
+    );
     if (new.score - recorded).abs() > 1e-9 {
         say!(
             "The replay scored {} where the record has {}.",
@@ -1139,7 +1167,51 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
     } else {
         say!("The replay reproduced the recorded score.");
     }
+    if !changed.is_empty() {
+        say!("Verdicts that changed ({}):", changed.len());
+        for line in &changed {
+            say!("{line}");
+        }
+        say!(
+            "Same program, same seed, another verdict: unless the submission or the task changed \
+             (see the warnings above), a verdict that differs between runs points at a race in \
+             the program (e.g. a reply sent before the state it reports was updated, or a \
+             message split across two reads); replay it a few times to see how often."
+        );
+    }
     Ok(code)
+}
+
+/// Each scenario whose status differs between the recorded and the replayed report (both as the
+/// reader may see them), with both messages: lines to print.
+fn changed_verdicts(recorded: &GradeReport, replayed: &GradeReport) -> Vec<String> {
+    let describe = |o: Option<&crate::verdict::ScenarioOutcome>| match o {
+        None => "not run".to_string(),
+        Some(o) if o.message.is_empty() => o.status.label().to_string(),
+        Some(o) => format!(
+            "{}: {}",
+            o.status.label(),
+            safe_text::terminal_lines(&o.message).replace('\n', "\n      ")
+        ),
+    };
+    let find = |r: &GradeReport, name: &str| r.scenarios.iter().find(|o| o.name == name).cloned();
+    let mut names: Vec<&str> = recorded.scenarios.iter().map(|o| o.name.as_str()).collect();
+    for o in &replayed.scenarios {
+        if !names.contains(&o.name.as_str()) {
+            names.push(&o.name);
+        }
+    }
+    let mut lines = Vec::new();
+    for name in names {
+        let (before, after) = (find(recorded, name), find(replayed, name));
+        if before.as_ref().map(|o| o.status) == after.as_ref().map(|o| o.status) {
+            continue;
+        }
+        lines.push(format!("  {}", safe_text::terminal(name)));
+        lines.push(format!("    recorded: {}", describe(before.as_ref())));
+        lines.push(format!("    replay:   {}", describe(after.as_ref())));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -1152,5 +1224,15 @@ mod tests {
         assert_eq!("80%".parse::<MinScore>(), Ok(MinScore::Percent(80.0)));
         assert!("lots".parse::<MinScore>().is_err());
         assert!("120%".parse::<MinScore>().is_err());
+        assert_eq!("0".parse::<MinScore>(), Ok(MinScore::Points(0.0)));
+        assert_eq!("1.5".parse::<MinScore>(), Ok(MinScore::Points(1.5)));
+        assert_eq!("0.8%".parse::<MinScore>(), Ok(MinScore::Percent(0.8)));
+        for fraction in ["0.8", ".5", "0.99"] {
+            let e = fraction.parse::<MinScore>().unwrap_err();
+            assert!(
+                e.contains("write 80% or a number of points"),
+                "{fraction}: {e}"
+            );
+        }
     }
 }

@@ -15,7 +15,7 @@
 //!   [`audience`]: what students may see; [`fingerprint`]: submission content hashes;
 //! - [`submission_tree`], [`submission_copy`]: reading and copying a submission folder without
 //!   trusting it; [`safe_text`]: untrusted ids and names made safe for terminals and
-//!   spreadsheets.
+//!   spreadsheets; [`test_skips`]: how the tests report a check they had to skip.
 
 pub mod audience;
 pub mod batch;
@@ -33,5 +33,7 @@ pub mod spec;
 pub mod stream;
 pub mod submission_copy;
 pub mod submission_tree;
+#[doc(hidden)]
+pub mod test_skips;
 pub mod transcript;
 pub mod verdict;

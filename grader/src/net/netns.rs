@@ -375,7 +375,10 @@ mod tests {
     #[tokio::test]
     async fn namespace_has_its_own_loopback() {
         let Ok(ns) = NetNs::new() else {
-            eprintln!("skipped: network namespaces are not available here");
+            crate::test_skips::skipped(
+                "",
+                "network namespaces are not available here (needs root)",
+            );
             return;
         };
         let net = Net::Ns(ns);

@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn finds_a_dual_stack_servers_ipv4_connection() {
         let Ok(l) = TcpListener::bind("[::]:0") else {
-            eprintln!("skipped: no IPv6 here");
+            crate::test_skips::skipped("", "no IPv6 here");
             return;
         };
         let port = l.local_addr().unwrap().port();

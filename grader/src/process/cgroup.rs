@@ -976,7 +976,7 @@ mod tests {
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    eprintln!("skipped: {e}");
+                    crate::test_skips::skipped("", &e.to_string());
                     return;
                 }
             };
@@ -1020,7 +1020,7 @@ mod tests {
         let cg = match Cgroup::create("unit_test", &limits) {
             Ok(cg) => cg,
             Err(e) => {
-                eprintln!("skipped: {e}");
+                crate::test_skips::skipped("", &e.to_string());
                 return;
             }
         };

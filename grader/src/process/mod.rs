@@ -787,7 +787,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let _ = p.wait_exit(deadline).await;
         let Some((peak, hit)) = p.process_peak() else {
-            eprintln!("skipped: no writable pids cgroup hierarchy here");
+            crate::test_skips::skipped("", "no writable pids cgroup hierarchy here (needs root)");
             return;
         };
         assert!(peak <= 8 && hit, "peak {peak}, limit hit {hit}");
@@ -831,7 +831,7 @@ mod tests {
         let out = p.stdout.all_text();
         p.terminate(Duration::from_millis(100)).await;
         if !limited {
-            eprintln!("skipped: no writable memory cgroup here");
+            crate::test_skips::skipped("", "no writable memory cgroup here (needs root)");
             return None;
         }
         Some((exit.expect("python3 ended"), p.memory_exceeded(), out))

@@ -152,6 +152,21 @@ fn min_score_above_the_maximum() {
     );
 }
 
+/// `--min-score 0.8` meant 80% but read as 0.8 points: a 19/30 submission passed the gate.
+#[test]
+fn min_score_fraction_below_one_is_refused() {
+    let o = Command::new(grader_bin())
+        .args(["run", "--task", "1", &ok_sub(), "--min-score", "0.8"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("write 80% or a number of points"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn unwritable_out_names_the_cause_once() {
     let dir = tempfile::tempdir().unwrap();

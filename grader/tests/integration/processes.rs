@@ -69,6 +69,62 @@ fn sigterm_mid_grading_ends_every_student_process() {
     );
 }
 
+/// Ctrl-C in a batch printed "finished submissions keep their reports; rerun to resume" and then
+/// "error: ... no report written": one message now says what is true of both kinds.
+#[test]
+fn sigint_in_a_batch_says_one_true_thing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    std::fs::create_dir_all(&tasks).unwrap();
+    std::fs::write(tasks.join("task1.toml"), WAITS_LONG).unwrap();
+    let class = work.path().join("class");
+    crate::support::copy_fixture(1, "no_ack.py", &class.join("alice.py"));
+    let out = work.path().join("out");
+    let child = Command::new(grader_bin())
+        .args(["batch", "--task", "1", "--no-progress", "--tasks-dir"])
+        .arg(&tasks)
+        .arg("--out")
+        .arg(&out)
+        .arg(&class)
+        .env("TMPDIR", tmp.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut grading = Grading(child, tmp.path().to_path_buf());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while students_in(tmp.path()) == 0 {
+        assert!(Instant::now() < deadline, "no student process ever started");
+        assert!(
+            grading.0.try_wait().unwrap().is_none(),
+            "the batch ended before it could be interrupted"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    kill(Pid::from_raw(grading.0.id() as i32), Signal::SIGINT).unwrap();
+    let status = grading.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(grading.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.matches("interrupted").count(),
+        1,
+        "one message: {stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "error: interrupted by SIGINT: the gradings under way were stopped (their student \
+             processes ended, no report written for them); submissions graded before keep their \
+             reports: rerun the same command to grade the rest"
+        ),
+        "{stderr}"
+    );
+    assert_leftovers_vanish(tmp.path(), Duration::from_secs(10));
+    assert!(!out.join("alice.py/task1.toml").exists());
+}
+
 /// A task whose one server scenario waits minutes for a reply that never comes, so that the
 /// grading is still running (and the double-forked daemon alive) when the test kills things.
 const WAITS_LONG: &str = r#"
@@ -197,9 +253,9 @@ fn a_killed_guard_is_replaced_so_killing_the_grader_next_leaves_nothing() {
 #[test]
 fn the_guard_sees_the_graders_end_although_a_copy_of_its_pipe_stays_open() {
     if !nix::unistd::geteuid().is_root() || pidfd_open(std::process::id()).is_err() {
-        eprintln!(
-            "skipped the_guard_sees_the_graders_end_although_a_copy_of_its_pipe_stays_open: \
-             taking a descriptor of the grader (pidfd_getfd) needs root and pidfds"
+        grader::test_skips::skipped(
+            "the_guard_sees_the_graders_end_although_a_copy_of_its_pipe_stays_open",
+            "taking a descriptor of the grader (pidfd_getfd) needs root and pidfds",
         );
         return;
     }

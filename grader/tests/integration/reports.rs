@@ -49,8 +49,9 @@ pub fn assert_valid_xml(xml: &str) {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Err(_) => eprintln!(
-            "skipped the xmllint check: xmllint is not installed (apt-get install libxml2-utils)"
+        Err(_) => grader::test_skips::skipped(
+            "",
+            "the xmllint check: xmllint is not installed (apt-get install libxml2-utils)",
         ),
     }
 }
@@ -213,4 +214,86 @@ fn seed_replays_the_same_payloads() {
     assert_eq!((seed_a, seed_c), (1, 2));
     assert_eq!(a, b, "the same seed sends the same payloads");
     assert_ne!(a, c, "another seed sends other payloads");
+}
+
+/// "The replay scored 30 where the record has 29" named no scenario: the replay names each
+/// scenario whose verdict changed, with both messages, and says what such a change points at.
+/// The record is of `no_ack.py`; the replay grades the same path after it was replaced by a
+/// correct server, so the one failed scenario passes.
+#[test]
+fn replay_names_each_scenario_whose_verdict_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("student.py");
+    crate::support::copy_fixture(1, "no_ack.py", &sub);
+    let g = grade(1, &sub, &[]);
+    assert_eq!(
+        g.failures().keys().collect::<Vec<_>>(),
+        ["acknowledgment on connect"]
+    );
+    let failed = &g.report().scenarios[g
+        .report()
+        .scenarios
+        .iter()
+        .position(|s| s.name == "acknowledgment on connect")
+        .unwrap()];
+    crate::support::copy_fixture(1, "correct_other_style.py", &sub);
+    let replays = dir.path().join("replays");
+    let o = Command::new(crate::support::grader_bin())
+        .arg("replay")
+        .arg(g.out_dir.path().join("student.py/task1.toml"))
+        .arg("--out")
+        .arg(&replays)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("changed since this grading"), "{stderr}");
+    let from = stdout
+        .find("The replay scored 30 where the record has")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let tail = &stdout[from..];
+    let first_line = failed.message.lines().next().unwrap();
+    assert!(
+        tail.contains("Verdicts that changed (1):\n  acknowledgment on connect\n"),
+        "{tail}"
+    );
+    assert!(
+        tail.contains(&format!("    recorded: failed: {first_line}")),
+        "{tail}"
+    );
+    assert!(tail.contains("    replay:   passed\n"), "{tail}");
+    assert!(tail.contains("points at a race in the program"), "{tail}");
+}
+
+/// `grader tasks` listed names and points only: it shows each task's and scenario's description.
+#[test]
+fn tasks_lists_what_each_scenario_checks() {
+    let o = Command::new(crate::support::grader_bin())
+        .arg("tasks")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for task in 1..=4 {
+        let (spec, _) = grader::spec::load(None, task).unwrap();
+        let d = spec
+            .description
+            .as_deref()
+            .expect("bundled tasks say what they are");
+        assert!(stdout.contains(d.trim()), "task {task}: {stdout}");
+        for s in &spec.scenarios {
+            let Some(d) = s.description.as_deref() else {
+                continue;
+            };
+            let at = stdout
+                .find(&format!("  {}\n", s.name))
+                .or_else(|| stdout.find(&format!("  {} (", s.name)));
+            let at = at.unwrap_or_else(|| panic!("no line for {:?}: {stdout}", s.name));
+            let next_line = stdout[at..].lines().nth(1).unwrap();
+            assert_eq!(next_line.trim(), d.trim(), "{}", s.name);
+        }
+    }
 }

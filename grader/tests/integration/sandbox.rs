@@ -16,7 +16,7 @@ use crate::support::{assert_no_leftovers, grade, grader_bin, hostile, run_grader
 fn root_only(test: &str) -> bool {
     let root = nix::unistd::geteuid().is_root();
     if !root {
-        eprintln!("skipped {test}: the minimal root and the student uid need root");
+        grader::test_skips::skipped(test, "the minimal root and the student uid need root");
     }
     root
 }

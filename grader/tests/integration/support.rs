@@ -51,48 +51,67 @@ pub fn reference_bin(name: &str) -> PathBuf {
     path
 }
 
+/// Where compiled fixtures go: `<target>/tmp/fixture-bin/` (cargo's folder for integration
+/// tests' files), kept between runs so nothing is left in /tmp; a binary is named by its source's
+/// content, so an edited fixture is compiled again.
 fn build_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("grader-fixture-bin-")
-            .tempdir()
-            .unwrap()
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture-bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     })
-    .path()
+}
+
+/// Compiles `src` with `compiler` (`args` come before `-o`) into the build folder, unless a binary
+/// of the same source is already there; returns the binary. The binary is written under a
+/// temporary name and renamed into place, so tests compiling the same fixture at once never run
+/// a half-written one.
+fn compiled(src: &Path, stem: &str, compiler: &str, args: &[&str]) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let text = std::fs::read(src).unwrap();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (compiler, args, &text).hash(&mut h);
+    let out = build_dir().join(format!("{stem}-{:016x}", h.finish()));
+    if !out.exists() {
+        let part = tempfile::Builder::new()
+            .prefix(&format!(".{stem}-"))
+            .tempfile_in(build_dir())
+            .unwrap()
+            .into_temp_path();
+        let st = Command::new(compiler)
+            .args(args)
+            .arg("-o")
+            .arg(&part)
+            .arg(src)
+            .status()
+            .unwrap_or_else(|e| panic!("run {compiler}: {e}"));
+        assert!(st.success(), "{compiler} failed for {}", src.display());
+        std::fs::set_permissions(&part, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        part.persist(&out).unwrap();
+    }
+    out
 }
 
 /// Compiles a C fixture with `cc -O1`; returns the binary.
 pub fn compile_c(task: u32, name: &str) -> PathBuf {
-    let src = fixture(task, name);
-    let out = build_dir().join(name.trim_end_matches(".c"));
-    if !out.exists() {
-        let st = Command::new("cc")
-            .arg("-O1")
-            .arg("-o")
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("run cc");
-        assert!(st.success(), "cc failed for {name}");
-    }
-    out
+    compiled(
+        &fixture(task, name),
+        name.trim_end_matches(".c"),
+        "cc",
+        &["-O1"],
+    )
 }
 
 /// Compiles a single-file Rust fixture with `rustc -O`; returns the binary.
 pub fn compile_rust(task: u32, name: &str) -> PathBuf {
-    let src = fixture(task, name);
-    let out = build_dir().join(name.trim_end_matches(".rs"));
-    if !out.exists() {
-        let st = Command::new("rustc")
-            .args(["--edition", "2021", "-O", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("run rustc");
-        assert!(st.success(), "rustc failed for {name}");
-    }
-    out
+    compiled(
+        &fixture(task, name),
+        name.trim_end_matches(".rs"),
+        "rustc",
+        &["--edition", "2021", "-O"],
+    )
 }
 
 /// The result of one `grader run`.
@@ -361,7 +380,7 @@ pub fn netns_available(test: &str) -> bool {
     match grader::net::netns::probe() {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("skipped {test}: {e}");
+            grader::test_skips::skipped(test, &e.to_string());
             false
         }
     }
@@ -419,8 +438,9 @@ pub fn unprivileged(test: &str) -> Option<Vec<String>> {
             return Some(prefix.iter().map(|s| s.to_string()).collect());
         }
     }
-    eprintln!(
-        "skipped {test}: running as root, and neither setpriv nor runuser can drop to uid 65534"
+    grader::test_skips::skipped(
+        test,
+        "running as root, and neither setpriv nor runuser can drop to uid 65534",
     );
     None
 }

@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn two_leases_never_share_a_uid() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: leasing uids needs root");
+            crate::test_skips::skipped("", "leasing uids needs root");
             return;
         }
         let a = UserLease::acquire().unwrap();
