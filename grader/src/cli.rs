@@ -1169,8 +1169,8 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
     }
     if !changed.is_empty() {
         say!("Verdicts that changed ({}):", changed.len());
-        for line in &changed {
-            say!("{line}");
+        for lines in &changed {
+            say!("{lines}");
         }
         say!(
             "Same program, same seed, another verdict: unless the submission or the task changed \
@@ -1183,7 +1183,7 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
 }
 
 /// Each scenario whose status differs between the recorded and the replayed report (both as the
-/// reader may see them), with both messages: lines to print.
+/// reader may see them), with both messages: one text (of three lines) per scenario.
 fn changed_verdicts(recorded: &GradeReport, replayed: &GradeReport) -> Vec<String> {
     let describe = |o: Option<&crate::verdict::ScenarioOutcome>| match o {
         None => "not run".to_string(),
@@ -1207,9 +1207,12 @@ fn changed_verdicts(recorded: &GradeReport, replayed: &GradeReport) -> Vec<Strin
         if before.as_ref().map(|o| o.status) == after.as_ref().map(|o| o.status) {
             continue;
         }
-        lines.push(format!("  {}", safe_text::terminal(name)));
-        lines.push(format!("    recorded: {}", describe(before.as_ref())));
-        lines.push(format!("    replay:   {}", describe(after.as_ref())));
+        lines.push(format!(
+            "  {}\n    recorded: {}\n    replay:   {}",
+            safe_text::terminal(name),
+            describe(before.as_ref()),
+            describe(after.as_ref())
+        ));
     }
     lines
 }
