@@ -934,16 +934,23 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             say!("  {}", batch::progress::line(id, o));
         }
     }
+    // The class's warnings (never-graded students, ...) are every format's: said once.
+    let mut warned: Vec<String> = Vec::new();
     for exporter in &exporters {
         let records = read_records(&args.out, Some(args.task), None)?;
         let class = export::Class::with_student_filter(records, view, false);
         for w in exporter.warnings(&class) {
-            say_err!("warning: {}", safe_text::terminal_lines(&w));
+            if !warned.contains(&w) {
+                say_err!("warning: {}", safe_text::terminal_lines(&w));
+                warned.push(w);
+            }
         }
         if exporter.per_student() {
+            let mut paths = Vec::new();
             for student in &class.students {
                 let one = export::Class {
                     students: vec![student.clone()],
+                    not_graded: Vec::new(),
                     ..class.clone()
                 };
                 let path = args
@@ -951,16 +958,33 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
                     .join(&student.folder)
                     .join(exporter.default_file_name());
                 report::write_atomic(&path, &exporter.render(&one)?)?;
+                paths.push(path.display().to_string());
             }
+            const SHOWN: usize = 3;
             say!(
-                "Exported {}: <out>/<student>/{}",
+                "Exported {} ({}): {}{}",
                 exporter.format(),
-                exporter.default_file_name()
+                exporter.covers(&class),
+                paths
+                    .iter()
+                    .take(SHOWN)
+                    .map(|p| safe_text::terminal(p).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match paths.len().saturating_sub(SHOWN) {
+                    0 => String::new(),
+                    more => format!(" and {more} more in {}", args.out.display()),
+                }
             );
         } else {
             let path = args.out.join(exporter.default_file_name());
             report::write_atomic(&path, &exporter.render(&class)?)?;
-            say!("Exported {}: {}", exporter.format(), path.display());
+            say!(
+                "Exported {} ({}): {}",
+                exporter.format(),
+                exporter.covers(&class),
+                path.display()
+            );
         }
     }
     Ok(if infra > 0 {
@@ -1043,9 +1067,9 @@ fn run_export(args: ExportArgs) -> Result<u8, CliError> {
     } else {
         report::write_atomic(&out, &bytes)?;
         say_err!(
-            "Exported {} ({} student(s)): {}",
+            "Exported {} ({}): {}",
             exporter.format(),
-            class.students.len(),
+            exporter.covers(&class),
             out.display()
         );
     }

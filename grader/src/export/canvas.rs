@@ -192,6 +192,21 @@ impl ClassExporter for Canvas {
             message: e.to_string(),
         })
     }
+    fn covers(&self, class: &Class) -> String {
+        let Ok(key) = self.match_index() else {
+            return format!("{} student(s)", class.students.len());
+        };
+        let filled = self
+            .roster
+            .rows
+            .iter()
+            .filter(|row| self.student_of(class, &row[key]).is_some())
+            .count();
+        format!(
+            "{filled} of {} roster student(s) with a score, the others left empty",
+            self.roster.rows.len()
+        )
+    }
     fn warnings(&self, class: &Class) -> Vec<String> {
         let Ok(key) = self.match_index() else {
             return Vec::new();

@@ -7,7 +7,10 @@
 //! never overwrites a grade with a made-up zero; quoting follows RFC 4180 (the `csv` crate); a
 //! text cell (an id, a header) that a spreadsheet would evaluate as a formula (`=HYPERLINK(...)`,
 //! `+`, `-`, `@`, tab or CR first) is prefixed with `'` ([`spreadsheet_cell`]), while the number
-//! cells are written as numbers, untouched.
+//! cells are written as numbers, untouched. A student of the reports folder who was never graded
+//! (only an error file) has a row too, with empty score cells; the last column, `status`, says
+//! `graded`, `not graded`, or which task is missing or from an older record
+//! ([`super::Student::status`]). It is last so that the columns before it keep their places.
 
 use super::{Class, ClassExporter, ExportError};
 use crate::safe_text::spreadsheet_cell;
@@ -46,22 +49,31 @@ impl ClassExporter for Csv {
                 header.push(format!("task{}: {name} ({} pts)", t.task, fmt_points(*max)));
             }
         }
+        header.push("status".into());
         let header: Vec<String> = header
             .iter()
             .map(|h| spreadsheet_cell(h).into_owned())
             .collect();
         w.write_record(&header).map_err(err)?;
         let max_total = class.max_total();
-        for s in &class.students {
+        let mut rows: Vec<&super::Student> =
+            class.students.iter().chain(&class.not_graded).collect();
+        rows.sort_by(|a, b| a.id.cmp(&b.id).then(a.folder.cmp(&b.folder)));
+        for s in rows {
             let total = s.total();
+            let graded = !s.reports.is_empty();
             let mut row = vec![
                 spreadsheet_cell(&s.id).into_owned(),
-                fmt_points(total),
-                fmt_points(max_total),
-                if max_total > 0.0 {
-                    format!("{:.1}", 100.0 * total / max_total)
+                if graded {
+                    fmt_points(total)
                 } else {
-                    "100.0".into()
+                    String::new()
+                },
+                fmt_points(max_total),
+                match (graded, max_total > 0.0) {
+                    (false, _) => String::new(),
+                    (true, true) => format!("{:.1}", 100.0 * total / max_total),
+                    (true, false) => "100.0".into(),
                 },
             ];
             for t in &class.tasks {
@@ -80,6 +92,7 @@ impl ClassExporter for Csv {
                     );
                 }
             }
+            row.push(spreadsheet_cell(&s.status(&class.tasks)).into_owned());
             w.write_record(&row).map_err(err)?;
         }
         w.into_inner().map_err(|e| ExportError::Render {

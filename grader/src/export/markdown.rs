@@ -7,7 +7,9 @@
 //! A student's table shows only what the [`Class`]'s audience may see (hidden scenarios as
 //! placeholders, messages per feedback level); with `--audience instructor` the export of one
 //! student's table warns when that includes anything withheld from students, since a job summary
-//! is usually read by the student.
+//! is usually read by the student. The class table lists students never graded too (only an
+//! error file), with dashes for scores, and ends with a status column saying why
+//! ([`super::Student::status`] and the reason, flattened to one line).
 
 use std::fmt::Write as _;
 
@@ -59,7 +61,7 @@ impl ClassExporter for Markdown {
     }
     fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
         let mut s = String::new();
-        if let [student] = class.students.as_slice() {
+        if let ([student], []) = (class.students.as_slice(), class.not_graded.as_slice()) {
             for r in &student.reports {
                 let _ = writeln!(
                     s,
@@ -104,8 +106,12 @@ impl ClassExporter for Markdown {
         }
         let _ = writeln!(
             s,
-            "### {} students · maximum {} points\n",
+            "### {} students{} · maximum {} points\n",
             class.students.len(),
+            match class.not_graded.len() {
+                0 => String::new(),
+                k => format!(" · {k} not graded"),
+            },
             fmt_points(class.max_total())
         );
         let mut head = "| Student | Total |".to_string();
@@ -114,9 +120,19 @@ impl ClassExporter for Markdown {
             let _ = write!(head, " Task {} |", t.task);
             rule.push_str("---:|");
         }
+        head.push_str(" Status |");
+        rule.push_str("---|");
         let _ = writeln!(s, "{head}\n{rule}");
-        for st in &class.students {
-            let _ = write!(s, "| {} | {} |", cell(&st.id), fmt_points(st.total()));
+        let mut rows: Vec<&super::Student> =
+            class.students.iter().chain(&class.not_graded).collect();
+        rows.sort_by(|a, b| a.id.cmp(&b.id).then(a.folder.cmp(&b.folder)));
+        for st in rows {
+            let total = if st.reports.is_empty() {
+                "—".to_string()
+            } else {
+                fmt_points(st.total())
+            };
+            let _ = write!(s, "| {} | {total} |", cell(&st.id));
             for t in &class.tasks {
                 match st.task(t.task) {
                     Some(r) => {
@@ -125,7 +141,20 @@ impl ClassExporter for Markdown {
                     None => s.push_str(" — |"),
                 }
             }
-            s.push('\n');
+            let mut status = st.status(&class.tasks);
+            let why: Vec<String> = st
+                .not_graded
+                .iter()
+                .filter(|(t, _)| st.task(**t).is_none())
+                .map(|(t, why)| match class.tasks.len() {
+                    1 => why.clone(),
+                    _ => format!("task {t}: {why}"),
+                })
+                .collect();
+            if !why.is_empty() {
+                status = format!("{status}: {}", why.join("; "));
+            }
+            let _ = writeln!(s, " {} |", cell(&status));
         }
         Ok(s.into_bytes())
     }

@@ -100,6 +100,10 @@ pub trait ClassExporter {
     fn warnings(&self, _class: &Class) -> Vec<String> {
         Vec::new()
     }
+    /// Who the written export covers, for the "Exported ..." line: `3 student(s)` by default.
+    fn covers(&self, class: &Class) -> String {
+        format!("{} student(s)", class.students.len())
+    }
 }
 
 /// The exporter of a format (the Canvas one reads and checks the roster). Its warnings start
@@ -131,6 +135,9 @@ impl ClassExporter for WithClassWarnings {
         let mut all = class.warnings();
         all.extend(self.0.warnings(class));
         all
+    }
+    fn covers(&self, class: &Class) -> String {
+        self.0.covers(class)
     }
 }
 
@@ -227,6 +234,34 @@ impl Student {
             failed_attempts: BTreeMap::new(),
             not_graded: BTreeMap::new(),
             refused: BTreeMap::new(),
+        }
+    }
+
+    /// A short status for a row of a class table: `graded`, `not graded` (no record of any
+    /// exported task), or what is missing (`task 2 not graded`, `task 1 from an older record`,
+    /// joined by `; `).
+    pub fn status(&self, tasks: &[TaskColumns]) -> String {
+        if self.reports.is_empty() {
+            return "not graded".into();
+        }
+        let parts: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| {
+                if self.task(t.task).is_none() {
+                    self.not_graded
+                        .contains_key(&t.task)
+                        .then(|| format!("task {} not graded", t.task))
+                } else {
+                    self.failed_attempts
+                        .contains_key(&t.task)
+                        .then(|| format!("task {} from an older record", t.task))
+                }
+            })
+            .collect();
+        if parts.is_empty() {
+            "graded".into()
+        } else {
+            parts.join("; ")
         }
     }
 
@@ -421,9 +456,9 @@ impl Class {
         let stale = listing(self.students.iter().map(|s| (&s.id, &s.failed_attempts)));
         if !stale.is_empty() {
             warnings.push(format!(
-                "{} student task(s) exported from an older record because the latest attempt was not graded: {}",
+                "{} student task(s) exported from an older record because the latest attempt was not graded:\n{}",
                 stale.len(),
-                stale.join("; ")
+                stale.join("\n")
             ));
         }
         // Refused records were warned about above.
@@ -444,9 +479,9 @@ impl Class {
         let never = listing(errors_only.iter().map(|(id, tasks)| (*id, tasks)));
         if !never.is_empty() {
             warnings.push(format!(
-                "{} student task(s) never graded (only an error file, no record): {}",
+                "{} student task(s) never graded (only an error file, no record; listed with an empty score):\n{}",
                 never.len(),
-                never.join("; ")
+                never.join("\n")
             ));
         }
         warnings
@@ -478,7 +513,8 @@ impl Class {
     }
 }
 
-/// `id (task N: first line of why)` for every task of every student.
+/// `- id (task N: first line of why)` for every task of every student: one line each, for a
+/// warning that lists them below its first line.
 fn listing<'a>(
     students: impl Iterator<Item = (&'a String, &'a BTreeMap<u32, String>)>,
 ) -> Vec<String> {
@@ -487,7 +523,7 @@ fn listing<'a>(
             let id = crate::safe_text::terminal(id);
             tasks.iter().map(move |(t, why)| {
                 format!(
-                    "{id} (task {t}: {})",
+                    "  - {id} (task {t}: {})",
                     crate::safe_text::terminal(first_line(why))
                 )
             })

@@ -301,9 +301,9 @@ impl ClassExporter for Summary {
                 "<td class=\"num\">—</td><td class=\"num\">—</td><td><span class=\"fail\">not graded</span>: {}</td></tr>",
                 s.not_graded
                     .iter()
-                    .map(|(t, why)| format!("task {t}: {}", esc(super::first_line(why))))
+                    .map(|(t, why)| format!("task {t}: {}", reason(why)))
                     .collect::<Vec<_>>()
-                    .join("; ")
+                    .join("")
             );
         }
         h.push_str("</table></section>\n<section><h2>Transcripts of lost points</h2>\n");
@@ -312,6 +312,16 @@ impl ClassExporter for Summary {
         }
         h.push_str("</section>\n</main></body></html>\n");
         Ok(h.into_bytes())
+    }
+}
+
+/// Why a task was not graded, whole: its first line, and the lines after it (a failed build's
+/// last output lines) in a `<pre>` block, so that nothing ends at "its last output lines:".
+fn reason(why: &str) -> String {
+    let why = why.trim_end();
+    match why.split_once('\n') {
+        None => esc(why),
+        Some((first, rest)) => format!("{}<pre>{}</pre>", esc(first), esc(rest)),
     }
 }
 
@@ -370,8 +380,8 @@ fn student_section(h: &mut String, i: usize, s: &Student) {
     for (t, why) in &s.failed_attempts {
         let _ = write!(
             h,
-            "<p class=\"fail\">The latest attempt at task {t} was not graded, so the points shown are from the last good grading: {}</p>",
-            esc(why)
+            "<div class=\"fail\">The latest attempt at task {t} was not graded, so the points shown are from the last good grading: {}</div>",
+            reason(why)
         );
     }
     let mut any = false;

@@ -140,17 +140,35 @@ fn batch_grades_resumes_regrades_changes_and_shards_merge() {
     assert_eq!(failed("eve"), ["a 4000-byte line is answered whole"]);
     assert!(out.join("fay/task1.error.txt").exists());
     assert!(out.join("dan/task1.junit.xml").exists());
-    // The CSV parses back: one row per graded student, totals match the records.
+    // The CSV parses back: one row per student, totals match the records; fay, never graded,
+    // has her row with empty scores and says so in the last column.
     let mut rdr = csv::Reader::from_path(out.join("grades.csv")).unwrap();
     let header = rdr.headers().unwrap().clone();
     assert_eq!(&header[0], "student_id");
     assert_eq!(&header[1], "total");
+    assert_eq!(header.iter().last(), Some("status"));
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 5);
-    for row in &rows {
+    assert_eq!(rows.len(), 6);
+    let (graded, fay): (Vec<_>, Vec<_>) = rows.iter().partition(|r| &r[0] != "fay");
+    let fay = fay[0];
+    assert_eq!(
+        (&fay[1], &fay[3], fay.iter().last()),
+        ("", "", Some("not graded"))
+    );
+    assert!(
+        fay.iter().skip(4).take(fay.len() - 5).all(str::is_empty),
+        "{fay:?}"
+    );
+    for row in graded {
+        assert_eq!(row.iter().last(), Some("graded"));
         let total: f64 = row[1].parse().unwrap();
         assert_eq!(total, s[&row[0]].0);
-        let per_scenario: f64 = row.iter().skip(5).map(|v| v.parse::<f64>().unwrap()).sum();
+        let per_scenario: f64 = row
+            .iter()
+            .skip(5)
+            .take(row.len() - 6)
+            .map(|v| v.parse::<f64>().unwrap())
+            .sum();
         assert_eq!(
             per_scenario, total,
             "scenario points add up for {}",

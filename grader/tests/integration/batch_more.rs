@@ -305,7 +305,7 @@ fn stale_records_and_never_graded_students_are_reported_and_old_error_files_go()
     assert_eq!(summary.status.code(), Some(0), "{}", text(&summary));
     let warnings = stderr(&summary);
     assert!(
-        warnings.contains("latest attempt was not graded: ben (task 1: not started"),
+        warnings.contains("latest attempt was not graded:\n  - ben (task 1: not started"),
         "{warnings}"
     );
     assert!(
@@ -648,4 +648,77 @@ fn run_starts_a_folder_like_batch_does() {
         // no_ack loses exactly the acknowledgment's 3 points, whichever way it was started.
         assert_eq!(r.report.score, 27.0, "{}", folder.display());
     }
+}
+
+/// The rough edges of `batch --export` (issue 13): a student never graded has a row in the CSV
+/// and the Markdown (empty score, a status saying why), the never-graded warning is said once
+/// however many formats are exported, one item a line, and the per-student formats name the
+/// files they wrote (not the literal `<out>/<student>/results.json`).
+#[test]
+fn batch_exports_list_never_graded_students_and_say_things_once() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let class = work.path().join("class");
+    copy_fixture(1, "correct_other_style.py", &class.join("amy.py"));
+    // fay hands in a folder with nothing that can be started.
+    std::fs::create_dir_all(class.join("fay")).unwrap();
+    let out = work.path().join("out");
+    let o = batch_task1(
+        &class,
+        &out,
+        tmp.path(),
+        &[
+            "--seed",
+            "1",
+            "--no-progress",
+            "--export",
+            "gradescope",
+            "--export",
+            "csv",
+            "--export",
+            "markdown",
+        ],
+    );
+    assert_no_leftovers(tmp.path());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let (out_text, err_text) = (stdout(&o), stderr(&o));
+    assert_eq!(
+        err_text.matches("never graded").count(),
+        1,
+        "said once: {}",
+        text(&o)
+    );
+    assert!(
+        err_text.contains("never graded (only an error file, no record; listed with an empty score):\n  - fay (task 1: "),
+        "{err_text}"
+    );
+    let amy = out.join("amy/results.json");
+    assert!(amy.exists());
+    assert!(
+        out_text.contains(&format!(
+            "Exported gradescope (1 student(s)): {}\n",
+            amy.display()
+        )),
+        "{out_text}"
+    );
+    assert!(!out_text.contains("<out>"), "{out_text}");
+
+    let csv = std::fs::read_to_string(out.join("grades.csv")).unwrap();
+    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(rdr.headers().unwrap().iter().last(), Some("status"));
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(ids, ["amy", "fay"], "{csv}");
+    assert_eq!((&rows[0][1], rows[0].iter().last()), ("30", Some("graded")));
+    assert_eq!(
+        (&rows[1][1], rows[1].iter().last()),
+        ("", Some("not graded"))
+    );
+
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("1 students · 1 not graded"), "{md}");
+    assert!(
+        md.contains("| fay | — | — | not graded: not started"),
+        "{md}"
+    );
 }

@@ -759,9 +759,26 @@ fn forged_records_are_refused_by_every_export_and_merge() {
         }
         match args[1] {
             "csv" => {
+                // The refused records' students have a row without a score, saying why.
                 let mut rdr = csv::Reader::from_reader(out.as_bytes());
-                let ids: Vec<String> = rdr.records().map(|r| r.unwrap()[0].to_string()).collect();
-                assert_eq!(ids, ["alice"], "{out}");
+                let rows: Vec<(String, String, String)> = rdr
+                    .records()
+                    .map(Result::unwrap)
+                    .map(|r| (r[0].into(), r[1].into(), r.iter().last().unwrap().into()))
+                    .collect();
+                let row = |id: &str, total: &str, status: &str| {
+                    (id.to_string(), total.to_string(), status.to_string())
+                };
+                assert_eq!(
+                    rows,
+                    [
+                        row("alice", "9.5", "graded"),
+                        row("bob", "", "not graded"),
+                        row("carl", "", "not graded"),
+                        row("dora", "", "not graded"),
+                    ],
+                    "{out}"
+                );
             }
             "canvas" => {
                 let mut rdr = csv::Reader::from_reader(out.as_bytes());
@@ -789,9 +806,14 @@ fn forged_records_are_refused_by_every_export_and_merge() {
                 assert!(out.contains("record refused ("), "{out}");
             }
             _ => {
-                // Alice alone: her table.
-                assert!(out.contains("— 9.5/9.5 points"), "{out}");
-                assert!(!out.contains("bob"), "{out}");
+                // The class table: alice's score, the others' rows without one, saying why.
+                assert!(out.contains("| alice | 9.5 | 9.5/9.5 | graded |"), "{out}");
+                for id in ["bob", "carl", "dora"] {
+                    assert!(
+                        out.contains(&format!("| {id} | — | — | not graded: record refused (")),
+                        "{out}"
+                    );
+                }
             }
         }
     }
@@ -846,6 +868,67 @@ fn forged_records_are_refused_by_every_export_and_merge() {
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("3 student task(s) never graded") && err.contains("bob (task 1: not graded: "),
+        "{err}"
+    );
+}
+
+/// Issue 13's export edges on one reports folder: carl's build failed (an error file whose reason
+/// goes on over several lines). The summary shows the reason whole (it ended at "its last output
+/// lines:"), the Markdown class table gives carl a row, and the Canvas export counts the roster
+/// rows it filled, not the roster.
+#[test]
+fn never_graded_students_are_shown_whole_and_counted_right() {
+    let d = two_students();
+    let carl = d.path().join("carl");
+    std::fs::create_dir_all(&carl).unwrap();
+    std::fs::write(
+        carl.join("task1.error.txt"),
+        "not started at 2025-01-15T10:00:00Z: build `make` failed (exit status 2); its last output lines:\n    chat.c:3: error: expected ';'\n    make: *** [all] Error 1\n",
+    )
+    .unwrap();
+
+    let html = export(d.path(), &["--format", "summary"]);
+    assert!(
+        html.contains("its last output lines:<pre>    chat.c:3: error: expected &#39;;&#39;\n    make: *** [all] Error 1</pre>"),
+        "{html}"
+    );
+
+    let md = export(d.path(), &["--format", "markdown"]);
+    assert!(md.contains("### 2 students · 1 not graded"), "{md}");
+    assert!(md.contains("| Status |"), "{md}");
+    assert!(
+        md.contains("| carl | — | — | not graded: not started at 2025-01-15T10:00:00Z: build 'make' failed (exit status 2); its last output lines: chat.c:3: error: expected ';' make: *** [all] Error 1 |"),
+        "{md}"
+    );
+    assert!(md.contains("| bob | 3 | 3/9.5 | graded |"), "{md}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let roster = tmp.path().join("canvas-export.csv");
+    std::fs::write(
+        &roster,
+        "Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\n\"Doe, Alice\",101,S101,alice,Sec 1\n\"Roe, Carl\",102,S102,carl,Sec 1\n\"Poe, Dan\",103,S103,dan,Sec 1\n",
+    )
+    .unwrap();
+    let file = tmp.path().join("import.csv");
+    let o = run_grader(
+        [
+            "export".as_ref(),
+            "--format".as_ref(),
+            "canvas".as_ref(),
+            "--roster".as_ref(),
+            roster.as_os_str(),
+            d.path().as_os_str(),
+            "--out".as_ref(),
+            file.as_os_str(),
+        ],
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "Exported canvas (1 of 3 roster student(s) with a score, the others left empty)"
+        ),
         "{err}"
     );
 }
