@@ -15,12 +15,13 @@
 # Prints the measured figures. Without `script` (util-linux) the first batch runs without a
 # terminal and the progress-bar check is skipped, saying so.
 #
-# Usage: scripts/batch-demo.sh [GRADER-BINARY]   (default: $GRADER, else target/debug/grader;
+# Usage: scripts/batch-demo.sh [GRADER-BINARY]   (default: $GRADER, else
+#        ${CARGO_TARGET_DIR:-target}/debug/grader;
 #        N=40 in the environment sets the class size)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-40}"
-GRADER="${1:-${GRADER:-target/debug/grader}}"
+GRADER="${1:-${GRADER:-${CARGO_TARGET_DIR:-target}/debug/grader}}"
 [ -x "$GRADER" ] || { echo "batch-demo: no grader binary at $GRADER (build it first: cargo build -p grader)" >&2; exit 2; }
 GRADER=$(realpath "$GRADER")
 echo "grader: $GRADER"
