@@ -146,13 +146,13 @@ fn batch_grades_resumes_regrades_changes_and_shards_merge() {
     let header = rdr.headers().unwrap().clone();
     assert_eq!(&header[0], "student_id");
     assert_eq!(&header[1], "total");
-    assert_eq!(header.iter().last(), Some("status"));
+    assert_eq!(header.iter().next_back(), Some("status"));
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 6);
     let (graded, fay): (Vec<_>, Vec<_>) = rows.iter().partition(|r| &r[0] != "fay");
     let fay = fay[0];
     assert_eq!(
-        (&fay[1], &fay[3], fay.iter().last()),
+        (&fay[1], &fay[3], fay.iter().next_back()),
         ("", "", Some("not graded"))
     );
     assert!(
@@ -160,7 +160,7 @@ fn batch_grades_resumes_regrades_changes_and_shards_merge() {
         "{fay:?}"
     );
     for row in graded {
-        assert_eq!(row.iter().last(), Some("graded"));
+        assert_eq!(row.iter().next_back(), Some("graded"));
         let total: f64 = row[1].parse().unwrap();
         assert_eq!(total, s[&row[0]].0);
         let per_scenario: f64 = row

@@ -764,7 +764,13 @@ fn forged_records_are_refused_by_every_export_and_merge() {
                 let rows: Vec<(String, String, String)> = rdr
                     .records()
                     .map(Result::unwrap)
-                    .map(|r| (r[0].into(), r[1].into(), r.iter().last().unwrap().into()))
+                    .map(|r| {
+                        (
+                            r[0].into(),
+                            r[1].into(),
+                            r.iter().next_back().unwrap().into(),
+                        )
+                    })
                     .collect();
                 let row = |id: &str, total: &str, status: &str| {
                     (id.to_string(), total.to_string(), status.to_string())
