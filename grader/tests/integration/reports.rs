@@ -313,3 +313,25 @@ fn tasks_lists_what_each_scenario_checks() {
         }
     }
 }
+
+/// `run --help` said a folder needs --server/--client; a folder is started by its classchat.toml
+/// or the launch contract too (`grader/src/launch.rs`, `batch::discover::folder_plan`).
+#[test]
+fn run_help_says_how_a_folder_is_started() {
+    let o = Command::new(crate::support::grader_bin())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("or a folder, started by (in order) --server/--client, its classchat.toml, else the launch contract on its executable named `submission` or its only executable"),
+        "{help}"
+    );
+    assert!(
+        help.contains("A fraction below 1 (\"0.8\") is refused"),
+        "{help}"
+    );
+}

@@ -252,3 +252,22 @@ fn bundled_reference_client_names_the_cause_of_a_refused_connection() {
         );
     }
 }
+
+/// Each test run left a 4.4 MB `/tmp/grader-fixture-bin-*` behind: compiled fixtures now live in
+/// cargo's folder for integration tests' files, named by their source, and are reused.
+#[test]
+fn compiled_fixtures_stay_in_the_target_dir_and_are_reused() {
+    let bin = compile_c(1, "c_client_never_flushes.c");
+    assert!(
+        bin.starts_with(env!("CARGO_TARGET_TMPDIR")),
+        "{}",
+        bin.display()
+    );
+    let built = std::fs::metadata(&bin).unwrap().modified().unwrap();
+    assert_eq!(compile_c(1, "c_client_never_flushes.c"), bin);
+    assert_eq!(
+        std::fs::metadata(&bin).unwrap().modified().unwrap(),
+        built,
+        "compiled again"
+    );
+}
