@@ -27,8 +27,15 @@ home=$(getent passwd "$user" | cut -d: -f6)
 [ -d "$home" ] || { mkdir -p "$home"; chown "$user:" "$home"; }
 
 sysroot=$(rustc --print sysroot)
+# The folders from / down to the toolchain, outermost first (a folder below one the user cannot
+# enter looks closed too until that one is opened).
+dirs=()
 dir=$sysroot
 while [ "$dir" != / ]; do
+  dirs=("$dir" "${dirs[@]}")
+  dir=$(dirname "$dir")
+done
+for dir in "${dirs[@]}"; do
   if ! runuser -u "$user" -- test -x "$dir"; then
     if ! command -v setfacl >/dev/null 2>&1; then
       echo "test-as-user: installing Debian's acl package (setfacl)"
@@ -39,7 +46,6 @@ while [ "$dir" != / ]; do
     echo "test-as-user: granting $user search permission on $dir (ACL) to reach the toolchain"
     setfacl -m "u:$user:x" "$dir"
   fi
-  dir=$(dirname "$dir")
 done
 runuser -u "$user" -- "$sysroot/bin/cargo" --version >/dev/null \
   || { echo "test-as-user: $user cannot run $sysroot/bin/cargo" >&2; exit 2; }
