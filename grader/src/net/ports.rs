@@ -104,12 +104,16 @@ fn lock_port(port: u16) -> Option<Option<Flock<File>>> {
         // Every user's graders share the folder.
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
     }
+    let path = dir.join(format!("{port}.lock"));
+    // A lock file another user's grader made (root's, 0644 after its umask) cannot be opened for
+    // writing, but flock needs only an open descriptor: open it for reading then.
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o666)
-        .open(dir.join(format!("{port}.lock")));
+        .open(&path)
+        .or_else(|_| File::open(&path));
     match file {
         Ok(f) => Flock::lock(f, FlockArg::LockExclusiveNonblock)
             .ok()
