@@ -16,7 +16,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::validate::{Location, validate};
-use super::{Step, TaskSpec, bundled_task};
+use super::{Dialect, Protocol, Step, TaskSpec, bundled_task};
 
 /// Where a task spec came from, for error messages and reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,9 @@ pub enum SpecError {
         /// Why.
         source: std::io::Error,
     },
+    /// A dialect that cannot be used (unknown name, unreadable file, unknown key or value).
+    #[error("{0}")]
+    Dialect(String),
     /// The file is not valid TOML or does not fit the scenario language.
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
@@ -72,8 +75,20 @@ pub enum SpecError {
 /// Loads task `task`: from `dir/task<N>.toml` when a directory is given, else the bundled spec.
 /// Returns the spec and its source text (hashed into reports).
 pub fn load(dir: Option<&Path>, task: u32) -> Result<(TaskSpec, String), SpecError> {
-    match dir {
-        Some(dir) => load_from_dir(dir, task),
+    load_with(dir, task, &Dialect::default())
+}
+
+/// [`load`] under a dialect: the protocol steps are expanded as the task's `[protocol]` table
+/// overridden by `dialect` says. The text returned (hashed into reports) is the file's text,
+/// followed by the dialect's keys when it sets any, so that a grading under another dialect is
+/// a grading under another spec.
+pub fn load_with(
+    dir: Option<&Path>,
+    task: u32,
+    dialect: &Dialect,
+) -> Result<(TaskSpec, String), SpecError> {
+    let (spec, text) = match dir {
+        Some(dir) => load_from_dir_with(dir, task, dialect)?,
         None => {
             let (name, text) = bundled_task(task).ok_or_else(|| SpecError::UnknownTask {
                 task,
@@ -86,14 +101,36 @@ pub fn load(dir: Option<&Path>, task: u32) -> Result<(TaskSpec, String), SpecErr
                         .join(", ")
                 ),
             })?;
-            let spec = parse_task(text, SpecSource::Bundled(name), Some(task))?;
-            Ok((spec, text.to_string()))
+            let spec = parse_task(text, SpecSource::Bundled(name), Some(task), dialect)?;
+            (spec, text.to_string())
         }
+    };
+    Ok((spec, hashed_text(text, dialect)))
+}
+
+/// The text a spec under `dialect` is hashed by (see [`load_with`]).
+fn hashed_text(text: String, dialect: &Dialect) -> String {
+    if dialect.is_empty() {
+        text
+    } else {
+        format!(
+            "{text}\n# dialect: {}\n# protocol: {}\n",
+            dialect.label,
+            dialect.to_inline()
+        )
     }
 }
 
 /// Loads `dir/task<N>.toml`; its `task` must be N.
 pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecError> {
+    load_from_dir_with(dir, task, &Dialect::default())
+}
+
+fn load_from_dir_with(
+    dir: &Path,
+    task: u32,
+    dialect: &Dialect,
+) -> Result<(TaskSpec, String), SpecError> {
     let path = dir.join(format!("task{task}.toml"));
     if !path.exists() {
         return Err(SpecError::UnknownTask {
@@ -105,7 +142,7 @@ pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecEr
         path: path.clone(),
         source,
     })?;
-    let spec = parse_task(&text, SpecSource::File(path), Some(task))?;
+    let spec = parse_task(&text, SpecSource::File(path), Some(task), dialect)?;
     Ok((spec, text))
 }
 
@@ -114,6 +151,8 @@ pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecEr
 struct Positions {
     #[serde(default)]
     task: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    protocol: Option<Spanned<toml::Value>>,
     #[serde(rename = "scenario", default)]
     scenarios: Vec<ScenarioPositions>,
 }
@@ -127,11 +166,26 @@ struct ScenarioPositions {
 
 /// Parses and validates a task spec.
 pub fn parse(text: &str, source: SpecSource) -> Result<TaskSpec, SpecError> {
-    parse_task(text, source, None)
+    parse_task(text, source, None, &Dialect::default())
 }
 
-/// Parses and validates a task spec that, when `asked` is given, must say `task = asked`.
-fn parse_task(text: &str, source: SpecSource, asked: Option<u32>) -> Result<TaskSpec, SpecError> {
+/// Parses and validates a task spec under a dialect.
+pub fn parse_with(
+    text: &str,
+    source: SpecSource,
+    dialect: &Dialect,
+) -> Result<TaskSpec, SpecError> {
+    parse_task(text, source, None, dialect)
+}
+
+/// Parses, expands and validates a task spec that, when `asked` is given, must say
+/// `task = asked`.
+fn parse_task(
+    text: &str,
+    source: SpecSource,
+    asked: Option<u32>,
+    dialect: &Dialect,
+) -> Result<TaskSpec, SpecError> {
     let invalid = |span: Option<Range<usize>>, message: String| {
         let (line, column) = line_col(text, span.map_or(0, |s| s.start));
         SpecError::Invalid {
@@ -141,7 +195,7 @@ fn parse_task(text: &str, source: SpecSource, asked: Option<u32>) -> Result<Task
             message,
         }
     };
-    let spec: TaskSpec = toml::from_str(text).map_err(|e| {
+    let mut spec: TaskSpec = toml::from_str(text).map_err(|e| {
         match e.span().and_then(|span| step_error(text, &span)) {
             Some((span, message)) => invalid(Some(span), message),
             None => invalid(e.span(), e.message().to_string()),
@@ -159,10 +213,34 @@ fn parse_task(text: &str, source: SpecSource, asked: Option<u32>) -> Result<Task
             ),
         ));
     }
-    if let Err((location, message)) = validate(&spec) {
+    // The task's own [protocol] first (its errors are the file's), then under the dialect.
+    Protocol::resolve(&spec.protocol, &Dialect::default()).map_err(|m| {
+        let span = positions().and_then(|p| p.protocol.map(|v| v.span()));
+        invalid(span, format!("[protocol]: {m}"))
+    })?;
+    let protocol = Protocol::resolve(&spec.protocol, dialect).map_err(|m| {
+        SpecError::Dialect(format!(
+            "dialect {} does not fit {source}: {m}",
+            if dialect.label.is_empty() {
+                "(inline)"
+            } else {
+                &dialect.label
+            }
+        ))
+    })?;
+    let origins = match super::expand::expand_spec(&mut spec, &protocol) {
+        Ok(o) => o,
+        Err((i, j, message)) => {
+            let span = positions().and_then(|p| locate(&p, &Location::Step(i, j)));
+            return Err(invalid(span, message));
+        }
+    };
+    if let Err((location, message)) = validate(&spec, &origins) {
         let span = positions().and_then(|p| locate(&p, &location));
         return Err(invalid(span, message));
     }
+    spec.dialect = dialect.clone();
+    spec.resolved = protocol;
     Ok(spec)
 }
 
@@ -428,12 +506,12 @@ mod tests {
     fn the_task_number_must_be_the_one_asked_for() {
         let text = format!("{HEAD}]\n");
         let source = SpecSource::Bundled("t.toml");
-        assert!(parse_task(&text, source.clone(), Some(3)).is_ok());
+        assert!(parse_task(&text, source.clone(), Some(3), &Dialect::default()).is_ok());
         assert!(
             parse(&text, source.clone()).is_ok(),
             "no task asked: any number"
         );
-        match parse_task(&text, source, Some(1)) {
+        match parse_task(&text, source, Some(1), &Dialect::default()) {
             Err(SpecError::Invalid {
                 line,
                 column,
