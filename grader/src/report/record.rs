@@ -526,6 +526,7 @@ pub(crate) mod test_support {
             task,
             task_title: format!("Task {task}"),
             score: points,
+            dialect: None,
             max_score: 2.0,
             seed: 1,
             spec_hash: "ab".into(),

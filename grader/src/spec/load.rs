@@ -479,6 +479,96 @@ mod tests {
     }
 
     #[test]
+    fn protocol_step_errors_point_at_the_step_as_written() {
+        let steps = "  { do = \"join\", conn = \"a\" },\n  { do = \"use\", block = \"nope\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "{ do = \"use\""), "{m}");
+        assert!(m.contains("step 3 (use): there is no [block.nope]"), "{m}");
+        // A validation error of an expanded step is located at the step it came from: `join`
+        // expands to two steps, so the bad `expect_reply` is the 4th expanded, the 3rd written.
+        let steps = "  { do = \"join\", conn = \"a\" },\n  { do = \"expect_reply\", on = \"zz\", to = \"x\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!(
+            (line, column),
+            place(steps, "{ do = \"expect_reply\""),
+            "{m}"
+        );
+        assert!(m.starts_with("scenario \"sc\", step 3: "), "{m}");
+        let steps = "  { do = \"welcome\", conn = \"s\" },\n";
+        let (_, _, m) = error_at(steps);
+        assert!(
+            m.contains("`welcome` belongs in a scenario with role = \"client\""),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn blocks_take_parameters() {
+        let text = format!(
+            "{HEAD}  {{ do = \"use\", block = \"pair\", with = {{ a = \"x\" }} }},\n  {{ do = \"expect_reply\", on = \"x\", to = \"hi\" }},\n]\n[block.pair]\nparams = [\"a\"]\nsteps = [{{ do = \"join\", conn = \"{{a}}\" }}, {{ do = \"send\", conn = \"{{a}}\", line = \"hi {{nonce}}\" }}]\n"
+        );
+        let spec = parse(&text, SpecSource::Bundled("t.toml")).unwrap();
+        let kinds: Vec<&str> = spec.scenarios[0].steps.iter().map(|s| s.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["start_server", "connect", "expect", "send", "expect"]
+        );
+        match &spec.scenarios[0].steps[3] {
+            Step::Send { conn, line, .. } => {
+                assert_eq!(conn, "x");
+                assert_eq!(line.as_deref(), Some("hi {nonce}"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = text.replace("with = { a = \"x\" }", "with = {}");
+        match parse(&missing, SpecSource::Bundled("t.toml")) {
+            Err(SpecError::Invalid { line, message, .. }) => {
+                assert_eq!(line, 9, "{message}");
+                assert!(message.contains("needs a value for \"a\""), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dialect_changes_the_bytes_not_the_scenarios() {
+        let text = format!(
+            "{HEAD}  {{ do = \"join\", conn = \"a\", name = \"al\" }},\n  {{ do = \"chat\", conn = \"a\", to = \"bo\", text = \"t {{nonce}}\" }},\n]\n[protocol]\nformat = \"json\"\n"
+        );
+        let lines = |spec: &TaskSpec| -> Vec<String> {
+            spec.scenarios[0]
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Send { line, .. } => line.clone(),
+                    _ => None,
+                })
+                .collect()
+        };
+        let spec = parse(&text, SpecSource::Bundled("t.toml")).unwrap();
+        assert_eq!(
+            lines(&spec),
+            [
+                r#"{{"status":"register","sender":"al"}}"#,
+                r#"{{"status":"1","sender":"al","receiver":"bo","text":"t {nonce}"}}"#
+            ]
+        );
+        let d = Dialect::combine(&[
+            Dialect::named("name-line").unwrap(),
+            Dialect::inline("t", toml::from_str("fields = { text = \"msg\" }").unwrap()).unwrap(),
+        ]);
+        let spec = parse_with(&text, SpecSource::Bundled("t.toml"), &d).unwrap();
+        assert_eq!(
+            lines(&spec),
+            [
+                "al".to_string(),
+                r#"{{"status":"1","sender":"al","receiver":"bo","msg":"t {nonce}"}}"#.to_string()
+            ]
+        );
+        assert_eq!(spec.dialect.label, "name-line + t");
+    }
+
+    #[test]
     fn only_groups_have_inner_steps() {
         let steps = "  { do = \"connect\", conn = \"a\", steps = [{ do = \"bogus\" }] },\n";
         let (line, column, m) = error_at(steps);
