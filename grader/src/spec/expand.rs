@@ -58,6 +58,7 @@ pub(crate) fn expand_spec(
         };
         let mut steps = Vec::with_capacity(sc.steps.len());
         let mut origin = Vec::with_capacity(sc.steps.len());
+        sc.origins.clear();
         for (j, step) in sc.steps.iter().enumerate() {
             let before = steps.len();
             cx.step(step, &mut steps, 0).map_err(|m| {
@@ -73,6 +74,8 @@ pub(crate) fn expand_spec(
                 )
             })?;
             origin.extend(std::iter::repeat_n(j, steps.len() - before));
+            sc.origins
+                .extend(std::iter::repeat_n((j, step.kind()), steps.len() - before));
         }
         sc.steps = steps;
         origins.push(origin);

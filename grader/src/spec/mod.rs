@@ -132,4 +132,20 @@ pub struct Scenario {
     pub feedback: crate::audience::Feedback,
     /// The steps, run in order; the first failing step ends the scenario.
     pub steps: Vec<Step>,
+    /// For each of `steps` (protocol steps expanded), the written step it came from: its
+    /// 0-based index and kind (set by [`load`]; empty for a spec built otherwise).
+    #[serde(skip)]
+    pub origins: Vec<(usize, &'static str)>,
+}
+
+impl Scenario {
+    /// How a report names step `n` (1-based, of the expanded steps): by the step as written,
+    /// "4 (expect)", or "2 (join: expect)" for a step a protocol step expanded to.
+    pub fn step_label(&self, n: usize, kind: &str) -> String {
+        match self.origins.get(n.wrapping_sub(1)) {
+            Some((i, written)) if *written != kind => format!("{} ({written}: {kind})", i + 1),
+            Some((i, _)) => format!("{} ({kind})", i + 1),
+            None => format!("{n} ({kind})"),
+        }
+    }
 }

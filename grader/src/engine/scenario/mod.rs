@@ -298,7 +298,7 @@ pub(super) async fn run(
                 description: sc.description.clone(),
                 message: fail.message,
                 hint,
-                failed_step: Some(format!("{n} ({})", step.kind())),
+                failed_step: Some(sc.step_label(n, step.kind())),
                 transcript,
                 stderr_tail,
                 notes: run.notes,
