@@ -14,6 +14,9 @@
 //!   templates or the launch contract then start what is in the copy, and the executable of the
 //!   launch contract is looked for only after the build (so a folder of sources is not refused
 //!   for having none yet);
+//! - a folder's `classchat.toml` may also name a bundled protocol dialect (`dialect = "..."`)
+//!   and set single protocol keys in a `[protocol]` table ([`submission_dialect`]); they apply
+//!   on top of the batch's `--dialect`;
 //! - every executable **file** directly in the batch folder is one submission too, with the file
 //!   name without its extension as student id, started by the batch's templates or the launch
 //!   contract; non-executable files (a README, a roster) are ignored and counted.

@@ -45,6 +45,11 @@ fn fixed_reply_loses_only_the_echo_scenarios() {
     assert_failures(&g, &[]);
     assert_eq!(s, 30.0);
     assert_eq!(g.report().dialect.as_deref(), Some("any-reply"));
+    assert!(
+        g.stdout().contains("Protocol dialect: any-reply"),
+        "{}",
+        g.stdout()
+    );
 }
 
 #[test]
