@@ -45,9 +45,20 @@ const MAX_DEPTH: usize = 8;
 pub(crate) fn expand_spec(
     spec: &mut TaskSpec,
     protocol: &Protocol,
-) -> Result<Vec<Vec<usize>>, (usize, usize, String)> {
+) -> Result<Vec<Vec<usize>>, ExpandError> {
     let mut origins = Vec::with_capacity(spec.scenarios.len());
     let blocks = spec.blocks.clone();
+    // Every block's steps must be steps, used or not (a parameter is any text until used).
+    for (name, b) in &blocks {
+        for (n, raw) in b.steps.iter().enumerate() {
+            Step::deserialize(raw.clone()).map_err(|e| {
+                ExpandError::Block(
+                    name.clone(),
+                    format!("[block.{name}], step {}: {}", n + 1, e.message()),
+                )
+            })?;
+        }
+    }
     for (i, sc) in spec.scenarios.iter_mut().enumerate() {
         let mut cx = Cx {
             p: protocol,
@@ -62,7 +73,7 @@ pub(crate) fn expand_spec(
         for (j, step) in sc.steps.iter().enumerate() {
             let before = steps.len();
             cx.step(step, &mut steps, 0).map_err(|m| {
-                (
+                ExpandError::Step(
                     i,
                     j,
                     format!(
@@ -81,6 +92,14 @@ pub(crate) fn expand_spec(
         origins.push(origin);
     }
     Ok(origins)
+}
+
+/// Why a spec cannot be expanded.
+pub(crate) enum ExpandError {
+    /// Scenario index, written step index, message.
+    Step(usize, usize, String),
+    /// A block (by name) whose steps are not steps.
+    Block(String, String),
 }
 
 struct Cx<'a> {

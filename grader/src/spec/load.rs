@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::expand::ExpandError;
 use super::validate::{Location, validate};
 use super::{Dialect, Protocol, Step, TaskSpec, bundled_task};
 
@@ -153,6 +154,8 @@ struct Positions {
     task: Option<Spanned<toml::Value>>,
     #[serde(default)]
     protocol: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    block: Option<std::collections::BTreeMap<String, Spanned<toml::Value>>>,
     #[serde(rename = "scenario", default)]
     scenarios: Vec<ScenarioPositions>,
 }
@@ -230,8 +233,14 @@ fn parse_task(
     })?;
     let origins = match super::expand::expand_spec(&mut spec, &protocol) {
         Ok(o) => o,
-        Err((i, j, message)) => {
+        Err(ExpandError::Step(i, j, message)) => {
             let span = positions().and_then(|p| locate(&p, &Location::Step(i, j)));
+            return Err(invalid(span, message));
+        }
+        Err(ExpandError::Block(name, message)) => {
+            let span = positions()
+                .and_then(|p| p.block)
+                .and_then(|b| b.get(&name).map(|v| v.span()));
             return Err(invalid(span, message));
         }
     };
@@ -517,6 +526,17 @@ mod tests {
             Step::Send { conn, line, .. } => {
                 assert_eq!(conn, "x");
                 assert_eq!(line.as_deref(), Some("hi {nonce}"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let broken = text.replace("line = \"hi {nonce}\"", "lin = \"hi\"");
+        match parse(&broken, SpecSource::Bundled("t.toml")) {
+            Err(SpecError::Invalid { line, message, .. }) => {
+                assert_eq!(line, 12, "the block's header; {message}");
+                assert!(
+                    message.contains("[block.pair], step 2: unknown field `lin`"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
