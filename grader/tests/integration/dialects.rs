@@ -7,7 +7,7 @@
 
 use grader::verdict::Status::*;
 
-use crate::support::{assert_failures, fixture, grade, run_grader};
+use crate::support::{assert_failures, check_bundled_reference_with, fixture, grade, run_grader};
 
 const ONE: &str = "server answers one message";
 const LONG: &str = "a 4000-byte line is answered whole";
@@ -213,4 +213,12 @@ fn an_unknown_dialect_is_a_usage_error() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// The references follow the default protocol, which the looser dialects accept, and they
+/// leave by closing as well as by the exit word.
+#[test]
+fn references_score_full_marks_under_looser_dialects() {
+    check_bundled_reference_with(1, &["--dialect", "any-reply", "--dialect", "no-exit-word"]);
+    check_bundled_reference_with(4, &["--dialect", "no-exit-word"]);
 }
