@@ -384,6 +384,7 @@ fn placeholder_report() -> GradeReport {
         seed: 0,
         spec_hash: String::new(),
         spec_source: String::new(),
+        dialect: None,
         isolation: String::new(),
         accept_any_port: None,
         timestamp: String::new(),

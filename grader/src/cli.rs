@@ -117,12 +117,60 @@ pub enum Command {
         #[arg(long)]
         pidfd: Option<i32>,
     },
-    /// List the tasks and their scenarios, with what each checks.
+    /// List the tasks and their scenarios, with what each checks (validating the task files
+    /// under the dialect given).
     Tasks {
         /// Read task files from this folder instead of the bundled ones.
         #[arg(long)]
         tasks_dir: Option<PathBuf>,
+        #[command(flatten)]
+        dialect: DialectArgs,
+        /// Also print each scenario's steps, with protocol steps expanded as the dialect says.
+        #[arg(long)]
+        steps: bool,
+        /// List the bundled protocol dialects instead.
+        #[arg(long)]
+        dialects: bool,
     },
+}
+
+/// The protocol dialect of a class: `--dialect` and `--protocol` (see `spec::protocol`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DialectArgs {
+    /// Protocol dialect: a bundled one by name (`grader tasks --dialects` lists them) or a
+    /// dialect file. Repeatable: later ones override earlier ones' keys.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub dialect: Vec<String>,
+    /// Protocol keys, as TOML, applied after --dialect: e.g. 'reply = "any"' or
+    /// 'fields = { text = "msg" }'. Repeatable.
+    #[arg(long, value_name = "KEYS")]
+    pub protocol: Vec<String>,
+}
+
+impl DialectArgs {
+    /// The dialect these options make (empty without any).
+    pub fn dialect(&self) -> Result<spec::Dialect, CliError> {
+        let mut parts = Vec::new();
+        for name in &self.dialect {
+            parts.push(
+                spec::Dialect::named(name)
+                    .map_err(|e| CliError::Usage(format!("--dialect: {e}")))?,
+            );
+        }
+        for keys in &self.protocol {
+            let table: toml::Table = toml::from_str(keys).map_err(|e| {
+                CliError::Usage(format!(
+                    "--protocol {keys:?} is not TOML keys (write e.g. 'reply = \"any\"'): {}",
+                    e.message()
+                ))
+            })?;
+            parts.push(
+                spec::Dialect::inline(&format!("--protocol '{keys}'"), table)
+                    .map_err(|e| CliError::Usage(format!("--protocol: {e}")))?,
+            );
+        }
+        Ok(spec::Dialect::combine(&parts))
+    }
 }
 
 /// Arguments of `grader run`.
@@ -191,6 +239,12 @@ pub struct RunArgs {
     /// report notes it). Default: on inside a network namespace, off on the host.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub accept_any_port: Option<bool>,
+    /// The protocol dialect (a submission folder's classchat.toml may add its own on top).
+    #[command(flatten)]
+    pub dialect: DialectArgs,
+    /// The exact dialect of a replayed grading (instead of the options and classchat.toml).
+    #[arg(skip)]
+    pub replayed_dialect: Option<spec::Dialect>,
 }
 
 /// Arguments of `grader batch`.
@@ -256,6 +310,9 @@ pub struct BatchArgs {
     /// assigned one. Default: on inside a network namespace, off on the host.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub accept_any_port: Option<bool>,
+    /// The class's protocol dialect (each submission's classchat.toml may add its own on top).
+    #[command(flatten)]
+    pub dialect: DialectArgs,
     #[command(flatten)]
     pub canvas: CanvasArgs,
 }
@@ -475,7 +532,18 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Export(args) => run_export(args),
         Command::Merge { inputs, out } => run_merge(&inputs, &out),
         Command::Replay(args) => run_replay(args),
-        Command::Tasks { tasks_dir } => list_tasks(tasks_dir),
+        Command::Tasks {
+            tasks_dir,
+            dialect,
+            steps,
+            dialects,
+        } => {
+            if dialects {
+                list_dialects()
+            } else {
+                list_tasks(tasks_dir, &dialect.dialect()?, steps)
+            }
+        }
         Command::Guard { .. } => Ok(EXIT_PASS),
         Command::Reference { task, args } => {
             // A student program the grader watches through /proc (its sockets, its threads'
@@ -510,7 +578,23 @@ fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
     }
 }
 
-fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
+fn list_dialects() -> Result<u8, CliError> {
+    for (name, text) in spec::BUNDLED_DIALECTS {
+        let d = spec::Dialect::named(name).map_err(CliError::Usage)?;
+        let about = text
+            .lines()
+            .find_map(|l| l.strip_prefix("description = "))
+            .map(|d| d.trim_matches('"').to_string())
+            .unwrap_or_default();
+        say!("{name:<14} {about}");
+        if !d.is_empty() {
+            say!("{:<14} [protocol] {}", "", d.to_inline());
+        }
+    }
+    Ok(EXIT_PASS)
+}
+
+fn list_tasks(dir: Option<PathBuf>, dialect: &spec::Dialect, steps: bool) -> Result<u8, CliError> {
     let numbers: Vec<u32> = match &dir {
         None => spec::BUNDLED_TASKS.iter().map(|(n, _, _)| *n).collect(),
         Some(d) => (1..=20)
@@ -518,12 +602,17 @@ fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
             .collect(),
     };
     for n in numbers {
-        let (spec, _) = spec::load(dir.as_deref(), n)?;
+        let (spec, _) = spec::load_with(dir.as_deref(), n, dialect)?;
         say!(
-            "task {} · {} · {} points",
+            "task {} · {} · {} points{}",
             spec.task,
             spec.title,
-            fmt_points(spec.max_score())
+            fmt_points(spec.max_score()),
+            if dialect.is_empty() {
+                String::new()
+            } else {
+                format!(" · dialect {}", dialect.label)
+            }
         );
         if let Some(d) = &spec.description {
             say!("  {}", d.trim());
@@ -542,6 +631,14 @@ fn list_tasks(dir: Option<PathBuf>) -> Result<u8, CliError> {
             );
             if let Some(d) = &s.description {
                 say!("                   {}", d.trim());
+            }
+            if steps {
+                for step in &s.steps {
+                    let shown = toml::Value::try_from(step)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|e| format!("({e})"));
+                    say!("           {shown}");
+                }
             }
         }
     }
@@ -594,13 +691,17 @@ pub(crate) fn random_seed() -> u64 {
 /// `classchat.toml` (the command line's `--server`/`--client`/`--build` win over it), else, without
 /// those options, by the launch contract on its executable named `submission` or its only one.
 /// Returns the arguments to grade with and, where the folder's executable is graded, the folder.
-fn resolve_folder(mut args: RunArgs) -> Result<(RunArgs, Option<PathBuf>), CliError> {
+/// The third value is the dialect the folder's `classchat.toml` asks for.
+fn resolve_folder(
+    mut args: RunArgs,
+) -> Result<(RunArgs, Option<PathBuf>, spec::Dialect), CliError> {
+    let none = spec::Dialect::default();
     let Some(dir) = args.submission.as_deref().map(PathBuf::from) else {
-        return Ok((args, None));
+        return Ok((args, None, none));
     };
     let flags = args.server.is_some() || args.client.is_some() || args.build.is_some();
     if !dir.is_dir() || (flags && !dir.join(batch::discover::LAUNCH_FILE).exists()) {
-        return Ok((args, None));
+        return Ok((args, None, none));
     }
     let plan = batch::discover::folder_plan(&dir, batch::discover::Defaults::default()).map_err(
         |why| {
@@ -610,19 +711,25 @@ fn resolve_folder(mut args: RunArgs) -> Result<(RunArgs, Option<PathBuf>), CliEr
             ))
         },
     )?;
+    let dialect = batch::discover::submission_dialect(&plan)
+        .map_err(|why| CliError::Usage(format!("submission {}: {why}", dir.display())))?;
     args.server = args.server.or(plan.server);
     args.client = args.client.or(plan.client);
     args.build = args.build.or(plan.build);
     if plan.target == dir {
-        return Ok((args, None));
+        return Ok((args, None, dialect));
     }
     args.submission = Some(plan.target.display().to_string());
-    Ok((args, Some(dir)))
+    Ok((args, Some(dir), dialect))
 }
 
 fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport), CliError> {
-    let (spec, text) = spec::load(args.tasks_dir.as_deref(), args.task)?;
-    let (args, folder) = resolve_folder(args)?;
+    let (args, folder, own) = resolve_folder(args)?;
+    let dialect = match &args.replayed_dialect {
+        Some(d) => d.clone(),
+        None => spec::Dialect::combine([&args.dialect.dialect()?, &own]),
+    };
+    let (spec, text) = spec::load_with(args.tasks_dir.as_deref(), args.task, &dialect)?;
     if let Some(MinScore::Points(p)) = args.min_score
         && p > spec.max_score() + 1e-9
     {
@@ -706,6 +813,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             .and(args.build_timeout)
             .map(|t| t.as_millis() as u64),
         tasks_dir: args.tasks_dir.as_deref().map(absolute),
+        protocol: (!spec.dialect.is_empty()).then(|| spec.dialect.to_inline()),
         policies: audience::policies_of(&spec),
     };
     let view = View {
@@ -808,7 +916,8 @@ fn spec_source(tasks_dir: Option<&Path>, task: u32) -> String {
 }
 
 fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
-    let (spec, text) = spec::load(args.tasks_dir.as_deref(), args.task)?;
+    let dialect = args.dialect.dialect()?;
+    let (spec, text) = spec::load_with(args.tasks_dir.as_deref(), args.task, &dialect)?;
     for (role, t) in [(Role::Server, &args.server), (Role::Client, &args.client)] {
         if let Some(t) = t {
             Template::parse(role, t)?;
@@ -880,6 +989,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             .map(|d| PathBuf::from(absolute(d))),
         spec,
         spec_text: text,
+        dialect,
         out: args.out.clone(),
         jobs,
         engine: EngineOptions {
@@ -1106,7 +1216,13 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
     };
     let (r, p) = (&rec.report, &rec.provenance);
     let tasks_dir = p.tasks_dir.as_ref().map(PathBuf::from);
-    let (_, text) = spec::load(tasks_dir.as_deref(), r.task)?;
+    // The dialect exactly as recorded (none: the task's own protocol).
+    let dialect = match (&r.dialect, &p.protocol) {
+        (Some(label), Some(keys)) => spec::Dialect::from_inline(label, keys)
+            .map_err(|e| CliError::Usage(format!("the record's dialect: {e}")))?,
+        _ => spec::Dialect::default(),
+    };
+    let (_, text) = spec::load_with(tasks_dir.as_deref(), r.task, &dialect)?;
     if engine::spec_hash(&text) != r.spec_hash {
         say_err!(
             "warning: the task spec changed since this grading (recorded spec hash {}…, now {}…): the replay uses today's spec, so scores may differ",
@@ -1171,6 +1287,8 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
             _ => IsolationMode::Host,
         },
         accept_any_port: Some(r.accepted_any_port()),
+        dialect: DialectArgs::default(),
+        replayed_dialect: Some(dialect),
     };
     let name = (!p.bundled_reference).then(|| r.submission.clone());
     let view = View {

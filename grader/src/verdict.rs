@@ -108,6 +108,10 @@ pub struct GradeReport {
     pub spec_hash: String,
     /// Where the spec came from.
     pub spec_source: String,
+    /// The protocol dialect the scenarios were expanded under, when one changed the task's own
+    /// protocol (its keys are in the record's provenance, for `grader replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
     /// How the student's processes were isolated.
     pub isolation: String,
     /// Whether a server listening on another port than the assigned one was graded on that

@@ -14,6 +14,9 @@
 //!   templates or the launch contract then start what is in the copy, and the executable of the
 //!   launch contract is looked for only after the build (so a folder of sources is not refused
 //!   for having none yet);
+//! - a folder's `classchat.toml` may also name a bundled protocol dialect (`dialect = "..."`)
+//!   and set single protocol keys in a `[protocol]` table ([`submission_dialect`]); they apply
+//!   on top of the batch's `--dialect`;
 //! - every executable **file** directly in the batch folder is one submission too, with the file
 //!   name without its extension as student id, started by the batch's templates or the launch
 //!   contract; non-executable files (a README, a roster) are ignored and counted.
@@ -35,6 +38,7 @@ use serde::Deserialize;
 
 use crate::launch::{self, Executables};
 use crate::report;
+use crate::spec::Dialect;
 use crate::submission_tree;
 
 /// The per-submission launch file.
@@ -64,6 +68,10 @@ pub struct LaunchPlan {
     pub client: Option<String>,
     /// Build command run in a copy of the folder first (None: no build).
     pub build: Option<String>,
+    /// The protocol dialect its `classchat.toml` names (`dialect = "..."`), if any.
+    pub dialect: Option<String>,
+    /// The protocol keys its `classchat.toml` sets in a `[protocol]` table (TOML text), if any.
+    pub protocol: Option<String>,
 }
 
 /// A batch folder that cannot be graded at all.
@@ -104,6 +112,8 @@ struct LaunchFile {
     server: Option<String>,
     client: Option<String>,
     build: Option<String>,
+    dialect: Option<String>,
+    protocol: Option<toml::Table>,
 }
 
 /// The batch's defaults: `--server`/`--client` templates and `--build` command.
@@ -152,6 +162,8 @@ pub fn discover(dir: &Path, defaults: Defaults<'_>) -> Result<Found, DiscoverErr
                     server: server.map(String::from),
                     client: client.map(String::from),
                     build: None,
+                    dialect: None,
+                    protocol: None,
                 }),
                 path,
             });
@@ -212,7 +224,7 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
             .map_err(|e| e.to_string())?;
         let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
             format!(
-                "{} is not a valid launch file (expected `server = \"...\"`, `client = \"...\"` and/or `build = \"...\"`): {}",
+                "{} is not a valid launch file (expected `server = \"...\"`, `client = \"...\"`, `build = \"...\"`, `dialect = \"...\"` and/or a [protocol] table): {}",
                 file.display(),
                 e.message()
             )
@@ -222,6 +234,8 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
             server: lf.server.or(owned(defaults.server)),
             client: lf.client.or(owned(defaults.client)),
             build: lf.build.or(owned(defaults.build)),
+            dialect: lf.dialect,
+            protocol: lf.protocol.map(|t| toml::Value::Table(t).to_string()),
         });
     }
     if defaults.server.is_some() || defaults.client.is_some() || defaults.build.is_some() {
@@ -231,6 +245,8 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
             server: owned(defaults.server),
             client: owned(defaults.client),
             build: owned(defaults.build),
+            dialect: None,
+            protocol: None,
         });
     }
     let found =
@@ -241,6 +257,8 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
             server: None,
             client: None,
             build: None,
+            dialect: None,
+            protocol: None,
         }),
         Executables::None => Err(format!(
             "no executable in {}: add {LAUNCH_FILE} with server/client templates (and a build command for sources to compile), or an executable named `submission`",
@@ -253,6 +271,34 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
             names.join(", ")
         )),
     }
+}
+
+/// The protocol dialect a submission's `classchat.toml` asks for: a bundled dialect named by
+/// `dialect = "..."` (only bundled ones: a submission never makes the grader read another
+/// file), then the keys of its `[protocol]` table. Empty when it asks for none.
+pub fn submission_dialect(plan: &LaunchPlan) -> Result<Dialect, String> {
+    let named = match &plan.dialect {
+        Some(name) if crate::spec::BUNDLED_DIALECTS.iter().any(|(n, _)| n == name) => {
+            Dialect::named(name)?
+        }
+        Some(name) => {
+            return Err(format!(
+                "{LAUNCH_FILE} names the dialect {name:?}, which is not bundled: use one of {}, or set single keys in a [protocol] table",
+                crate::spec::BUNDLED_DIALECTS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        None => Dialect::default(),
+    };
+    let inline = match &plan.protocol {
+        Some(text) => Dialect::from_inline(&format!("{LAUNCH_FILE} [protocol]"), text)
+            .map_err(|e| format!("{LAUNCH_FILE}: {e}"))?,
+        None => Dialect::default(),
+    };
+    Ok(Dialect::combine([&named, &inline]))
 }
 
 /// A `--shard K/N`: the K-th of N deterministic slices (1-based).

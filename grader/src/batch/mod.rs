@@ -58,6 +58,9 @@ pub struct Config {
     pub spec_text: String,
     /// Where it came from.
     pub spec_source: String,
+    /// The class's protocol dialect (`--dialect`, `--protocol`), under which `spec` was loaded;
+    /// a submission whose `classchat.toml` adds its own gets the spec loaded again under both.
+    pub dialect: crate::spec::Dialect,
     /// Absolute `--tasks-dir`, if any (recorded for replay).
     pub tasks_dir: Option<PathBuf>,
     /// Report folder.
@@ -178,6 +181,20 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
         Ok(p) => p,
         Err(msg) => return Prepared::Done(Outcome::NotStarted(msg.clone())),
     };
+    // The submission's own dialect (classchat.toml) on top of the class's.
+    let own = match discover::submission_dialect(plan) {
+        Ok(d) => d,
+        Err(msg) => return Prepared::Done(Outcome::NotStarted(msg)),
+    };
+    let (spec, spec_text) = if own.is_empty() {
+        (config.spec.clone(), config.spec_text.clone())
+    } else {
+        let dialect = crate::spec::Dialect::combine([&config.dialect, &own]);
+        match crate::spec::load_with(config.tasks_dir.as_deref(), config.spec.task, &dialect) {
+            Ok(loaded) => loaded,
+            Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
+        }
+    };
     let hash = match fingerprint::content_hash(&entry.path) {
         Ok(h) => h,
         Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
@@ -197,9 +214,10 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             .filter(|t| *t != engine::build::BUILD_TIMEOUT)
             .map(|t| t.as_millis() as u64),
         tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
-        policies: audience::policies_of(&config.spec),
+        protocol: (!spec.dialect.is_empty()).then(|| spec.dialect.to_inline()),
+        policies: audience::policies_of(&spec),
     };
-    let spec_hash = engine::spec_hash(&config.spec_text);
+    let spec_hash = engine::spec_hash(&spec_text);
     if let (false, Ok(old)) = (
         config.force,
         record::read(&record_path(&config.out, &entry.id, config.spec.task)),
@@ -255,8 +273,8 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
     Prepared::Grade(Box::new(Job {
         id: entry.id.clone(),
         req: GradeRequest {
-            spec: config.spec.clone(),
-            spec_text: config.spec_text.clone(),
+            spec,
+            spec_text,
             spec_source: config.spec_source.clone(),
             submission,
             server,

@@ -337,6 +337,7 @@ pub async fn grade(
         seed: req.seed,
         spec_hash: spec_hash(&req.spec_text),
         spec_source: req.spec_source.clone(),
+        dialect: (!req.spec.dialect.is_empty()).then(|| req.spec.dialect.label.clone()),
         isolation: isolation.as_str().to_string(),
         accept_any_port: Some(
             req.options

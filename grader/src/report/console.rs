@@ -176,5 +176,8 @@ pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
         report.scenarios.len(),
         report.duration_ms as f64 / 1000.0
     );
+    if let Some(d) = &report.dialect {
+        let _ = writeln!(s, "Protocol dialect: {}", crate::safe_text::terminal(d));
+    }
     s
 }

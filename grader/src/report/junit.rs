@@ -39,6 +39,9 @@ impl Exporter for JunitReport {
             Property::new("seed", report.seed.to_string()),
             Property::new("isolation", report.isolation.clone()),
         ]);
+        if let Some(d) = &report.dialect {
+            suite.add_property(Property::new("dialect", d.clone()));
+        }
         for s in &report.scenarios {
             let pts = format!(
                 "[{}/{} pts]",

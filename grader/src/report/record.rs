@@ -59,6 +59,10 @@ pub struct Provenance {
     /// The build's deadline in milliseconds, when the build had one other than the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_timeout_ms: Option<u64>,
+    /// The keys the protocol dialect set (a TOML inline table), when one was used; with the
+    /// report's `dialect` label, what `grader replay` applies again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// Absolute `--tasks-dir`, when the task file was not the bundled one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_dir: Option<String>,
@@ -522,6 +526,7 @@ pub(crate) mod test_support {
             task,
             task_title: format!("Task {task}"),
             score: points,
+            dialect: None,
             max_score: 2.0,
             seed: 1,
             spec_hash: "ab".into(),

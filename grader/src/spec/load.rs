@@ -15,8 +15,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::expand::ExpandError;
 use super::validate::{Location, validate};
-use super::{Step, TaskSpec, bundled_task};
+use super::{Dialect, Protocol, Step, TaskSpec, bundled_task};
 
 /// Where a task spec came from, for error messages and reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,9 @@ pub enum SpecError {
         /// Why.
         source: std::io::Error,
     },
+    /// A dialect that cannot be used (unknown name, unreadable file, unknown key or value).
+    #[error("{0}")]
+    Dialect(String),
     /// The file is not valid TOML or does not fit the scenario language.
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
@@ -72,8 +76,20 @@ pub enum SpecError {
 /// Loads task `task`: from `dir/task<N>.toml` when a directory is given, else the bundled spec.
 /// Returns the spec and its source text (hashed into reports).
 pub fn load(dir: Option<&Path>, task: u32) -> Result<(TaskSpec, String), SpecError> {
-    match dir {
-        Some(dir) => load_from_dir(dir, task),
+    load_with(dir, task, &Dialect::default())
+}
+
+/// [`load`] under a dialect: the protocol steps are expanded as the task's `[protocol]` table
+/// overridden by `dialect` says. The text returned (hashed into reports) is the file's text,
+/// followed by the dialect's keys when it sets any, so that a grading under another dialect is
+/// a grading under another spec.
+pub fn load_with(
+    dir: Option<&Path>,
+    task: u32,
+    dialect: &Dialect,
+) -> Result<(TaskSpec, String), SpecError> {
+    let (spec, text) = match dir {
+        Some(dir) => load_from_dir_with(dir, task, dialect)?,
         None => {
             let (name, text) = bundled_task(task).ok_or_else(|| SpecError::UnknownTask {
                 task,
@@ -86,14 +102,36 @@ pub fn load(dir: Option<&Path>, task: u32) -> Result<(TaskSpec, String), SpecErr
                         .join(", ")
                 ),
             })?;
-            let spec = parse_task(text, SpecSource::Bundled(name), Some(task))?;
-            Ok((spec, text.to_string()))
+            let spec = parse_task(text, SpecSource::Bundled(name), Some(task), dialect)?;
+            (spec, text.to_string())
         }
+    };
+    Ok((spec, hashed_text(text, dialect)))
+}
+
+/// The text a spec under `dialect` is hashed by (see [`load_with`]).
+fn hashed_text(text: String, dialect: &Dialect) -> String {
+    if dialect.is_empty() {
+        text
+    } else {
+        format!(
+            "{text}\n# dialect: {}\n# protocol: {}\n",
+            dialect.label,
+            dialect.to_inline()
+        )
     }
 }
 
 /// Loads `dir/task<N>.toml`; its `task` must be N.
 pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecError> {
+    load_from_dir_with(dir, task, &Dialect::default())
+}
+
+fn load_from_dir_with(
+    dir: &Path,
+    task: u32,
+    dialect: &Dialect,
+) -> Result<(TaskSpec, String), SpecError> {
     let path = dir.join(format!("task{task}.toml"));
     if !path.exists() {
         return Err(SpecError::UnknownTask {
@@ -105,7 +143,7 @@ pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecEr
         path: path.clone(),
         source,
     })?;
-    let spec = parse_task(&text, SpecSource::File(path), Some(task))?;
+    let spec = parse_task(&text, SpecSource::File(path), Some(task), dialect)?;
     Ok((spec, text))
 }
 
@@ -114,6 +152,10 @@ pub fn load_from_dir(dir: &Path, task: u32) -> Result<(TaskSpec, String), SpecEr
 struct Positions {
     #[serde(default)]
     task: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    protocol: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    block: Option<std::collections::BTreeMap<String, Spanned<toml::Value>>>,
     #[serde(rename = "scenario", default)]
     scenarios: Vec<ScenarioPositions>,
 }
@@ -127,11 +169,26 @@ struct ScenarioPositions {
 
 /// Parses and validates a task spec.
 pub fn parse(text: &str, source: SpecSource) -> Result<TaskSpec, SpecError> {
-    parse_task(text, source, None)
+    parse_task(text, source, None, &Dialect::default())
 }
 
-/// Parses and validates a task spec that, when `asked` is given, must say `task = asked`.
-fn parse_task(text: &str, source: SpecSource, asked: Option<u32>) -> Result<TaskSpec, SpecError> {
+/// Parses and validates a task spec under a dialect.
+pub fn parse_with(
+    text: &str,
+    source: SpecSource,
+    dialect: &Dialect,
+) -> Result<TaskSpec, SpecError> {
+    parse_task(text, source, None, dialect)
+}
+
+/// Parses, expands and validates a task spec that, when `asked` is given, must say
+/// `task = asked`.
+fn parse_task(
+    text: &str,
+    source: SpecSource,
+    asked: Option<u32>,
+    dialect: &Dialect,
+) -> Result<TaskSpec, SpecError> {
     let invalid = |span: Option<Range<usize>>, message: String| {
         let (line, column) = line_col(text, span.map_or(0, |s| s.start));
         SpecError::Invalid {
@@ -141,7 +198,7 @@ fn parse_task(text: &str, source: SpecSource, asked: Option<u32>) -> Result<Task
             message,
         }
     };
-    let spec: TaskSpec = toml::from_str(text).map_err(|e| {
+    let mut spec: TaskSpec = toml::from_str(text).map_err(|e| {
         match e.span().and_then(|span| step_error(text, &span)) {
             Some((span, message)) => invalid(Some(span), message),
             None => invalid(e.span(), e.message().to_string()),
@@ -159,10 +216,40 @@ fn parse_task(text: &str, source: SpecSource, asked: Option<u32>) -> Result<Task
             ),
         ));
     }
-    if let Err((location, message)) = validate(&spec) {
+    // The task's own [protocol] first (its errors are the file's), then under the dialect.
+    Protocol::resolve(&spec.protocol, &Dialect::default()).map_err(|m| {
+        let span = positions().and_then(|p| p.protocol.map(|v| v.span()));
+        invalid(span, format!("[protocol]: {m}"))
+    })?;
+    let protocol = Protocol::resolve(&spec.protocol, dialect).map_err(|m| {
+        SpecError::Dialect(format!(
+            "dialect {} does not fit {source}: {m}",
+            if dialect.label.is_empty() {
+                "(inline)"
+            } else {
+                &dialect.label
+            }
+        ))
+    })?;
+    let origins = match super::expand::expand_spec(&mut spec, &protocol) {
+        Ok(o) => o,
+        Err(ExpandError::Step(i, j, message)) => {
+            let span = positions().and_then(|p| locate(&p, &Location::Step(i, j)));
+            return Err(invalid(span, message));
+        }
+        Err(ExpandError::Block(name, message)) => {
+            let span = positions()
+                .and_then(|p| p.block)
+                .and_then(|b| b.get(&name).map(|v| v.span()));
+            return Err(invalid(span, message));
+        }
+    };
+    if let Err((location, message)) = validate(&spec, &origins) {
         let span = positions().and_then(|p| locate(&p, &location));
         return Err(invalid(span, message));
     }
+    spec.dialect = dialect.clone();
+    spec.resolved = protocol;
     Ok(spec)
 }
 
@@ -401,6 +488,107 @@ mod tests {
     }
 
     #[test]
+    fn protocol_step_errors_point_at_the_step_as_written() {
+        let steps = "  { do = \"join\", conn = \"a\" },\n  { do = \"use\", block = \"nope\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!((line, column), place(steps, "{ do = \"use\""), "{m}");
+        assert!(m.contains("step 3 (use): there is no [block.nope]"), "{m}");
+        // A validation error of an expanded step is located at the step it came from: `join`
+        // expands to two steps, so the bad `expect_reply` is the 4th expanded, the 3rd written.
+        let steps = "  { do = \"join\", conn = \"a\" },\n  { do = \"expect_reply\", on = \"zz\", to = \"x\" },\n";
+        let (line, column, m) = error_at(steps);
+        assert_eq!(
+            (line, column),
+            place(steps, "{ do = \"expect_reply\""),
+            "{m}"
+        );
+        assert!(m.starts_with("scenario \"sc\", step 3: "), "{m}");
+        let steps = "  { do = \"welcome\", conn = \"s\" },\n";
+        let (_, _, m) = error_at(steps);
+        assert!(
+            m.contains("`welcome` belongs in a scenario with role = \"client\""),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn blocks_take_parameters() {
+        let text = format!(
+            "{HEAD}  {{ do = \"use\", block = \"pair\", with = {{ a = \"x\" }} }},\n  {{ do = \"expect_reply\", on = \"x\", to = \"hi\" }},\n]\n[block.pair]\nparams = [\"a\"]\nsteps = [{{ do = \"join\", conn = \"{{a}}\" }}, {{ do = \"send\", conn = \"{{a}}\", line = \"hi {{nonce}}\" }}]\n"
+        );
+        let spec = parse(&text, SpecSource::Bundled("t.toml")).unwrap();
+        let kinds: Vec<&str> = spec.scenarios[0].steps.iter().map(|s| s.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["start_server", "connect", "expect", "send", "expect"]
+        );
+        match &spec.scenarios[0].steps[3] {
+            Step::Send { conn, line, .. } => {
+                assert_eq!(conn, "x");
+                assert_eq!(line.as_deref(), Some("hi {nonce}"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let broken = text.replace("line = \"hi {nonce}\"", "lin = \"hi\"");
+        match parse(&broken, SpecSource::Bundled("t.toml")) {
+            Err(SpecError::Invalid { line, message, .. }) => {
+                assert_eq!(line, 12, "the block's header; {message}");
+                assert!(
+                    message.contains("[block.pair], step 2: unknown field `lin`"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = text.replace("with = { a = \"x\" }", "with = {}");
+        match parse(&missing, SpecSource::Bundled("t.toml")) {
+            Err(SpecError::Invalid { line, message, .. }) => {
+                assert_eq!(line, 9, "{message}");
+                assert!(message.contains("needs a value for \"a\""), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dialect_changes_the_bytes_not_the_scenarios() {
+        let text = format!(
+            "{HEAD}  {{ do = \"join\", conn = \"a\", name = \"al\" }},\n  {{ do = \"chat\", conn = \"a\", to = \"bo\", text = \"t {{nonce}}\" }},\n]\n[protocol]\nformat = \"json\"\n"
+        );
+        let lines = |spec: &TaskSpec| -> Vec<String> {
+            spec.scenarios[0]
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Send { line, .. } => line.clone(),
+                    _ => None,
+                })
+                .collect()
+        };
+        let spec = parse(&text, SpecSource::Bundled("t.toml")).unwrap();
+        assert_eq!(
+            lines(&spec),
+            [
+                r#"{{"status":"register","sender":"al"}}"#,
+                r#"{{"status":"1","sender":"al","receiver":"bo","text":"t {nonce}"}}"#
+            ]
+        );
+        let d = Dialect::combine(&[
+            Dialect::named("name-line").unwrap(),
+            Dialect::inline("t", toml::from_str("fields = { text = \"msg\" }").unwrap()).unwrap(),
+        ]);
+        let spec = parse_with(&text, SpecSource::Bundled("t.toml"), &d).unwrap();
+        assert_eq!(
+            lines(&spec),
+            [
+                "al".to_string(),
+                r#"{{"status":"1","sender":"al","receiver":"bo","msg":"t {nonce}"}}"#.to_string()
+            ]
+        );
+        assert_eq!(spec.dialect.label, "name-line + t");
+    }
+
+    #[test]
     fn only_groups_have_inner_steps() {
         let steps = "  { do = \"connect\", conn = \"a\", steps = [{ do = \"bogus\" }] },\n";
         let (line, column, m) = error_at(steps);
@@ -428,12 +616,12 @@ mod tests {
     fn the_task_number_must_be_the_one_asked_for() {
         let text = format!("{HEAD}]\n");
         let source = SpecSource::Bundled("t.toml");
-        assert!(parse_task(&text, source.clone(), Some(3)).is_ok());
+        assert!(parse_task(&text, source.clone(), Some(3), &Dialect::default()).is_ok());
         assert!(
             parse(&text, source.clone()).is_ok(),
             "no task asked: any number"
         );
-        match parse_task(&text, source, Some(1)) {
+        match parse_task(&text, source, Some(1), &Dialect::default()) {
             Err(SpecError::Invalid {
                 line,
                 column,

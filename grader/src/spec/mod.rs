@@ -8,14 +8,18 @@
 
 mod bundled;
 mod duration;
+mod expand;
 mod load;
+pub mod protocol;
 mod step;
 pub mod template;
 mod validate;
 
 pub use bundled::{BUNDLED_TASKS, bundled_task};
 pub use duration::Dur;
-pub use load::{SpecError, SpecSource, load, load_from_dir, parse};
+pub use expand::Block;
+pub use load::{SpecError, SpecSource, load, load_from_dir, load_with, parse, parse_with};
+pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
     ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef, Target,
 };
@@ -76,9 +80,25 @@ pub struct TaskSpec {
     /// Deadlines used when a step names none.
     #[serde(default)]
     pub defaults: Defaults,
-    /// The scenarios, in the order they are reported.
+    /// The task's protocol parameters (`[protocol]`, see [`protocol`]), as written.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub protocol: toml::Table,
+    /// Reusable steps (`[block.<name>]`), used by `{ do = "use", block = "<name>" }`.
+    #[serde(
+        rename = "block",
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub blocks: std::collections::BTreeMap<String, Block>,
+    /// The scenarios, in the order they are reported (protocol steps expanded by [`load`]).
     #[serde(rename = "scenario", default)]
     pub scenarios: Vec<Scenario>,
+    /// The dialect the scenarios were expanded under (set by [`load_with`]; empty: none).
+    #[serde(skip)]
+    pub dialect: Dialect,
+    /// The protocol in force: the task's `[protocol]` under [`TaskSpec::dialect`].
+    #[serde(skip)]
+    pub resolved: Protocol,
 }
 
 impl TaskSpec {
@@ -112,4 +132,20 @@ pub struct Scenario {
     pub feedback: crate::audience::Feedback,
     /// The steps, run in order; the first failing step ends the scenario.
     pub steps: Vec<Step>,
+    /// For each of `steps` (protocol steps expanded), the written step it came from: its
+    /// 0-based index and kind (set by [`load`]; empty for a spec built otherwise).
+    #[serde(skip)]
+    pub origins: Vec<(usize, &'static str)>,
+}
+
+impl Scenario {
+    /// How a report names step `n` (1-based, of the expanded steps): by the step as written,
+    /// "4 (expect)", or "2 (join: expect)" for a step a protocol step expanded to.
+    pub fn step_label(&self, n: usize, kind: &str) -> String {
+        match self.origins.get(n.wrapping_sub(1)) {
+            Some((i, written)) if *written != kind => format!("{} ({written}: {kind})", i + 1),
+            Some((i, _)) => format!("{} ({kind})", i + 1),
+            None => format!("{n} ({kind})"),
+        }
+    }
 }

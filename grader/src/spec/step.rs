@@ -304,7 +304,7 @@ pub enum Step {
         /// A connection name, `stdout`, `client.stderr` or `server.stderr`.
         on: Target,
         /// Anything at all.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         any: bool,
         /// Text that must appear.
         #[serde(default)]
@@ -324,6 +324,14 @@ pub enum Step {
         /// Shown when this step fails.
         #[serde(default)]
         hint: Option<String>,
+        /// `contains` ignores letter case (its placeholders are still expanded).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nocase: bool,
+        /// Waiting in vain is not a failure: the step passes at its deadline without a match
+        /// (used for an acknowledgment that has its own scenario, so that other scenarios need
+        /// not fail for its absence but do not take it for a reply either).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        optional: bool,
     },
     /// Nothing (but white space) arrives for a whole window.
     ExpectSilence {
@@ -420,6 +428,17 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
+    /// If the process has exited with status 0 (within the same grace as `expect_running`), the
+    /// scenario ends here and passes: the protocol lets a server exit cleanly once its client
+    /// has left. An exit with another status, or by a signal, fails; a running process goes on
+    /// to the next step.
+    EndIfExited {
+        /// Which process.
+        process: Process,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
     /// Over a window, the process group uses at most `max_percent` of one core.
     ExpectCpuBelow {
         /// Which process.
@@ -454,6 +473,163 @@ pub enum Step {
         /// The steps of each iteration.
         steps: Vec<Step>,
     },
+    // Protocol steps and blocks: replaced by primitive steps when the file is loaded, as the
+    // protocol (dialect) says (see `super::expand`); the engine and validation never see one.
+    /// Server role: connect, take the acknowledgment and register `name` (when given) as the
+    /// protocol says, and wait until registered.
+    Join {
+        /// Name of the new connection.
+        conn: String,
+        /// The user name to register (none: only connect and take the acknowledgment).
+        #[serde(default)]
+        name: Option<String>,
+        /// The name is already taken: expect the registration to be refused with an error.
+        #[serde(default)]
+        taken: bool,
+        /// Deadline of each wait (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+    },
+    /// Server role: send a chat message from `conn` to `to` in the protocol's form.
+    Chat {
+        /// The sender's connection.
+        conn: String,
+        /// The receiver's name.
+        to: String,
+        /// The text.
+        text: String,
+        /// The sender named in the message (default: the name `conn` joined with).
+        #[serde(default)]
+        from: Option<String>,
+    },
+    /// Server role: a chat message from `from` with `text` arrives on `on`, in the protocol's
+    /// forward format.
+    ExpectChat {
+        /// The receiver's connection.
+        on: String,
+        /// The sender's name.
+        from: String,
+        /// The text.
+        text: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Server role: an error arrives on `on` (naming `mentions`, when given).
+    ExpectError {
+        /// The connection.
+        on: String,
+        /// Text the error must contain.
+        #[serde(default)]
+        mentions: Option<String>,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Server role: leave as the protocol says (the exit word or message; with no exit word,
+    /// close the connection).
+    SayExit {
+        /// The connection.
+        conn: String,
+    },
+    /// Server role: the reply to the line `to` arrives on `on` (an echo, an echo in any case,
+    /// or any text, as the protocol's `reply` says).
+    ExpectReply {
+        /// The connection.
+        on: String,
+        /// The line the reply answers.
+        to: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Client role: accept the client's connection and greet it as the protocol says (the
+    /// acknowledgment, or the name prompt).
+    Welcome {
+        /// Name of the new connection.
+        conn: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+    },
+    /// Client role: the client registers `name` in the protocol's form; the grader confirms.
+    ExpectRegister {
+        /// The connection.
+        on: String,
+        /// The name.
+        name: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Client role: deliver a chat message from `from` in the protocol's forward format.
+    Deliver {
+        /// The connection.
+        conn: String,
+        /// The sender's name.
+        from: String,
+        /// The text.
+        text: String,
+        /// The receiver (default: the name the client registered).
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// Client role: send an error with `text` in the protocol's form.
+    SendError {
+        /// The connection.
+        conn: String,
+        /// The error's text.
+        text: String,
+    },
+    /// Client role: the client sends a chat message to `to` with `text`.
+    ExpectSentChat {
+        /// The connection.
+        on: String,
+        /// The receiver's name.
+        to: String,
+        /// The text.
+        text: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Client role: type the protocol's exit word (with none: close stdin).
+    TypeExit {},
+    /// Client role: the client says it leaves (the exit word or message; with no exit word,
+    /// it closes the connection).
+    ExpectSaidExit {
+        /// The connection.
+        on: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The steps of the block `[block.<block>]`, its `{param}`s replaced by `with`.
+    Use {
+        /// The block's name.
+        block: String,
+        /// A value for each of the block's parameters.
+        #[serde(default)]
+        with: BTreeMap<String, String>,
+    },
 }
 
 fn default_exit() -> ExitPredicate {
@@ -486,6 +662,21 @@ impl Step {
             Step::ExpectCpuBelow { .. } => "expect_cpu_below",
             Step::Parallel { .. } => "parallel",
             Step::Repeat { .. } => "repeat",
+            Step::EndIfExited { .. } => "end_if_exited",
+            Step::Join { .. } => "join",
+            Step::Chat { .. } => "chat",
+            Step::ExpectChat { .. } => "expect_chat",
+            Step::ExpectError { .. } => "expect_error",
+            Step::SayExit { .. } => "say_exit",
+            Step::ExpectReply { .. } => "expect_reply",
+            Step::Welcome { .. } => "welcome",
+            Step::ExpectRegister { .. } => "expect_register",
+            Step::Deliver { .. } => "deliver",
+            Step::SendError { .. } => "send_error",
+            Step::ExpectSentChat { .. } => "expect_sent_chat",
+            Step::TypeExit {} => "type_exit",
+            Step::ExpectSaidExit { .. } => "expect_said_exit",
+            Step::Use { .. } => "use",
         }
     }
 
@@ -501,6 +692,7 @@ impl Step {
             | Step::ExpectRunning { hint, .. }
             | Step::ExpectNoTraceback { hint, .. }
             | Step::ExpectConnectAttempt { hint, .. }
+            | Step::EndIfExited { hint, .. }
             | Step::ExpectCpuBelow { hint, .. } => hint.as_deref(),
             _ => None,
         }

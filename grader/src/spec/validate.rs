@@ -19,7 +19,9 @@ pub(crate) enum Location {
 
 type Invalid = (Location, String);
 
-pub(crate) fn validate(spec: &TaskSpec) -> Result<(), Invalid> {
+/// Validates `spec` (protocol steps already expanded); `origins[i][j]` is the written step the
+/// expanded top-level step `j` of scenario `i` came from, where errors are located.
+pub(crate) fn validate(spec: &TaskSpec, origins: &[Vec<usize>]) -> Result<(), Invalid> {
     if spec.task == 0 {
         return Err((Location::Task, "task numbers start at 1".into()));
     }
@@ -61,6 +63,7 @@ pub(crate) fn validate(spec: &TaskSpec) -> Result<(), Invalid> {
         let mut open = HashSet::new();
         let mut state = State::default();
         for (j, step) in sc.steps.iter().enumerate() {
+            let j = origins.get(i).and_then(|o| o.get(j)).copied().unwrap_or(j);
             check_placeholders(step, false, false).map_err(|m| {
                 (
                     Location::Step(i, j),
@@ -204,6 +207,26 @@ fn check_step(
                 }
                 open.insert(name);
             }
+        }
+        Step::EndIfExited { process, .. } => check_process(*process, state)?,
+        Step::Join { .. }
+        | Step::Chat { .. }
+        | Step::ExpectChat { .. }
+        | Step::ExpectError { .. }
+        | Step::SayExit { .. }
+        | Step::ExpectReply { .. }
+        | Step::Welcome { .. }
+        | Step::ExpectRegister { .. }
+        | Step::Deliver { .. }
+        | Step::SendError { .. }
+        | Step::ExpectSentChat { .. }
+        | Step::TypeExit {}
+        | Step::ExpectSaidExit { .. }
+        | Step::Use { .. } => {
+            return Err(format!(
+                "`{}` was not expanded (a grader bug: protocol steps are expanded when the file is loaded)",
+                step.kind()
+            ));
         }
         Step::Repeat { count, steps } => {
             if *count == 0 || *count > 10_000 {

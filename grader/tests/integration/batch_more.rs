@@ -205,6 +205,7 @@ fn write_record(out: &Path, submission: &str, score: f64) {
         seed: 1,
         spec_hash: "ab".repeat(32),
         spec_source: "bundled:tasks/task1.toml".into(),
+        dialect: None,
         isolation: "host".into(),
         accept_any_port: None,
         timestamp: "2025-01-15T10:00:00Z".into(),

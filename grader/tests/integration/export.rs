@@ -79,6 +79,7 @@ fn write_class(dir: &Path, students: &[(&str, &str)]) {
             seed: 42,
             spec_hash: "ab".repeat(32),
             spec_source: "bundled:tasks/task1.toml".into(),
+            dialect: None,
             isolation: "host".into(),
             accept_any_port: None,
             timestamp: "2025-01-15T10:00:00Z".into(),

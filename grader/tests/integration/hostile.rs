@@ -17,10 +17,10 @@ use crate::support::{
 };
 
 const ONE: &str = "server answers one message";
-const SEVERAL: &str = "server answers several messages in order";
+const SEVERAL: &str = "server answers several messages on one connection";
 const EXIT: &str = "exit closes the connection gracefully";
 const LONG: &str = "a 4000-byte line is answered whole";
-const UTF8: &str = "non-ASCII text round-trips";
+const UTF8: &str = "non-ASCII text is answered";
 const EMPTY: &str = "an empty line does not break the connection";
 const MIDLINE: &str = "a client leaving mid-line does not crash the server";
 const RESET_NOW: &str = "a connection reset right away does not crash the server";
@@ -82,8 +82,27 @@ fn server_that_never_reads_times_out_without_blocking_the_grader() {
 #[test]
 fn hundred_megabytes_on_connect_are_read_and_capped() {
     let g = run("floods_100mb_on_connect.py", &[], Duration::from_secs(90));
-    let expected: Vec<(&str, Status)> = REPLIES.iter().map(|s| (*s, TimedOut)).collect();
-    assert_failures(&g, &expected);
+    // The echo is buried behind 100 MB, and so are the effects of `exit`, of an empty line
+    // and of a half line (the server reads nothing until its flood is out): those time out.
+    // Scenarios that accept any reply may take a piece of the flood for one, or see nothing
+    // new once the grader's 1 MiB per stream is full: either verdict, but never a crash.
+    let buried = [ONE, EXIT, LONG, EMPTY, MIDLINE];
+    for (name, status) in g.failures() {
+        assert!(
+            status == TimedOut
+                && (buried.contains(&name.as_str()) || REPLIES.contains(&name.as_str())),
+            "{name}: {status:?}\n{}",
+            g.stdout()
+        );
+    }
+    for name in buried {
+        assert_eq!(
+            g.verdicts.get(name),
+            Some(&TimedOut),
+            "{name}\n{}",
+            g.stdout()
+        );
+    }
 }
 
 #[test]

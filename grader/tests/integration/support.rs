@@ -324,6 +324,12 @@ pub fn check_fixture(task: u32, name: &str, expected: &[(&str, Status)]) {
 /// Grades the reference solution bundled into the grader and asserts full marks.
 #[track_caller]
 pub fn check_bundled_reference(task: u32) {
+    check_bundled_reference_with(task, &[]);
+}
+
+/// [`check_bundled_reference`] with extra options (e.g. a `--dialect`).
+#[track_caller]
+pub fn check_bundled_reference_with(task: u32, extra: &[&str]) {
     let out = tempfile::Builder::new()
         .prefix("grader-test-out-")
         .tempdir()
@@ -344,6 +350,7 @@ pub fn check_bundled_reference(task: u32) {
             "--out",
         ])
         .arg(out.path())
+        .args(extra)
         .env("TMPDIR", tmp.path())
         .output()
         .expect("run grader");

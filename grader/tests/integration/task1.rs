@@ -10,10 +10,10 @@ use crate::support::{
 const LISTENS: &str = "server listens on the assigned port";
 const ACK: &str = "server acknowledges a new connection";
 const ONE: &str = "server answers one message";
-const SEVERAL: &str = "server answers several messages in order";
+const SEVERAL: &str = "server answers several messages on one connection";
 const EXIT: &str = "exit closes the connection gracefully";
 const LONG: &str = "a 4000-byte line is answered whole";
-const UTF8: &str = "non-ASCII text round-trips";
+const UTF8: &str = "non-ASCII text is answered";
 const EMPTY: &str = "an empty line does not break the connection";
 const MIDLINE: &str = "a client leaving mid-line does not crash the server";
 const RESET_NOW: &str = "a connection reset right away does not crash the server";
@@ -93,13 +93,9 @@ fn ignores_exit() {
 fn server_exits_after_first_message() {
     py(
         "server_exits_after_first_message.py",
-        &[
-            (SEVERAL, Failed),
-            (EMPTY, Failed),
-            (MIDLINE, Failed),
-            (RESET_NOW, Failed),
-            (RESET_MID, Failed),
-        ],
+        // It exits with status 0 once its one client has left, which the protocol allows: the
+        // vanishing-client scenarios pass (they end when it exits cleanly).
+        &[(SEVERAL, Failed), (EMPTY, Failed)],
     );
 }
 

@@ -94,6 +94,8 @@ struct Run<'a> {
     listener_port: Option<u16>,
     refused: Option<RefusedPort>,
     notes: Vec<String>,
+    /// Set by `end_if_exited`: the scenario passes without its remaining steps.
+    ended: bool,
     /// Every connection opened in the scenario (name, what it received), for diagnostics.
     opened: std::sync::Mutex<Vec<(String, Arc<Stream>)>>,
 }
@@ -180,6 +182,7 @@ pub(super) async fn run(
         listener_port: None,
         refused: None,
         notes: Vec::new(),
+        ended: false,
         opened: std::sync::Mutex::new(Vec::new()),
     };
     let mut local = Local::default();
@@ -195,6 +198,9 @@ pub(super) async fn run(
             });
         if let Err(f) = result {
             failed = Some((n + 1, step, f));
+            break;
+        }
+        if run.ended {
             break;
         }
     }
@@ -292,7 +298,7 @@ pub(super) async fn run(
                 description: sc.description.clone(),
                 message: fail.message,
                 hint,
-                failed_step: Some(format!("{n} ({})", step.kind())),
+                failed_step: Some(sc.step_label(n, step.kind())),
                 transcript,
                 stderr_tail,
                 notes: run.notes,

@@ -106,6 +106,38 @@ impl<'a> Run<'a> {
                     }
                 }
             }
+            Step::EndIfExited { process, .. } => {
+                let p = self.process(*process)?;
+                let patience = Patience::new(RUNNING_GRACE, Some(p.member_list()));
+                let mut exit = None;
+                while exit.is_none() && !patience.expired() {
+                    exit = p.wait_exit(patience.deadline()).await;
+                }
+                match exit {
+                    None => Ok(()),
+                    Some(e) if e.success() => {
+                        self.notes.push(format!(
+                            "the {process} exited with status 0 once its client had left, which the protocol allows: the rest of this scenario was skipped"
+                        ));
+                        self.ended = true;
+                        Ok(())
+                    }
+                    Some(e) => {
+                        StudentProcess::settle_stream(&p.stderr, SETTLE).await;
+                        let status = if e.abnormal() {
+                            Status::Crashed
+                        } else {
+                            Status::Failed
+                        };
+                        Err(Fail::new(
+                            status,
+                            format!(
+                                "expected the {process} to keep running or exit with status 0, but it ended with {e}"
+                            ),
+                        ))
+                    }
+                }
+            }
             Step::ExpectRunning {
                 process,
                 allow_clean_exit,
@@ -254,8 +286,10 @@ impl<'a> Run<'a> {
                 let streams = self.streams(*s)?;
                 let matcher = self.matcher(local, step)?;
                 let patience = self.patience(self.within(within));
-                self.expect_on(&streams, &step_target(step), &matcher, patience)
-                    .await
+                let result = self
+                    .expect_on(&streams, &step_target(step), &matcher, patience)
+                    .await;
+                optional_passes(step, result)
             }
             Step::ExpectSilence {
                 on: Target::Stream(s),
@@ -331,6 +365,13 @@ impl<'a> Run<'a> {
                 .ok_or_else(|| spec_err("bad expect".into()))?
             {
                 Expectation::Any => Matcher::Any,
+                Expectation::Contains(t) if matches!(step, Step::Expect { nocase: true, .. }) => {
+                    // Any letter case: the expanded text, escaped, as a case-insensitive regex.
+                    let text = regex::escape(&self.expand(local, &t)?);
+                    Matcher::Regex(
+                        Regex::new(&format!("(?i){text}")).map_err(|e| spec_err(e.to_string()))?,
+                    )
+                }
                 Expectation::Contains(t) => Matcher::Contains(self.expand(local, &t)?),
                 Expectation::Exact(t) => Matcher::Exact(self.expand(local, &t)?),
                 Expectation::Regex(r) => {
@@ -459,12 +500,13 @@ impl<'a> Run<'a> {
                 let result = self
                     .expect_on(&[("", stream.clone())], &label, &matcher, patience)
                     .await;
-                result.map_err(|mut f| {
+                let result = result.map_err(|mut f| {
                     if f.status == Status::TimedOut {
                         f.message.push_str(&self.elsewhere(&stream, &matcher));
                     }
                     f
-                })
+                });
+                optional_passes(step, result)
             }
             Step::ExpectSilence {
                 on: Target::Conn(name),
@@ -598,6 +640,19 @@ impl<'a> Run<'a> {
             outer.conns.extend(local.conns);
         }
         Ok(())
+    }
+}
+
+/// An `optional` expectation that waited in vain passes; any other failure stays one.
+fn optional_passes(step: &Step, result: StepResult) -> StepResult {
+    match result {
+        Err(f)
+            if f.status == Status::TimedOut
+                && matches!(step, Step::Expect { optional: true, .. }) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
