@@ -295,13 +295,44 @@ impl Net {
         }
     }
 
-    /// A listener on 127.0.0.1 and a port the kernel picks. Call inside the runtime.
+    /// A listener on 127.0.0.1 and a port the kernel picks. Call inside the runtime. Inside a
+    /// namespace it listens on every address of the namespace (its loopback only), IPv4 and
+    /// IPv6 at once where IPv6 is available, so a client redirected from `[::1]` reaches it too.
     pub fn listen_loopback(&self) -> io::Result<TcpListener> {
-        let s = self.socket(Domain::IPV4)?;
-        s.set_reuse_address(true)?;
-        s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
+        let dual = match self {
+            Net::Host(_) => None,
+            Net::Ns(_) => self.socket(Domain::IPV6).ok().and_then(|s| {
+                s.set_only_v6(false).ok()?;
+                s.set_reuse_address(true).ok()?;
+                let any = std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, 0, 0, 0);
+                s.bind(&any.into()).ok()?;
+                Some(s)
+            }),
+        };
+        let s = match dual {
+            Some(s) => s,
+            None => {
+                let s = self.socket(Domain::IPV4)?;
+                s.set_reuse_address(true)?;
+                s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
+                s
+            }
+        };
         s.listen(1024)?;
         TcpListener::from_std(s.into())
+    }
+
+    /// Redirects every TCP connection a student program opens in this network to a port other
+    /// than `port` to `port` (see [`super::nat`]). Only inside a namespace: on the host it is
+    /// `Unsupported`.
+    pub fn redirect_tcp_to(&self, port: u16) -> io::Result<()> {
+        match self {
+            Net::Host(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the host's network is shared with the rest of the machine",
+            )),
+            Net::Ns(ns) => ns.run(move || super::nat::redirect_tcp_to(port))?,
+        }
     }
 
     /// A port on 127.0.0.1 where connections are refused (see [`RefusedPort`]).
