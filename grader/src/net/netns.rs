@@ -451,6 +451,51 @@ mod tests {
         assert!(p.is_ok());
     }
 
+    #[tokio::test]
+    async fn redirect_reaches_the_listener_and_keeps_the_dialled_port() {
+        let Ok(ns) = NetNs::new() else {
+            eprintln!("skipped: network namespaces are not available here");
+            return;
+        };
+        let net = Net::Ns(ns);
+        let l = net.listen_loopback().unwrap();
+        let port = l.local_addr().unwrap().port();
+        if let Err(e) = net.redirect_tcp_to(port) {
+            eprintln!("skipped: nf_tables NAT is not available here ({e})");
+            return;
+        }
+        let v4: SocketAddr = "127.0.0.1:12345".parse().unwrap();
+        let v6: SocketAddr = "[::1]:5000".parse().unwrap();
+        for dialled in [v4, v6] {
+            // A student's socket in the namespace dials a port nobody listens on ...
+            let s = net_socket(&net, Domain::for_address(dialled));
+            s.connect(&dialled.into()).unwrap();
+            // ... and reaches the grader's listener, which learns where it was going.
+            let (accepted, _) = l.accept().await.unwrap();
+            let local = accepted.local_addr().unwrap();
+            let original = crate::net::nat::original_destination(&accepted, local).unwrap();
+            assert_eq!(original.port(), dialled.port(), "{dialled}");
+        }
+        // The listener's own port is left alone: no original destination differs.
+        let s = net_socket(&net, Domain::IPV4);
+        s.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())
+            .unwrap();
+        let (accepted, _) = l.accept().await.unwrap();
+        let local = accepted.local_addr().unwrap();
+        let original = crate::net::nat::original_destination(&accepted, local);
+        assert!(original.is_none_or(|o| o.port() == port), "{original:?}");
+        // The host cannot redirect.
+        let host = Net::new(Isolation::Host).unwrap();
+        assert!(host.redirect_tcp_to(port).is_err());
+    }
+
+    /// A blocking socket of `domain` created inside the namespace.
+    fn net_socket(net: &Net, domain: Domain) -> Socket {
+        let s = net.socket(domain).unwrap();
+        s.set_nonblocking(false).unwrap();
+        s
+    }
+
     /// A blocking socket created inside the namespace, as a student program's would be.
     fn ns_socket(net: &Net) -> Socket {
         let s = net.socket(Domain::IPV4).unwrap();

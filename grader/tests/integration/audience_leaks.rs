@@ -318,7 +318,7 @@ fn gradescope_run_autograder_on_a_fake_autograder_tree() {
     let autograder = autograder_root(work.path(), Some("correct_other_style.py"));
     let (stdout, gs) = run_autograder(&autograder, tmp.path());
     assert_no_leftovers(tmp.path());
-    // Gradescope's fields; the task folder from the zip was used (15 bundled + 4 scenarios).
+    // Gradescope's fields; the task folder from the zip was used (16 bundled + 4 scenarios).
     for key in [
         "score",
         "execution_time",

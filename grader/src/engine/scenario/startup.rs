@@ -313,7 +313,15 @@ impl<'a> Run<'a> {
                 format!("the client did not connect to {HOST}:{} within the deadline", self.listener_port.unwrap_or(0)),
             )
             .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT)".into()))),
-            None => Err(self.attribute("the client exited without connecting".into(), Status::Failed).await),
+            None => {
+                let fail = self.attribute("the client exited without connecting".into(), Status::Failed).await;
+                // On the host a client dialling a port of its own is refused, not redirected.
+                Err(if self.on_host() {
+                    fail.hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT); on the host network a client that dials a port of its own cannot be redirected to the grader (it is inside a network namespace, as root)".into()))
+                } else {
+                    fail
+                })
+            }
         }
     }
 }
