@@ -150,7 +150,10 @@ impl PortWatch {
                     return s.server_port;
                 }
             }
-            if tokio::time::timeout_at(deadline.into(), wake).await.is_err() {
+            if tokio::time::timeout_at(deadline.into(), wake)
+                .await
+                .is_err()
+            {
                 return self.server_port();
             }
         }

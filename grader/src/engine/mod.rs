@@ -354,8 +354,10 @@ pub async fn grade(
             (o, seen)
         }
     });
-    let (mut outcomes, seen): (Vec<ScenarioOutcome>, Vec<_>) =
-        futures_util::future::join_all(runs).await.into_iter().unzip();
+    let (mut outcomes, seen): (Vec<ScenarioOutcome>, Vec<_>) = futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .unzip();
     hardcoded::place_notes(&mut outcomes, &seen, on_host);
     if let Some(bad) = outcomes.iter().find(|o| o.status == Status::InfraError) {
         return Err(GradeError::Infrastructure {

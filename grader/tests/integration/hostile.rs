@@ -165,7 +165,10 @@ fn fixed_port_on_all_addresses_costs_the_port_scenario_only() {
             &["--isolation", mode],
             Duration::from_secs(60),
         );
-        assert_failures(&g, &[("server listens on the assigned port", NeverListened)]);
+        assert_failures(
+            &g,
+            &[("server listens on the assigned port", NeverListened)],
+        );
         let notes = g
             .report()
             .scenarios

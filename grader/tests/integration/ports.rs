@@ -35,11 +35,7 @@ fn hard_coded_server_port_costs_the_same_in_every_mode() {
     }
     for mode in modes {
         let _fixed = (mode == "host").then(host_fixed_ports);
-        let g = grade(
-            1,
-            &fixture(1, "hardcoded_port.py"),
-            &["--isolation", mode],
-        );
+        let g = grade(1, &fixture(1, "hardcoded_port.py"), &["--isolation", mode]);
         assert_failures(&g, &[(LISTENS, NeverListened)]);
         assert_eq!(g.report().score, 29.0, "{mode}: {}", g.stdout());
         let msg = message_of(&g, LISTENS);
@@ -49,7 +45,10 @@ fn hard_coded_server_port_costs_the_same_in_every_mode() {
         );
         let notes = notes_with(&g, "listens on port 12345");
         assert_eq!(notes.len(), 1, "{mode}: one note per grading: {notes:?}");
-        assert_eq!(notes[0].0, LISTENS, "{mode}: the note sits under the port scenario");
+        assert_eq!(
+            notes[0].0, LISTENS,
+            "{mode}: the note sits under the port scenario"
+        );
         let alone = notes[0].1.contains("one scenario at a time");
         assert_eq!(alone, mode == "host", "{mode}: {}", notes[0].1);
     }
@@ -58,7 +57,12 @@ fn hard_coded_server_port_costs_the_same_in_every_mode() {
 /// A client dialling a hard-coded port, per task: in a namespace it is redirected to the
 /// grader's listener and loses only the port scenario; on the host it cannot be redirected and
 /// every scenario that needs its connection fails.
-fn hard_coded_client(task: u32, dialled: &str, host_failures: &[(&str, Status)], scores: (f64, f64)) {
+fn hard_coded_client(
+    task: u32,
+    dialled: &str,
+    host_failures: &[(&str, Status)],
+    scores: (f64, f64),
+) {
     let submission = fixture(task, "client_hardcoded_port.py");
     if netns_available("hard_coded_client (netns half)") {
         let g = grade(task, &submission, &["--isolation", "netns"]);
@@ -67,7 +71,10 @@ fn hard_coded_client(task: u32, dialled: &str, host_failures: &[(&str, Status)],
         let msg = message_of(&g, PORT_GIVEN);
         let expected = format!("the client connected to {dialled}, not the assigned port ");
         assert!(msg.starts_with(&expected), "{msg}");
-        let notes = notes_with(&g, &format!("the client dialled {dialled}, not the assigned port"));
+        let notes = notes_with(
+            &g,
+            &format!("the client dialled {dialled}, not the assigned port"),
+        );
         assert_eq!(notes.len(), 1, "one note per grading: {notes:?}");
         assert_eq!(notes[0].0, PORT_GIVEN);
     }
@@ -76,9 +83,14 @@ fn hard_coded_client(task: u32, dialled: &str, host_failures: &[(&str, Status)],
     assert_failures(&g, host_failures);
     assert_eq!(g.report().score, scores.1, "{}", g.stdout());
     for s in g.report().scenarios.iter().filter(|s| s.status != Passed) {
-        assert_eq!(s.message, "the client exited without connecting: the client crashed (exit status 1)");
+        assert_eq!(
+            s.message,
+            "the client exited without connecting: the client crashed (exit status 1)"
+        );
         assert!(
-            s.hint.as_deref().is_some_and(|h| h.contains("cannot be redirected")),
+            s.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("cannot be redirected")),
             "{:?}",
             s.hint
         );

@@ -24,7 +24,11 @@ impl<'a> Run<'a> {
     /// graded on that port elsewhere (unless `--accept-any-port=false`). On the host network, a
     /// server that could not listen because another scenario of the grading held that port
     /// marks the scenario as collided (the engine runs it again, alone).
-    pub(super) async fn start_server(&mut self, within: Duration, assigned_port: bool) -> StepResult {
+    pub(super) async fn start_server(
+        &mut self,
+        within: Duration,
+        assigned_port: bool,
+    ) -> StepResult {
         let key = name_key(&self.sc.name);
         let lease = self
             .net
@@ -104,7 +108,9 @@ impl<'a> Run<'a> {
                     );
                     return Err(Fail::new(
                         Status::NeverListened,
-                        format!("the server listens on port {actual}, not the assigned port {port}"),
+                        format!(
+                            "the server listens on port {actual}, not the assigned port {port}"
+                        ),
                     )
                     .hint(Some(
                         "read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it"
@@ -238,14 +244,16 @@ impl<'a> Run<'a> {
                 )
             })?
         };
-        if !refused && self.accept_any_port() && !self.on_host() {
-            if let Err(e) = self.net.redirect_tcp_to(port) {
-                self.transcript.push(
-                    "grader",
-                    Dir::Note,
-                    format!("other ports cannot be redirected to the listener here (nf_tables: {e}); a hard-coded port is refused"),
-                );
-            }
+        if !refused
+            && self.accept_any_port()
+            && !self.on_host()
+            && let Err(e) = self.net.redirect_tcp_to(port)
+        {
+            self.transcript.push(
+                "grader",
+                Dir::Note,
+                format!("other ports cannot be redirected to the listener here (nf_tables: {e}); a hard-coded port is refused"),
+            );
         }
         let argv = self.req.client.argv(&self.req.submission, HOST, port, name);
         let p = self.spawn(Process::Client, argv, port, name, true)?;
