@@ -24,26 +24,22 @@ fn message_of<'a>(g: &'a Graded, scenario: &str) -> &'a str {
     s.map_or("", |s| s.message.as_str())
 }
 
-/// The hard-coded-port server gets the same verdicts on the host and in a namespace: only the
-/// scenario about the port fails, naming port 12345, and one note says where the others were
-/// graded.
-#[test]
-fn hard_coded_server_port_costs_the_same_in_every_mode() {
+/// A hard-coded-port server gets the same verdicts on the host and in a namespace: only the
+/// scenario about the port fails, naming it, and one note says where the others were graded.
+fn hard_coded_server(name: &str, port: u16) {
     let mut modes = vec!["host"];
-    if netns_available("hard_coded_server_port_costs_the_same_in_every_mode (netns half)") {
+    if netns_available("hard_coded_server (netns half)") {
         modes.push("netns");
     }
     for mode in modes {
         let _fixed = (mode == "host").then(host_fixed_ports);
-        let g = grade(1, &fixture(1, "hardcoded_port.py"), &["--isolation", mode]);
+        let g = grade(1, &fixture(1, name), &["--isolation", mode]);
         assert_failures(&g, &[(LISTENS, NeverListened)]);
         assert_eq!(g.report().score, 29.0, "{mode}: {}", g.stdout());
         let msg = message_of(&g, LISTENS);
-        assert!(
-            msg.starts_with("the server listens on port 12345, not the assigned port "),
-            "{mode}: {msg}"
-        );
-        let notes = notes_with(&g, "listens on port 12345");
+        let expected = format!("the server listens on port {port}, not the assigned port ");
+        assert!(msg.starts_with(&expected), "{mode}: {msg}");
+        let notes = notes_with(&g, &format!("listens on port {port}"));
         assert_eq!(notes.len(), 1, "{mode}: one note per grading: {notes:?}");
         assert_eq!(
             notes[0].0, LISTENS,
@@ -52,6 +48,19 @@ fn hard_coded_server_port_costs_the_same_in_every_mode() {
         let alone = notes[0].1.contains("one scenario at a time");
         assert_eq!(alone, mode == "host", "{mode}: {}", notes[0].1);
     }
+}
+
+#[test]
+fn hard_coded_server_port_costs_the_same_in_every_mode() {
+    hard_coded_server("hardcoded_port.py", 12345);
+}
+
+/// On the host the copies run one after another on the same port: a server without
+/// SO_REUSEADDR can bind it again only if no connection of the previous copy is left in
+/// TIME_WAIT there.
+#[test]
+fn hard_coded_server_port_without_reuseaddr_costs_the_same() {
+    hard_coded_server("hardcoded_port_no_reuseaddr.py", 12346);
 }
 
 /// A client dialling a hard-coded port, per task: in a namespace it is redirected to the

@@ -286,6 +286,19 @@ pub(super) async fn run(
         .as_ref()
         .map(|_| run.transcript.excerpt(req.options.transcript_lines))
         .unwrap_or_default();
+    if run.on_host()
+        && run
+            .seen
+            .iter()
+            .any(|s| matches!(s, PortSeen::Server { .. }))
+    {
+        // The next scenario starts this server on the same hard-coded port: reset every
+        // connection, so that none lingers in TIME_WAIT on that port (a server without
+        // SO_REUSEADDR could not bind it again for a minute).
+        for c in local.conns.values_mut() {
+            c.abort().await;
+        }
+    }
     drop(local);
     run.end_processes().await;
 
