@@ -14,7 +14,9 @@
 //! after the build): a scenario still running when it is reached is stopped where it waits and
 //! ends its processes, one not yet started is not run, and both are *timed out* (charged to the
 //! submission) with a message naming the limit, so [`grade`] returns within the limit plus
-//! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang).
+//! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang); a program on
+//! a hard-coded port loses only the scenarios about the port, in every isolation, with one note
+//! per grading, and on the host the scenarios that start its server take turns ([`hardcoded`]).
 
 pub mod build;
 mod hardcoded;

@@ -330,7 +330,7 @@ fn gradescope_run_autograder_on_a_fake_autograder_tree() {
     }
     assert_eq!(gs["stdout_visibility"], "hidden");
     let tests = gs["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 19, "{gs:#}");
+    assert_eq!(tests.len(), 20, "{gs:#}");
     let sum: f64 = tests.iter().map(|t| t["score"].as_f64().unwrap()).sum();
     assert_eq!(gs["score"].as_f64(), Some(sum));
     assert_eq!(sum, 30.0, "the fixture passes every bundled scenario");
