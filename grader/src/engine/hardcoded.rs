@@ -189,3 +189,78 @@ pub(crate) fn place_notes(outcomes: &mut [ScenarioOutcome], seen: &[Vec<PortSeen
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Role;
+    use crate::verdict::Status;
+    use std::time::Duration;
+
+    fn outcome(name: &str) -> ScenarioOutcome {
+        ScenarioOutcome {
+            name: name.into(),
+            role: Role::Server,
+            status: Status::Passed,
+            points: 1.0,
+            max_points: 1.0,
+            duration_ms: 0,
+            description: None,
+            message: String::new(),
+            hint: None,
+            failed_step: None,
+            transcript: Vec::new(),
+            stderr_tail: None,
+            notes: vec!["other".into()],
+        }
+    }
+
+    #[test]
+    fn one_note_per_kind_under_the_scenario_about_the_port() {
+        let server = |strict| PortSeen::Server {
+            assigned: 40000,
+            actual: 12345,
+            strict,
+        };
+        let client = PortSeen::Client {
+            assigned: 40001,
+            dialled: "127.0.0.1:5000".parse().unwrap(),
+            strict: false,
+        };
+        let mut outcomes: Vec<_> = ["a", "b", "c", "d"].map(outcome).into();
+        let seen = vec![
+            vec![],
+            vec![server(false), client.clone()],
+            vec![server(true)],
+            vec![client],
+        ];
+        place_notes(&mut outcomes, &seen, true);
+        let notes: Vec<usize> = outcomes.iter().map(|o| o.notes.len() - 1).collect();
+        // The server note goes under the scenario about the port, the client note (no such
+        // scenario) under the first that saw it.
+        assert_eq!(notes, [0, 1, 1, 0]);
+        assert!(outcomes[2].notes[0].contains("port 12345, not the assigned port 40000"));
+        assert!(outcomes[2].notes[0].contains("one scenario at a time"));
+        assert!(outcomes[1].notes[0].starts_with("the client dialled 127.0.0.1:5000"));
+        assert_eq!(outcomes[1].notes[1], "other");
+    }
+
+    #[tokio::test]
+    async fn a_failed_copy_waits_for_the_others_to_decide() {
+        let watch = PortWatch::default();
+        // Nobody else is starting: nothing to wait for, no hard-coded port.
+        let soon = Instant::now() + Duration::from_secs(5);
+        assert_eq!(watch.settle(soon).await, None);
+        // Another copy is still starting; it then sees the port.
+        let other = watch.starting();
+        let decide = async {
+            tokio::task::yield_now().await;
+            watch.saw_server_port(12345);
+            drop(other);
+        };
+        let (seen, ()) = tokio::join!(watch.settle(soon), decide);
+        assert_eq!(seen, Some(12345));
+        // Once the port is known, turns are taken one at a time.
+        assert!(watch.turn(false).await.alone());
+    }
+}
