@@ -235,8 +235,10 @@ pub struct RunArgs {
     /// or netns where the system allows it and host otherwise (auto).
     #[arg(long, value_enum, default_value_t)]
     pub isolation: IsolationMode,
-    /// Grade a server that listens on another port than the assigned one against that port (the
-    /// report notes it). Default: on inside a network namespace, off on the host.
+    /// Grade a program that uses another port than its assigned one on that port (a server on the
+    /// port it listens on; a client, inside a network namespace, redirected to the grader's
+    /// listener) in every scenario except those about the port, which fail naming it; the
+    /// report notes it once. Default: on; `=false` fails every scenario of such a program.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub accept_any_port: Option<bool>,
     /// The protocol dialect (a submission folder's classchat.toml may add its own on top).
@@ -306,8 +308,8 @@ pub struct BatchArgs {
     /// up to date.
     #[arg(long, value_enum, default_value_t)]
     pub isolation: IsolationMode,
-    /// As for `grader run`: grade a server on the port it listens on when that is not the
-    /// assigned one. Default: on inside a network namespace, off on the host.
+    /// As for `grader run`: grade a program on the port it uses when that is not the assigned
+    /// one (except in scenarios about the port). Default: on.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub accept_any_port: Option<bool>,
     /// The class's protocol dialect (each submission's classchat.toml may add its own on top).

@@ -114,8 +114,9 @@ pub struct GradeReport {
     pub dialect: Option<String>,
     /// How the student's processes were isolated.
     pub isolation: String,
-    /// Whether a server listening on another port than the assigned one was graded on that
-    /// port (absent in older records: then on exactly when `isolation` is "netns").
+    /// Whether a program using another port than its assigned one was followed there (a server
+    /// graded on its own port, a client's dial redirected inside a namespace; absent in older
+    /// records: then on exactly when `isolation` is "netns").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept_any_port: Option<bool>,
     /// When the grading started (RFC 3339, UTC).

@@ -170,10 +170,7 @@ fn same_isolation(old: &GradeReport, options: &EngineOptions) -> bool {
         IsolationMode::Auto => return true,
     };
     old.isolation == isolation.as_str()
-        && old.accepted_any_port()
-            == options
-                .accept_any_port
-                .unwrap_or(isolation == Isolation::Netns)
+        && old.accepted_any_port() == options.accept_any_port.unwrap_or(true)
 }
 
 fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {

@@ -14,9 +14,12 @@
 //! after the build): a scenario still running when it is reached is stopped where it waits and
 //! ends its processes, one not yet started is not run, and both are *timed out* (charged to the
 //! submission) with a message naming the limit, so [`grade`] returns within the limit plus
-//! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang).
+//! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang); a program on
+//! a hard-coded port loses only the scenarios about the port, in every isolation, with one note
+//! per grading, and on the host the scenarios that start its server take turns ([`hardcoded`]).
 
 pub mod build;
+mod hardcoded;
 pub mod matcher;
 pub mod patience;
 mod scenario;
@@ -63,8 +66,9 @@ pub struct EngineOptions {
     pub limits: crate::process::limits::Limits,
     /// Network isolation: a namespace per scenario, the host's loopback, or whichever works.
     pub isolation: IsolationMode,
-    /// Grade a server that listens on another port than the assigned one against that port
-    /// (with a note). `None`: on inside a namespace, off on the host.
+    /// Grade a program that uses another port than its assigned one (a server listening on a
+    /// hard-coded port, a client dialling one) on that port, in every scenario but those about
+    /// the port (`assigned_port = true`), with a note. `None`: on.
     pub accept_any_port: Option<bool>,
     /// Confine student processes (read-only file system, no capabilities; see
     /// [`crate::process::sandbox`]).
@@ -273,15 +277,25 @@ pub async fn grade(
         .checked_add(req.options.time_limit.saturating_add(WIND_DOWN))
         .map_or(now + NEVER, |_| now + req.options.time_limit);
     let limit = Arc::new(tokio::sync::Semaphore::new(req.options.parallelism.max(1)));
+    let watch = hardcoded::PortWatch::default();
+    let on_host = isolation == Isolation::Host;
+    // On the host, scenarios that start the server take turns once it is known to listen on a
+    // hard-coded port (see `hardcoded`).
+    let gated = on_host && req.options.accept_any_port.unwrap_or(true);
     let runs = req.spec.scenarios.iter().map(|sc| {
         let limit = limit.clone();
+        let watch = &watch;
         async move {
             let _permit = limit.acquire().await.ok();
             let begun = Instant::now();
             let mut notes = Vec::new();
+            let mut seen = Vec::new();
+            let starts_server = gated && sc.role == Role::Server;
             let attempts = async {
                 let mut outcome = None;
-                for attempt in 1..=req.options.attempts.max(1) {
+                let mut alone = false;
+                let mut attempt = 1;
+                while attempt <= req.options.attempts.max(1) {
                     if Instant::now() >= deadline {
                         // An infrastructure error stays one; otherwise the time is up.
                         outcome = outcome.or_else(|| {
@@ -289,13 +303,37 @@ pub async fn grade(
                         });
                         break;
                     }
-                    let o = scenario::run(req, ports, isolation, sc, deadline).await;
+                    let turn = match starts_server {
+                        true => Some(watch.turn(alone).await),
+                        false => None,
+                    };
+                    let ran = scenario::run(
+                        req,
+                        ports,
+                        isolation,
+                        sc,
+                        deadline,
+                        watch,
+                        turn.as_ref().is_some_and(|t| t.alone()),
+                    )
+                    .await;
+                    drop(turn);
+                    seen = ran.seen;
+                    let o = ran.outcome;
+                    if ran.collided && !alone {
+                        // Another copy held the hard-coded port: run again, alone (not an
+                        // attempt, never charged).
+                        alone = true;
+                        outcome = Some(o);
+                        continue;
+                    }
                     if o.status != Status::InfraError {
                         outcome = Some(o);
                         break;
                     }
                     notes.push((attempt, o.message.clone()));
                     outcome = Some(o);
+                    attempt += 1;
                 }
                 outcome
             };
@@ -315,10 +353,14 @@ pub async fn grade(
                 );
             }
             sink.event(&Event::ScenarioFinished(&o));
-            o
+            (o, seen)
         }
     });
-    let outcomes: Vec<ScenarioOutcome> = futures_util::future::join_all(runs).await;
+    let (mut outcomes, seen): (Vec<ScenarioOutcome>, Vec<_>) = futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .unzip();
+    hardcoded::place_notes(&mut outcomes, &seen, on_host);
     if let Some(bad) = outcomes.iter().find(|o| o.status == Status::InfraError) {
         return Err(GradeError::Infrastructure {
             scenario: bad.name.clone(),
@@ -339,11 +381,7 @@ pub async fn grade(
         spec_source: req.spec_source.clone(),
         dialect: (!req.spec.dialect.is_empty()).then(|| req.spec.dialect.label.clone()),
         isolation: isolation.as_str().to_string(),
-        accept_any_port: Some(
-            req.options
-                .accept_any_port
-                .unwrap_or(isolation == Isolation::Netns),
-        ),
+        accept_any_port: Some(req.options.accept_any_port.unwrap_or(true)),
         timestamp,
         duration_ms: started.elapsed().as_millis() as u64,
         scenarios: outcomes,

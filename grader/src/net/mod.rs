@@ -4,6 +4,7 @@
 //! socket tables (who listens, what is still queued), read through netlink.
 
 pub mod conn;
+pub mod nat;
 pub mod netns;
 pub mod ports;
 pub mod tables;

@@ -295,13 +295,44 @@ impl Net {
         }
     }
 
-    /// A listener on 127.0.0.1 and a port the kernel picks. Call inside the runtime.
+    /// A listener on 127.0.0.1 and a port the kernel picks. Call inside the runtime. Inside a
+    /// namespace it listens on every address of the namespace (its loopback only), IPv4 and
+    /// IPv6 at once where IPv6 is available, so a client redirected from `[::1]` reaches it too.
     pub fn listen_loopback(&self) -> io::Result<TcpListener> {
-        let s = self.socket(Domain::IPV4)?;
-        s.set_reuse_address(true)?;
-        s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
+        let dual = match self {
+            Net::Host(_) => None,
+            Net::Ns(_) => self.socket(Domain::IPV6).ok().and_then(|s| {
+                s.set_only_v6(false).ok()?;
+                s.set_reuse_address(true).ok()?;
+                let any = std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, 0, 0, 0);
+                s.bind(&any.into()).ok()?;
+                Some(s)
+            }),
+        };
+        let s = match dual {
+            Some(s) => s,
+            None => {
+                let s = self.socket(Domain::IPV4)?;
+                s.set_reuse_address(true)?;
+                s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
+                s
+            }
+        };
         s.listen(1024)?;
         TcpListener::from_std(s.into())
+    }
+
+    /// Redirects every TCP connection a student program opens in this network to a port other
+    /// than `port` to `port` (see [`super::nat`]). Only inside a namespace: on the host it is
+    /// `Unsupported`.
+    pub fn redirect_tcp_to(&self, port: u16) -> io::Result<()> {
+        match self {
+            Net::Host(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the host's network is shared with the rest of the machine",
+            )),
+            Net::Ns(ns) => ns.run(move || super::nat::redirect_tcp_to(port))?,
+        }
     }
 
     /// A port on 127.0.0.1 where connections are refused (see [`RefusedPort`]).
@@ -421,6 +452,51 @@ mod tests {
         let pool = PortPool::new(1);
         let p = net.reserve_port(&pool, u64::from(host_port - ports::RANGE_START));
         assert!(p.is_ok());
+    }
+
+    #[tokio::test]
+    async fn redirect_reaches_the_listener_and_keeps_the_dialled_port() {
+        let Ok(ns) = NetNs::new() else {
+            eprintln!("skipped: network namespaces are not available here");
+            return;
+        };
+        let net = Net::Ns(ns);
+        let l = net.listen_loopback().unwrap();
+        let port = l.local_addr().unwrap().port();
+        if let Err(e) = net.redirect_tcp_to(port) {
+            eprintln!("skipped: nf_tables NAT is not available here ({e})");
+            return;
+        }
+        let v4: SocketAddr = "127.0.0.1:12345".parse().unwrap();
+        let v6: SocketAddr = "[::1]:5000".parse().unwrap();
+        for dialled in [v4, v6] {
+            // A student's socket in the namespace dials a port nobody listens on ...
+            let s = net_socket(&net, Domain::for_address(dialled));
+            s.connect(&dialled.into()).unwrap();
+            // ... and reaches the grader's listener, which learns where it was going.
+            let (accepted, _) = l.accept().await.unwrap();
+            let local = accepted.local_addr().unwrap();
+            let original = crate::net::nat::original_destination(&accepted, local).unwrap();
+            assert_eq!(original.port(), dialled.port(), "{dialled}");
+        }
+        // The listener's own port is left alone: no original destination differs.
+        let s = net_socket(&net, Domain::IPV4);
+        s.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())
+            .unwrap();
+        let (accepted, _) = l.accept().await.unwrap();
+        let local = accepted.local_addr().unwrap();
+        let original = crate::net::nat::original_destination(&accepted, local);
+        assert!(original.is_none_or(|o| o.port() == port), "{original:?}");
+        // The host cannot redirect.
+        let host = Net::new(Isolation::Host).unwrap();
+        assert!(host.redirect_tcp_to(port).is_err());
+    }
+
+    /// A blocking socket of `domain` created inside the namespace.
+    fn net_socket(net: &Net, domain: Domain) -> Socket {
+        let s = net.socket(domain).unwrap();
+        s.set_nonblocking(false).unwrap();
+        s
     }
 
     /// A blocking socket created inside the namespace, as a student program's would be.

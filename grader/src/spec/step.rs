@@ -226,6 +226,11 @@ pub enum Step {
         /// How long to wait for the listening socket (default: `defaults.listen_within`).
         #[serde(default)]
         within: Option<Dur>,
+        /// This scenario is about reading the port: a server listening on another port (a
+        /// hard-coded one) fails here, naming it. Without it, such a server is graded on the
+        /// port its own process listens on (noted once per grading).
+        #[serde(default)]
+        assigned_port: bool,
     },
     /// Open the grader's own listener, playing the server for a client scenario.
     Listen {},
@@ -246,6 +251,11 @@ pub enum Step {
         /// Deadline (default: `defaults.within`).
         #[serde(default)]
         within: Option<Dur>,
+        /// This scenario is about reading the port: a client that dialled another port (and
+        /// was redirected to the grader's listener) fails here, naming it. Without it, such a
+        /// client is graded on the redirected connection (noted once per grading).
+        #[serde(default)]
+        assigned_port: bool,
     },
     /// Connect to the student's server and call the connection `conn`.
     Connect {

@@ -318,7 +318,7 @@ fn gradescope_run_autograder_on_a_fake_autograder_tree() {
     let autograder = autograder_root(work.path(), Some("correct_other_style.py"));
     let (stdout, gs) = run_autograder(&autograder, tmp.path());
     assert_no_leftovers(tmp.path());
-    // Gradescope's fields; the task folder from the zip was used (15 bundled + 4 scenarios).
+    // Gradescope's fields; the task folder from the zip was used (16 bundled + 4 scenarios).
     for key in [
         "score",
         "execution_time",
@@ -330,7 +330,7 @@ fn gradescope_run_autograder_on_a_fake_autograder_tree() {
     }
     assert_eq!(gs["stdout_visibility"], "hidden");
     let tests = gs["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 19, "{gs:#}");
+    assert_eq!(tests.len(), 20, "{gs:#}");
     let sum: f64 = tests.iter().map(|t| t["score"].as_f64().unwrap()).sum();
     assert_eq!(gs["score"].as_f64(), Some(sum));
     assert_eq!(sum, 30.0, "the fixture passes every bundled scenario");

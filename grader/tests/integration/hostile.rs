@@ -144,29 +144,12 @@ fn two_hundred_children_are_all_ended() {
 }
 
 #[test]
-fn hard_coded_port_is_graded_inside_a_namespace() {
-    if !netns_available("hard_coded_port_is_graded_inside_a_namespace") {
+fn hard_coded_port_is_refused_everywhere_with_accept_any_port_false() {
+    if !netns_available("hard_coded_port_is_refused_everywhere_with_accept_any_port_false") {
         return;
     }
-    let g = grade(1, &fixture(1, "hardcoded_port.py"), &[]);
-    assert_failures(&g, &[]);
-    for name in server_scenarios(&g) {
-        let s = g
-            .report()
-            .scenarios
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap();
-        assert!(
-            s.notes
-                .iter()
-                .any(|n| n.contains("listens on port 12345 instead")),
-            "{name}: {:?}",
-            s.notes
-        );
-    }
-    // Without --accept-any-port the namespace still tells every copy which port it used: no
-    // copy collides with another any more.
+    // With --accept-any-port=false every server scenario fails, and the namespace still tells
+    // every copy which port it used: no copy collides with another.
     let g = grade(
         1,
         &fixture(1, "hardcoded_port.py"),
@@ -188,31 +171,32 @@ fn hard_coded_port_is_graded_inside_a_namespace() {
 }
 
 #[test]
-fn fixed_port_on_all_addresses_is_graded_inside_a_namespace_only() {
-    if netns_available("fixed_port_on_all_addresses_is_graded_inside_a_namespace_only") {
-        let g = run("binds_any_fixed_port.py", &[], Duration::from_secs(60));
-        assert_failures(&g, &[]);
-        assert!(
-            g.report()
-                .scenarios
-                .iter()
-                .filter(|s| s.role == Role::Server)
-                .all(|s| s.notes.iter().any(|n| n.contains("port 8080"))),
-            "{}",
-            g.stdout()
-        );
+fn fixed_port_on_all_addresses_costs_the_port_scenario_only() {
+    // In a namespace and on the host alike (see ports.rs for the rule).
+    let mut modes = vec!["host"];
+    if netns_available("fixed_port_on_all_addresses_costs_the_port_scenario_only (netns)") {
+        modes.push("netns");
     }
-    let g = run(
-        "binds_any_fixed_port.py",
-        &["--isolation", "host"],
-        Duration::from_secs(60),
-    );
-    let servers = server_scenarios(&g);
-    let expected: Vec<(&str, Status)> = servers
-        .iter()
-        .map(|s| (s.as_str(), NeverListened))
-        .collect();
-    assert_failures(&g, &expected);
+    for mode in modes {
+        let _fixed = (mode == "host").then(crate::support::host_fixed_ports);
+        let g = run(
+            "binds_any_fixed_port.py",
+            &["--isolation", mode],
+            Duration::from_secs(60),
+        );
+        assert_failures(
+            &g,
+            &[("server listens on the assigned port", NeverListened)],
+        );
+        let notes = g
+            .report()
+            .scenarios
+            .iter()
+            .flat_map(|s| s.notes.iter())
+            .filter(|n| n.contains("listens on port 8080"))
+            .count();
+        assert_eq!(notes, 1, "{mode}: {}", g.stdout());
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod export;
 mod hostile;
 mod hostile_folders;
 mod isolation;
+mod ports;
 mod processes;
 mod reports;
 mod resources;

@@ -162,7 +162,7 @@ fn reports_parse_back_with_the_documented_fields() {
     assert_eq!(r.task, 1);
     assert_eq!(r.seed, 1);
     assert_eq!(r.spec_hash.len(), 64);
-    assert_eq!(r.scenarios.len(), 15);
+    assert_eq!(r.scenarios.len(), 16);
     assert!(r.scenarios.iter().all(|s| s.points == s.max_points));
     let xml =
         std::fs::read_to_string(g.out_dir.path().join("classchat-task1/task1.junit.xml")).unwrap();

@@ -531,3 +531,11 @@ pub fn output_within(cmd: &mut Command, within: std::time::Duration) -> Output {
         }
     }
 }
+
+/// Held by a test while it grades, on the host network, a fixture with a fixed port (12345,
+/// 8080, ...): two such gradings at once would meet on that port (a client of one reaching the
+/// server of another), which no grading can prevent on a shared network.
+pub fn host_fixed_ports() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -25,6 +25,7 @@ use regex::Regex;
 use tokio::net::TcpListener;
 
 use super::GradeRequest;
+use super::hardcoded::{PortSeen, PortWatch};
 use super::matcher::{Matcher, Outcome, quote};
 use super::patience::Patience;
 use crate::net::conn::Conn;
@@ -96,6 +97,16 @@ struct Run<'a> {
     notes: Vec<String>,
     /// Set by `end_if_exited`: the scenario passes without its remaining steps.
     ended: bool,
+    /// What the grading learned about hard-coded ports, shared by its scenarios.
+    watch: &'a PortWatch,
+    /// This scenario runs alone among those that start the server (host network, hard-coded
+    /// port).
+    alone: bool,
+    /// Hard-coded ports this scenario saw (noted once per grading by the engine).
+    seen: Vec<PortSeen>,
+    /// The server could not listen because another scenario of this grading held the
+    /// hard-coded port: the engine runs the scenario again, alone.
+    collided: bool,
     /// Every connection opened in the scenario (name, what it received), for diagnostics.
     opened: std::sync::Mutex<Vec<(String, Arc<Stream>)>>,
 }
@@ -137,21 +148,32 @@ fn unknown_conn(name: &str) -> Fail {
     )
 }
 
+/// One run of a scenario: its outcome, the hard-coded ports it saw, and whether it collided
+/// with another scenario over one (then it must run again, alone; see [`super::hardcoded`]).
+pub(super) struct Ran {
+    pub(super) outcome: ScenarioOutcome,
+    pub(super) seen: Vec<PortSeen>,
+    pub(super) collided: bool,
+}
+
 /// Runs one scenario once and returns its outcome. A step still waiting at `deadline` (the
 /// grading's wall-clock limit) fails there as *timed out*; the scenario then ends its processes
-/// and reports as after any failure.
+/// and reports as after any failure. `alone`: it runs alone among the scenarios that start the
+/// server.
 pub(super) async fn run(
     req: &GradeRequest,
     ports: &Arc<PortPool>,
     isolation: Isolation,
     sc: &Scenario,
     deadline: Instant,
-) -> ScenarioOutcome {
+    watch: &PortWatch,
+    alone: bool,
+) -> Ran {
     let started = Instant::now();
     let net = match Net::new(isolation) {
         Ok(net) => net,
         Err(e) => {
-            return ScenarioOutcome {
+            let outcome = ScenarioOutcome {
                 name: sc.name.clone(),
                 role: sc.role,
                 status: Status::InfraError,
@@ -165,6 +187,11 @@ pub(super) async fn run(
                 transcript: Vec::new(),
                 stderr_tail: None,
                 notes: Vec::new(),
+            };
+            return Ran {
+                outcome,
+                seen: Vec::new(),
+                collided: false,
             };
         }
     };
@@ -183,6 +210,10 @@ pub(super) async fn run(
         refused: None,
         notes: Vec::new(),
         ended: false,
+        watch,
+        alone,
+        seen: Vec::new(),
+        collided: false,
         opened: std::sync::Mutex::new(Vec::new()),
     };
     let mut local = Local::default();
@@ -261,11 +292,25 @@ pub(super) async fn run(
         .as_ref()
         .map(|_| run.transcript.excerpt(req.options.transcript_lines))
         .unwrap_or_default();
+    if run.on_host()
+        && run
+            .seen
+            .iter()
+            .any(|s| matches!(s, PortSeen::Server { .. }))
+    {
+        // The next scenario starts this server on the same hard-coded port: reset every
+        // connection, so that none lingers in TIME_WAIT on that port (a server without
+        // SO_REUSEADDR could not bind it again for a minute).
+        for c in local.conns.values_mut() {
+            c.abort().await;
+        }
+    }
     drop(local);
     run.end_processes().await;
 
     let duration_ms = started.elapsed().as_millis() as u64;
-    match failed {
+    let (seen, collided) = (std::mem::take(&mut run.seen), run.collided);
+    let outcome = match failed {
         None => ScenarioOutcome {
             name: sc.name.clone(),
             role: sc.role,
@@ -304,6 +349,11 @@ pub(super) async fn run(
                 notes: run.notes,
             }
         }
+    };
+    Ran {
+        outcome,
+        seen,
+        collided,
     }
 }
 
@@ -428,13 +478,15 @@ impl<'a> Run<'a> {
             .map_err(|e| infra(e.to_string()))
     }
 
-    /// Whether a server listening on another port is graded there (see
+    /// Whether a program using another port than its assigned one is graded there (see
     /// [`super::EngineOptions::accept_any_port`]).
     fn accept_any_port(&self) -> bool {
-        self.req
-            .options
-            .accept_any_port
-            .unwrap_or(self.net.isolation() == Isolation::Netns)
+        self.req.options.accept_any_port.unwrap_or(true)
+    }
+
+    /// Whether this scenario shares the host's network (ports can collide there).
+    fn on_host(&self) -> bool {
+        self.net.isolation() == Isolation::Host
     }
 
     async fn end_processes(&mut self) {

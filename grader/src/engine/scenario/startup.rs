@@ -19,7 +19,16 @@ impl<'a> Run<'a> {
         }
     }
 
-    pub(super) async fn start_server(&mut self, within: Duration) -> StepResult {
+    /// Starts the server and waits until it listens on its assigned port. A server listening on
+    /// another port (a hard-coded one) fails a scenario about the port (`assigned_port`), and is
+    /// graded on that port elsewhere (unless `--accept-any-port=false`). On the host network, a
+    /// server that could not listen because another scenario of the grading held that port
+    /// marks the scenario as collided (the engine runs it again, alone).
+    pub(super) async fn start_server(
+        &mut self,
+        within: Duration,
+        assigned_port: bool,
+    ) -> StepResult {
         let key = name_key(&self.sc.name);
         let lease = self
             .net
@@ -39,6 +48,12 @@ impl<'a> Run<'a> {
         // the right port too, not the whole deadline.
         let mut elsewhere_since: Option<Instant> = None;
         let mut stranger = false;
+        let watch = self.watch;
+        // On the host, copies of a server on one hard-coded port collide: until this one has
+        // listened (or not), a copy that failed waits for it to decide.
+        let shares_host = self.on_host() && self.accept_any_port() && !self.alone;
+        let starting = shares_host.then(|| watch.starting());
+        let mut collided = false;
         let mut check = || {
             if exit_rx.as_ref().is_some_and(|r| r.borrow().is_some()) {
                 return true;
@@ -54,8 +69,19 @@ impl<'a> Run<'a> {
                 return true;
             }
             if found.is_none() && !listening.is_empty() {
+                // Once the grading knows the hard-coded port, no grace: it is not going to
+                // open the assigned one.
+                let known = watch.server_port();
+                if known.is_some_and(|k| listening.iter().any(|l| l.addr.port() == k)) {
+                    return true;
+                }
                 let since = *elsewhere_since.get_or_insert_with(Instant::now);
                 return since.elapsed() >= WRONG_PORT_GRACE;
+            }
+            if found.is_none() && shares_host && watch.server_port().is_some() {
+                // Another copy holds the hard-coded port: this one runs again, alone.
+                collided = true;
+                return true;
             }
             found.is_some()
         };
@@ -67,15 +93,46 @@ impl<'a> Run<'a> {
                 .is_some_and(|p| p.exit_info().is_none());
             let other = self.port_holders(&members).0.into_iter().next();
             if let (true, Some(l)) = (alive, other) {
-                let note = format!(
-                    "the server listens on port {} instead of the assigned port {port}; it was graded on port {} (--accept-any-port). Read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it",
-                    l.addr.port(),
-                    l.addr.port()
+                let actual = l.addr.port();
+                watch.saw_server_port(actual);
+                self.seen.push(PortSeen::Server {
+                    assigned: port,
+                    actual,
+                    strict: assigned_port,
+                });
+                if assigned_port {
+                    self.transcript.push(
+                        "grader",
+                        Dir::Note,
+                        format!("the server listens on port {actual}"),
+                    );
+                    return Err(Fail::new(
+                        Status::NeverListened,
+                        format!(
+                            "the server listens on port {actual}, not the assigned port {port}"
+                        ),
+                    )
+                    .hint(Some(
+                        "read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it"
+                            .into(),
+                    )));
+                }
+                self.transcript.push(
+                    "grader",
+                    Dir::Note,
+                    format!("the server listens on port {actual}, not the assigned port {port}: graded there (--accept-any-port)"),
                 );
-                self.transcript.push("grader", Dir::Note, note.clone());
-                self.notes.push(note);
                 found = Some(l.addr);
             }
+        }
+        drop(starting);
+        if found.is_none() && !stranger && shares_host && !collided {
+            // Did it fail because another copy holds the hard-coded port? Wait for the copies
+            // still starting to find out.
+            collided = watch.settle(Instant::now() + within).await.is_some();
+        }
+        if collided {
+            self.collided = true;
         }
         if let Some(addr) = found {
             let bundled = self.req.grades_bundled_reference();
@@ -160,6 +217,9 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Starts the client, pointed at the grader's listener or (`refused`) at a port where
+    /// connections are refused. In a namespace, unless refused, every other port the client
+    /// dials is redirected to the listener (see [`crate::net::nat`]).
     pub(super) async fn start_client(&mut self, refused: bool, name: Option<&str>) -> StepResult {
         let port = if refused {
             let r = self.net.refused_port().map_err(|e| {
@@ -184,6 +244,17 @@ impl<'a> Run<'a> {
                 )
             })?
         };
+        if !refused
+            && self.accept_any_port()
+            && !self.on_host()
+            && let Err(e) = self.net.redirect_tcp_to(port)
+        {
+            self.transcript.push(
+                "grader",
+                Dir::Note,
+                format!("other ports cannot be redirected to the listener here (nf_tables: {e}); a hard-coded port is refused"),
+            );
+        }
         let argv = self.req.client.argv(&self.req.submission, HOST, port, name);
         let p = self.spawn(Process::Client, argv, port, name, true)?;
         self.client = Some(p);
@@ -195,6 +266,7 @@ impl<'a> Run<'a> {
         local: &mut Local,
         conn: &str,
         within: Duration,
+        assigned_port: bool,
     ) -> StepResult {
         let listener = self.listener.as_ref().ok_or_else(|| {
             Fail::new(Status::InfraError, "`accept` before `listen` (spec error)")
@@ -219,7 +291,25 @@ impl<'a> Run<'a> {
         match accepted {
             Some(Ok(Ok((socket, peer)))) => {
                 let key = local.key(conn);
-                self.transcript.push(&key, Dir::Note, format!("accepted the client from {peer}"));
+                self.transcript.push(&key, Dir::Note, format!("accepted the client from {}", unmap(peer)));
+                let assigned = self.listener_port.unwrap_or(0);
+                let dialled = socket
+                    .local_addr()
+                    .ok()
+                    .and_then(|l| crate::net::nat::original_destination(&socket, l))
+                    .map(unmap)
+                    .filter(|d| d.port() != assigned);
+                if let Some(dialled) = dialled {
+                    self.seen.push(PortSeen::Client { assigned, dialled, strict: assigned_port });
+                    self.transcript.push(&key, Dir::Note, format!("the client dialled {dialled}, redirected to the grader's listener on port {assigned}"));
+                    if assigned_port {
+                        return Err(Fail::new(
+                            Status::Failed,
+                            format!("the client connected to {dialled}, not the assigned port {assigned}"),
+                        )
+                        .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT) instead of a hard-coded port".into())));
+                    }
+                }
                 let c = Conn::new(key.clone(), socket, self.transcript.clone());
                 self.opened(&c);
                 local.conns.insert(key, c);
@@ -231,8 +321,28 @@ impl<'a> Run<'a> {
                 format!("the client did not connect to {HOST}:{} within the deadline", self.listener_port.unwrap_or(0)),
             )
             .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT)".into()))),
-            None => Err(self.attribute("the client exited without connecting".into(), Status::Failed).await),
+            None => {
+                let fail = self.attribute("the client exited without connecting".into(), Status::Failed).await;
+                // On the host a client dialling a port of its own is refused, not redirected.
+                Err(if self.on_host() {
+                    fail.hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT); on the host network a client that dials a port of its own cannot be redirected to the grader (it is inside a network namespace, as root)".into()))
+                } else {
+                    fail
+                })
+            }
         }
+    }
+}
+
+/// An IPv4 address in IPv6 clothing (`::ffff:127.0.0.1`, as a dual-stack socket shows it)
+/// written as the IPv4 address the program used.
+fn unmap(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        v4 => v4,
     }
 }
 

@@ -8,9 +8,12 @@ use super::*;
 impl<'a> Run<'a> {
     pub(super) async fn step(&mut self, local: &mut Local, step: &Step) -> StepResult {
         match step {
-            Step::StartServer { within } => {
+            Step::StartServer {
+                within,
+                assigned_port,
+            } => {
                 let within = within.unwrap_or(self.req.spec.defaults.listen_within).0;
-                self.start_server(within).await
+                self.start_server(within, *assigned_port).await
             }
             Step::Listen {} => {
                 let l = self.net.listen_loopback().map_err(|e| {
@@ -26,9 +29,13 @@ impl<'a> Run<'a> {
             Step::StartClient { refused, name } => {
                 self.start_client(*refused, name.as_deref()).await
             }
-            Step::Accept { conn, within } => {
+            Step::Accept {
+                conn,
+                within,
+                assigned_port,
+            } => {
                 let within = self.within(within);
-                self.accept(local, conn, within).await
+                self.accept(local, conn, within, *assigned_port).await
             }
             Step::Type { line } => {
                 let line = self.expand(local, line)?;

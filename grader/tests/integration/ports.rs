@@ -1,0 +1,161 @@
+//! Hard-coded ports: a server listening on a port of its own and a client dialling one lose
+//! only the scenario about the port, in every mode where the grader can follow them, and the
+//! report says so once per grading.
+
+use grader::verdict::Status::{self, *};
+
+use crate::support::{Graded, assert_failures, fixture, grade, host_fixed_ports, netns_available};
+
+const LISTENS: &str = "server listens on the assigned port";
+const PORT_GIVEN: &str = "client connects to the port it is given";
+
+/// The notes of the grading that contain `text`, with the scenario they are under.
+fn notes_with<'a>(g: &'a Graded, text: &str) -> Vec<(&'a str, &'a str)> {
+    g.report()
+        .scenarios
+        .iter()
+        .flat_map(|s| s.notes.iter().map(move |n| (s.name.as_str(), n.as_str())))
+        .filter(|(_, n)| n.contains(text))
+        .collect()
+}
+
+fn message_of<'a>(g: &'a Graded, scenario: &str) -> &'a str {
+    let s = g.report().scenarios.iter().find(|s| s.name == scenario);
+    s.map_or("", |s| s.message.as_str())
+}
+
+/// A hard-coded-port server gets the same verdicts on the host and in a namespace: only the
+/// scenario about the port fails, naming it, and one note says where the others were graded.
+fn hard_coded_server(name: &str, port: u16) {
+    let mut modes = vec!["host"];
+    if netns_available("hard_coded_server (netns half)") {
+        modes.push("netns");
+    }
+    for mode in modes {
+        let _fixed = (mode == "host").then(host_fixed_ports);
+        let g = grade(1, &fixture(1, name), &["--isolation", mode]);
+        assert_failures(&g, &[(LISTENS, NeverListened)]);
+        assert_eq!(g.report().score, 29.0, "{mode}: {}", g.stdout());
+        let msg = message_of(&g, LISTENS);
+        let expected = format!("the server listens on port {port}, not the assigned port ");
+        assert!(msg.starts_with(&expected), "{mode}: {msg}");
+        let notes = notes_with(&g, &format!("listens on port {port}"));
+        assert_eq!(notes.len(), 1, "{mode}: one note per grading: {notes:?}");
+        assert_eq!(
+            notes[0].0, LISTENS,
+            "{mode}: the note sits under the port scenario"
+        );
+        let alone = notes[0].1.contains("one scenario at a time");
+        assert_eq!(alone, mode == "host", "{mode}: {}", notes[0].1);
+    }
+}
+
+#[test]
+fn hard_coded_server_port_costs_the_same_in_every_mode() {
+    hard_coded_server("hardcoded_port.py", 12345);
+}
+
+/// On the host the copies run one after another on the same port: a server without
+/// SO_REUSEADDR can bind it again only if no connection of the previous copy is left in
+/// TIME_WAIT there.
+#[test]
+fn hard_coded_server_port_without_reuseaddr_costs_the_same() {
+    hard_coded_server("hardcoded_port_no_reuseaddr.py", 12346);
+}
+
+/// A client dialling a hard-coded port, per task: in a namespace it is redirected to the
+/// grader's listener and loses only the port scenario; on the host it cannot be redirected and
+/// every scenario that needs its connection fails.
+fn hard_coded_client(
+    task: u32,
+    dialled: &str,
+    host_failures: &[(&str, Status)],
+    scores: (f64, f64),
+) {
+    let submission = fixture(task, "client_hardcoded_port.py");
+    if netns_available("hard_coded_client (netns half)") {
+        let g = grade(task, &submission, &["--isolation", "netns"]);
+        assert_failures(&g, &[(PORT_GIVEN, Failed)]);
+        assert_eq!(g.report().score, scores.0, "{}", g.stdout());
+        let msg = message_of(&g, PORT_GIVEN);
+        let expected = format!("the client connected to {dialled}, not the assigned port ");
+        assert!(msg.starts_with(&expected), "{msg}");
+        let notes = notes_with(
+            &g,
+            &format!("the client dialled {dialled}, not the assigned port"),
+        );
+        assert_eq!(notes.len(), 1, "one note per grading: {notes:?}");
+        assert_eq!(notes[0].0, PORT_GIVEN);
+    }
+    let _fixed = host_fixed_ports();
+    let g = grade(task, &submission, &["--isolation", "host"]);
+    assert_failures(&g, host_failures);
+    assert_eq!(g.report().score, scores.1, "{}", g.stdout());
+    for s in g.report().scenarios.iter().filter(|s| s.status != Passed) {
+        assert_eq!(
+            s.message,
+            "the client exited without connecting: the client crashed (exit status 1)"
+        );
+        assert!(
+            s.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("cannot be redirected")),
+            "{:?}",
+            s.hint
+        );
+    }
+}
+
+#[test]
+fn hard_coded_client_port_task1() {
+    hard_coded_client(
+        1,
+        "127.0.0.1:12345",
+        &[
+            ("client prints the acknowledgment", Crashed),
+            ("client relays lines and prints replies", Crashed),
+            ("client exits cleanly on exit", Crashed),
+            (PORT_GIVEN, Crashed),
+        ],
+        (29.0, 22.0),
+    );
+}
+
+fn all_crashed<'a>(names: &[&'a str]) -> Vec<(&'a str, Status)> {
+    names.iter().map(|n| (*n, Crashed)).collect()
+}
+
+#[test]
+fn hard_coded_client_port_task2() {
+    let every = all_crashed(&[
+        "a pushed line appears while the user types nothing",
+        "typed lines are sent without waiting for replies",
+        "an idle client uses no CPU",
+        "the client notices when the server closes",
+        "20 pushed and 20 typed lines interleave",
+        "client exits cleanly on exit",
+        PORT_GIVEN,
+    ]);
+    hard_coded_client(2, "127.0.0.1:5000", &every, (19.0, 0.0));
+}
+
+#[test]
+fn hard_coded_client_port_task4() {
+    let clients = all_crashed(&[
+        "client registers with its name",
+        "client sends a typed line as a chat message",
+        "client prints an incoming message as sender: text",
+        "client prints errors",
+        "client exits cleanly on exit",
+        PORT_GIVEN,
+    ]);
+    hard_coded_client(4, "127.0.0.1:9000", &clients, (29.0, 19.0));
+}
+
+/// A correct submission's report mentions no port.
+#[test]
+fn a_correct_submission_gets_no_port_note() {
+    let g = grade(1, &fixture(1, "correct_other_style.py"), &[]);
+    assert_failures(&g, &[]);
+    assert!(notes_with(&g, "assigned port").is_empty(), "{}", g.stdout());
+}
