@@ -230,6 +230,7 @@ impl<'a> Run<'a> {
                 Status::TimedOut,
                 format!("the client did not connect to {HOST}:{} within the deadline", self.listener_port.unwrap_or(0)),
             )
+            .hint(self.stdin_prompt_hint())
             .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT)".into()))),
             None => Err(self.attribute("the client exited without connecting".into(), Status::Failed).await),
         }
