@@ -920,6 +920,87 @@ mod tests {
         );
     }
 
+    /// Starts `python3 -c <code>` with a pseudo-terminal as stdout, and as stdin too when
+    /// `terminal_stdin`.
+    fn python_on_a_terminal(code: &str, terminal_stdin: bool) -> StudentProcess {
+        let home = tempfile::Builder::new()
+            .prefix("grader-home-")
+            .tempdir()
+            .unwrap();
+        let launch = Launch {
+            argv: vec!["python3".into(), "-c".into(), code.into()],
+            env: env::scrubbed(home.path(), &[]),
+            cwd: None,
+            stdout_pty: true,
+            stdin_pty: terminal_stdin,
+            stderr_to_stdout: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits::default(),
+            netns: None,
+            confine: false,
+            cgroup: false,
+            hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: None,
+            conceal_grader: true,
+        };
+        StudentProcess::spawn(Process::Client, &launch, home, Arc::new(Transcript::new()))
+            .unwrap()
+    }
+
+    /// Reports whether stdin and stdout are terminals, then echoes each line it reads with a
+    /// prefix until the end of input, and says so.
+    const LINE_READER: &str = "import os, sys\n\
+print('stdin tty', sys.stdin.isatty(), 'stdout tty', sys.stdout.isatty(), flush=True)\n\
+for line in sys.stdin:\n    print('got', repr(line), flush=True)\n\
+print('end of input', flush=True)";
+
+    #[tokio::test]
+    async fn a_terminal_stdin_reads_lines_without_echo_and_ends_at_close() {
+        let p = python_on_a_terminal(LINE_READER, true);
+        p.type_line("hello \u{3} there").await.unwrap();
+        p.type_line("second").await.unwrap();
+        p.close_stdin().await;
+        assert!(p.type_line("late").await.is_err());
+        let exit = p.wait_exit(Instant::now() + Duration::from_secs(20)).await;
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        let out = p.stdout.all_text();
+        // Only what the program printed: nothing typed is echoed, and Ctrl-C typed is data.
+        assert_eq!(
+            out,
+            "stdin tty True stdout tty True\ngot 'hello \\x03 there\\n'\ngot 'second\\n'\nend of input\n",
+            "{exit:?}"
+        );
+        assert!(exit.is_some_and(|e| e.success()), "{exit:?}");
+        p.terminate(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn stdin_is_a_pipe_unless_asked_and_reads_stdin_sees_a_blocked_read() {
+        let p = python_on_a_terminal(
+            "import sys\nprint('stdin tty', sys.stdin.isatty(), flush=True)\nprint('Your name: ', end='', flush=True)\nname = input()\nprint('hi', name, flush=True)",
+            false,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = false;
+        poll_until(deadline, || {
+            seen = p.reads_stdin();
+            seen
+        })
+        .await;
+        assert!(seen, "the blocked read(0) was not seen: {}", p.stdout.all_text());
+        p.type_line("ada").await.unwrap();
+        let exit = p.wait_exit(deadline).await;
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        assert_eq!(
+            p.stdout.all_text(),
+            "stdin tty False\nYour name: hi ada\n",
+            "{exit:?}"
+        );
+        assert!(!p.reads_stdin());
+        p.terminate(Duration::from_millis(100)).await;
+    }
+
     #[tokio::test]
     async fn escaped_daemon_is_ended_through_the_cgroup() {
         escapes_are_ended(true).await;
