@@ -736,8 +736,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         tasks_dir: args.tasks_dir.as_deref().map(absolute),
         policies: audience::policies_of(&spec),
         stdin_prelude: launch_options.stdin_prelude.clone(),
-        client_stdin: Some(launch_options.client_stdin)
-            .filter(|c| *c != launch::ClientStdin::Pipe),
+        client_stdin: Some(launch_options.client_stdin).filter(|c| *c != launch::ClientStdin::Pipe),
         roles: launch_options.roles.clone(),
     };
     let view = View {

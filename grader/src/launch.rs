@@ -600,7 +600,15 @@ impl BuildCommand {
 
 /// What a student's client gets as its stdin.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ClientStdin {
@@ -780,7 +788,11 @@ mod tests {
         // A program that takes no port (it hard-codes one) is accepted, and known for it.
         let fixed = Template::parse(Role::Server, "python3 server.py").unwrap();
         assert!(!fixed.takes_port());
-        assert!(Template::parse(Role::Server, "s --port {port}").unwrap().takes_port());
+        assert!(
+            Template::parse(Role::Server, "s --port {port}")
+                .unwrap()
+                .takes_port()
+        );
         assert!(Template::default_for(Role::Client).takes_port());
     }
 
@@ -825,7 +837,10 @@ mod tests {
             ["javac", "-d", ".", &format!("{dir}/notes.txt"), "plain"]
         );
         // A pattern that matches nothing is an error naming it (bash's failglob).
-        let e = BuildCommand::parse("javac *.java").unwrap().argv(d.path()).unwrap_err();
+        let e = BuildCommand::parse("javac *.java")
+            .unwrap()
+            .argv(d.path())
+            .unwrap_err();
         assert_eq!(
             e,
             LaunchError::BuildNoMatch {
@@ -837,7 +852,10 @@ mod tests {
         // Patterns never look outside the submission folder.
         for bad in ["cat /etc/*", "cat ../*.c", "cat src/../../*"] {
             let e = BuildCommand::parse(bad).unwrap_err();
-            assert!(matches!(e, LaunchError::BuildBadPattern { .. }), "{bad}: {e}");
+            assert!(
+                matches!(e, LaunchError::BuildBadPattern { .. }),
+                "{bad}: {e}"
+            );
         }
         assert!(matches!(
             BuildCommand::parse("cc [.c"),

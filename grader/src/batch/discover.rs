@@ -35,8 +35,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::launch::{self, ClientStdin, Executables, LaunchOptions};
-use crate::spec::Role;
 use crate::report;
+use crate::spec::Role;
 use crate::submission_tree;
 
 /// The per-submission launch file.
@@ -278,8 +278,12 @@ fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
         (Role::Client, &lf.client, "client"),
     ] {
         if let Some(t) = value {
-            launch::Template::parse_as(role, t.get_ref(), format!("{} template", at(t.span(), key)))
-                .map_err(|e| e.to_string())?;
+            launch::Template::parse_as(
+                role,
+                t.get_ref(),
+                format!("{} template", at(t.span(), key)),
+            )
+            .map_err(|e| e.to_string())?;
         }
     }
     if let Some(b) = &lf.build {
@@ -287,8 +291,11 @@ fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
             .map_err(|e| format!("{} {e}", at(b.span(), "build")))?;
     }
     for line in lf.stdin_prelude.iter().flatten() {
-        launch::check_prelude_line(line.get_ref(), &format!("{} line", at(line.span(), "stdin_prelude")))
-            .map_err(|e| e.to_string())?;
+        launch::check_prelude_line(
+            line.get_ref(),
+            &format!("{} line", at(line.span(), "stdin_prelude")),
+        )
+        .map_err(|e| e.to_string())?;
     }
     if let Some(roles) = &lf.roles
         && roles.get_ref().is_empty()
@@ -541,11 +548,13 @@ mod tests {
         assert!(why.starts_with(&format!("{file}:2:")), "{why}");
         // An unknown key.
         let (why, file) = launch_file_error("build = \"make\"\nclinet = \"x {port}\"\n");
-        assert!(why.starts_with(&format!("{file}:2:1: unknown field `clinet`")), "{why}");
-        // A placeholder typo: this file, its line and key, not a --server template.
-        let (why, file) = launch_file_error(
-            "# the server\nserver = \"python3 s.py --port {prot}\"\n",
+        assert!(
+            why.starts_with(&format!("{file}:2:1: unknown field `clinet`")),
+            "{why}"
         );
+        // A placeholder typo: this file, its line and key, not a --server template.
+        let (why, file) =
+            launch_file_error("# the server\nserver = \"python3 s.py --port {prot}\"\n");
         assert_eq!(
             why,
             format!(
@@ -559,11 +568,20 @@ mod tests {
             "{why}"
         );
         let (why, file) = launch_file_error("build = \"make {bin}\"\n");
-        assert!(why.starts_with(&format!("{file}:1:9: key `build`: build command")), "{why}");
+        assert!(
+            why.starts_with(&format!("{file}:1:9: key `build`: build command")),
+            "{why}"
+        );
         let (why, file) = launch_file_error("\nclient_stdin = \"tty\"\n");
-        assert!(why.starts_with(&format!("{file}:2:16: unknown variant `tty`")), "{why}");
+        assert!(
+            why.starts_with(&format!("{file}:2:16: unknown variant `tty`")),
+            "{why}"
+        );
         let (why, file) = launch_file_error("roles = []\n");
-        assert!(why.starts_with(&format!("{file}:1:9: key `roles`: an empty list")), "{why}");
+        assert!(
+            why.starts_with(&format!("{file}:1:9: key `roles`: an empty list")),
+            "{why}"
+        );
     }
 
     #[test]

@@ -506,8 +506,7 @@ impl StudentProcess {
                 return false;
             };
             tasks.filter_map(Result::ok).any(|t| {
-                std::fs::read_to_string(t.path().join("syscall"))
-                    .is_ok_and(|text| reads_fd0(&text))
+                std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|text| reads_fd0(&text))
             })
         })
     }
@@ -944,8 +943,7 @@ mod tests {
             run_as: None,
             conceal_grader: true,
         };
-        StudentProcess::spawn(Process::Client, &launch, home, Arc::new(Transcript::new()))
-            .unwrap()
+        StudentProcess::spawn(Process::Client, &launch, home, Arc::new(Transcript::new())).unwrap()
     }
 
     /// Reports whether stdin and stdout are terminals, then echoes each line it reads with a
@@ -988,7 +986,11 @@ print('end of input', flush=True)";
             seen
         })
         .await;
-        assert!(seen, "the blocked read(0) was not seen: {}", p.stdout.all_text());
+        assert!(
+            seen,
+            "the blocked read(0) was not seen: {}",
+            p.stdout.all_text()
+        );
         p.type_line("ada").await.unwrap();
         let exit = p.wait_exit(deadline).await;
         StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;

@@ -40,7 +40,12 @@ impl Exporter for JunitReport {
             Property::new("isolation", report.isolation.clone()),
         ]);
         // Remarks on the whole grading (roles not graded, a template without {port}).
-        suite.add_properties(report.notes.iter().map(|n| Property::new("note", n.clone())));
+        suite.add_properties(
+            report
+                .notes
+                .iter()
+                .map(|n| Property::new("note", n.clone())),
+        );
         for s in &report.scenarios {
             let pts = format!(
                 "[{}/{} pts]",

@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_folders;
 mod isolation;
 mod processes;
+mod prompts;
 mod reports;
 mod resources;
 mod sandbox;

@@ -68,6 +68,7 @@ fn request(
         client: Template::default_for(Role::Client),
         build,
         seed: 1,
+        launch: Default::default(),
         options: EngineOptions {
             limits,
             ..EngineOptions::default()

@@ -400,8 +400,7 @@ impl<'a> Run<'a> {
             cwd: self.req.submission.work_dir.clone(),
             stdout_pty: pty,
             // A client's stdin is its terminal too when the submission asks for one.
-            stdin_pty: pty
-                && self.req.launch.client_stdin == crate::launch::ClientStdin::Terminal,
+            stdin_pty: pty && self.req.launch.client_stdin == crate::launch::ClientStdin::Terminal,
             stderr_to_stdout: false,
             output_limit: self.req.options.output_limit,
             limits: self.req.options.limits,
