@@ -1,16 +1,24 @@
 //! How a submission is started: the default launch contract (`<bin> server --port <PORT>`,
 //! `<bin> client --host <HOST> --port <PORT> [--name <NAME>]`) or an instructor's template such
-//! as `python3 server.py --port {port}`.
+//! as `python3 server.py --port {port}`, and the options around it ([`LaunchOptions`]: lines
+//! typed on the client's stdin first, a terminal on its stdin, the roles graded).
 //!
 //! Templates are split shell-style and substituted per token, so a value can never inject an
 //! argument and no shell is ever spawned. Placeholders: `{bin}` (the submission), `{dir}` (its
-//! folder), `{host}`, `{port}`, `{name}`. Guarantees: a [`Submission`] was checked to exist and be
-//! startable, and a template was checked to name only known placeholders and to contain `{port}`.
+//! folder), `{host}`, `{port}`, `{name}` (the scenario's name for the client, else
+//! [`DEFAULT_CLIENT_NAME`]). Guarantees: a [`Submission`] was checked to exist and be
+//! startable, and a template was checked to name only known placeholders; a template without
+//! `{port}` (a program that hard-codes its port) is accepted and says so
+//! ([`Template::takes_port`]). Errors name the template as the caller says (`--server
+//! template`, or a `classchat.toml`'s file, line and key).
 //!
 //! A [`BuildCommand`] (`build = "make"` in `classchat.toml`, `--build`) is split the same way and
 //! knows one placeholder, `{dir}` (the copy of the submission it runs in; see
-//! `engine::build`). [`find_executable`] is the rule that picks the program the launch contract
-//! starts in a folder.
+//! `engine::build`); its words holding `*`, `?` or `[` are patterns expanded in that folder
+//! without a shell (sorted; one that matches nothing is an error naming it, like bash's
+//! `failglob`; one that is absolute or climbs out with `..` is refused when parsed, so a
+//! pattern lists only the submission's own files). [`find_executable`] is the rule that picks
+//! the program the launch contract starts in a folder.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;

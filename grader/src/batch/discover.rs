@@ -9,6 +9,12 @@
 //!   2. the batch's `--server`/`--client` templates;
 //!   3. the launch contract, on the executable named `submission` in the folder, else on the only
 //!      executable file directly in it;
+//! - a `classchat.toml` may also say `stdin_prelude = [...]`, `client_stdin = "terminal"` and
+//!   `roles = ["server"]` ([`crate::launch::LaunchOptions`]), which win over the batch's
+//!   `--stdin-prelude`, `--client-stdin` and `--role`; an error in it (TOML syntax, an unknown
+//!   key, a template, build command or prelude line that does not parse) names the file, the
+//!   line and column, and the key; a role it gives no template for, in a folder without an
+//!   executable, is not an error here (that role's scenarios fail, saying so);
 //! - a folder is built first when its `classchat.toml` says `build = "..."`, else when the batch
 //!   has a `--build` command: the build runs in a copy of the folder (see `engine::build`), the
 //!   templates or the launch contract then start what is in the copy, and the executable of the

@@ -27,9 +27,13 @@
 //!   that cannot start, or no executable afterwards when the launch contract needs one) is the
 //!   submission's problem, [`GradeError::Build`]; only what the grader itself cannot set up
 //!   (the copy, the build's folders or namespace) is its own, [`GradeError::BuildSetup`];
+//! - the command's patterns (`cc -o submission *.c`) are expanded in the copy, after it is made
+//!   ([`BuildCommand::argv`]); one that matches nothing fails the build, naming the pattern;
 //! - afterwards the submission is the copy: `{dir}` and the working folder of every scenario's
 //!   processes are the copy, and `{bin}` is the executable the launch contract's rule
-//!   ([`launch::find_executable`]) finds in it.
+//!   ([`launch::find_executable`]) finds in it; where only some roles need one and the build
+//!   left none, those roles have nothing to start (their scenarios fail, see `engine`) instead
+//!   of the build failing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -204,7 +208,7 @@ pub(super) async fn build(
         None
     };
     let mut in_copy = if let Some(found) = found
-        && !(matches!(found, Ok(Executables::None)) && !bin_required)
+        && (bin_required || !matches!(found, Ok(Executables::None)))
     {
         let exe = match found {
             Ok(Executables::One(exe)) => exe,

@@ -14,7 +14,13 @@
 //! after the build): a scenario still running when it is reached is stopped where it waits and
 //! ends its processes, one not yet started is not run, and both are *timed out* (charged to the
 //! submission) with a message naming the limit, so [`grade`] returns within the limit plus
-//! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang).
+//! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang); only the
+//! roles asked for are graded ([`crate::launch::LaunchOptions::roles`]: the others are not run
+//! and not in the maximum, with a note), and a role the submission has no program for (a
+//! folder without a template or executable for it) fails each of its scenarios with "no
+//! <role> to start" while the other role is graded; a client gets the submission's stdin
+//! prelude typed first and, if asked, a terminal on stdin; remarks on the whole grading (roles
+//! left out, a template without `{port}`) are the report's `notes`, said once.
 
 pub mod build;
 pub mod matcher;
