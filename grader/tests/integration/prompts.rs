@@ -104,14 +104,17 @@ fn a_client_that_needs_a_terminal_runs_with_client_stdin_terminal() {
     let g = grade(2, &fixture(2, TERMINAL), &[]);
     let all: Vec<(&str, grader::verdict::Status)> = TASK2.iter().map(|n| (*n, Crashed)).collect();
     assert_failures(&g, &all);
-    assert!(
-        g.report().scenarios[0]
-            .stderr_tail
-            .as_deref()
-            .is_some_and(|e| e.contains("no console")),
-        "{:?}",
-        g.report().scenarios[0]
-    );
+    for s in &g.report().scenarios {
+        assert!(
+            s.stderr_tail
+                .as_deref()
+                .is_some_and(|e| e.contains("no console"))
+                && s.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("client_stdin = \"terminal\"")),
+            "{s:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The client's stdin before the scenario's own steps: the submission's `stdin_prelude` lines,
 //! typed right after the client starts (clients that ask for a host or a name first), and the
-//! hint for a client that waits on such a question when no prelude answers it.
+//! hint for a client that waits on such a question when no prelude answers it, or that gave up
+//! for want of a terminal on stdin.
 //!
 //! Guarantees: prelude lines are typed in order, with `{host}`, `{port}` (the port the client
 //! is pointed at: the grader's listener or the refusing port) and `{name}` (the scenario's
@@ -64,5 +65,23 @@ impl Run<'_> {
             "the client printed {} and is waiting for a line on stdin instead of connecting ({answered}): a client that asks for its host, name or port first needs the answers typed; the instructor gives them with stdin_prelude = [\"{{host}}\", \"{{name}}\"] in its classchat.toml (or --stdin-prelude), one line per question, in the order it asks",
             quote(prompt, 60)
         ))
+    }
+
+    /// A hint for a client that ended without connecting and said something about a console
+    /// or terminal (Java's `System.console()` is null on a pipe; `isatty` checks): it may need
+    /// `client_stdin = "terminal"`. `None` when its stdin already was one.
+    pub(super) fn terminal_hint(&self) -> Option<String> {
+        if self.req.launch.client_stdin == launch::ClientStdin::Terminal {
+            return None;
+        }
+        let client = self.client.as_ref()?;
+        let said =
+            format!("{}\n{}", client.stderr.all_text(), client.stdout.all_text()).to_lowercase();
+        ["console", "terminal", "isatty", " tty", "a tty"]
+            .iter()
+            .any(|w| said.contains(w))
+            .then(|| {
+                "the client ended before connecting and mentions a console or terminal: its stdin was a pipe; a client that needs a terminal (Java's System.console() is null on a pipe, a check of isatty()) runs with client_stdin = \"terminal\" in its classchat.toml (or --client-stdin terminal)".to_string()
+            })
     }
 }

@@ -232,7 +232,10 @@ impl<'a> Run<'a> {
             )
             .hint(self.stdin_prompt_hint())
             .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT)".into()))),
-            None => Err(self.attribute("the client exited without connecting".into(), Status::Failed).await),
+            None => Err(self
+                .attribute("the client exited without connecting".into(), Status::Failed)
+                .await
+                .hint(self.terminal_hint())),
         }
     }
 }
