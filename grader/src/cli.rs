@@ -240,7 +240,8 @@ pub struct BatchArgs {
     #[arg(long, value_name = "TEMPLATE")]
     pub client: Option<String>,
     /// Default build command for submission folders whose classchat.toml names none (run in a
-    /// copy of the folder before grading it), e.g. "make".
+    /// copy of the folder before grading it), e.g. "make" or "javac *.java" (a word with * ? [
+    /// is a pattern expanded in the copy, no shell).
     #[arg(long, value_name = "COMMAND")]
     pub build: Option<String>,
     /// How long one submission's build may take (default 120s).
