@@ -47,11 +47,6 @@ pub enum LaunchError {
     /// The path does not exist.
     #[error("submission {0} does not exist")]
     Missing(String),
-    /// A directory was given without templates to start it.
-    #[error(
-        "submission {0} is a directory: give the executable itself, or say how to start it with --server/--client templates"
-    )]
-    Directory(String),
     /// Not executable.
     #[error("submission {0} is not executable: run `chmod +x {0}`")]
     NotExecutable(String),

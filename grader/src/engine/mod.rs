@@ -463,7 +463,7 @@ fn missing_role(sc: &crate::spec::Scenario, built: bool, begun: Instant) -> Scen
         )
     } else {
         format!(
-            "the submission is a folder and nothing says how to start its {role} (no `{role}` template in its classchat.toml or --{role}, and no executable for the launch contract)"
+            "the submission is a folder and no `{role}` template (in its classchat.toml, or --{role}) says how to start its {role}"
         )
     };
     ScenarioOutcome {
