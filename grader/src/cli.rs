@@ -606,12 +606,16 @@ fn resolve_folder(mut args: RunArgs) -> Result<(RunArgs, Option<PathBuf>), CliEr
     if !dir.is_dir() || (flags && !dir.join(batch::discover::LAUNCH_FILE).exists()) {
         return Ok((args, None));
     }
+    let has_file = dir.join(batch::discover::LAUNCH_FILE).exists();
     let plan = batch::discover::folder_plan(&dir, batch::discover::Defaults::default()).map_err(
         |why| {
-            CliError::Usage(format!(
-                "submission {}: {why}; or say how to start it with --server/--client",
-                dir.display()
-            ))
+            // An error in its classchat.toml names the file, line and key: fix it there.
+            let or = if has_file {
+                ""
+            } else {
+                "; or say how to start it with --server/--client"
+            };
+            CliError::Usage(format!("submission {}: {why}{or}", dir.display()))
         },
     )?;
     args.server = args.server.or(plan.server);

@@ -254,6 +254,35 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The key whose value holds byte `offset`: the nearest `key = ...` line at or before it (a
+/// value may span lines, as an array does). `None` before the first key, or when the line at
+/// `offset` is itself no key's (a table header).
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let lines = text[..line_end].lines().rev();
+    for line in lines {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            return None;
+        }
+        if let Some((key, _)) = line.split_once('=') {
+            let key = key.trim();
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Some(key);
+            }
+        }
+    }
+    None
+}
+
 /// `file:line:column` of byte `offset` of the launch file.
 fn position(file: &Path, text: &str, offset: usize) -> String {
     let (line, col) = line_col(text, offset);
@@ -267,12 +296,19 @@ fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
     let text =
         submission_tree::read_small_file(file, LAUNCH_FILE_LIMIT).map_err(|e| e.to_string())?;
     let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
-        let at = match e.span() {
-            Some(span) => position(file, &text, span.start),
-            None => file.display().to_string(),
+        let (at, key) = match e.span() {
+            Some(span) => (
+                position(file, &text, span.start),
+                key_before(&text, span.start)
+                    // An unknown key's message names it already.
+                    .filter(|k| !e.message().contains(&format!("`{k}`")))
+                    .map(|k| format!("key `{k}`: "))
+                    .unwrap_or_default(),
+            ),
+            None => (file.display().to_string(), String::new()),
         };
         format!(
-            "{at}: {} (a launch file holds {LAUNCH_KEYS})",
+            "{at}: {key}{} (a launch file holds {LAUNCH_KEYS})",
             e.message().trim_end()
         )
     })?;
@@ -580,7 +616,22 @@ mod tests {
         );
         let (why, file) = launch_file_error("\nclient_stdin = \"tty\"\n");
         assert!(
-            why.starts_with(&format!("{file}:2:16: unknown variant `tty`")),
+            why.starts_with(&format!(
+                "{file}:2:16: key `client_stdin`: unknown variant `tty`"
+            )),
+            "{why}"
+        );
+        // A value of the wrong type names its key too, also inside a multi-line array.
+        let (why, file) = launch_file_error("server = 5\n");
+        assert!(
+            why.starts_with(&format!(
+                "{file}:1:10: key `server`: invalid type: integer `5`"
+            )),
+            "{why}"
+        );
+        let (why, file) = launch_file_error("stdin_prelude = [\n  \"{host}\",\n  7,\n]\n");
+        assert!(
+            why.starts_with(&format!("{file}:3:3: key `stdin_prelude`: ")),
             "{why}"
         );
         let (why, file) = launch_file_error("roles = []\n");

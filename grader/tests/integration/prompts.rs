@@ -225,6 +225,44 @@ fn a_batch_applies_prelude_and_terminal_per_submission_and_by_default() {
 }
 
 #[test]
+fn a_batch_grades_roles_by_default_or_per_folder_and_regrades_when_they_change() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let class = work.path().join("class");
+    // srv: no roles of its own; sam: its classchat.toml says roles = ["server"].
+    copy_folder(1, "server_only", &class.join("srv"));
+    copy_folder(1, "server_only", &class.join("sam"));
+    let toml = class.join("sam/classchat.toml");
+    let written = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{written}roles = [\"server\"]\n")).unwrap();
+    let out = work.path().join("out");
+    let batch = |extra: &[&str]| {
+        let mut args = vec!["--seed", "1", "-j", "2", "--no-progress"];
+        args.extend_from_slice(extra);
+        crate::batch::batch_task1(&class, &out, tmp.path(), &args)
+    };
+    let max = |id: &str| {
+        record::read(&out.join(id).join("task1.toml"))
+            .unwrap()
+            .report
+            .max_score
+    };
+    let first = batch(&[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let s = scores(&out);
+    assert_eq!((s["srv"].0, max("srv")), (20.0, 30.0), "{}", text(&first));
+    assert_eq!((s["sam"].0, max("sam")), (20.0, 20.0), "{}", text(&first));
+    // --role server applies to srv (no roles of its own): regraded; sam is up to date.
+    let second = batch(&["--role", "server"]);
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("1 graded, 1 up to date"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(max("srv"), 20.0);
+}
+
+#[test]
 fn a_c_submission_built_with_a_pattern_scores_full_marks() {
     let work = tempfile::tempdir().unwrap();
     let folder = work.path().join("c_built_with_glob");
