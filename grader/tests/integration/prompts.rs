@@ -154,6 +154,25 @@ fn a_server_only_submission_loses_the_client_points_or_is_graded_as_a_server() {
         ]
     );
     assert_eq!(g.code(), 0);
+    // Recorded, so that a replay grades the server alone again.
+    let path = g.out_dir.path().join("server_only/task1.toml");
+    assert_eq!(
+        record::read(&path).unwrap().provenance.roles,
+        Some(vec![grader::spec::Role::Server])
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let again = tempfile::tempdir().unwrap();
+    let replay = run_grader(
+        [
+            "replay".as_ref(),
+            path.as_os_str(),
+            "--out".as_ref(),
+            again.path().as_os_str(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(replay.status.code(), Some(0), "{}", text(&replay));
+    assert!(text(&replay).contains("The replay reproduced the recorded score."));
     // A role the task does not have leaves nothing to grade.
     let g = grade(3, &folder, &["--role", "client"]);
     assert_eq!(g.code(), 2);
