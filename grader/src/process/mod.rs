@@ -974,6 +974,28 @@ print('end of input', flush=True)";
     }
 
     #[tokio::test]
+    async fn a_line_longer_than_the_terminal_buffer_is_cut_not_stuck() {
+        let p = python_on_a_terminal(
+            "import sys\nfor line in sys.stdin:\n    print(len(line), flush=True)",
+            true,
+        );
+        let typed = tokio::time::timeout(Duration::from_secs(20), async {
+            p.type_line(&"x".repeat(10_000)).await.unwrap();
+            p.type_line("short").await.unwrap();
+        })
+        .await;
+        assert!(typed.is_ok(), "typing a long line blocked");
+        p.close_stdin().await;
+        let exit = p.wait_exit(Instant::now() + Duration::from_secs(20)).await;
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        let out = p.stdout.all_text();
+        let lens: Vec<&str> = out.lines().collect();
+        assert_eq!(lens.len(), 2, "{out} {exit:?}");
+        assert_eq!(lens, ["4096", "6"], "{out}");
+        p.terminate(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
     async fn stdin_is_a_pipe_unless_asked_and_reads_stdin_sees_a_blocked_read() {
         let p = python_on_a_terminal(
             "import sys\nprint('stdin tty', sys.stdin.isatty(), flush=True)\nprint('Your name: ', end='', flush=True)\nname = input()\nprint('hi', name, flush=True)",
