@@ -619,7 +619,8 @@ pub enum ClientStdin {
     #[default]
     Pipe,
     /// The pseudo-terminal its stdout already is: `isatty(0)` holds, Java's `System.console()`
-    /// is not null. Canonical mode without echo (see `process::pty`).
+    /// is not null; lines are read one at a time, nothing typed is echoed, end of input is
+    /// Ctrl-D.
     Terminal,
 }
 
