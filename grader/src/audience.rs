@@ -390,6 +390,7 @@ fn placeholder_report() -> GradeReport {
         timestamp: String::new(),
         duration_ms: 0,
         scenarios: Vec::new(),
+        notes: Vec::new(),
     }
 }
 

@@ -180,25 +180,40 @@ pub struct RunArgs {
     #[arg(long)]
     pub task: u32,
     /// The submission: an executable following the launch contract (see tasks/PROTOCOL.md), or a
-    /// folder, started by (in order) --server/--client, its classchat.toml, else the launch
-    /// contract on its executable named `submission` or its only executable. Without it, the
-    /// reference solution built into the grader is graded (a demonstration, and a check of the
-    /// machine).
+    /// folder, started as `grader batch` starts one: its classchat.toml (which the options below
+    /// override), else the launch contract on its executable named `submission` or its only
+    /// one. Without it, the reference solution built into the grader is graded (a
+    /// demonstration, and a check of the machine).
     pub submission: Option<String>,
     /// How to start the student's server, e.g. "python3 server.py --port {port}".
-    /// Placeholders: {bin} {dir} {host} {port} {name}. No shell is used.
+    /// Placeholders: {bin} {dir} {host} {port} {name}. No shell is used. Without {port} the
+    /// program is not told its port (it hard-codes one): accepted, with a note.
     #[arg(long, value_name = "TEMPLATE")]
     pub server: Option<String>,
     /// How to start the student's client, e.g. "python3 client.py {host} {port}".
     #[arg(long, value_name = "TEMPLATE")]
     pub client: Option<String>,
-    /// Build the submission folder first, in a copy of it, e.g. "make" or
-    /// "javac -d . Server.java Client.java". Placeholder: {dir} (the copy). No shell is used.
+    /// Build the submission folder first, in a copy of it, e.g. "make" or "javac *.java".
+    /// Placeholder: {dir} (the copy). No shell is used; a word with * ? [ is a pattern
+    /// expanded in the copy (one that matches nothing is an error).
     #[arg(long, value_name = "COMMAND")]
     pub build: Option<String>,
     /// How long the build may take (default 120s).
     #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub build_timeout: Option<Duration>,
+    /// A line typed on the client's stdin right after it starts, before the scenario's own
+    /// (repeatable, in order), for clients that ask for a host or a name first, e.g.
+    /// --stdin-prelude "{host}" --stdin-prelude "{name}". Placeholders: {host} {port} {name}.
+    #[arg(long = "stdin-prelude", value_name = "LINE")]
+    pub stdin_prelude: Vec<String>,
+    /// The client's stdin: a pipe (default) or a terminal (for clients that need one, e.g.
+    /// Java's System.console()); its stdout is a terminal either way.
+    #[arg(long, value_enum, value_name = "pipe|terminal")]
+    pub client_stdin: Option<launch::ClientStdin>,
+    /// Grade only this role (repeatable): the other role's scenarios are not run and not part
+    /// of the maximum, e.g. --role server for a task graded on its server half.
+    #[arg(long = "role", value_name = "server|client", value_parser = launch::parse_role)]
+    pub roles: Vec<Role>,
     /// Folder with task<N>.toml files (default: the task files built into the grader).
     #[arg(long, value_name = "DIR")]
     pub tasks_dir: Option<PathBuf>,
@@ -282,12 +297,25 @@ pub struct BatchArgs {
     #[arg(long, value_name = "TEMPLATE")]
     pub client: Option<String>,
     /// Default build command for submission folders whose classchat.toml names none (run in a
-    /// copy of the folder before grading it), e.g. "make".
+    /// copy of the folder before grading it), e.g. "make" or "javac *.java" (a word with * ? [
+    /// is a pattern expanded in the copy, no shell).
     #[arg(long, value_name = "COMMAND")]
     pub build: Option<String>,
     /// How long one submission's build may take (default 120s).
     #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub build_timeout: Option<Duration>,
+    /// A line typed on each client's stdin before the scenario's own (repeatable), for
+    /// submissions whose classchat.toml sets no stdin_prelude. Placeholders: {host} {port}
+    /// {name}.
+    #[arg(long = "stdin-prelude", value_name = "LINE")]
+    pub stdin_prelude: Vec<String>,
+    /// The clients' stdin (pipe or terminal), for submissions whose classchat.toml sets no
+    /// client_stdin.
+    #[arg(long, value_enum, value_name = "pipe|terminal")]
+    pub client_stdin: Option<launch::ClientStdin>,
+    /// Grade only this role (repeatable), for submissions whose classchat.toml sets no roles.
+    #[arg(long = "role", value_name = "server|client", value_parser = launch::parse_role)]
+    pub roles: Vec<Role>,
     /// Who the per-submission JUnit files and --export outputs are for.
     #[arg(long, value_enum, default_value_t)]
     pub audience: Audience,
@@ -705,12 +733,16 @@ fn resolve_folder(
     if !dir.is_dir() || (flags && !dir.join(batch::discover::LAUNCH_FILE).exists()) {
         return Ok((args, None, none));
     }
+    let has_file = dir.join(batch::discover::LAUNCH_FILE).exists();
     let plan = batch::discover::folder_plan(&dir, batch::discover::Defaults::default()).map_err(
         |why| {
-            CliError::Usage(format!(
-                "submission {}: {why}; or say how to start it with --server/--client",
-                dir.display()
-            ))
+            // An error in its classchat.toml names the file, line and key: fix it there.
+            let or = if has_file {
+                ""
+            } else {
+                "; or say how to start it with --server/--client"
+            };
+            CliError::Usage(format!("submission {}: {why}{or}", dir.display()))
         },
     )?;
     let dialect = batch::discover::submission_dialect(&plan)
@@ -718,11 +750,31 @@ fn resolve_folder(
     args.server = args.server.or(plan.server);
     args.client = args.client.or(plan.client);
     args.build = args.build.or(plan.build);
+    if args.stdin_prelude.is_empty() {
+        args.stdin_prelude = plan.stdin_prelude.unwrap_or_default();
+    }
+    args.client_stdin = args.client_stdin.or(plan.client_stdin);
+    if args.roles.is_empty() {
+        args.roles = plan.roles.unwrap_or_default();
+    }
     if plan.target == dir {
         return Ok((args, None, dialect));
     }
     args.submission = Some(plan.target.display().to_string());
     Ok((args, Some(dir), dialect))
+}
+
+/// The [`launch::LaunchOptions`] of `grader run`'s flags (after [`resolve_folder`] merged a
+/// folder's `classchat.toml` in), checked.
+fn launch_options(args: &RunArgs) -> Result<launch::LaunchOptions, CliError> {
+    for line in &args.stdin_prelude {
+        launch::check_prelude_line(line, "--stdin-prelude line")?;
+    }
+    Ok(launch::LaunchOptions {
+        stdin_prelude: args.stdin_prelude.clone(),
+        client_stdin: args.client_stdin.unwrap_or_default(),
+        roles: (!args.roles.is_empty()).then(|| args.roles.clone()),
+    })
 }
 
 fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport), CliError> {
@@ -732,14 +784,19 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         None => spec::Dialect::combine([&args.dialect.dialect()?, &own]),
     };
     let (spec, text) = spec::load_with(args.tasks_dir.as_deref(), args.task, &dialect)?;
+    let launch_options = launch_options(&args)?;
+    // The maximum of the roles graded.
+    let max_score = launch::only_roles(&spec, launch_options.roles.as_deref())?
+        .0
+        .max_score();
     if let Some(MinScore::Points(p)) = args.min_score
-        && p > spec.max_score() + 1e-9
+        && p > max_score + 1e-9
     {
         return Err(CliError::Usage(format!(
             "--min-score {} is more than task {}'s {} points: no grading could meet it",
             fmt_points(p),
             args.task,
-            fmt_points(spec.max_score())
+            fmt_points(max_score)
         )));
     }
     let spec_source = match &args.tasks_dir {
@@ -817,6 +874,9 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         tasks_dir: args.tasks_dir.as_deref().map(absolute),
         protocol: (!spec.dialect.is_empty()).then(|| spec.dialect.to_inline()),
         policies: audience::policies_of(&spec),
+        stdin_prelude: launch_options.stdin_prelude.clone(),
+        client_stdin: Some(launch_options.client_stdin).filter(|c| *c != launch::ClientStdin::Pipe),
+        roles: launch_options.roles.clone(),
     };
     let view = View {
         audience: args.audience,
@@ -843,6 +903,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         client,
         build,
         seed,
+        launch: launch_options,
         options,
     };
     let console = Console::new(args.format, args.verbose);
@@ -928,6 +989,12 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
     if let Some(b) = &args.build {
         launch::BuildCommand::parse(b)?;
     }
+    for line in &args.stdin_prelude {
+        launch::check_prelude_line(line, "--stdin-prelude line")?;
+    }
+    if !args.roles.is_empty() {
+        launch::only_roles(&spec, Some(&args.roles))?;
+    }
     // Exporters first: a missing Canvas roster is a usage error before any grading, not after.
     let export_options = args.canvas.options("student_id".into());
     let exporters = args
@@ -941,6 +1008,9 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
             server: args.server.as_deref(),
             client: args.client.as_deref(),
             build: args.build.as_deref(),
+            stdin_prelude: (!args.stdin_prelude.is_empty()).then_some(&args.stdin_prelude[..]),
+            client_stdin: args.client_stdin,
+            roles: (!args.roles.is_empty()).then_some(&args.roles[..]),
         },
     )?;
     let mut entries = found.entries;
@@ -1274,6 +1344,9 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         client: p.client_template.clone(),
         build: p.build_command.clone(),
         build_timeout: p.build_timeout_ms.map(Duration::from_millis),
+        stdin_prelude: p.stdin_prelude.clone(),
+        client_stdin: p.client_stdin,
+        roles: p.roles.clone().unwrap_or_default(),
         time_limit: engine::GRADING_TIME_LIMIT,
         tasks_dir,
         out: args.out,

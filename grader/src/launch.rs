@@ -1,16 +1,24 @@
 //! How a submission is started: the default launch contract (`<bin> server --port <PORT>`,
 //! `<bin> client --host <HOST> --port <PORT> [--name <NAME>]`) or an instructor's template such
-//! as `python3 server.py --port {port}`.
+//! as `python3 server.py --port {port}`, and the options around it ([`LaunchOptions`]: lines
+//! typed on the client's stdin first, a terminal on its stdin, the roles graded).
 //!
 //! Templates are split shell-style and substituted per token, so a value can never inject an
 //! argument and no shell is ever spawned. Placeholders: `{bin}` (the submission), `{dir}` (its
-//! folder), `{host}`, `{port}`, `{name}`. Guarantees: a [`Submission`] was checked to exist and be
-//! startable, and a template was checked to name only known placeholders and to contain `{port}`.
+//! folder), `{host}`, `{port}`, `{name}` (the scenario's name for the client, else
+//! [`DEFAULT_CLIENT_NAME`]). Guarantees: a [`Submission`] was checked to exist and be
+//! startable, and a template was checked to name only known placeholders; a template without
+//! `{port}` (a program that hard-codes its port) is accepted and says so
+//! ([`Template::takes_port`]). Errors name the template as the caller says (`--server
+//! template`, or a `classchat.toml`'s file, line and key).
 //!
 //! A [`BuildCommand`] (`build = "make"` in `classchat.toml`, `--build`) is split the same way and
 //! knows one placeholder, `{dir}` (the copy of the submission it runs in; see
-//! `engine::build`). [`find_executable`] is the rule that picks the program the launch contract
-//! starts in a folder.
+//! `engine::build`); its words holding `*`, `?` or `[` are patterns expanded in that folder
+//! without a shell (sorted; one that matches nothing is an error naming it, like bash's
+//! `failglob`; one that is absolute or climbs out with `..` is refused when parsed, so a
+//! pattern lists only the submission's own files). [`find_executable`] is the rule that picks
+//! the program the launch contract starts in a folder.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -39,11 +47,6 @@ pub enum LaunchError {
     /// The path does not exist.
     #[error("submission {0} does not exist")]
     Missing(String),
-    /// A directory was given without templates to start it.
-    #[error(
-        "submission {0} is a directory: give the executable itself, or say how to start it with --server/--client templates"
-    )]
-    Directory(String),
     /// Not executable.
     #[error("submission {0} is not executable: run `chmod +x {0}`")]
     NotExecutable(String),
@@ -64,34 +67,48 @@ pub enum LaunchError {
     #[error("cannot read submission {0}: {1}")]
     Unreadable(String, String),
     /// A template could not be split.
-    #[error("--{role} template {template:?} cannot be split into words: {reason}")]
+    #[error("{what} {template:?} cannot be split into words: {reason}")]
     Unparsable {
-        /// Which template.
-        role: &'static str,
+        /// Which template, as the message names it (`--server template`, or the file, line and
+        /// key of a `classchat.toml`).
+        what: String,
         /// The template.
         template: String,
         /// Why.
         reason: String,
     },
     /// A template uses an unknown placeholder.
-    #[error(
-        "--{role} template {template:?} uses unknown placeholder {placeholder}: known are {{bin}}, {{dir}}, {{host}}, {{port}}, {{name}}"
-    )]
+    #[error("{what} {template:?} uses unknown placeholder {placeholder}: known are {known}")]
     UnknownPlaceholder {
-        /// Which template.
-        role: &'static str,
+        /// Which template or line, as the message names it.
+        what: String,
         /// The template.
         template: String,
         /// The placeholder.
         placeholder: String,
+        /// The placeholders it may use.
+        known: &'static str,
     },
-    /// A template without `{port}`.
-    #[error("--{role} template {template:?} has no {{port}}: the program must be told its port")]
-    NoPort {
-        /// Which template.
-        role: &'static str,
-        /// The template.
+    /// A pattern (`*.c`) of a build command matches no file in the submission folder.
+    #[error(
+        "build command {template:?}: the pattern {pattern:?} matches no file in the submission folder (patterns are expanded without a shell, as with bash's failglob: check the file names and extensions)"
+    )]
+    BuildNoMatch {
+        /// The command.
         template: String,
+        /// The pattern.
+        pattern: String,
+    },
+    /// A pattern of a build command that could name files outside the submission folder, or is
+    /// not a valid pattern.
+    #[error("build command {template:?}: the pattern {pattern:?} {why}")]
+    BuildBadPattern {
+        /// The command.
+        template: String,
+        /// The pattern.
+        pattern: String,
+        /// What is wrong.
+        why: String,
     },
     /// A build command could not be split.
     #[error("build command {template:?} cannot be split into words: {reason}")]
@@ -113,6 +130,24 @@ pub enum LaunchError {
         template: String,
         /// The placeholder.
         placeholder: String,
+    },
+    /// A `stdin_prelude` entry holding a line break.
+    #[error(
+        "{what} {line:?} holds a line break: write each line as its own entry, e.g. [\"{{host}}\", \"{{name}}\"]"
+    )]
+    PreludeLineBreak {
+        /// Which entry.
+        what: String,
+        /// The entry.
+        line: String,
+    },
+    /// `roles` / `--role` leaves no scenario of the task.
+    #[error("task {task} has no scenario for the role(s) {roles}: grade another role")]
+    NoScenarioForRoles {
+        /// The task.
+        task: u32,
+        /// The roles asked for.
+        roles: String,
     },
     /// A build was asked for a submission that is a single file.
     #[error(
@@ -284,6 +319,37 @@ pub struct Template {
 }
 
 const PLACEHOLDERS: [&str; 5] = ["bin", "dir", "host", "port", "name"];
+/// The placeholders of a template, as error messages list them.
+const KNOWN_TEMPLATE: &str = "{bin}, {dir}, {host}, {port}, {name}";
+/// The placeholders of a `stdin_prelude` line.
+const PRELUDE_PLACEHOLDERS: [&str; 3] = ["host", "port", "name"];
+
+/// The name `{name}` stands for when the scenario gives its client none (Task 1 and 2 clients
+/// have no name in the protocol, but a client may still ask for one on stdin).
+pub const DEFAULT_CLIENT_NAME: &str = "student";
+
+/// Checks that `tokens` use only `allowed` placeholders.
+fn check_placeholders(
+    tokens: &[String],
+    allowed: &[&str],
+    known: &'static str,
+    text: &str,
+    what: &str,
+) -> Result<(), LaunchError> {
+    match tokens
+        .iter()
+        .flat_map(|t| placeholders(t))
+        .find(|n| !allowed.contains(n))
+    {
+        Some(name) => Err(LaunchError::UnknownPlaceholder {
+            what: what.to_string(),
+            template: text.to_string(),
+            placeholder: shown_placeholder(name),
+            known,
+        }),
+        None => Ok(()),
+    }
+}
 
 /// An unknown placeholder as an error message shows it: `{{port}}` (task files' escaping habit)
 /// is told that placeholders take one pair of braces.
@@ -343,38 +409,35 @@ impl Template {
         self.builtin && self.tokens.get(1).is_some_and(|t| t == "reference")
     }
 
-    /// Parses an instructor's template.
+    /// Parses an instructor's template given on the command line (`--server`, `--client`).
     pub fn parse(role: Role, text: &str) -> Result<Self, LaunchError> {
-        let role_name = match role {
-            Role::Server => "server",
-            Role::Client => "client",
-        };
+        Self::parse_as(role, text, format!("--{} template", role_word(role)))
+    }
+
+    /// Parses a template; errors name it as `what` (`--server template`, or a file, line and
+    /// key). A template without `{port}` is accepted: the program takes no port (it hard-codes
+    /// one); [`Template::takes_port`] tells, and the grading says so in a note.
+    pub fn parse_as(_role: Role, text: &str, what: String) -> Result<Self, LaunchError> {
         let tokens = shell_words::split(text).map_err(|e| LaunchError::Unparsable {
-            role: role_name,
+            what: what.clone(),
             template: text.to_string(),
             reason: e.to_string(),
         })?;
-        let mut has_port = false;
-        for name in tokens.iter().flat_map(|t| placeholders(t)) {
-            if !PLACEHOLDERS.contains(&name) {
-                return Err(LaunchError::UnknownPlaceholder {
-                    role: role_name,
-                    template: text.to_string(),
-                    placeholder: shown_placeholder(name),
-                });
-            }
-            has_port |= name == "port";
-        }
-        if !has_port {
-            return Err(LaunchError::NoPort {
-                role: role_name,
-                template: text.to_string(),
-            });
-        }
+        check_placeholders(&tokens, &PLACEHOLDERS, KNOWN_TEMPLATE, text, &what)?;
         Ok(Self {
             tokens,
             builtin: false,
         })
+    }
+
+    /// The template as words joined shell-style (for messages).
+    pub fn text(&self) -> String {
+        shell_words::join(&self.tokens)
+    }
+
+    /// Whether the program is told its port (`{port}` in the template, or the launch contract).
+    pub fn takes_port(&self) -> bool {
+        self.builtin || self.tokens.iter().any(|t| t.contains("{port}"))
     }
 
     /// Whether this template needs `{bin}` to be an executable file.
@@ -395,7 +458,7 @@ impl Template {
                     .replace("{dir}", &dir)
                     .replace("{host}", host)
                     .replace("{port}", &port)
-                    .replace("{name}", name.unwrap_or(""))
+                    .replace("{name}", name.unwrap_or(DEFAULT_CLIENT_NAME))
             })
             .collect();
         if let (true, Some(n)) = (self.builtin, name) {
@@ -406,13 +469,19 @@ impl Template {
     }
 }
 
-/// A build command: `make`, `javac -d . Server.java Client.java`, `sh build.sh`. Split
-/// shell-style like a template, never given to a shell; `{dir}` (the folder the build runs in)
-/// is its only placeholder.
+/// A build command: `make`, `javac -d . Server.java Client.java`, `sh build.sh`,
+/// `cc -o server *.c`. Split shell-style like a template, never given to a shell; `{dir}` (the
+/// folder the build runs in) is its only placeholder. A word holding `*`, `?` or `[` is a
+/// pattern, expanded in the build folder without a shell ([`BuildCommand::argv`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildCommand {
     text: String,
     tokens: Vec<String>,
+}
+
+/// Whether a word of a build command is a pattern (shell-style glob).
+fn is_pattern(word: &str) -> bool {
+    word.contains(['*', '?', '['])
 }
 
 impl BuildCommand {
@@ -435,10 +504,15 @@ impl BuildCommand {
                 placeholder: shown_placeholder(name),
             });
         }
-        Ok(Self {
+        let command = Self {
             text: text.to_string(),
             tokens,
-        })
+        };
+        // Patterns are checked now (a usage error before any grading), matched at build time.
+        for word in command.tokens.iter().skip(1).filter(|w| is_pattern(w)) {
+            command.pattern_in(word, Path::new("/"))?;
+        }
+        Ok(command)
     }
 
     /// The command as written.
@@ -446,14 +520,224 @@ impl BuildCommand {
         &self.text
     }
 
-    /// Program and arguments, `{dir}` substituted per token.
-    pub fn argv(&self, dir: &Path) -> Vec<String> {
-        let dir = dir.display().to_string();
-        self.tokens
-            .iter()
-            .map(|t| t.replace("{dir}", &dir))
-            .collect()
+    /// The absolute pattern a word stands for inside `dir`: relative to it (after `{dir}` is
+    /// substituted), never climbing out with `..` nor naming another folder, so a pattern can
+    /// only list the submission's own files.
+    fn pattern_in(&self, word: &str, dir: &Path) -> Result<PathBuf, LaunchError> {
+        let bad = |why: &str| LaunchError::BuildBadPattern {
+            template: self.text.clone(),
+            pattern: word.to_string(),
+            why: why.to_string(),
+        };
+        let rel = match word.strip_prefix("{dir}") {
+            Some(rest) => rest.trim_start_matches('/'),
+            None if word.starts_with('/') => {
+                return Err(bad(
+                    "is absolute: a pattern names files of the submission folder, relative to it (e.g. *.c or src/*.c)",
+                ));
+            }
+            None => word,
+        };
+        if rel.contains("{dir}")
+            || Path::new(rel)
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(bad(
+                "leaves the submission folder: a pattern names files inside it, without `..` (e.g. *.c or src/*.c)",
+            ));
+        }
+        glob::Pattern::new(rel).map_err(|e| bad(&format!("is not a valid pattern: {e}")))?;
+        Ok(dir.join(rel))
     }
+
+    /// Program and arguments in the build folder `dir`: `{dir}` substituted per word, and each
+    /// pattern word (`*.c`) replaced by the files it matches there, sorted, relative to `dir`
+    /// as written (`{dir}/*.c` gives absolute paths); hidden files only for a pattern that
+    /// starts with a dot. A pattern that matches nothing is an error naming it (bash's
+    /// `failglob`), never passed on literally. The program word itself is never expanded.
+    pub fn argv(&self, dir: &Path) -> Result<Vec<String>, LaunchError> {
+        let dir_text = dir.display().to_string();
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: true,
+        };
+        let mut argv = Vec::with_capacity(self.tokens.len());
+        for (i, word) in self.tokens.iter().enumerate() {
+            if i == 0 || !is_pattern(word) {
+                argv.push(word.replace("{dir}", &dir_text));
+                continue;
+            }
+            let pattern = self.pattern_in(word, dir)?;
+            let absolute = word.starts_with("{dir}");
+            let paths = glob::glob_with(&pattern.display().to_string(), options).map_err(|e| {
+                LaunchError::BuildBadPattern {
+                    template: self.text.clone(),
+                    pattern: word.clone(),
+                    why: format!("is not a valid pattern: {e}"),
+                }
+            })?;
+            let mut matched: Vec<String> = paths
+                .filter_map(Result::ok)
+                .filter_map(|p| {
+                    if absolute {
+                        Some(p.display().to_string())
+                    } else {
+                        p.strip_prefix(dir).ok().map(|r| r.display().to_string())
+                    }
+                })
+                .collect();
+            if matched.is_empty() {
+                return Err(LaunchError::BuildNoMatch {
+                    template: self.text.clone(),
+                    pattern: word.clone(),
+                });
+            }
+            matched.sort();
+            argv.extend(matched);
+        }
+        Ok(argv)
+    }
+}
+
+/// What a student's client gets as its stdin.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientStdin {
+    /// A pipe (the default): what most programs expect when they are not run by hand.
+    #[default]
+    Pipe,
+    /// The pseudo-terminal its stdout already is: `isatty(0)` holds, Java's `System.console()`
+    /// is not null; lines are read one at a time, nothing typed is echoed, end of input is
+    /// Ctrl-D.
+    Terminal,
+}
+
+impl ClientStdin {
+    /// The word `classchat.toml` and `--client-stdin` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStdin::Pipe => "pipe",
+            ClientStdin::Terminal => "terminal",
+        }
+    }
+}
+
+/// How a submission's programs are started beyond their templates: lines typed on the
+/// client's stdin first, what its stdin is, and which roles are graded. The default is what
+/// the grader always did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchOptions {
+    /// Lines typed on the client's stdin right after it starts, before the scenario's own
+    /// `type` steps (checked by [`check_prelude_line`]; placeholders `{host}` `{port}`
+    /// `{name}`, see [`prelude_line`]).
+    pub stdin_prelude: Vec<String>,
+    /// The client's stdin: a pipe or a terminal.
+    pub client_stdin: ClientStdin,
+    /// Grade only these roles (`roles = ["server"]`, `--role server`): the other role's
+    /// scenarios are not run and not part of the maximum. `None`: every role the task has.
+    pub roles: Option<Vec<Role>>,
+}
+
+/// Checks a `stdin_prelude` line: placeholders `{host}`, `{port}`, `{name}` only, no line
+/// break (each entry is one line). `what` names it in errors.
+pub fn check_prelude_line(line: &str, what: &str) -> Result<(), LaunchError> {
+    if line.contains(['\n', '\r']) {
+        return Err(LaunchError::PreludeLineBreak {
+            what: what.to_string(),
+            line: line.to_string(),
+        });
+    }
+    check_placeholders(
+        &[line.to_string()],
+        &PRELUDE_PLACEHOLDERS,
+        "{host}, {port}, {name}",
+        line,
+        what,
+    )
+}
+
+/// A `stdin_prelude` line as typed: `{host}`, `{port}` and `{name}` substituted (`{name}` is
+/// the scenario's name for the client, else [`DEFAULT_CLIENT_NAME`]).
+pub fn prelude_line(line: &str, host: &str, port: u16, name: Option<&str>) -> String {
+    line.replace("{host}", host)
+        .replace("{port}", &port.to_string())
+        .replace("{name}", name.unwrap_or(DEFAULT_CLIENT_NAME))
+}
+
+/// `server` or `client`.
+pub fn role_word(role: Role) -> &'static str {
+    match role {
+        Role::Server => "server",
+        Role::Client => "client",
+    }
+}
+
+/// Parses a `--role` / `roles` word.
+pub fn parse_role(word: &str) -> Result<Role, String> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "server" => Ok(Role::Server),
+        "client" => Ok(Role::Client),
+        _ => Err(format!("{word:?} is not a role: write server or client")),
+    }
+}
+
+/// The task's scenarios of the graded `roles` only, and a note saying what was left out
+/// (`None` when nothing was). An error when no scenario is left.
+pub fn only_roles(
+    spec: &crate::spec::TaskSpec,
+    roles: Option<&[Role]>,
+) -> Result<(crate::spec::TaskSpec, Option<String>), LaunchError> {
+    let Some(roles) = roles else {
+        return Ok((spec.clone(), None));
+    };
+    let mut kept = spec.clone();
+    kept.scenarios.retain(|s| roles.contains(&s.role));
+    if kept.scenarios.is_empty() {
+        return Err(LaunchError::NoScenarioForRoles {
+            task: spec.task,
+            roles: roles
+                .iter()
+                .map(|r| role_word(*r))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    let left: Vec<&crate::spec::Scenario> = spec
+        .scenarios
+        .iter()
+        .filter(|s| !roles.contains(&s.role))
+        .collect();
+    if left.is_empty() {
+        return Ok((kept, None));
+    }
+    let mut left_roles: Vec<&str> = left.iter().map(|s| role_word(s.role)).collect();
+    left_roles.dedup();
+    let graded: Vec<&str> = roles.iter().map(|r| role_word(*r)).collect();
+    let note = format!(
+        "graded for the {} role only (roles = [{}]): the {} {} scenario(s) ({} points) were not graded and are not part of the maximum",
+        graded.join(" and "),
+        graded
+            .iter()
+            .map(|r| format!("\"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        left.len(),
+        left_roles.join("/"),
+        crate::verdict::fmt_points(left.iter().map(|s| s.points).sum()),
+    );
+    Ok((kept, Some(note)))
 }
 
 #[cfg(test)]
@@ -505,17 +789,22 @@ mod tests {
             doubled.to_string().contains("one pair of braces: {port}"),
             "{doubled}"
         );
-        assert!(matches!(
-            Template::parse(Role::Server, "x"),
-            Err(LaunchError::NoPort { .. })
-        ));
+        // A program that takes no port (it hard-codes one) is accepted, and known for it.
+        let fixed = Template::parse(Role::Server, "python3 server.py").unwrap();
+        assert!(!fixed.takes_port());
+        assert!(
+            Template::parse(Role::Server, "s --port {port}")
+                .unwrap()
+                .takes_port()
+        );
+        assert!(Template::default_for(Role::Client).takes_port());
     }
 
     #[test]
     fn build_commands_know_only_dir() {
         let b = BuildCommand::parse("cc -O2 -o '{dir}/my chat' chat.c").unwrap();
         assert_eq!(
-            b.argv(Path::new("/tmp/x")),
+            b.argv(Path::new("/tmp/x")).unwrap(),
             ["cc", "-O2", "-o", "/tmp/x/my chat", "chat.c"]
         );
         assert_eq!(b.text(), "cc -O2 -o '{dir}/my chat' chat.c");
@@ -529,6 +818,73 @@ mod tests {
             BuildCommand::parse("make 'x"),
             Err(LaunchError::BuildUnparsable { .. })
         ));
+    }
+
+    #[test]
+    fn build_patterns_expand_in_the_folder_without_a_shell() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["b.c", "a.c", ".hidden.c", "notes.txt", "src/x.c"] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let b = BuildCommand::parse("cc -o server *.c src/*.c").unwrap();
+        assert_eq!(
+            b.argv(d.path()).unwrap(),
+            ["cc", "-o", "server", "a.c", "b.c", "src/x.c"]
+        );
+        // `{dir}/` patterns give absolute paths; a word without a pattern is left alone.
+        let b = BuildCommand::parse("javac -d . {dir}/*.txt plain").unwrap();
+        let dir = d.path().display().to_string();
+        assert_eq!(
+            b.argv(d.path()).unwrap(),
+            ["javac", "-d", ".", &format!("{dir}/notes.txt"), "plain"]
+        );
+        // A pattern that matches nothing is an error naming it (bash's failglob).
+        let e = BuildCommand::parse("javac *.java")
+            .unwrap()
+            .argv(d.path())
+            .unwrap_err();
+        assert_eq!(
+            e,
+            LaunchError::BuildNoMatch {
+                template: "javac *.java".into(),
+                pattern: "*.java".into()
+            }
+        );
+        assert!(e.to_string().contains("\"*.java\" matches no file"), "{e}");
+        // Patterns never look outside the submission folder.
+        for bad in ["cat /etc/*", "cat ../*.c", "cat src/../../*"] {
+            let e = BuildCommand::parse(bad).unwrap_err();
+            assert!(
+                matches!(e, LaunchError::BuildBadPattern { .. }),
+                "{bad}: {e}"
+            );
+        }
+        assert!(matches!(
+            BuildCommand::parse("cc [.c"),
+            Err(LaunchError::BuildBadPattern { .. })
+        ));
+    }
+
+    #[test]
+    fn prelude_lines_know_host_port_and_name() {
+        check_prelude_line("{host}", "line").unwrap();
+        check_prelude_line("name: {name} at {port}", "line").unwrap();
+        let e = check_prelude_line("{bin}", "--stdin-prelude line").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--stdin-prelude line \"{bin}\" uses unknown placeholder {bin}: known are {host}, {port}, {name}"
+        );
+        assert!(matches!(
+            check_prelude_line("a\nb", "line"),
+            Err(LaunchError::PreludeLineBreak { .. })
+        ));
+        assert_eq!(
+            prelude_line("{host}:{port} {name}", "127.0.0.1", 9, None),
+            format!("127.0.0.1:9 {DEFAULT_CLIENT_NAME}")
+        );
+        assert_eq!(prelude_line("{name}", "h", 9, Some("alice")), "alice");
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub struct GradeReport {
     pub duration_ms: u64,
     /// Per scenario, in spec order.
     pub scenarios: Vec<ScenarioOutcome>,
+    /// Remarks on the whole grading, said once (roles not graded, a template without
+    /// `{port}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The current [`GradeReport::schema_version`].

@@ -9,6 +9,12 @@
 //!   2. the batch's `--server`/`--client` templates;
 //!   3. the launch contract, on the executable named `submission` in the folder, else on the only
 //!      executable file directly in it;
+//! - a `classchat.toml` may also say `stdin_prelude = [...]`, `client_stdin = "terminal"` and
+//!   `roles = ["server"]` ([`crate::launch::LaunchOptions`]), which win over the batch's
+//!   `--stdin-prelude`, `--client-stdin` and `--role`; an error in it (TOML syntax, an unknown
+//!   key, a template, build command or prelude line that does not parse) names the file, the
+//!   line and column, and the key; a role it gives no template for, in a folder without an
+//!   executable, is not an error here (that role's scenarios fail, saying so);
 //! - a folder is built first when its `classchat.toml` says `build = "..."`, else when the batch
 //!   has a `--build` command: the build runs in a copy of the folder (see `engine::build`), the
 //!   templates or the launch contract then start what is in the copy, and the executable of the
@@ -35,10 +41,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
-use crate::launch::{self, Executables};
+use crate::launch::{self, ClientStdin, Executables, LaunchOptions};
 use crate::report;
-use crate::spec::Dialect;
+use crate::spec::{Dialect, Role};
 use crate::submission_tree;
 
 /// The per-submission launch file.
@@ -72,6 +79,23 @@ pub struct LaunchPlan {
     pub dialect: Option<String>,
     /// The protocol keys its `classchat.toml` sets in a `[protocol]` table (TOML text), if any.
     pub protocol: Option<String>,
+    /// Lines typed on the client's stdin before the scenario's own (None: none).
+    pub stdin_prelude: Option<Vec<String>>,
+    /// What the client's stdin is (None: a pipe).
+    pub client_stdin: Option<ClientStdin>,
+    /// The roles graded (None: every role of the task).
+    pub roles: Option<Vec<Role>>,
+}
+
+impl LaunchPlan {
+    /// The plan's [`LaunchOptions`] (what it leaves out is the default).
+    pub fn options(&self) -> LaunchOptions {
+        LaunchOptions {
+            stdin_prelude: self.stdin_prelude.clone().unwrap_or_default(),
+            client_stdin: self.client_stdin.unwrap_or_default(),
+            roles: self.roles.clone(),
+        }
+    }
 }
 
 /// A batch folder that cannot be graded at all.
@@ -106,17 +130,26 @@ pub struct Found {
     pub ignored: Vec<PathBuf>,
 }
 
+/// A `classchat.toml` as written; every value keeps where it is in the file, so that an error
+/// names the file, line and key. New keys go here (unknown ones are refused).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LaunchFile {
-    server: Option<String>,
-    client: Option<String>,
-    build: Option<String>,
+    server: Option<Spanned<String>>,
+    client: Option<Spanned<String>>,
+    build: Option<Spanned<String>>,
+    stdin_prelude: Option<Vec<Spanned<String>>>,
+    client_stdin: Option<ClientStdin>,
+    roles: Option<Spanned<Vec<Role>>>,
     dialect: Option<String>,
     protocol: Option<toml::Table>,
 }
 
-/// The batch's defaults: `--server`/`--client` templates and `--build` command.
+/// The keys a launch file may hold, as an error message lists them.
+const LAUNCH_KEYS: &str = "`server = \"...\"`, `client = \"...\"`, `build = \"...\"`, `stdin_prelude = [\"{host}\", \"{name}\"]`, `client_stdin = \"terminal\"`, `roles = [\"server\"]`, `dialect = \"...\"`, a `[protocol]` table";
+
+/// The batch's defaults: `--server`/`--client` templates, `--build` command, and the other
+/// options a `classchat.toml` can set per submission.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Defaults<'a> {
     /// Server template.
@@ -125,6 +158,12 @@ pub struct Defaults<'a> {
     pub client: Option<&'a str>,
     /// Build command of folders whose `classchat.toml` names none.
     pub build: Option<&'a str>,
+    /// `--stdin-prelude` lines of submissions whose `classchat.toml` names none.
+    pub stdin_prelude: Option<&'a [String]>,
+    /// `--client-stdin` of submissions whose `classchat.toml` names none.
+    pub client_stdin: Option<ClientStdin>,
+    /// `--role` of submissions whose `classchat.toml` names none.
+    pub roles: Option<&'a [Role]>,
 }
 
 /// Finds the submissions in `dir` under the batch's defaults.
@@ -162,8 +201,7 @@ pub fn discover(dir: &Path, defaults: Defaults<'_>) -> Result<Found, DiscoverErr
                     server: server.map(String::from),
                     client: client.map(String::from),
                     build: None,
-                    dialect: None,
-                    protocol: None,
+                    ..LaunchPlan::defaults(defaults)
                 }),
                 path,
             });
@@ -212,41 +250,170 @@ fn refuse_shared_folders(entries: &mut [Entry]) {
     }
 }
 
+/// Line and column (1-based) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before, |i| &before[i + 1..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+/// The key whose value holds byte `offset`: the nearest `key = ...` line at or before it (a
+/// value may span lines, as an array does). `None` before the first key, or when the line at
+/// `offset` is itself no key's (a table header).
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let lines = text[..line_end].lines().rev();
+    for line in lines {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            return None;
+        }
+        if let Some((key, _)) = line.split_once('=') {
+            let key = key.trim();
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Some(key);
+            }
+        }
+    }
+    None
+}
+
+/// `file:line:column` of byte `offset` of the launch file.
+fn position(file: &Path, text: &str, offset: usize) -> String {
+    let (line, col) = line_col(text, offset);
+    format!("{}:{line}:{col}", file.display())
+}
+
+/// Reads and checks a `classchat.toml`: TOML syntax, known keys, and every template, build
+/// command and prelude line in it. Every error names the file, line and column, and the key.
+fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
+    // Student data: never through a link, never blocking on a FIFO, never huge.
+    let text =
+        submission_tree::read_small_file(file, LAUNCH_FILE_LIMIT).map_err(|e| e.to_string())?;
+    let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
+        let (at, key) = match e.span() {
+            Some(span) => (
+                position(file, &text, span.start),
+                key_before(&text, span.start)
+                    // An unknown key's message names it already.
+                    .filter(|k| !e.message().contains(&format!("`{k}`")))
+                    .map(|k| format!("key `{k}`: "))
+                    .unwrap_or_default(),
+            ),
+            None => (file.display().to_string(), String::new()),
+        };
+        format!(
+            "{at}: {key}{} (a launch file holds {LAUNCH_KEYS})",
+            e.message().trim_end()
+        )
+    })?;
+    let at = |span: std::ops::Range<usize>, key: &str| {
+        format!("{}: key `{key}`:", position(file, &text, span.start))
+    };
+    for (role, value, key) in [
+        (Role::Server, &lf.server, "server"),
+        (Role::Client, &lf.client, "client"),
+    ] {
+        if let Some(t) = value {
+            launch::Template::parse_as(
+                role,
+                t.get_ref(),
+                format!("{} template", at(t.span(), key)),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some(b) = &lf.build {
+        launch::BuildCommand::parse(b.get_ref())
+            .map_err(|e| format!("{} {e}", at(b.span(), "build")))?;
+    }
+    for line in lf.stdin_prelude.iter().flatten() {
+        launch::check_prelude_line(
+            line.get_ref(),
+            &format!("{} line", at(line.span(), "stdin_prelude")),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    if let Some(roles) = &lf.roles
+        && roles.get_ref().is_empty()
+    {
+        return Err(format!(
+            "{} an empty list grades nothing: write roles = [\"server\"], [\"client\"], or leave the key out for both",
+            at(roles.span(), "roles")
+        ));
+    }
+    Ok(LaunchPlan {
+        target: PathBuf::new(),
+        server: lf.server.map(Spanned::into_inner),
+        client: lf.client.map(Spanned::into_inner),
+        build: lf.build.map(Spanned::into_inner),
+        stdin_prelude: lf
+            .stdin_prelude
+            .map(|lines| lines.into_iter().map(Spanned::into_inner).collect()),
+        client_stdin: lf.client_stdin,
+        roles: lf.roles.map(Spanned::into_inner),
+        dialect: lf.dialect,
+        protocol: lf.protocol.map(|t| toml::Value::Table(t).to_string()),
+    })
+}
+
+impl LaunchPlan {
+    /// A plan of the batch's defaults alone, for `target`'s fields to be filled in.
+    fn defaults(defaults: Defaults<'_>) -> Self {
+        let owned = |t: Option<&str>| t.map(String::from);
+        LaunchPlan {
+            target: PathBuf::new(),
+            server: owned(defaults.server),
+            client: owned(defaults.client),
+            build: owned(defaults.build),
+            stdin_prelude: defaults.stdin_prelude.map(<[String]>::to_vec),
+            client_stdin: defaults.client_stdin,
+            roles: defaults.roles.map(<[Role]>::to_vec),
+            dialect: None,
+            protocol: None,
+        }
+    }
+}
+
 /// How the submission folder `dir` is started (the rule in this module's comment), with
 /// `defaults` for what its `classchat.toml` leaves out; `Err` says why it cannot be started.
 /// `grader run` on a folder uses the same rule.
 pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, String> {
-    let owned = |t: Option<&str>| t.map(String::from);
     let file = dir.join(LAUNCH_FILE);
+    let base = LaunchPlan::defaults(defaults);
     if file.symlink_metadata().is_ok() {
-        // Student data: never through a link, never blocking on a FIFO, never huge.
-        let text = submission_tree::read_small_file(&file, LAUNCH_FILE_LIMIT)
-            .map_err(|e| e.to_string())?;
-        let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
-            format!(
-                "{} is not a valid launch file (expected `server = \"...\"`, `client = \"...\"`, `build = \"...\"`, `dialect = \"...\"` and/or a [protocol] table): {}",
-                file.display(),
-                e.message()
-            )
-        })?;
+        let lf = read_launch_file(&file)?;
         return Ok(LaunchPlan {
             target: dir.to_path_buf(),
-            server: lf.server.or(owned(defaults.server)),
-            client: lf.client.or(owned(defaults.client)),
-            build: lf.build.or(owned(defaults.build)),
+            server: lf.server.or(base.server),
+            client: lf.client.or(base.client),
+            build: lf.build.or(base.build),
+            stdin_prelude: lf.stdin_prelude.or(base.stdin_prelude),
+            client_stdin: lf.client_stdin.or(base.client_stdin),
+            roles: lf.roles.or(base.roles),
             dialect: lf.dialect,
-            protocol: lf.protocol.map(|t| toml::Value::Table(t).to_string()),
+            protocol: lf.protocol,
         });
     }
     if defaults.server.is_some() || defaults.client.is_some() || defaults.build.is_some() {
         // With a build, the launch contract's executable is looked for in the built copy.
         return Ok(LaunchPlan {
             target: dir.to_path_buf(),
-            server: owned(defaults.server),
-            client: owned(defaults.client),
-            build: owned(defaults.build),
-            dialect: None,
-            protocol: None,
+            ..base
         });
     }
     let found =
@@ -257,8 +424,7 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
             server: None,
             client: None,
             build: None,
-            dialect: None,
-            protocol: None,
+            ..base
         }),
         Executables::None => Err(format!(
             "no executable in {}: add {LAUNCH_FILE} with server/client templates (and a build command for sources to compile), or an executable named `submission`",
@@ -447,6 +613,114 @@ mod tests {
                 .unwrap_err()
                 .contains("no executable")
         );
+    }
+
+    /// The error `folder_plan` gives for a folder whose classchat.toml is `text`.
+    fn launch_file_error(text: &str) -> (String, String) {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join(LAUNCH_FILE);
+        std::fs::write(&file, text).unwrap();
+        let why = folder_plan(d.path(), Defaults::default()).unwrap_err();
+        (why, file.display().to_string())
+    }
+
+    #[test]
+    fn launch_file_errors_name_the_file_line_column_and_key() {
+        // A TOML syntax error: file:line:column.
+        let (why, file) = launch_file_error(
+            "server = \"python3 s.py --port {port}\"\nclient = \"python3 c.py {host} {port}\n",
+        );
+        assert!(why.starts_with(&format!("{file}:2:")), "{why}");
+        // An unknown key.
+        let (why, file) = launch_file_error("build = \"make\"\nclinet = \"x {port}\"\n");
+        assert!(
+            why.starts_with(&format!("{file}:2:1: unknown field `clinet`")),
+            "{why}"
+        );
+        // A placeholder typo: this file, its line and key, not a --server template.
+        let (why, file) =
+            launch_file_error("# the server\nserver = \"python3 s.py --port {prot}\"\n");
+        assert_eq!(
+            why,
+            format!(
+                "{file}:2:10: key `server`: template \"python3 s.py --port {{prot}}\" uses unknown placeholder {{prot}}: known are {{bin}}, {{dir}}, {{host}}, {{port}}, {{name}}"
+            )
+        );
+        assert!(!why.contains("--server"));
+        let (why, file) = launch_file_error("stdin_prelude = [\"{host}\", \"{nmae}\"]\n");
+        assert!(
+            why.starts_with(&format!("{file}:1:28: key `stdin_prelude`: line \"{{nmae}}\" uses unknown placeholder {{nmae}}")),
+            "{why}"
+        );
+        let (why, file) = launch_file_error("build = \"make {bin}\"\n");
+        assert!(
+            why.starts_with(&format!("{file}:1:9: key `build`: build command")),
+            "{why}"
+        );
+        let (why, file) = launch_file_error("\nclient_stdin = \"tty\"\n");
+        assert!(
+            why.starts_with(&format!(
+                "{file}:2:16: key `client_stdin`: unknown variant `tty`"
+            )),
+            "{why}"
+        );
+        // A value of the wrong type names its key too, also inside a multi-line array.
+        let (why, file) = launch_file_error("server = 5\n");
+        assert!(
+            why.starts_with(&format!(
+                "{file}:1:10: key `server`: invalid type: integer `5`"
+            )),
+            "{why}"
+        );
+        let (why, file) = launch_file_error("stdin_prelude = [\n  \"{host}\",\n  7,\n]\n");
+        assert!(
+            why.starts_with(&format!("{file}:3:3: key `stdin_prelude`: ")),
+            "{why}"
+        );
+        let (why, file) = launch_file_error("roles = []\n");
+        assert!(
+            why.starts_with(&format!("{file}:1:9: key `roles`: an empty list")),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_launch_file_sets_prelude_terminal_and_roles_over_the_batch_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        // No `client` line: a plan without a client template (its scenarios say so), not an
+        // error about a directory.
+        std::fs::write(
+            d.path().join(LAUNCH_FILE),
+            "server = \"python3 s.py\"\nstdin_prelude = [\"{host}\", \"{name}\"]\nclient_stdin = \"terminal\"\nroles = [\"server\"]\n",
+        )
+        .unwrap();
+        let prelude = ["x".to_string()];
+        let plan = folder_plan(
+            d.path(),
+            Defaults {
+                stdin_prelude: Some(&prelude),
+                client_stdin: Some(ClientStdin::Pipe),
+                ..Defaults::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.client, None);
+        let options = plan.options();
+        assert_eq!(options.stdin_prelude, ["{host}", "{name}"]);
+        assert_eq!(options.client_stdin, ClientStdin::Terminal);
+        assert_eq!(options.roles, Some(vec![Role::Server]));
+        // What the file leaves out comes from the batch.
+        std::fs::write(d.path().join(LAUNCH_FILE), "server = \"s {port}\"\n").unwrap();
+        let plan = folder_plan(
+            d.path(),
+            Defaults {
+                stdin_prelude: Some(&prelude),
+                ..Defaults::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.options().stdin_prelude, ["x"]);
+        assert_eq!(plan.options().client_stdin, ClientStdin::Pipe);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! - a submission's record is written (atomically, JUnit first and the TOML record last) as soon
 //!   as its grading finishes, so killing the batch loses at most the gradings in flight;
 //! - a submission is skipped when its existing record has the same submission content hash,
-//!   launch templates, build command, task, task spec hash, grader version and isolation
-//!   (unless `force`);
+//!   launch templates, build command, stdin prelude, client stdin, graded roles, task, task
+//!   spec hash, grader version and isolation (unless `force`);
 //! - a failed build (see `engine::build`) is the submission's problem, reported like one that
 //!   cannot start; so is a folder that cannot be hashed or copied safely
 //!   ([`crate::submission_tree`]: a symbolic link leaving it, a FIFO, socket or device, more than
@@ -213,6 +213,11 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
         tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
         protocol: (!spec.dialect.is_empty()).then(|| spec.dialect.to_inline()),
         policies: audience::policies_of(&spec),
+        stdin_prelude: plan.stdin_prelude.clone().unwrap_or_default(),
+        client_stdin: plan
+            .client_stdin
+            .filter(|c| *c != launch::ClientStdin::Pipe),
+        roles: plan.roles.clone(),
     };
     let spec_hash = engine::spec_hash(&spec_text);
     if let (false, Ok(old)) = (
@@ -228,6 +233,9 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             && old.provenance.server_template == provenance.server_template
             && old.provenance.client_template == provenance.client_template
             && old.provenance.build_command == provenance.build_command
+            && old.provenance.stdin_prelude == provenance.stdin_prelude
+            && old.provenance.client_stdin == provenance.client_stdin
+            && old.provenance.roles == provenance.roles
             && same_isolation(&old.report, &config.engine);
         if same {
             remove_superseded_error(&config.out, &entry.id, config.spec.task);
@@ -278,6 +286,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             client,
             build,
             seed,
+            launch: plan.options(),
             options: config.engine.clone(),
         },
         provenance,

@@ -27,9 +27,13 @@
 //!   that cannot start, or no executable afterwards when the launch contract needs one) is the
 //!   submission's problem, [`GradeError::Build`]; only what the grader itself cannot set up
 //!   (the copy, the build's folders or namespace) is its own, [`GradeError::BuildSetup`];
+//! - the command's patterns (`cc -o submission *.c`) are expanded in the copy, after it is made
+//!   ([`BuildCommand::argv`]); one that matches nothing fails the build, naming the pattern;
 //! - afterwards the submission is the copy: `{dir}` and the working folder of every scenario's
 //!   processes are the copy, and `{bin}` is the executable the launch contract's rule
-//!   ([`launch::find_executable`]) finds in it.
+//!   ([`launch::find_executable`]) finds in it; where only some roles need one and the build
+//!   left none, those roles have nothing to start (their scenarios fail, see `engine`) instead
+//!   of the build failing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,12 +68,14 @@ pub(super) struct Built {
 
 /// Copies the submission, runs `command` in the copy and resolves what the scenarios start.
 /// `needs_bin`: some template the task needs uses `{bin}` (the launch contract does), so the
-/// copy must hold the executable to start.
+/// copy should hold the executable to start; `bin_required`: every role needs it, so a build
+/// that leaves none failed (otherwise only the roles that need it have nothing to start).
 pub(super) async fn build(
     req: &GradeRequest,
     command: &BuildCommand,
     isolation: Isolation,
     needs_bin: bool,
+    bin_required: bool,
 ) -> Result<Built, GradeError> {
     let started = Instant::now();
     let sub = &req.submission;
@@ -102,11 +108,17 @@ pub(super) async fn build(
     // Kept until the build has ended: its descriptor must stay open until the build started.
     let net = Net::new(isolation)
         .map_err(|e| setup("cannot create the build's network namespace", &e))?;
+    // Patterns (`*.c`) are expanded in the copy; one that matches nothing is the submission's
+    // problem, like a failed build.
+    let argv = command
+        .argv(&dir)
+        .map_err(|e| GradeError::Build(format!("{e} (in a copy of {})", sub.given)))?;
     let launch = Launch {
-        argv: command.argv(&dir),
+        argv,
         env: process::env::scrubbed(home.path(), &toolchain),
         cwd: Some(dir.clone()),
         stdout_pty: false,
+        stdin_pty: false,
         stderr_to_stdout: true,
         output_limit: req.options.output_limit,
         limits: req.options.limits,
@@ -190,8 +202,15 @@ pub(super) async fn build(
         )));
     }
     drop(p);
-    let mut in_copy = if needs_bin {
-        let exe = match launch::find_executable(&dir) {
+    let found = if needs_bin {
+        Some(launch::find_executable(&dir))
+    } else {
+        None
+    };
+    let mut in_copy = if let Some(found) = found
+        && (bin_required || !matches!(found, Ok(Executables::None)))
+    {
+        let exe = match found {
             Ok(Executables::One(exe)) => exe,
             Ok(Executables::None) => {
                 return Err(GradeError::Build(format!(

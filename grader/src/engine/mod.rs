@@ -16,7 +16,13 @@
 //! submission) with a message naming the limit, so [`grade`] returns within the limit plus
 //! [`WIND_DOWN`] whatever the student's programs do (stop themselves, block, hang); a program on
 //! a hard-coded port loses only the scenarios about the port, in every isolation, with one note
-//! per grading, and on the host the scenarios that start its server take turns ([`hardcoded`]).
+//! per grading, and on the host the scenarios that start its server take turns ([`hardcoded`]);
+//! only the roles asked for are graded ([`crate::launch::LaunchOptions::roles`]: the others are not run
+//! and not in the maximum, with a note), and a role the submission has no program for (a
+//! folder without a template or executable for it) fails each of its scenarios with "no
+//! <role> to start" while the other role is graded; a client gets the submission's stdin
+//! prelude typed first and, if asked, a terminal on stdin; remarks on the whole grading (roles
+//! left out, a template without `{port}`) are the report's `notes`, said once.
 
 pub mod build;
 mod hardcoded;
@@ -126,6 +132,8 @@ pub struct GradeRequest {
     pub build: Option<BuildCommand>,
     /// Seed for randomised payloads.
     pub seed: u64,
+    /// Lines typed on the client's stdin first, a terminal on its stdin, the roles graded.
+    pub launch: crate::launch::LaunchOptions,
     /// Tunables.
     pub options: EngineOptions,
 }
@@ -181,24 +189,31 @@ pub async fn grade(
     ports: &Arc<PortPool>,
     sink: &dyn EventSink,
 ) -> Result<GradeReport, GradeError> {
-    let needs_bin = [Role::Server, Role::Client].into_iter().any(|role| {
-        let template = match role {
-            Role::Server => &req.server,
-            Role::Client => &req.client,
-        };
-        req.spec.scenarios.iter().any(|s| s.role == role) && template.uses_bin()
-    });
-    match &req.build {
-        // A folder's executable is only looked for once it is built.
-        Some(_) if !req.submission.is_dir => {
-            return Err(
-                crate::launch::LaunchError::BuildNeedsFolder(req.submission.given.clone()).into(),
-            );
-        }
-        None if needs_bin && req.submission.is_dir => {
-            return Err(crate::launch::LaunchError::Directory(req.submission.given.clone()).into());
-        }
-        _ => {}
+    // Only the roles asked for (`roles`, `--role`): the others are not graded nor counted.
+    let (graded_spec, roles_note) =
+        crate::launch::only_roles(&req.spec, req.launch.roles.as_deref())?;
+    let only_roles = GradeRequest {
+        spec: graded_spec,
+        ..req.clone()
+    };
+    let req = &only_roles;
+    let template_of = |role| match role {
+        Role::Server => &req.server,
+        Role::Client => &req.client,
+    };
+    let needed: Vec<Role> = [Role::Server, Role::Client]
+        .into_iter()
+        .filter(|role| req.spec.scenarios.iter().any(|s| s.role == *role))
+        .collect();
+    // The launch contract (`{bin}`) needs an executable; a folder without one for a role has
+    // no such role to start (its scenarios fail, see `missing_role`), unless a build is to
+    // make it.
+    let needs_bin = needed.iter().any(|r| template_of(*r).uses_bin());
+    let all_need_bin = needed.iter().all(|r| template_of(*r).uses_bin());
+    if req.build.is_some() && !req.submission.is_dir {
+        return Err(
+            crate::launch::LaunchError::BuildNeedsFolder(req.submission.given.clone()).into(),
+        );
     }
     let bundled = req.grades_bundled_reference();
     check_not_protected(req, bundled)?;
@@ -257,7 +272,7 @@ pub async fn grade(
             &in_copy
         }
         Some(command) => {
-            built = build::build(req, command, isolation, needs_bin).await?;
+            built = build::build(req, command, isolation, needs_bin, all_need_bin).await?;
             sink.event(&Event::Built {
                 command: command.text(),
                 duration: built.duration,
@@ -270,12 +285,34 @@ pub async fn grade(
         }
     };
 
+    // A role whose launch contract has no executable to start (a folder that hands in only a
+    // server): its scenarios fail, saying so; the other role is graded as usual.
+    let built_here = req.build.is_some();
+    let missing: Vec<Role> = needed
+        .iter()
+        .copied()
+        .filter(|r| template_of(*r).uses_bin() && req.submission.is_dir)
+        .collect();
+    let mut grading_notes: Vec<String> = roles_note.into_iter().collect();
+    for role in needed.iter().filter(|r| !missing.contains(r)) {
+        let t = template_of(*role);
+        if !t.takes_port() {
+            grading_notes.push(format!(
+                "the {} template {:?} has no {{port}}: the {} is not told its port and must use one it chose itself (a hard-coded port)",
+                crate::launch::role_word(*role),
+                t.text(),
+                crate::launch::role_word(*role),
+            ));
+        }
+    }
+
     // The scenarios' limit starts after the build, which has its own.
     // (A limit too large for the clock is none.)
     let now = Instant::now();
     let deadline = now
         .checked_add(req.options.time_limit.saturating_add(WIND_DOWN))
         .map_or(now + NEVER, |_| now + req.options.time_limit);
+    let missing = &missing;
     let limit = Arc::new(tokio::sync::Semaphore::new(req.options.parallelism.max(1)));
     let watch = hardcoded::PortWatch::default();
     let on_host = isolation == Isolation::Host;
@@ -293,6 +330,9 @@ pub async fn grade(
             let starts_server = gated && sc.role == Role::Server;
             let attempts = async {
                 let mut outcome = None;
+                if missing.contains(&sc.role) {
+                    return Some(missing_role(sc, built_here, begun));
+                }
                 let mut alone = false;
                 let mut attempt = 1;
                 while attempt <= req.options.attempts.max(1) {
@@ -385,6 +425,7 @@ pub async fn grade(
         timestamp,
         duration_ms: started.elapsed().as_millis() as u64,
         scenarios: outcomes,
+        notes: grading_notes,
     };
     sink.event(&Event::GradingFinished(&report));
     Ok(report)
@@ -443,6 +484,36 @@ pub(crate) fn cut_message(limit: Duration, cut: Cut) -> String {
             "{reached} and the scenario did not end within {} after it; its processes were killed",
             humantime::format_duration(WIND_DOWN)
         ),
+    }
+}
+
+/// The outcome of a scenario whose role the submission has no program for: it fails, saying
+/// what is missing and how to either add it or grade the other role alone. `built`: the
+/// submission was built (the build left no executable for the launch contract).
+fn missing_role(sc: &crate::spec::Scenario, built: bool, begun: Instant) -> ScenarioOutcome {
+    let role = crate::launch::role_word(sc.role);
+    let other = match sc.role {
+        Role::Server => "client",
+        Role::Client => "server",
+    };
+    let why = if built {
+        format!(
+            "the build left no executable for the launch contract, and no `{role}` template says how to start the {role}"
+        )
+    } else {
+        format!(
+            "the submission is a folder and no `{role}` template (in its classchat.toml, or --{role}) says how to start its {role}"
+        )
+    };
+    ScenarioOutcome {
+        status: Status::Failed,
+        duration_ms: begun.elapsed().as_millis() as u64,
+        message: format!("no {role} to start: {why}"),
+        hint: Some(format!(
+            "hand in a {role} and say how to start it: `{role} = \"...\"` in classchat.toml (or --{role}); to grade the {other} alone, the instructor sets roles = [\"{other}\"] (--role {other}) and the {role} scenarios do not count"
+        )),
+        points: 0.0,
+        ..unreachable_outcome(sc)
     }
 }
 

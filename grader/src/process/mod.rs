@@ -10,7 +10,9 @@
 //!   resort, so no process outlives the grader even when a scenario is cancelled;
 //! - stdout/stderr are read by their own tasks, so a chatty program never blocks on a full pipe;
 //!   past the output limit the group is killed and the limit is reported;
-//! - stdin is a pipe that stays open until the scenario closes it (some programs exit on EOF);
+//! - stdin is a pipe that stays open until the scenario closes it (some programs exit on EOF),
+//!   or, with [`Launch::stdin_pty`], the pseudo-terminal its stdout is, in canonical mode
+//!   without echo, where closing stdin types the end-of-file character ([`pty`]);
 //! - resource limits ([`limits::Limits`]) are set before the program starts, and the process is
 //!   confined ([`sandbox`]: the scenario's network namespace, a cgroup limiting its processes,
 //!   memory and CPU share ([`cgroup`]), a minimal root, an unprivileged uid, no capabilities, a
@@ -88,6 +90,12 @@ impl fmt::Display for ExitInfo {
     }
 }
 
+/// Where typed lines go: a pipe, or the master side of the program's terminal.
+enum Stdin {
+    Pipe(ChildStdin),
+    Terminal(Arc<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>),
+}
+
 /// Everything needed to start one student process.
 #[derive(Debug, Clone)]
 pub struct Launch {
@@ -99,6 +107,9 @@ pub struct Launch {
     pub cwd: Option<PathBuf>,
     /// Give the process a pseudo-terminal as stdout.
     pub stdout_pty: bool,
+    /// Give it that pseudo-terminal as stdin too (only with `stdout_pty`): a line-reading
+    /// terminal without echo instead of a pipe (see [`pty`]).
+    pub stdin_pty: bool,
     /// Send stderr into the same pipe as stdout, so [`StudentProcess::stdout`] holds both in
     /// the order they were written and stderr stays empty (a build's log; not with a
     /// pseudo-terminal).
@@ -164,7 +175,7 @@ pub struct StudentProcess {
     pub stdout: Arc<Stream>,
     /// What it printed on stderr.
     pub stderr: Arc<Stream>,
-    stdin: Mutex<Option<ChildStdin>>,
+    stdin: Mutex<Option<Stdin>>,
     exit: watch::Receiver<Option<ExitInfo>>,
     output_exceeded: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
@@ -290,10 +301,15 @@ impl StudentProcess {
                 Ok(())
             });
         }
+        let stdin_pty = launch.stdout_pty && launch.stdin_pty;
         let pty = if launch.stdout_pty {
-            let pty = pty::open().map_err(SpawnError::Setup)?;
+            let pty = pty::open(stdin_pty).map_err(SpawnError::Setup)?;
             let slave = pty.slave.try_clone().map_err(SpawnError::Setup)?;
             cmd.stdout(Stdio::from(slave));
+            if stdin_pty {
+                let slave = pty.slave.try_clone().map_err(SpawnError::Setup)?;
+                cmd.stdin(Stdio::from(slave));
+            }
             Some(pty)
         } else {
             cmd.stdout(Stdio::piped());
@@ -336,12 +352,17 @@ impl StudentProcess {
         } else {
             None
         };
+        let mut terminal_in = None;
         if let Some(pty) = pty {
             let pty::Pty {
                 master,
                 slave: own_slave,
             } = pty;
             drop(own_slave);
+            let master = Arc::new(master);
+            if stdin_pty {
+                terminal_in = Some(master.clone());
+            }
             let (s, t, e) = (stdout.clone(), transcript.clone(), exceeded.clone());
             let others = stderr.clone();
             tasks.push(tokio::spawn(async move {
@@ -385,7 +406,10 @@ impl StudentProcess {
             let (s, e, o) = (stderr.clone(), exceeded.clone(), stdout.clone());
             tasks.push(tokio::spawn(drain(err, s, o, e, pid, limit, None)));
         }
-        let stdin = child.stdin.take();
+        let stdin = match terminal_in {
+            Some(master) => Some(Stdin::Terminal(master)),
+            None => child.stdin.take().map(Stdin::Pipe),
+        };
 
         let (tx, rx) = watch::channel(None);
         let t = transcript.clone();
@@ -464,13 +488,41 @@ impl StudentProcess {
         })?;
         let mut bytes = line.as_bytes().to_vec();
         bytes.push(b'\n');
-        stdin.write_all(&bytes).await?;
-        stdin.flush().await
+        match stdin {
+            Stdin::Pipe(pipe) => {
+                pipe.write_all(&bytes).await?;
+                pipe.flush().await
+            }
+            Stdin::Terminal(master) => pty::write_all(master, &bytes).await,
+        }
     }
 
-    /// Closes stdin (end of input for the program).
+    /// Whether one of the program's threads is blocked reading its stdin right now (a `read`
+    /// of descriptor 0, from `/proc/<pid>/task/<tid>/syscall`): a client waiting for an answer
+    /// to a prompt. False where the kernel does not tell (no permission, no such file).
+    pub fn reads_stdin(&self) -> bool {
+        self.members().into_iter().any(|pid| {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.filter_map(Result::ok).any(|t| {
+                std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|text| reads_fd0(&text))
+            })
+        })
+    }
+
+    /// Closes stdin (end of input for the program): closes the pipe, or on a terminal types
+    /// the end-of-file character (the terminal itself stays, as the program's stdout).
+    /// Lines typed afterwards fail.
     pub async fn close_stdin(&self) {
-        self.stdin.lock().await.take();
+        if let Some(Stdin::Terminal(master)) = self.stdin.lock().await.take() {
+            // A program that already ended reads nothing: nothing to tell it.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                pty::write_all(&master, &[pty::EOF_BYTE]),
+            )
+            .await;
+        }
     }
 
     /// Waits until a stream has ended (the process and its children closed it), up to `limit`.
@@ -655,6 +707,15 @@ pub async fn poll_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bo
     }
 }
 
+/// Whether a `/proc/.../syscall` line is a blocked `read(0, ...)`: the system call number
+/// and its first argument (the descriptor, in hex).
+fn reads_fd0(text: &str) -> bool {
+    let mut words = text.split_whitespace();
+    let number = words.next().and_then(|w| w.parse::<i64>().ok());
+    let fd = words.next();
+    number == Some(nix::libc::SYS_read) && fd == Some("0x0")
+}
+
 fn check_limit(pid: i32, limit: u64, a: &Stream, b: &Stream, exceeded: &AtomicBool) {
     if a.total_bytes() + b.total_bytes() > limit && !exceeded.swap(true, Ordering::SeqCst) {
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -717,6 +778,7 @@ mod tests {
             env: env::scrubbed(&home_path, &[]),
             cwd: None,
             stdout_pty: false,
+            stdin_pty: false,
             stderr_to_stdout: false,
             output_limit: 1 << 20,
             limits: limits::Limits::default(),
@@ -768,6 +830,7 @@ mod tests {
             env: env::scrubbed(home.path(), &[]),
             cwd: None,
             stdout_pty: false,
+            stdin_pty: false,
             stderr_to_stdout: false,
             output_limit: 1 << 20,
             limits: limits::Limits {
@@ -806,6 +869,7 @@ mod tests {
             env: env::scrubbed(home.path(), &[]),
             cwd: None,
             stdout_pty: false,
+            stdin_pty: false,
             stderr_to_stdout: false,
             output_limit: 1 << 20,
             limits: limits::Limits {
@@ -853,6 +917,112 @@ mod tests {
             exit.success() && !exceeded && out.contains("survived"),
             "{exit}: {out}"
         );
+    }
+
+    /// Starts `python3 -c <code>` with a pseudo-terminal as stdout, and as stdin too when
+    /// `terminal_stdin`.
+    fn python_on_a_terminal(code: &str, terminal_stdin: bool) -> StudentProcess {
+        let home = tempfile::Builder::new()
+            .prefix("grader-home-")
+            .tempdir()
+            .unwrap();
+        let launch = Launch {
+            argv: vec!["python3".into(), "-c".into(), code.into()],
+            env: env::scrubbed(home.path(), &[]),
+            cwd: None,
+            stdout_pty: true,
+            stdin_pty: terminal_stdin,
+            stderr_to_stdout: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits::default(),
+            netns: None,
+            confine: false,
+            cgroup: false,
+            hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: None,
+            conceal_grader: true,
+        };
+        StudentProcess::spawn(Process::Client, &launch, home, Arc::new(Transcript::new())).unwrap()
+    }
+
+    /// Reports whether stdin and stdout are terminals, then echoes each line it reads with a
+    /// prefix until the end of input, and says so.
+    const LINE_READER: &str = "import os, sys\n\
+print('stdin tty', sys.stdin.isatty(), 'stdout tty', sys.stdout.isatty(), flush=True)\n\
+for line in sys.stdin:\n    print('got', repr(line), flush=True)\n\
+print('end of input', flush=True)";
+
+    #[tokio::test]
+    async fn a_terminal_stdin_reads_lines_without_echo_and_ends_at_close() {
+        let p = python_on_a_terminal(LINE_READER, true);
+        p.type_line("hello \u{3} there").await.unwrap();
+        p.type_line("second").await.unwrap();
+        p.close_stdin().await;
+        assert!(p.type_line("late").await.is_err());
+        let exit = p.wait_exit(Instant::now() + Duration::from_secs(20)).await;
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        let out = p.stdout.all_text();
+        // Only what the program printed: nothing typed is echoed, and Ctrl-C typed is data.
+        assert_eq!(
+            out,
+            "stdin tty True stdout tty True\ngot 'hello \\x03 there\\n'\ngot 'second\\n'\nend of input\n",
+            "{exit:?}"
+        );
+        assert!(exit.is_some_and(|e| e.success()), "{exit:?}");
+        p.terminate(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_terminal_buffer_is_cut_not_stuck() {
+        let p = python_on_a_terminal(
+            "import sys\nfor line in sys.stdin:\n    print(len(line), flush=True)",
+            true,
+        );
+        let typed = tokio::time::timeout(Duration::from_secs(20), async {
+            p.type_line(&"x".repeat(10_000)).await.unwrap();
+            p.type_line("short").await.unwrap();
+        })
+        .await;
+        assert!(typed.is_ok(), "typing a long line blocked");
+        p.close_stdin().await;
+        let exit = p.wait_exit(Instant::now() + Duration::from_secs(20)).await;
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        let out = p.stdout.all_text();
+        let lens: Vec<&str> = out.lines().collect();
+        assert_eq!(lens.len(), 2, "{out} {exit:?}");
+        assert_eq!(lens, ["4096", "6"], "{out}");
+        p.terminate(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn stdin_is_a_pipe_unless_asked_and_reads_stdin_sees_a_blocked_read() {
+        let p = python_on_a_terminal(
+            "import sys\nprint('stdin tty', sys.stdin.isatty(), flush=True)\nprint('Your name: ', end='', flush=True)\nname = input()\nprint('hi', name, flush=True)",
+            false,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = false;
+        poll_until(deadline, || {
+            seen = p.reads_stdin();
+            seen
+        })
+        .await;
+        assert!(
+            seen,
+            "the blocked read(0) was not seen: {}",
+            p.stdout.all_text()
+        );
+        p.type_line("ada").await.unwrap();
+        let exit = p.wait_exit(deadline).await;
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        assert_eq!(
+            p.stdout.all_text(),
+            "stdin tty False\nYour name: hi ada\n",
+            "{exit:?}"
+        );
+        assert!(!p.reads_stdin());
+        p.terminate(Duration::from_millis(100)).await;
     }
 
     #[tokio::test]

@@ -162,6 +162,10 @@ pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
         }
         write_notes(&mut s, o);
     }
+    // Remarks on the whole grading, once (roles not graded, a template without {port}).
+    for n in &report.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
     let failed = report.scenarios.len() - report.passed();
     let style = if failed == 0 { GREEN } else { RED };
     let _ = writeln!(

@@ -42,6 +42,13 @@ impl Exporter for JunitReport {
         if let Some(d) = &report.dialect {
             suite.add_property(Property::new("dialect", d.clone()));
         }
+        // Remarks on the whole grading (roles not graded, a template without {port}).
+        suite.add_properties(
+            report
+                .notes
+                .iter()
+                .map(|n| Property::new("note", n.clone())),
+        );
         for s in &report.scenarios {
             let pts = format!(
                 "[{}/{} pts]",

@@ -66,6 +66,16 @@ pub struct Provenance {
     /// Absolute `--tasks-dir`, when the task file was not the bundled one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_dir: Option<String>,
+    /// Lines typed on the client's stdin before each scenario's own (`stdin_prelude`), as
+    /// written (placeholders unsubstituted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stdin_prelude: Vec<String>,
+    /// The client's stdin, when it was not a pipe (`client_stdin = "terminal"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_stdin: Option<crate::launch::ClientStdin>,
+    /// The roles graded, when not every role of the task was (`roles`, `--role`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<crate::spec::Role>>,
     /// Scenario name → visibility and feedback, for scenarios that are not visible with full
     /// feedback.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -535,6 +545,7 @@ pub(crate) mod test_support {
             accept_any_port: None,
             timestamp: "2025-01-01T00:00:00Z".into(),
             duration_ms: 1,
+            notes: Vec::new(),
             scenarios: vec![ScenarioOutcome {
                 name: "acknowledges".into(),
                 role: crate::spec::Role::Server,

@@ -274,10 +274,11 @@ fn unknown_placeholder_in_template() {
 }
 
 #[test]
-fn template_without_port() {
+fn template_typo_names_the_flag() {
+    // (A template without {port} is accepted: see prompts.rs.)
     assert_usage_error(
-        &run(&["--task", "1", &ok_sub(), "--server", "python3 s.py"]),
-        "no {port}",
+        &run(&["--task", "1", &ok_sub(), "--server", "python3 s.py {prot}"]),
+        "--server template \"python3 s.py {prot}\" uses unknown placeholder {prot}",
     );
 }
 

@@ -211,6 +211,7 @@ fn write_record(out: &Path, submission: &str, score: f64) {
         timestamp: "2025-01-15T10:00:00Z".into(),
         duration_ms: 900,
         scenarios: vec![scenario],
+        notes: Vec::new(),
     };
     grader::report::write_all(out, &report, &[&TomlRecord(&Provenance::default())]).unwrap();
 }

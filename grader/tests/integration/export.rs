@@ -85,6 +85,7 @@ fn write_class(dir: &Path, students: &[(&str, &str)]) {
             timestamp: "2025-01-15T10:00:00Z".into(),
             duration_ms: 900,
             scenarios,
+            notes: Vec::new(),
         };
         let provenance = Provenance {
             submission_hash: Some(format!("sha256:{}", "cd".repeat(32))),

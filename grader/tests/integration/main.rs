@@ -13,6 +13,7 @@ mod hostile_folders;
 mod isolation;
 mod ports;
 mod processes;
+mod prompts;
 mod reports;
 mod resources;
 mod sandbox;

@@ -71,6 +71,7 @@ fn request(
         client: Template::default_for(Role::Client),
         build,
         seed: 1,
+        launch: Default::default(),
         options: EngineOptions {
             limits,
             ..EngineOptions::default()

@@ -455,6 +455,8 @@ impl<'a> Run<'a> {
             env: process::env::scrubbed(home.path(), &classchat),
             cwd: self.req.submission.work_dir.clone(),
             stdout_pty: pty,
+            // A client's stdin is its terminal too when the submission asks for one.
+            stdin_pty: pty && self.req.launch.client_stdin == crate::launch::ClientStdin::Terminal,
             stderr_to_stdout: false,
             output_limit: self.req.options.output_limit,
             limits: self.req.options.limits,
@@ -497,6 +499,7 @@ impl<'a> Run<'a> {
     }
 }
 
+mod prelude;
 mod startup;
 mod steps;
 mod waits;

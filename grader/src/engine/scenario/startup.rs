@@ -320,9 +320,13 @@ impl<'a> Run<'a> {
                 Status::TimedOut,
                 format!("the client did not connect to {HOST}:{} within the deadline", self.listener_port.unwrap_or(0)),
             )
+            .hint(self.stdin_prompt_hint())
             .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT)".into()))),
             None => {
-                let fail = self.attribute("the client exited without connecting".into(), Status::Failed).await;
+                let fail = self
+                    .attribute("the client exited without connecting".into(), Status::Failed)
+                    .await
+                    .hint(self.terminal_hint());
                 // On the host a client dialling a port of its own is refused, not redirected.
                 Err(if self.on_host() {
                     fail.hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT); on the host network a client that dials a port of its own cannot be redirected to the grader (it is inside a network namespace, as root)".into()))

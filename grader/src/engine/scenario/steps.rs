@@ -27,7 +27,8 @@ impl<'a> Run<'a> {
                 Ok(())
             }
             Step::StartClient { refused, name } => {
-                self.start_client(*refused, name.as_deref()).await
+                self.start_client(*refused, name.as_deref()).await?;
+                self.type_prelude(name.as_deref()).await
             }
             Step::Accept {
                 conn,
@@ -234,7 +235,8 @@ impl<'a> Run<'a> {
                                 "expected the {process} to try to connect to {target} within {:.1}s, but it has not tried",
                                 within.as_secs_f64()
                             ),
-                        ));
+                        )
+                        .hint(self.stdin_prompt_hint()));
                     }
                     let tick = (Instant::now() + CONNECT_POLL).min(patience.deadline());
                     let _ = p.wait_exit(tick).await;
