@@ -534,6 +534,7 @@ impl Cx<'_> {
                 out.push(Step::Accept {
                     conn: conn.clone(),
                     within: *within,
+                    assigned_port: false,
                 });
                 if p.register == Register::Prompt {
                     out.push(send_line(conn, "Enter your name:".into()));

@@ -8,11 +8,9 @@ use crate::support::{
 };
 
 const ACK: &str = "server acknowledges a new connection";
-const ONE: &str = "server answers one message";
 const SEVERAL: &str = "server answers several messages on one connection";
 const EXIT: &str = "exit closes the connection gracefully";
 const LONG: &str = "a 4000-byte line is answered whole";
-const UTF8: &str = "non-ASCII text is answered";
 const EMPTY: &str = "an empty line does not break the connection";
 const MIDLINE: &str = "a client leaving mid-line does not crash the server";
 const RESET_NOW: &str = "a connection reset right away does not crash the server";
