@@ -334,6 +334,11 @@ pub struct ReplayArgs {
     pub audience: Audience,
 }
 
+/// The `time_limit_ms` a record keeps: the limit, unless it is the default.
+pub(crate) fn recorded_time_limit(limit: Duration) -> Option<u64> {
+    (limit != engine::GRADING_TIME_LIMIT).then(|| limit.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
 /// Parses a `--time-limit`: a duration ("90s", "5m") of more than zero and at most a day.
 fn time_limit(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
@@ -679,6 +684,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             .as_ref()
             .and(args.build_timeout)
             .map(|t| t.as_millis() as u64),
+        time_limit_ms: recorded_time_limit(args.time_limit),
         tasks_dir: args.tasks_dir.as_deref().map(absolute),
         policies: audience::policies_of(&spec),
     };
@@ -1112,7 +1118,9 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         client: p.client_template.clone(),
         build: p.build_command.clone(),
         build_timeout: p.build_timeout_ms.map(Duration::from_millis),
-        time_limit: engine::GRADING_TIME_LIMIT,
+        time_limit: p
+            .time_limit_ms
+            .map_or(engine::GRADING_TIME_LIMIT, Duration::from_millis),
         tasks_dir,
         out: args.out,
         min_score: None,

@@ -196,6 +196,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             .map(|_| config.engine.build_timeout)
             .filter(|t| *t != engine::build::BUILD_TIMEOUT)
             .map(|t| t.as_millis() as u64),
+        time_limit_ms: crate::cli::recorded_time_limit(config.engine.time_limit),
         tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
         policies: audience::policies_of(&config.spec),
     };

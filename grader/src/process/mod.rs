@@ -158,7 +158,10 @@ pub enum SpawnError {
 pub struct StudentProcess {
     /// Which role it plays.
     pub role: Process,
-    /// Process id, also its process group id.
+    /// Process id, also its process group id and session id. With a PID namespace (see
+    /// [`sandbox::Prepared::become_init`]) it is the namespace's init, whose child is the
+    /// program: signals to the group reach both, and [`StudentProcess::member_list`] leaves
+    /// the init out.
     pub pid: i32,
     /// What it printed on stdout.
     pub stdout: Arc<Stream>,
@@ -170,6 +173,8 @@ pub struct StudentProcess {
     tasks: Vec<JoinHandle<()>>,
     /// The process's cgroup, where the system offers one.
     cgroup: Option<cgroup::Cgroup>,
+    /// The PID namespace's init (the grader's child, not running student code), if any.
+    init: Option<i32>,
     /// `HOME=<its home>`: how orphans it left behind are recognised without a cgroup.
     marker: String,
     /// Processes other than the leader this process was ended with (pid → start time), to be
@@ -260,7 +265,7 @@ impl StudentProcess {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
             .unwrap_or("/usr/bin:/bin");
-        let sandbox = sandbox::Prepared::new(sandbox::Request {
+        let mut sandbox = sandbox::Prepared::new(sandbox::Request {
             netns: launch.netns,
             cgroup_procs: procs,
             confine: launch.confine,
@@ -277,14 +282,19 @@ impl StudentProcess {
             }),
         })
         .map_err(SpawnError::Setup)?;
+        // With a PID namespace, the forked child is its init and the program its child: the
+        // program's status comes through this pipe (see `sandbox::Prepared::become_init`).
+        let pid_ns = sandbox.pid_namespace();
+        let status_pipe = sandbox.take_status_reader();
         // SAFETY: the closure runs in the forked child before exec and only makes system calls
         // (setsid, write, setns, unshare, mount, mount_setattr, mkdir, open, symlink,
-        // pivot_root, umount2, chdir, setrlimit, getrlimit, prctl, setgroups, setresgid,
-        // setresuid, capset, close_range, seccomp) on data prepared before the fork; it
-        // allocates nothing.
+        // pivot_root, umount2, chdir, clone, sigprocmask, waitpid, close_range, setrlimit,
+        // getrlimit, prctl, setgroups, setresgid, setresuid, capset, seccomp) on data prepared
+        // before the fork; it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 sandbox.enter()?;
+                sandbox.become_init()?;
                 lim.apply()?;
                 sandbox.drop_privileges()?;
                 Ok(())
@@ -311,10 +321,19 @@ impl StudentProcess {
         } else {
             None
         };
-        let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+        let spawned = if pid_ns {
+            sandbox::in_new_pid_namespace(|| cmd.spawn())
+        } else {
+            cmd.spawn()
+        };
+        let mut child = spawned.map_err(|source| SpawnError::Start {
             program: program.clone(),
             source,
         })?;
+        let status_pipe = status_pipe
+            .map(tokio::net::unix::pipe::Receiver::from_owned_fd)
+            .transpose()
+            .map_err(SpawnError::Setup)?;
         // Our copies of the terminal's slave side must go, or its end would never be seen.
         drop(cmd);
         let pid = child.id().map(|p| p as i32).unwrap_or(-1);
@@ -390,21 +409,38 @@ impl StudentProcess {
         let (tx, rx) = watch::channel(None);
         let t = transcript.clone();
         tasks.push(tokio::spawn(async move {
-            let info = match child.wait().await {
-                Ok(status) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    ExitInfo {
-                        code: status.code(),
-                        signal: status.signal(),
-                    }
+            // The program's own status from its namespace's init, when it has one; else (no
+            // namespace, or the init was killed, which kills the program with it) the status
+            // of the process the grader started.
+            let mut reported = None;
+            if let Some(mut pipe) = status_pipe {
+                let mut raw = [0u8; 4];
+                if pipe.read_exact(&mut raw).await.is_ok() {
+                    let (code, signal) = sandbox::decode_status(i32::from_ne_bytes(raw));
+                    reported = Some(ExitInfo { code, signal });
                 }
-                Err(_) => ExitInfo {
-                    code: None,
-                    signal: None,
+            }
+            let info = match reported {
+                Some(info) => info,
+                None => match child.wait().await {
+                    Ok(status) => {
+                        use std::os::unix::process::ExitStatusExt;
+                        ExitInfo {
+                            code: status.code(),
+                            signal: status.signal(),
+                        }
+                    }
+                    Err(_) => ExitInfo {
+                        code: None,
+                        signal: None,
+                    },
                 },
             };
             t.push(&who, Dir::Note, format!("exited: {info}"));
             let _ = tx.send(Some(info));
+            // The init lives on while the program's other processes do; it is reaped here (and
+            // killed, with its namespace, if this task is dropped first).
+            let _ = child.wait().await;
         }));
 
         Ok(Self {
@@ -419,6 +455,7 @@ impl StudentProcess {
             cgroup,
             marker,
             signalled: std::sync::Mutex::new(HashMap::new()),
+            init: pid_ns.then_some(pid),
             _cwd: cwd_dir,
             _root: root_dir,
             _home: home,
@@ -489,9 +526,13 @@ impl StudentProcess {
     /// A handle that lists this program's live processes cheaply, for watchers that outlive a
     /// borrow of it (see [`Members`]).
     pub fn member_list(&self) -> Members {
-        match &self.cgroup {
-            Some(cg) => Members::Cgroup(cg.dir().to_path_buf()),
-            None => Members::Group(self.pid),
+        let source = match &self.cgroup {
+            Some(cg) => Source::Cgroup(cg.dir().to_path_buf()),
+            None => Source::Group(self.pid),
+        };
+        Members {
+            source,
+            init: self.init,
         }
     }
 
@@ -617,10 +658,17 @@ impl Drop for StudentProcess {
 }
 
 /// How to list a student program's live processes: its cgroup's member list where it has one
-/// (one small file read), else a scan of /proc for its process group. Cheap to clone and valid
-/// after the program ended (it then lists nothing).
+/// (one small file read), else a scan of /proc for its process group; never its PID
+/// namespace's init (the grader's own code, not the student's: it holds no socket and uses no
+/// CPU). Cheap to clone and valid after the program ended (it then lists nothing).
 #[derive(Debug, Clone)]
-pub enum Members {
+pub struct Members {
+    source: Source,
+    init: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
     /// The members of the cgroup at this folder.
     Cgroup(std::path::PathBuf),
     /// The members of this process group.
@@ -630,10 +678,12 @@ pub enum Members {
 impl Members {
     /// The live (non-zombie) processes now.
     pub fn pids(&self) -> Vec<i32> {
-        match self {
-            Members::Cgroup(dir) => cgroup::members_of(dir),
-            Members::Group(pgid) => procfs::group_members(*pgid).iter().map(|p| p.pid).collect(),
-        }
+        let mut pids: Vec<i32> = match &self.source {
+            Source::Cgroup(dir) => cgroup::members_of(dir),
+            Source::Group(pgid) => procfs::group_members(*pgid).iter().map(|p| p.pid).collect(),
+        };
+        pids.retain(|p| Some(*p) != self.init);
+        pids
     }
 }
 
@@ -853,6 +903,68 @@ mod tests {
             exit.success() && !exceeded && out.contains("survived"),
             "{exit}: {out}"
         );
+    }
+
+    /// Runs `sh -c <script>` confined (as root: minimal root, PID namespace) or not, and
+    /// returns how it ended (learnt while a daemon it left may still live) and what it printed.
+    async fn sh(script: &str, confine: bool) -> (ExitInfo, String) {
+        let home = tempfile::Builder::new()
+            .prefix("grader-home-")
+            .tempdir()
+            .unwrap();
+        // As in a grading: an unprivileged uid of its own.
+        let lease = confine.then(|| sandbox::user::UserLease::acquire().unwrap());
+        let launch = Launch {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: env::scrubbed(home.path(), &[]),
+            cwd: None,
+            stdout_pty: false,
+            stderr_to_stdout: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits::default(),
+            netns: None,
+            confine,
+            cgroup: true,
+            hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: lease.as_ref().map(|l| l.run_as()),
+            conceal_grader: true,
+        };
+        let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
+            .unwrap();
+        let exit = p.wait_exit(Instant::now() + Duration::from_secs(20)).await;
+        let exit = exit.expect("the program's exit is reported while its daemon lives");
+        p.terminate(Duration::from_millis(100)).await;
+        assert!(p.members().is_empty(), "left: {:?}", p.members());
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        (exit, p.stdout.all_text())
+    }
+
+    #[tokio::test]
+    async fn a_pid_namespace_changes_no_exit_status() {
+        if !sandbox::is_root() {
+            eprintln!("skipped: PID namespaces need root");
+            return;
+        }
+        for script in [
+            "exit 0",
+            "exit 7",
+            "kill -TERM $$",
+            "kill -KILL $$",
+            "kill -SEGV $$",
+            "trap 'exit 5' TERM; kill -TERM $$; sleep 5",
+            // The exit is reported at once although a daemon lives on (ended by terminate).
+            "(setsid sleep 300 &); exit 4",
+        ] {
+            let (host, _) = sh(script, false).await;
+            let (inside, _) = sh(script, true).await;
+            assert_eq!(inside, host, "{script}");
+        }
+        // Inside, the program is not pid 1 (its init is, as root: hidden by `hidepid`) and sees
+        // no other process.
+        let (exit, out) = sh("echo pid $$; echo /proc/[0-9]*", true).await;
+        assert!(exit.success(), "{exit}");
+        assert_eq!(out, "pid 2\n/proc/2\n");
     }
 
     #[tokio::test]

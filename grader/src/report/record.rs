@@ -59,6 +59,10 @@ pub struct Provenance {
     /// The build's deadline in milliseconds, when the build had one other than the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_timeout_ms: Option<u64>,
+    /// The grading's wall-clock limit (`--time-limit`) in milliseconds, when it was not the
+    /// default (10 min); a replay uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_ms: Option<u64>,
     /// Absolute `--tasks-dir`, when the task file was not the bundled one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_dir: Option<String>,

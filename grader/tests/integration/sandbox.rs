@@ -172,6 +172,24 @@ fn root_only_files_and_other_processes_stay_out_of_reach() {
     all_passed(&o);
 }
 
+#[test]
+fn a_program_sees_no_process_outside_its_own() {
+    if !root_only("a_program_sees_no_process_outside_its_own") {
+        return;
+    }
+    // Every scenario's programs run in a PID namespace of their own: the probe finds neither
+    // the host's init nor the grader (by /proc, its parent, or kill(pid, 0)).
+    let (out, tmp) = (temp("grader-test-out-"), temp("grader-test-tmp-"));
+    let o = run_with(
+        Command::new(grader_bin()),
+        &hostile("finds_processes_outside_its_program.py"),
+        out.path(),
+        tmp.path(),
+        &[],
+    );
+    all_passed(&o);
+}
+
 /// `/dev/shm` files and System V segments named by `leaves_shared_memory.py`.
 fn shared_memory_leaks() -> (Vec<String>, bool) {
     let files = std::fs::read_dir("/dev/shm")
