@@ -451,6 +451,19 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     // Orphans of student programs (a double fork, a daemon) become the grader's children
     // instead of init's, so the end of a scenario can find and reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    // A grader that is not root enters a user namespace of its own where the system allows it,
+    // so student code gets the namespaces root would give it; while still single-threaded (the
+    // kernel requires it), before the guard and the runtime start. Not for `--isolation host`,
+    // which keeps plain host mode.
+    let namespaces = match &cli.command {
+        Command::Run(a) => a.isolation != IsolationMode::Host,
+        Command::Batch(a) => a.isolation != IsolationMode::Host,
+        Command::Replay(a) => record::read(&a.report).map_or(true, |r| r.report.isolation != "host"),
+        _ => false,
+    };
+    if namespaces && !crate::process::sandbox::is_root() {
+        let _ = crate::process::sandbox::userns::enter();
+    }
     if matches!(
         cli.command,
         Command::Run(_) | Command::Batch(_) | Command::Replay(_)
@@ -486,13 +499,23 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 /// Decides the isolation once for a whole run (a probe per grading would be wasted work), and
 /// says so when `auto` falls back to the host.
 fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
+    use crate::process::sandbox::userns;
     match mode.resolve() {
         Ok(Isolation::Host) if mode == IsolationMode::Auto => {
             let why = crate::net::netns::probe().err().unwrap_or_default();
+            let userns = userns::why_not()
+                .map(|w| format!(" (unprivileged user namespaces: {w})"))
+                .unwrap_or_default();
             say_err!(
-                "note: {why}; grading on the host's loopback instead (isolation = \"host\" in the report)"
+                "note: {why}{userns}; grading on the host's loopback instead (isolation = \"host\" in the report)"
             );
             Ok(IsolationMode::Host)
+        }
+        Ok(Isolation::Netns) if userns::active() => {
+            say_err!(
+                "note: not root: student programs run in an unprivileged user namespace of the grader's (a network namespace per scenario, a minimal root, a PID namespace), under the grader's own uid and without cgroup limits unless delegated (isolation = \"userns\" in the report)"
+            );
+            Ok(IsolationMode::Netns)
         }
         Ok(Isolation::Host) => Ok(IsolationMode::Host),
         Ok(Isolation::Netns) => Ok(IsolationMode::Netns),
@@ -1131,7 +1154,7 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         audience: args.audience,
         after_due: false,
         isolation: match r.isolation.as_str() {
-            "netns" => IsolationMode::Netns,
+            "netns" | "userns" => IsolationMode::Netns,
             _ => IsolationMode::Host,
         },
         accept_any_port: Some(r.accepted_any_port()),

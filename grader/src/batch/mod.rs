@@ -166,7 +166,7 @@ fn same_isolation(old: &GradeReport, options: &EngineOptions) -> bool {
         // Unresolved: whatever the record says is as good as anything.
         IsolationMode::Auto => return true,
     };
-    old.isolation == isolation.as_str()
+    old.isolation == crate::process::sandbox::userns::isolation_name(isolation)
         && old.accepted_any_port()
             == options
                 .accept_any_port

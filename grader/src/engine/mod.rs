@@ -337,7 +337,7 @@ pub async fn grade(
         seed: req.seed,
         spec_hash: spec_hash(&req.spec_text),
         spec_source: req.spec_source.clone(),
-        isolation: isolation.as_str().to_string(),
+        isolation: crate::process::sandbox::userns::isolation_name(isolation).to_string(),
         accept_any_port: Some(
             req.options
                 .accept_any_port

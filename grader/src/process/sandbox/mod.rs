@@ -14,7 +14,7 @@
 //!   anything else runs, so every socket it ever creates lives there;
 //! - **cgroup**: the process moves itself into its pids cgroup before exec, so it and everything
 //!   it starts (also after `setsid` or a double fork) are members, and `pids.max` bounds them;
-//! - **files** (when the grader is root): private mount and IPC namespaces and a minimal root
+//! - **files** (when the grader is root, or in its own user namespace, see [`userns`]): private mount and IPC namespaces and a minimal root
 //!   ([`rootfs`]): system folders read-only, its HOME and working folder read-write, private
 //!   `/tmp`, `/run` and `/dev/shm`, its own `/proc`; the host's other files, Unix sockets, the
 //!   grader's binary, the task files and the reports are not in it;
@@ -29,8 +29,9 @@
 //! - **identity** (when the grader is root): the process runs as the grading's unprivileged uid
 //!   ([`user`]) with no supplementary groups, after the capability bounding set is emptied, and
 //!   with `no_new_privs`: it cannot read root's mode-600 files, signal or trace the grader or
-//!   another grading, undo the mounts, or regain privileges through a setuid binary. Without a
-//!   uid (a grader that is not root) the ambient set is cleared and `no_new_privs` is set.
+//!   another grading, undo the mounts, or regain privileges through a setuid binary. In the
+//!   grader's user namespace the process keeps the grader's uid but loses every capability the
+//!   same way; without either, the ambient set is cleared and `no_new_privs` is set.
 //!
 //! Everything here runs in the forked child, so [`Prepared::enter`] and
 //! [`Prepared::drop_privileges`] only make system calls on data prepared beforehand: no
@@ -39,6 +40,7 @@
 pub mod rootfs;
 pub mod seccomp;
 pub mod user;
+pub mod userns;
 
 use std::ffi::CStr;
 use std::io;
@@ -72,9 +74,16 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Whether the grader runs as root (only then are mounts, uids and capabilities ours to change).
+/// Whether the grader runs as root (only then are uids, cgroups and the host's capabilities
+/// ours to change).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Whether the grader may create namespaces and mounts for student code: as root, or in a user
+/// namespace of its own ([`userns`]).
+pub fn privileged() -> bool {
+    is_root() || userns::active()
 }
 
 /// What the caller asks of the confinement.
@@ -112,7 +121,7 @@ pub struct Prepared {
 impl Prepared {
     /// Prepares the confinement (see the module comment).
     pub fn new(req: Request<'_>) -> io::Result<Self> {
-        let privileged = req.confine && is_root();
+        let privileged = req.confine && privileged();
         let root = match (&req.root, privileged) {
             (Some(spec), true) => Some(rootfs::Plan::new(spec)?),
             _ => None,
@@ -223,7 +232,7 @@ impl Prepared {
         unsafe {
             libc::prctl(PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0);
             libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-            if self.confine && is_root() {
+            if self.confine && privileged() {
                 for cap in 0..64 as libc::c_ulong {
                     if libc::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
                         && *libc::__errno_location() == libc::EINVAL
