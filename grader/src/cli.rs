@@ -336,7 +336,8 @@ pub struct ReplayArgs {
 
 /// The `time_limit_ms` a record keeps: the limit, unless it is the default.
 pub(crate) fn recorded_time_limit(limit: Duration) -> Option<u64> {
-    (limit != engine::GRADING_TIME_LIMIT).then(|| limit.as_millis().min(u128::from(u64::MAX)) as u64)
+    (limit != engine::GRADING_TIME_LIMIT)
+        .then(|| limit.as_millis().min(u128::from(u64::MAX)) as u64)
 }
 
 /// Parses a `--time-limit`: a duration ("90s", "5m") of more than zero and at most a day.
@@ -458,7 +459,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     let namespaces = match &cli.command {
         Command::Run(a) => a.isolation != IsolationMode::Host,
         Command::Batch(a) => a.isolation != IsolationMode::Host,
-        Command::Replay(a) => record::read(&a.report).map_or(true, |r| r.report.isolation != "host"),
+        Command::Replay(a) => {
+            record::read(&a.report).map_or(true, |r| r.report.isolation != "host")
+        }
         _ => false,
     };
     if namespaces && !crate::process::sandbox::is_root() {

@@ -4,7 +4,11 @@
 //!
 //! Guarantees:
 //! - every process runs in a new session and process group whose id is its pid (no controlling
-//!   terminal); [`StudentProcess::terminate`]
+//!   terminal); with a PID namespace ([`sandbox::Prepared::become_init`]) that process is the
+//!   namespace's init and the program its child in the same group: the exit reported is the
+//!   program's (as it would be without the namespace), the processes measured through
+//!   [`StudentProcess::member_list`] leave the init out, and a SIGKILL to the group ends the
+//!   whole namespace; [`StudentProcess::terminate`]
 //!   sends SIGTERM to the whole group, waits a short grace, then SIGKILLs whatever is left and
 //!   waits until the group is empty; dropping a [`StudentProcess`] SIGKILLs the group as a last
 //!   resort, so no process outlives the grader even when a scenario is cancelled;

@@ -415,7 +415,10 @@ fn an_unprivileged_grader_isolates_with_user_namespaces() {
         ),
     ];
     for (i, (fixture, template)) in cases.iter().enumerate() {
-        let (tmp, out) = (work.path().join(format!("tmp{i}")), work.path().join(format!("out{i}")));
+        let (tmp, out) = (
+            work.path().join(format!("tmp{i}")),
+            work.path().join(format!("out{i}")),
+        );
         for d in [&tmp, &out] {
             std::fs::create_dir(d).unwrap();
             open(d, 0o1777);

@@ -298,7 +298,9 @@ fn status_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     let high = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
     // SAFETY: fcntl just returned this new descriptor, owned by nobody else.
-    Ok((r, unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) }))
+    Ok((r, unsafe {
+        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high)
+    }))
 }
 
 /// The init of a student program's PID namespace (see [`Prepared::become_init`]); never returns.
@@ -310,8 +312,12 @@ unsafe fn init(program: libc::pid_t, status: RawFd) -> ! {
     unsafe {
         // Nothing of the grader's stays open here (the student's stdio included, so its end of
         // file is seen when the program's processes close theirs).
-        if libc::syscall(libc::SYS_close_range, 0 as libc::c_uint, (status - 1) as libc::c_uint, 0)
-            != 0
+        if libc::syscall(
+            libc::SYS_close_range,
+            0 as libc::c_uint,
+            (status - 1) as libc::c_uint,
+            0,
+        ) != 0
             || libc::syscall(
                 libc::SYS_close_range,
                 (status + 1) as libc::c_uint,
@@ -339,7 +345,11 @@ unsafe fn init(program: libc::pid_t, status: RawFd) -> ! {
             permitted: 0,
             inheritable: 0,
         }; 2];
-        libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, none.as_ptr());
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            none.as_ptr(),
+        );
         let mut code = 0;
         loop {
             let mut st: libc::c_int = 0;

@@ -110,8 +110,8 @@ fn map_ids(uid: u32, gid: u32) -> io::Result<()> {
 fn probe() -> Result<(), String> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     // The child says what failed on this pipe.
-    let (why_read, why_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("pipe: {e}"))?;
+    let (why_read, why_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the process is single-threaded (checked by the caller).
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
