@@ -14,10 +14,11 @@
 //!   anything else runs, so every socket it ever creates lives there;
 //! - **cgroup**: the process moves itself into its pids cgroup before exec, so it and everything
 //!   it starts (also after `setsid` or a double fork) are members, and `pids.max` bounds them;
-//! - **files** (when the grader is root, or in its own user namespace, see [`userns`]): private mount and IPC namespaces and a minimal root
-//!   ([`rootfs`]): system folders read-only, its HOME and working folder read-write, private
-//!   `/tmp`, `/run` and `/dev/shm`, its own `/proc`; the host's other files, Unix sockets, the
-//!   grader's binary, the task files and the reports are not in it;
+//! - **files** (when the grader is root, or in its own user namespace, see [`userns`]): private
+//!   mount and IPC namespaces and a minimal root ([`rootfs`]): system folders read-only, its
+//!   HOME and working folder read-write, private `/tmp`, `/run` and `/dev/shm`, its own `/proc`;
+//!   the host's other files, Unix sockets, the grader's binary, the task files and the reports
+//!   are not in it;
 //! - **processes** (with the minimal root): a PID namespace of its own, entered by the thread that
 //!   forks it ([`in_new_pid_namespace`]), so the forked child is the namespace's init (pid 1);
 //!   after the mounts (whose `/proc` is then the namespace's) it forks the student program
@@ -25,7 +26,8 @@
 //!   namespace, hands the program's wait status to the grader through a pipe
 //!   ([`Prepared::take_status_reader`]) the moment the program ends, and exits once nothing is
 //!   left in the namespace. The program sees no process but its own (and, with `hidepid`, not
-//!   even the init, which stays root); the grader keeps seeing host pids in the host's `/proc`;
+//!   even the init, which is root's, or non-dumpable in the grader's user namespace); the
+//!   grader keeps seeing host pids in the host's `/proc`;
 //! - **identity** (when the grader is root): the process runs as the grading's unprivileged uid
 //!   ([`user`]) with no supplementary groups, after the capability bounding set is emptied, and
 //!   with `no_new_privs`: it cannot read root's mode-600 files, signal or trace the grader or
