@@ -911,7 +911,7 @@ mod tests {
 
     /// Runs `sh -c <script>` confined (as root: minimal root, PID namespace) or not, and
     /// returns how it ended (learnt while a daemon it left may still live) and what it printed.
-    async fn sh(script: &str, confine: bool) -> (ExitInfo, String) {
+    async fn sh(script: &str, confine: bool, cgroup: bool) -> (ExitInfo, String) {
         let home = tempfile::Builder::new()
             .prefix("grader-home-")
             .tempdir()
@@ -928,7 +928,7 @@ mod tests {
             limits: limits::Limits::default(),
             netns: None,
             confine,
-            cgroup: true,
+            cgroup,
             hidden: Vec::new(),
             read_only: Vec::new(),
             run_as: lease.as_ref().map(|l| l.run_as()),
@@ -960,13 +960,17 @@ mod tests {
             // The exit is reported at once although a daemon lives on (ended by terminate).
             "(setsid sleep 300 &); exit 4",
         ] {
-            let (host, _) = sh(script, false).await;
-            let (inside, _) = sh(script, true).await;
+            let (host, _) = sh(script, false, true).await;
+            let (inside, _) = sh(script, true, true).await;
             assert_eq!(inside, host, "{script}");
         }
+        // Without a cgroup the daemon is found through /proc's parent links (its parent is the
+        // namespace's init, the grader's child) and ended too.
+        let (exit, _) = sh("(setsid sleep 300 &); exit 4", true, false).await;
+        assert_eq!(exit.code, Some(4));
         // Inside, the program is not pid 1 (its init is, as root: hidden by `hidepid`) and sees
         // no other process.
-        let (exit, out) = sh("echo pid $$; echo /proc/[0-9]*", true).await;
+        let (exit, out) = sh("echo pid $$; echo /proc/[0-9]*", true, true).await;
         assert!(exit.success(), "{exit}");
         assert_eq!(out, "pid 2\n/proc/2\n");
     }
