@@ -424,6 +424,12 @@ pub struct ReplayArgs {
     pub audience: Audience,
 }
 
+/// The `time_limit_ms` a record keeps: the limit, unless it is the default.
+pub(crate) fn recorded_time_limit(limit: Duration) -> Option<u64> {
+    (limit != engine::GRADING_TIME_LIMIT)
+        .then(|| limit.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
 /// Parses a `--time-limit`: a duration ("90s", "5m") of more than zero and at most a day.
 fn time_limit(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
@@ -548,6 +554,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     // Orphans of student programs (a double fork, a daemon) become the grader's children
     // instead of init's, so the end of a scenario can find and reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    // A grader that is not root enters a user namespace of its own where the system allows it,
+    // so student code gets the namespaces root would give it; while still single-threaded (the
+    // kernel requires it), before the guard and the runtime start. Not for `--isolation host`,
+    // which keeps plain host mode.
+    let namespaces = match &cli.command {
+        Command::Run(a) => a.isolation != IsolationMode::Host,
+        Command::Batch(a) => a.isolation != IsolationMode::Host,
+        Command::Replay(a) => {
+            record::read(&a.report).map_or(true, |r| r.report.isolation != "host")
+        }
+        _ => false,
+    };
+    if namespaces && !crate::process::sandbox::is_root() {
+        let _ = crate::process::sandbox::userns::enter();
+    }
     if matches!(
         cli.command,
         Command::Run(_) | Command::Batch(_) | Command::Replay(_)
@@ -594,13 +615,23 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 /// Decides the isolation once for a whole run (a probe per grading would be wasted work), and
 /// says so when `auto` falls back to the host.
 fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
+    use crate::process::sandbox::userns;
     match mode.resolve() {
         Ok(Isolation::Host) if mode == IsolationMode::Auto => {
             let why = crate::net::netns::probe().err().unwrap_or_default();
+            let userns = userns::why_not()
+                .map(|w| format!(" (unprivileged user namespaces: {w})"))
+                .unwrap_or_default();
             say_err!(
-                "note: {why}; grading on the host's loopback instead (isolation = \"host\" in the report)"
+                "note: {why}{userns}; grading on the host's loopback instead (isolation = \"host\" in the report)"
             );
             Ok(IsolationMode::Host)
+        }
+        Ok(Isolation::Netns) if userns::active() => {
+            say_err!(
+                "note: not root: student programs run in an unprivileged user namespace of the grader's (a network namespace per scenario, a minimal root, a PID namespace), under the grader's own uid and without cgroup limits unless delegated (isolation = \"userns\" in the report)"
+            );
+            Ok(IsolationMode::Netns)
         }
         Ok(Isolation::Host) => Ok(IsolationMode::Host),
         Ok(Isolation::Netns) => Ok(IsolationMode::Netns),
@@ -871,6 +902,7 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             .as_ref()
             .and(args.build_timeout)
             .map(|t| t.as_millis() as u64),
+        time_limit_ms: recorded_time_limit(args.time_limit),
         tasks_dir: args.tasks_dir.as_deref().map(absolute),
         protocol: (!spec.dialect.is_empty()).then(|| spec.dialect.to_inline()),
         policies: audience::policies_of(&spec),
@@ -1347,7 +1379,9 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         stdin_prelude: p.stdin_prelude.clone(),
         client_stdin: p.client_stdin,
         roles: p.roles.clone().unwrap_or_default(),
-        time_limit: engine::GRADING_TIME_LIMIT,
+        time_limit: p
+            .time_limit_ms
+            .map_or(engine::GRADING_TIME_LIMIT, Duration::from_millis),
         tasks_dir,
         out: args.out,
         min_score: None,
@@ -1358,7 +1392,7 @@ fn run_replay(args: ReplayArgs) -> Result<u8, CliError> {
         audience: args.audience,
         after_due: false,
         isolation: match r.isolation.as_str() {
-            "netns" => IsolationMode::Netns,
+            "netns" | "userns" => IsolationMode::Netns,
             _ => IsolationMode::Host,
         },
         accept_any_port: Some(r.accepted_any_port()),

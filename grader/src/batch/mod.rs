@@ -169,7 +169,7 @@ fn same_isolation(old: &GradeReport, options: &EngineOptions) -> bool {
         // Unresolved: whatever the record says is as good as anything.
         IsolationMode::Auto => return true,
     };
-    old.isolation == isolation.as_str()
+    old.isolation == crate::process::sandbox::userns::isolation_name(isolation)
         && old.accepted_any_port() == options.accept_any_port.unwrap_or(true)
 }
 
@@ -210,6 +210,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
             .map(|_| config.engine.build_timeout)
             .filter(|t| *t != engine::build::BUILD_TIMEOUT)
             .map(|t| t.as_millis() as u64),
+        time_limit_ms: crate::cli::recorded_time_limit(config.engine.time_limit),
         tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
         protocol: (!spec.dialect.is_empty()).then(|| spec.dialect.to_inline()),
         policies: audience::policies_of(&spec),

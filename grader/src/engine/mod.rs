@@ -420,7 +420,7 @@ pub async fn grade(
         spec_hash: spec_hash(&req.spec_text),
         spec_source: req.spec_source.clone(),
         dialect: (!req.spec.dialect.is_empty()).then(|| req.spec.dialect.label.clone()),
-        isolation: isolation.as_str().to_string(),
+        isolation: crate::process::sandbox::userns::isolation_name(isolation).to_string(),
         accept_any_port: Some(req.options.accept_any_port.unwrap_or(true)),
         timestamp,
         duration_ms: started.elapsed().as_millis() as u64,

@@ -4,7 +4,11 @@
 //!
 //! Guarantees:
 //! - every process runs in a new session and process group whose id is its pid (no controlling
-//!   terminal); [`StudentProcess::terminate`]
+//!   terminal); with a PID namespace ([`sandbox::Prepared::become_init`]) that process is the
+//!   namespace's init and the program its child in the same group: the exit reported is the
+//!   program's (as it would be without the namespace), the processes measured through
+//!   [`StudentProcess::member_list`] leave the init out, and a SIGKILL to the group ends the
+//!   whole namespace; [`StudentProcess::terminate`]
 //!   sends SIGTERM to the whole group, waits a short grace, then SIGKILLs whatever is left and
 //!   waits until the group is empty; dropping a [`StudentProcess`] SIGKILLs the group as a last
 //!   resort, so no process outlives the grader even when a scenario is cancelled;
@@ -169,7 +173,10 @@ pub enum SpawnError {
 pub struct StudentProcess {
     /// Which role it plays.
     pub role: Process,
-    /// Process id, also its process group id.
+    /// Process id, also its process group id and session id. With a PID namespace (see
+    /// [`sandbox::Prepared::become_init`]) it is the namespace's init, whose child is the
+    /// program: signals to the group reach both, and [`StudentProcess::member_list`] leaves
+    /// the init out.
     pub pid: i32,
     /// What it printed on stdout.
     pub stdout: Arc<Stream>,
@@ -181,6 +188,8 @@ pub struct StudentProcess {
     tasks: Vec<JoinHandle<()>>,
     /// The process's cgroup, where the system offers one.
     cgroup: Option<cgroup::Cgroup>,
+    /// The PID namespace's init (the grader's child, not running student code), if any.
+    init: Option<i32>,
     /// `HOME=<its home>`: how orphans it left behind are recognised without a cgroup.
     marker: String,
     /// Processes other than the leader this process was ended with (pid → start time), to be
@@ -240,7 +249,7 @@ impl StudentProcess {
         }
         let procs = cgroup.as_ref().and_then(|c| c.procs_file().ok());
         let writable = [home.path().to_path_buf(), cwd.clone()];
-        let confined = launch.confine && sandbox::is_root();
+        let confined = launch.confine && sandbox::privileged();
         let run_as = launch.run_as.filter(|_| confined);
         if let Some(who) = run_as {
             for dir in [Some(home.path()), cwd_dir.as_ref().map(|d| d.path())]
@@ -271,7 +280,7 @@ impl StudentProcess {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
             .unwrap_or("/usr/bin:/bin");
-        let sandbox = sandbox::Prepared::new(sandbox::Request {
+        let mut sandbox = sandbox::Prepared::new(sandbox::Request {
             netns: launch.netns,
             cgroup_procs: procs,
             confine: launch.confine,
@@ -288,14 +297,19 @@ impl StudentProcess {
             }),
         })
         .map_err(SpawnError::Setup)?;
+        // With a PID namespace, the forked child is its init and the program its child: the
+        // program's status comes through this pipe (see `sandbox::Prepared::become_init`).
+        let pid_ns = sandbox.pid_namespace();
+        let status_pipe = sandbox.take_status_reader();
         // SAFETY: the closure runs in the forked child before exec and only makes system calls
         // (setsid, write, setns, unshare, mount, mount_setattr, mkdir, open, symlink,
-        // pivot_root, umount2, chdir, setrlimit, getrlimit, prctl, setgroups, setresgid,
-        // setresuid, capset, close_range, seccomp) on data prepared before the fork; it
-        // allocates nothing.
+        // pivot_root, umount2, chdir, clone, sigprocmask, waitpid, close_range, setrlimit,
+        // getrlimit, prctl, setgroups, setresgid, setresuid, capset, seccomp) on data prepared
+        // before the fork; it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 sandbox.enter()?;
+                sandbox.become_init()?;
                 lim.apply()?;
                 sandbox.drop_privileges()?;
                 Ok(())
@@ -327,10 +341,19 @@ impl StudentProcess {
         } else {
             None
         };
-        let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+        let spawned = if pid_ns {
+            sandbox::in_new_pid_namespace(|| cmd.spawn())
+        } else {
+            cmd.spawn()
+        };
+        let mut child = spawned.map_err(|source| SpawnError::Start {
             program: program.clone(),
             source,
         })?;
+        let status_pipe = status_pipe
+            .map(tokio::net::unix::pipe::Receiver::from_owned_fd)
+            .transpose()
+            .map_err(SpawnError::Setup)?;
         // Our copies of the terminal's slave side must go, or its end would never be seen.
         drop(cmd);
         let pid = child.id().map(|p| p as i32).unwrap_or(-1);
@@ -414,21 +437,38 @@ impl StudentProcess {
         let (tx, rx) = watch::channel(None);
         let t = transcript.clone();
         tasks.push(tokio::spawn(async move {
-            let info = match child.wait().await {
-                Ok(status) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    ExitInfo {
-                        code: status.code(),
-                        signal: status.signal(),
-                    }
+            // The program's own status from its namespace's init, when it has one; else (no
+            // namespace, or the init was killed, which kills the program with it) the status
+            // of the process the grader started.
+            let mut reported = None;
+            if let Some(mut pipe) = status_pipe {
+                let mut raw = [0u8; 4];
+                if pipe.read_exact(&mut raw).await.is_ok() {
+                    let (code, signal) = sandbox::decode_status(i32::from_ne_bytes(raw));
+                    reported = Some(ExitInfo { code, signal });
                 }
-                Err(_) => ExitInfo {
-                    code: None,
-                    signal: None,
+            }
+            let info = match reported {
+                Some(info) => info,
+                None => match child.wait().await {
+                    Ok(status) => {
+                        use std::os::unix::process::ExitStatusExt;
+                        ExitInfo {
+                            code: status.code(),
+                            signal: status.signal(),
+                        }
+                    }
+                    Err(_) => ExitInfo {
+                        code: None,
+                        signal: None,
+                    },
                 },
             };
             t.push(&who, Dir::Note, format!("exited: {info}"));
             let _ = tx.send(Some(info));
+            // The init lives on while the program's other processes do; it is reaped here (and
+            // killed, with its namespace, if this task is dropped first).
+            let _ = child.wait().await;
         }));
 
         Ok(Self {
@@ -443,6 +483,7 @@ impl StudentProcess {
             cgroup,
             marker,
             signalled: std::sync::Mutex::new(HashMap::new()),
+            init: pid_ns.then_some(pid),
             _cwd: cwd_dir,
             _root: root_dir,
             _home: home,
@@ -541,9 +582,13 @@ impl StudentProcess {
     /// A handle that lists this program's live processes cheaply, for watchers that outlive a
     /// borrow of it (see [`Members`]).
     pub fn member_list(&self) -> Members {
-        match &self.cgroup {
-            Some(cg) => Members::Cgroup(cg.dir().to_path_buf()),
-            None => Members::Group(self.pid),
+        let source = match &self.cgroup {
+            Some(cg) => Source::Cgroup(cg.dir().to_path_buf()),
+            None => Source::Group(self.pid),
+        };
+        Members {
+            source,
+            init: self.init,
         }
     }
 
@@ -669,10 +714,17 @@ impl Drop for StudentProcess {
 }
 
 /// How to list a student program's live processes: its cgroup's member list where it has one
-/// (one small file read), else a scan of /proc for its process group. Cheap to clone and valid
-/// after the program ended (it then lists nothing).
+/// (one small file read), else a scan of /proc for its process group; never its PID
+/// namespace's init (the grader's own code, not the student's: it holds no socket and uses no
+/// CPU). Cheap to clone and valid after the program ended (it then lists nothing).
 #[derive(Debug, Clone)]
-pub enum Members {
+pub struct Members {
+    source: Source,
+    init: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
     /// The members of the cgroup at this folder.
     Cgroup(std::path::PathBuf),
     /// The members of this process group.
@@ -682,10 +734,12 @@ pub enum Members {
 impl Members {
     /// The live (non-zombie) processes now.
     pub fn pids(&self) -> Vec<i32> {
-        match self {
-            Members::Cgroup(dir) => cgroup::members_of(dir),
-            Members::Group(pgid) => procfs::group_members(*pgid).iter().map(|p| p.pid).collect(),
-        }
+        let mut pids: Vec<i32> = match &self.source {
+            Source::Cgroup(dir) => cgroup::members_of(dir),
+            Source::Group(pgid) => procfs::group_members(*pgid).iter().map(|p| p.pid).collect(),
+        };
+        pids.retain(|p| Some(*p) != self.init);
+        pids
     }
 }
 
@@ -917,6 +971,73 @@ mod tests {
             exit.success() && !exceeded && out.contains("survived"),
             "{exit}: {out}"
         );
+    }
+
+    /// Runs `sh -c <script>` confined (as root: minimal root, PID namespace) or not, and
+    /// returns how it ended (learnt while a daemon it left may still live) and what it printed.
+    async fn sh(script: &str, confine: bool, cgroup: bool) -> (ExitInfo, String) {
+        let home = tempfile::Builder::new()
+            .prefix("grader-home-")
+            .tempdir()
+            .unwrap();
+        // As in a grading: an unprivileged uid of its own.
+        let lease = confine.then(|| sandbox::user::UserLease::acquire().unwrap());
+        let launch = Launch {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: env::scrubbed(home.path(), &[]),
+            cwd: None,
+            stdout_pty: false,
+            stdin_pty: false,
+            stderr_to_stdout: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits::default(),
+            netns: None,
+            confine,
+            cgroup,
+            hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: lease.as_ref().map(|l| l.run_as()),
+            conceal_grader: true,
+        };
+        let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
+            .unwrap();
+        let exit = p.wait_exit(Instant::now() + Duration::from_secs(20)).await;
+        let exit = exit.expect("the program's exit is reported while its daemon lives");
+        p.terminate(Duration::from_millis(100)).await;
+        assert!(p.members().is_empty(), "left: {:?}", p.members());
+        StudentProcess::settle_stream(&p.stdout, Duration::from_secs(5)).await;
+        (exit, p.stdout.all_text())
+    }
+
+    #[tokio::test]
+    async fn a_pid_namespace_changes_no_exit_status() {
+        if !sandbox::is_root() {
+            eprintln!("skipped: PID namespaces need root");
+            return;
+        }
+        for script in [
+            "exit 0",
+            "exit 7",
+            "kill -TERM $$",
+            "kill -KILL $$",
+            "kill -SEGV $$",
+            "trap 'exit 5' TERM; kill -TERM $$; sleep 5",
+            // The exit is reported at once although a daemon lives on (ended by terminate).
+            "(setsid sleep 300 &); exit 4",
+        ] {
+            let (host, _) = sh(script, false, true).await;
+            let (inside, _) = sh(script, true, true).await;
+            assert_eq!(inside, host, "{script}");
+        }
+        // Without a cgroup the daemon is found through /proc's parent links (its parent is the
+        // namespace's init, the grader's child) and ended too.
+        let (exit, _) = sh("(setsid sleep 300 &); exit 4", true, false).await;
+        assert_eq!(exit.code, Some(4));
+        // Inside, the program is not pid 1 (its init is, as root: hidden by `hidepid`) and sees
+        // no other process.
+        let (exit, out) = sh("echo pid $$; echo /proc/[0-9]*", true, true).await;
+        assert!(exit.success(), "{exit}");
+        assert_eq!(out, "pid 2\n/proc/2\n");
     }
 
     /// Starts `python3 -c <code>` with a pseudo-terminal as stdout, and as stdin too when

@@ -63,6 +63,10 @@ pub struct Provenance {
     /// report's `dialect` label, what `grader replay` applies again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// The grading's wall-clock limit (`--time-limit`) in milliseconds, when it was not the
+    /// default (10 min); a replay uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_ms: Option<u64>,
     /// Absolute `--tasks-dir`, when the task file was not the bundled one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_dir: Option<String>,

@@ -392,6 +392,8 @@ fn hidden_scenarios_never_reach_students() {
             "1".as_ref(),
             "--seed".as_ref(),
             "5".as_ref(),
+            "--time-limit".as_ref(),
+            "5m".as_ref(),
             "--tasks-dir".as_ref(),
             tasks.as_os_str(),
             "--out".as_ref(),
@@ -444,6 +446,8 @@ fn hidden_scenarios_never_reach_students() {
     assert!(text.contains("reproduced the recorded score"), "{text}");
     let again = grader::report::record::read(&replay_out.join("carl.py/task1.toml")).unwrap();
     assert_eq!(again.report.seed, 5);
+    // The time limit was recorded and used again (the replay records what it used).
+    assert_eq!(again.provenance.time_limit_ms, Some(300_000));
     assert!(again.report.spec_source.contains("tasks"));
     // A changed spec is reported.
     let mut spec = std::fs::read_to_string(tasks.join("task1.toml")).unwrap();

@@ -172,6 +172,24 @@ fn root_only_files_and_other_processes_stay_out_of_reach() {
     all_passed(&o);
 }
 
+#[test]
+fn a_program_sees_no_process_outside_its_own() {
+    if !root_only("a_program_sees_no_process_outside_its_own") {
+        return;
+    }
+    // Every scenario's programs run in a PID namespace of their own: the probe finds neither
+    // the host's init nor the grader (by /proc, its parent, or kill(pid, 0)).
+    let (out, tmp) = (temp("grader-test-out-"), temp("grader-test-tmp-"));
+    let o = run_with(
+        Command::new(grader_bin()),
+        &hostile("finds_processes_outside_its_program.py"),
+        out.path(),
+        tmp.path(),
+        &[],
+    );
+    all_passed(&o);
+}
+
 /// `/dev/shm` files and System V segments named by `leaves_shared_memory.py`.
 fn shared_memory_leaks() -> (Vec<String>, bool) {
     let files = std::fs::read_dir("/dev/shm")
@@ -320,4 +338,117 @@ fn the_bundled_reference_runs_from_a_folder_closed_to_other_users() {
         .unwrap();
     assert_no_leftovers(tmp.path());
     all_passed(&o);
+}
+
+/// Whether `setpriv` can run `unshare -Urn` as uid 65534 (root is needed to switch uid; the
+/// kernel must let an ordinary user create user namespaces). Prints why not.
+fn unprivileged_namespaces(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped {test}: switching to an unprivileged uid needs root");
+        return false;
+    }
+    let ok = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "-Urn",
+            "true",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped {test}: unprivileged user namespaces are unavailable here");
+    }
+    ok
+}
+
+#[test]
+fn an_unprivileged_grader_isolates_with_user_namespaces() {
+    let test = "an_unprivileged_grader_isolates_with_user_namespaces";
+    if !unprivileged_namespaces(test) {
+        return;
+    }
+    // Everything uid 65534 needs, in a folder it may read: a copy of the grader (the build tree
+    // is root's), the probes, and folders it may write (TMPDIR, the reports).
+    let work = temp("grader-test-userns-");
+    let open = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+    };
+    open(work.path(), 0o755);
+    let grader = work.path().join("grader");
+    std::fs::copy(grader_bin(), &grader).unwrap();
+    open(&grader, 0o755);
+    let sub = work.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    open(&sub, 0o755);
+    for f in [
+        "sandbox_probe_base.py",
+        "finds_processes_outside_its_program.py",
+        "connects_to_host_unix_socket.py",
+        "reaches_host_listener.py",
+    ] {
+        std::fs::copy(hostile(f), sub.join(f)).unwrap();
+        open(&sub.join(f), 0o755);
+    }
+    // The host's services the probes try to reach: a Unix socket anyone may connect to and a
+    // listener on the host's loopback.
+    let sock = work.path().join("host.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    open(&sock, 0o777);
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let cases = [
+        ("finds_processes_outside_its_program.py", String::new()),
+        (
+            "connects_to_host_unix_socket.py",
+            format!("{{bin}} server --port {{port}} --target {}", sock.display()),
+        ),
+        (
+            "reaches_host_listener.py",
+            format!("{{bin}} server --port {{port}} --probe-port {port}"),
+        ),
+    ];
+    for (i, (fixture, template)) in cases.iter().enumerate() {
+        let (tmp, out) = (
+            work.path().join(format!("tmp{i}")),
+            work.path().join(format!("out{i}")),
+        );
+        for d in [&tmp, &out] {
+            std::fs::create_dir(d).unwrap();
+            open(d, 0o1777);
+        }
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&grader)
+            .current_dir(&tmp);
+        let mut extra = vec![];
+        if !template.is_empty() {
+            extra = vec!["--server", template.as_str()];
+        }
+        let o = run_with(cmd, &sub.join(fixture), &out, &tmp, &extra);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            stderr.matches("unprivileged user namespace").count() == 1,
+            "{fixture}: the console says once how it isolates: {stderr}"
+        );
+        all_passed(&o);
+        let record = grader::report::record::read(&out.join(fixture).join("task1.toml")).unwrap();
+        assert_eq!(record.report.isolation, "userns", "{fixture}");
+    }
+    assert!(
+        unix.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the host's Unix socket got a connection"
+    );
+    assert!(
+        tcp.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the host's listener got a connection"
+    );
 }

@@ -1,4 +1,5 @@
-//! The minimal root a confined student process sees (as root only): a fresh file-system tree
+//! The minimal root a confined student process sees (as root, or in the grader's own user
+//! namespace, see [`super::userns`]): a fresh file-system tree
 //! built in a private mount namespace and entered with `pivot_root`, so the host's tree, with
 //! its Unix socket files (a Docker socket, systemd's private socket, an ssh-agent), its homes,
 //! the grader's build tree, task files and reports, is not reachable at all.
@@ -15,9 +16,9 @@
 //!   reaches the host or outlives the process);
 //! - `/dev` with only `null`, `zero`, `full`, `random`, `urandom` and the `fd`, `stdin`,
 //!   `stdout`, `stderr` links; no terminal;
-//! - `/proc`, a fresh instance with `hidepid=invisible`: a process sees only the processes of its
-//!   own uid (its grading's, see [`super::user`]), not the grader's command line or anyone
-//!   else's;
+//! - `/proc`, a fresh instance mounted by the init of the process's own PID namespace (see
+//!   [`super::Prepared::become_init`]), so it lists only that namespace's processes, with
+//!   `hidepid=invisible` besides: the init itself (root's, or non-dumpable) is hidden too;
 //! - covered: each folder of `hidden` that would otherwise be visible (an empty read-only
 //!   folder), and each file of `conceal` that would be (the grader's binary and the bundled
 //!   references, replaced by an empty character device, so they can be neither read nor run).
