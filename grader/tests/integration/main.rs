@@ -6,6 +6,7 @@ mod bad_input;
 mod batch;
 mod batch_more;
 mod build;
+mod distribution;
 mod export;
 mod hostile;
 mod hostile_folders;
