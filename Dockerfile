@@ -32,7 +32,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3 default-jdk-headless gcc libc6-dev make tini \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 1000 --shell /usr/sbin/nologin grader
+    && useradd --create-home --uid 1000 --shell /usr/sbin/nologin grader \
+    && install -d -o grader -g grader /work
 COPY --from=build /usr/local/bin/grader /usr/local/bin/grader
 COPY docker/entrypoint.sh /usr/local/bin/grader-entrypoint
 WORKDIR /work

@@ -110,6 +110,8 @@ if [ -n "${GRADER_BIN:-}" ]; then
 else
   grader=$(download) || exit 2
 fi
+# The token has done its work; the grader (and so nothing it starts) never holds it.
+unset GRADER_TOKEN
 "$grader" --version || fail "$grader does not run on this machine"
 
 # --- grading -----------------------------------------------------------------------------------

