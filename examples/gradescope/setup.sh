@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image: it installs what the
-# student programs need (Python 3, a C toolchain) and builds the grader from the sources in the
-# autograder zip (unpacked at /autograder/source, see README.md next to this file) into
-# /usr/local/bin/grader, which is on PATH when run_autograder runs.
+# student programs need (Python 3, a C toolchain) and puts the grader at /usr/local/bin/grader,
+# which is on PATH when run_autograder runs. When the autograder zip (unpacked at
+# /autograder/source, see README.md next to this file) holds a release asset
+# `grader-x86_64-unknown-linux-musl.tar.gz` with its `.sha256`, that static binary is installed
+# (checksum verified; no Rust toolchain, no build); otherwise the grader is built from the sources
+# in the zip.
 #
 # Environment (for trying it elsewhere): AUTOGRADER_ROOT (default /autograder), GRADER_PREFIX
 # (install root, default /usr/local).
@@ -15,6 +18,17 @@ PREFIX="${GRADER_PREFIX:-/usr/local}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends ca-certificates curl python3 build-essential
+
+asset="$SOURCE/grader-x86_64-unknown-linux-musl.tar.gz"
+if [ -f "$asset" ]; then
+  (cd "$SOURCE" && sha256sum --check --strict "$(basename "$asset").sha256")
+  unpacked=$(mktemp -d)
+  tar -xzf "$asset" -C "$unpacked"
+  install -D -m 0755 "$unpacked/grader-x86_64-unknown-linux-musl/grader" "$PREFIX/bin/grader"
+  rm -rf "$unpacked"
+  "$PREFIX/bin/grader" --version
+  exit 0
+fi
 
 # The grader needs Rust 1.85 or later (edition 2024); Ubuntu's packaged Rust is often older, so
 # install the current stable toolchain with rustup.

@@ -170,13 +170,19 @@ fn loopback_up() -> io::Result<()> {
     for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *d = *s as libc::c_char;
     }
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write an ifreq we own.
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write an ifreq we own. The request's type is
+    // `libc::Ioctl` (an unsigned long with glibc, an int with musl, the release binaries' libc).
     unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+        if libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &mut req,
+        ) < 0
+        {
             return Err(io::Error::last_os_error());
         }
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &req) < 0 {
             return Err(io::Error::last_os_error());
         }
     }

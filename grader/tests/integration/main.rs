@@ -7,6 +7,7 @@ mod batch;
 mod batch_more;
 mod build;
 mod dialects;
+mod distribution;
 mod export;
 mod hostile;
 mod hostile_folders;
