@@ -4,6 +4,7 @@
 
 use super::waits::Watched;
 use super::*;
+use super::diagnose;
 
 impl<'a> Run<'a> {
     pub(super) async fn step(&mut self, local: &mut Local, step: &Step) -> StepResult {
@@ -33,6 +34,7 @@ impl<'a> Run<'a> {
             Step::Type { line } => {
                 let line = self.expand(local, line)?;
                 let client = self.process(Process::Client)?;
+                self.typed(&line);
                 self.transcript.push(
                     "stdin",
                     Dir::Sent,
@@ -57,7 +59,7 @@ impl<'a> Run<'a> {
                 for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
-                        Box::pin(self.step(local, s)).await?;
+                        Box::pin(self.step(local, s)).await.map_err(|f| nested(f, s))?;
                     }
                 }
                 local.j = None;
@@ -210,7 +212,10 @@ impl<'a> Run<'a> {
                 let p = self.process(*process)?;
                 let tps = procfs::ticks_per_second() as f64;
                 let members = p.member_list();
-                let before = procfs::cpu_ticks_of(&members.pids());
+                let pids = members.pids();
+                let before = procfs::cpu_ticks_of(&pids);
+                let delays_before: HashMap<i32, u64> =
+                    procfs::thread_run_delays_of(&pids).into_iter().collect();
                 let t0 = Instant::now();
                 // The measuring window is the scenario's own inherent wait.
                 let exited = p.wait_exit(t0 + window.0).await;
@@ -222,25 +227,45 @@ impl<'a> Run<'a> {
                         )
                         .await);
                 }
-                let used =
-                    procfs::cpu_ticks_of(&members.pids()).saturating_sub(before) as f64 / tps;
-                let pct = 100.0 * used / t0.elapsed().as_secs_f64();
+                let pids = members.pids();
+                let used = procfs::cpu_ticks_of(&pids).saturating_sub(before) as f64 / tps;
+                // Time its threads were ready to run but waited for a CPU: on a loaded machine
+                // a busy loop gets only a share of a core, but it is runnable all the time, so
+                // used + waiting is what it asks for whatever the load (a blocked program waits
+                // for input, which is not run-queue time).
+                let waited = procfs::thread_run_delays_of(&pids)
+                    .into_iter()
+                    .map(|(tid, d)| d.saturating_sub(delays_before.get(&tid).copied().unwrap_or(0)))
+                    .sum::<u64>() as f64
+                    / 1e9;
+                let elapsed = t0.elapsed().as_secs_f64();
+                let pct = 100.0 * used / elapsed;
+                let wanted = 100.0 * (used + waited) / elapsed;
                 self.transcript.push(
                     &process.to_string(),
                     Dir::Note,
                     format!(
-                        "used {:.0} ms of CPU in {:.1}s ({pct:.1}% of one core)",
+                        "used {:.0} ms of CPU in {:.1}s ({pct:.1}% of one core), and waited {:.0} ms for a CPU",
                         used * 1000.0,
-                        window.0.as_secs_f64()
+                        window.0.as_secs_f64(),
+                        waited * 1000.0
                     ),
                 );
-                if pct <= *max_percent {
+                if wanted <= *max_percent {
                     Ok(())
                 } else {
+                    let waiting = if wanted - pct >= 1.0 {
+                        format!(
+                            " and waited for a CPU another {:.0}% of the time (the machine was busy): it asked for {wanted:.0}%",
+                            wanted - pct
+                        )
+                    } else {
+                        String::new()
+                    };
                     Err(Fail::new(
                         Status::Failed,
                         format!(
-                            "while idle for {:.1}s the {process} used {pct:.0}% of a CPU core (allowed: {max_percent}%)",
+                            "while idle for {:.1}s the {process} used {pct:.0}% of a CPU core{waiting} (allowed: {max_percent}%)",
                             window.0.as_secs_f64()
                         ),
                     ))
@@ -455,16 +480,35 @@ impl<'a> Run<'a> {
                 let matcher = self.matcher(local, step)?;
                 let c = local.conn(name)?;
                 let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
-                let patience = self.patience(self.within(within));
+                let within = self.within(within);
+                let started = Instant::now();
+                let patience = self.patience(within);
                 let result = self
                     .expect_on(&[("", stream.clone())], &label, &matcher, patience)
                     .await;
-                result.map_err(|mut f| {
-                    if f.status == Status::TimedOut {
-                        f.message.push_str(&self.elsewhere(&stream, &matcher));
-                    }
-                    f
-                })
+                let Err(mut f) = result else {
+                    return Ok(());
+                };
+                if f.status != Status::TimedOut {
+                    return Err(f);
+                }
+                // Name the real cause: the reply went elsewhere (crosstalk), the typed line
+                // sits in the client's stdin buffer, or the reply comes late to the right place.
+                let elsewhere = self.elsewhere(&stream, &matcher);
+                if !elsewhere.is_empty() {
+                    f.message.push_str(&elsewhere);
+                } else if let Some((msg, hint)) = self.stdin_diagnosis(&matcher, &stream).await {
+                    f.message.push_str(&msg);
+                    f = f.hint(Some(hint));
+                } else if local.i.is_some()
+                    && let Some(msg) = self
+                        .late_arrival(&stream, &label, &matcher, within, started)
+                        .await
+                {
+                    f.message.push_str(&msg);
+                    f = f.hint(Some(diagnose::SLOW_HINT.to_string()));
+                }
+                Err(f)
             }
             Step::ExpectSilence {
                 on: Target::Conn(name),
@@ -516,7 +560,9 @@ impl<'a> Run<'a> {
                 for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
-                        Box::pin(self.conn_step(local, s)).await?;
+                        Box::pin(self.conn_step(local, s))
+                            .await
+                            .map_err(|f| nested(f, s))?;
                     }
                 }
                 local.j = None;
@@ -556,7 +602,7 @@ impl<'a> Run<'a> {
         let copies = locals.into_iter().map(|mut local| async move {
             for s in steps {
                 if let Err(f) = self.conn_step(&mut local, s).await {
-                    return Err((local.i.unwrap_or(0), f));
+                    return Err((local.i.unwrap_or(0), nested(f, s)));
                 }
             }
             Ok(local)
@@ -572,10 +618,18 @@ impl<'a> Run<'a> {
             } else {
                 String::new()
             };
-            return Err(Fail {
-                message: format!("in parallel copy {i} of {count}{how_many}: {}", f.message),
-                ..f
-            });
+            let message = format!("in parallel copy {i} of {count}{how_many}: {}", f.message);
+            let accepted = count.saturating_sub(failed as u32);
+            if f.status == Status::TimedOut
+                && let Some((msg, hint)) = self.backlog_diagnosis(steps, count, accepted).await
+            {
+                return Err(Fail {
+                    message: format!("{msg} ({message})"),
+                    hint: Some(hint),
+                    ..f
+                });
+            }
+            return Err(Fail { message, ..f });
         }
         if isolated {
             let copies: Vec<CopyRecord> = done
@@ -599,6 +653,12 @@ impl<'a> Run<'a> {
         }
         Ok(())
     }
+}
+
+/// A failure of a step nested in `repeat` or `parallel`, carrying that step's own hint unless
+/// a diagnosis already named the cause.
+fn nested(f: Fail, step: &Step) -> Fail {
+    f.hint(step.hint().map(String::from))
 }
 
 pub(super) fn step_target(step: &Step) -> String {
