@@ -355,9 +355,15 @@ mod tests {
         }
         s.push(b"last words\n");
         let shown = s.head_and_tail(40, 30);
-        assert!(shown.starts_with("listening on 127.0.0.1:4000\n"), "{shown}");
+        assert!(
+            shown.starts_with("listening on 127.0.0.1:4000\n"),
+            "{shown}"
+        );
         assert!(shown.ends_with("log line 199\nlast words\n"), "{shown}");
-        let marker = shown.lines().find(|l| l.contains("bytes left out")).unwrap();
+        let marker = shown
+            .lines()
+            .find(|l| l.contains("bytes left out"))
+            .unwrap();
         let left_out: usize = marker
             .trim_start_matches("[… ")
             .split(' ')
@@ -375,7 +381,11 @@ mod tests {
         s.push(b"started\n");
         s.push("noise\n".repeat(100).as_bytes());
         s.push(b"Traceback (most recent call last):\n");
-        s.push("  File \"server.py\", line 3, in handle\n".repeat(40).as_bytes());
+        s.push(
+            "  File \"server.py\", line 3, in handle\n"
+                .repeat(40)
+                .as_bytes(),
+        );
         s.push(b"ConnectionResetError: [Errno 104] Connection reset by peer\n");
         let shown = s.head_and_tail(10, 200);
         assert!(shown.starts_with("started\n[… "), "{shown}");

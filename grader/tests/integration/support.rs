@@ -504,3 +504,13 @@ pub fn output_within(cmd: &mut Command, within: std::time::Duration) -> Output {
         }
     }
 }
+
+/// The outcome of scenario `name` in a grading's report.
+#[track_caller]
+pub fn scenario<'a>(g: &'a Graded, name: &str) -> &'a grader::verdict::ScenarioOutcome {
+    g.report()
+        .scenarios
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no scenario {name:?} in the report"))
+}

@@ -5,6 +5,7 @@ use grader::verdict::Status::{self, *};
 
 use crate::support::{
     assert_failures, check_fixture, compile_c, compile_rust, fixture, grade, reference_bin,
+    scenario,
 };
 
 const LISTENS: &str = "server listens on the assigned port";
@@ -91,8 +92,9 @@ fn ignores_exit() {
 
 #[test]
 fn server_exits_after_first_message() {
-    py(
-        "server_exits_after_first_message.py",
+    let g = grade(1, &fixture(1, "server_exits_after_first_message.py"), &[]);
+    assert_failures(
+        &g,
         &[
             (SEVERAL, Failed),
             (EMPTY, Failed),
@@ -100,6 +102,35 @@ fn server_exits_after_first_message() {
             (RESET_NOW, Failed),
             (RESET_MID, Failed),
         ],
+    );
+    // The failing step is nested in `repeat`: its own hint is shown.
+    let s = scenario(&g, SEVERAL);
+    assert_eq!(
+        s.hint.as_deref(),
+        Some(
+            "keep serving the same connection in a loop until the client says exit or disconnects"
+        ),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn spins_on_empty_recv() {
+    let g = grade(1, &fixture(1, "spins_on_empty_recv.py"), &[]);
+    assert_failures(&g, &[(MIDLINE, Failed)]);
+    let s = scenario(&g, MIDLINE);
+    assert!(
+        s.message.contains("the server used") && s.message.contains("% of a CPU core"),
+        "{}",
+        s.message
+    );
+    assert!(
+        s.hint
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("recv() returning b'' means the client left"),
+        "{:?}",
+        s.hint
     );
 }
 

@@ -8,7 +8,7 @@
 //!   select()/poll()/epoll (the rest of the lines sit in a user-space buffer such as Python's
 //!   `sys.stdin`), as opposed to a client blocked in a socket read (lockstep);
 //! - **slowness, not crosstalk**: an awaited reply inside `parallel` that arrives late, on the
-//!   right connection, within one more deadline: the verdict says how late.
+//!   right connection, within two more deadlines: the verdict says how late.
 //!
 //! Guarantees: a diagnosis never changes a verdict's status, only its message and hint; it is
 //! given only when its evidence was observed, otherwise the scenario's own hint stands; the
@@ -24,6 +24,10 @@ pub(super) const BUFFERED_STDIN_HINT: &str = "the client read the typed lines fr
 
 /// Hint of a `listen()` backlog too small for the clients that connect at once.
 pub(super) const BACKLOG_HINT: &str = "the listen() backlog is small: while many clients connect at once, the kernel drops connection requests beyond it and the clients retry only after 1 s, 3 s, 7 s; use listen(128) or more (or listen() with no argument in Python)";
+
+/// How many more deadlines a late reply inside `parallel` is waited for, to tell slowness
+/// from a reply that never comes.
+const LATE_GRACE: u32 = 2;
 
 /// How long a server's accept queue may take to be seen empty for it to count as accepting.
 const ACCEPTING_WITHIN: Duration = Duration::from_millis(300);
@@ -89,8 +93,9 @@ impl<'a> Run<'a> {
         ))
     }
 
-    /// After an expectation on `stream` timed out at `started` + its deadline: waits up to one
-    /// more deadline for the match; if it comes, a message part saying how late it was.
+    /// After an expectation on `stream` timed out at `started` + its deadline: waits up to
+    /// [`LATE_GRACE`] more deadlines for the match; if it comes, a message part saying how late
+    /// it was.
     pub(super) async fn late_arrival(
         &self,
         stream: &Arc<Stream>,
@@ -102,7 +107,7 @@ impl<'a> Run<'a> {
         if matches!(matcher, Matcher::Any) {
             return None;
         }
-        let grace = self.patience(within);
+        let grace = self.patience(within * LATE_GRACE);
         self.expect_on(&[("", stream.clone())], label, matcher, grace)
             .await
             .ok()?;

@@ -2,9 +2,9 @@
 //! expect an exit, CPU use ...) in `Run::step`, connection steps (also allowed inside
 //! `parallel`) in `Run::conn_step`, and `parallel` groups with their isolation check.
 
+use super::diagnose;
 use super::waits::Watched;
 use super::*;
-use super::diagnose;
 
 impl<'a> Run<'a> {
     pub(super) async fn step(&mut self, local: &mut Local, step: &Step) -> StepResult {
@@ -59,7 +59,9 @@ impl<'a> Run<'a> {
                 for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
-                        Box::pin(self.step(local, s)).await.map_err(|f| nested(f, s))?;
+                        Box::pin(self.step(local, s))
+                            .await
+                            .map_err(|f| nested(f, s))?;
                     }
                 }
                 local.j = None;
