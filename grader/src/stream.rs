@@ -200,9 +200,9 @@ impl Stream {
     /// What to show of a long stream such as stderr: all of it when it is at most
     /// `head + tail` bytes; else its first whole lines up to `head` bytes, a marker line saying
     /// how many bytes were left out, and its last whole lines up to `tail` bytes. When a Python
-    /// traceback starts in the left-out middle, the end part starts at that traceback's first
-    /// line as long as that is at most [`TRACEBACK_REACH`] bytes from the end, so an exception
-    /// is shown from its start.
+    /// traceback starts in the left-out middle, the end part starts at the first traceback line
+    /// at most [`TRACEBACK_REACH`] bytes from the end (the first of a chain of exceptions), so
+    /// an exception is shown from its start.
     pub fn head_and_tail(&self, head: usize, tail: usize) -> String {
         let st = self.lock();
         let total = st.clean.len() as u64 + st.dropped;
@@ -214,7 +214,7 @@ impl Stream {
         let reach = TRACEBACK_REACH.max(tail).min(end_text.len());
         let window = &end_text[end_text.ceil_char_boundary(end_text.len() - reach)..];
         let mut end_start = window.len().saturating_sub(tail);
-        if let Some(tb) = window.rfind(TRACEBACK_START) {
+        if let Some(tb) = window.find(TRACEBACK_START) {
             let line_start = window[..tb].rfind('\n').map_or(0, |k| k + 1);
             end_start = end_start.min(line_start);
         }

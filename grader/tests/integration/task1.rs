@@ -283,3 +283,24 @@ fn bundled_reference_client_names_the_cause_of_a_refused_connection() {
         );
     }
 }
+
+#[test]
+fn long_traceback_on_empty_line() {
+    let g = grade(1, &fixture(1, "long_traceback_on_empty_line.py"), &[]);
+    assert_failures(&g, &[(EMPTY, Crashed)]);
+    let err = scenario(&g, EMPTY).stderr_tail.clone().unwrap_or_default();
+    // The first lines, a marker where the middle was left out, the chained traceback from the
+    // first exception's start, and its last line.
+    assert!(err.starts_with("ClassChat server starting on "), "{err}");
+    let marker = err.find(" bytes left out …]\n").expect("a cut marker");
+    let traceback = err
+        .find("Traceback (most recent call last):")
+        .expect("the traceback's first line");
+    assert!(marker < traceback, "{err}");
+    assert!(err.contains("IndexError: list index out of range"), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("RuntimeError: could not parse message b'' from the client"),
+        "{err}"
+    );
+}
