@@ -734,3 +734,25 @@ pub(super) fn decode_hex(h: &str) -> Option<Vec<u8>> {
         .map(|i| u8::from_str_radix(clean.get(i..i + 2)?, 16).ok())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(text: &str) -> Step {
+        toml::from_str(text).expect("a step")
+    }
+
+    #[test]
+    fn a_nested_steps_hint_is_kept_unless_a_diagnosis_named_the_cause() {
+        let s = step("do = \"expect\"\non = \"a\"\nany = true\nhint = \"reply to every line\"");
+        let plain = nested(Fail::new(Status::TimedOut, "nothing arrived"), &s);
+        assert_eq!(plain.hint.as_deref(), Some("reply to every line"));
+        let diagnosed = Fail::new(Status::TimedOut, "nothing arrived")
+            .hint(Some(diagnose::SLOW_HINT.to_string()));
+        let kept = nested(diagnosed, &s);
+        assert_eq!(kept.hint.as_deref(), Some(diagnose::SLOW_HINT));
+        let without = step("do = \"close\"\nconn = \"a\"");
+        assert_eq!(nested(Fail::new(Status::Failed, "x"), &without).hint, None);
+    }
+}
