@@ -1,6 +1,7 @@
-//! The kernel's TCP socket tables of one network: which sockets listen, and how many bytes are
-//! still queued on a connection. Read through `NETLINK_SOCK_DIAG` (what `ss` uses), with the
-//! text tables in `/proc/<pid>/net/tcp{,6}` as the fallback where netlink is unavailable.
+//! The kernel's TCP socket tables of one network: which sockets listen (with their accept queue
+//! and `listen()` backlog), and how many bytes are still queued on a connection. Read through
+//! `NETLINK_SOCK_DIAG` (what `ss` uses), with the text tables in `/proc/<pid>/net/tcp{,6}` as
+//! the fallback where netlink is unavailable (they show no backlog).
 //!
 //! Why not just `/proc/net/tcp`: reading it walks the whole established-connection hash of the
 //! machine (262,144 buckets on a 24 GiB machine), about 4 ms of kernel time per file per read,
