@@ -7,7 +7,9 @@
 //! U+FFFD). Matching consumes the clean text from the front, so successive expectations see what
 //! arrived after the previous match, in order. Guarantees: memory is capped ([`MATCH_CAP`]
 //! bytes of clean text are kept for matching, plus the last [`TAIL_CAP`] bytes of it for
-//! [`Stream::tail`], which go on past the match cap; the byte count goes on), every change wakes
+//! [`Stream::tail`], which go on past the match cap; the byte count goes on), a long stream
+//! is shown with both ends and a marker where its middle was left out
+//! ([`Stream::head_and_tail`]), every change wakes
 //! the waiters, and the clean text only ever grows at its end, so offsets into it stay valid.
 
 use std::sync::{Mutex, MutexGuard};
@@ -194,7 +196,54 @@ impl Stream {
         let start = text.len().saturating_sub(max);
         text[text.ceil_char_boundary(start)..].to_string()
     }
+
+    /// What to show of a long stream such as stderr: all of it when it is at most
+    /// `head + tail` bytes; else its first whole lines up to `head` bytes, a marker line saying
+    /// how many bytes were left out, and its last whole lines up to `tail` bytes. When a Python
+    /// traceback starts in the left-out middle, the end part starts at the first traceback line
+    /// at most [`TRACEBACK_REACH`] bytes from the end (the first of a chain of exceptions), so
+    /// an exception is shown from its start.
+    pub fn head_and_tail(&self, head: usize, tail: usize) -> String {
+        let st = self.lock();
+        let total = st.clean.len() as u64 + st.dropped;
+        if total <= (head + tail) as u64 {
+            return st.clean.clone();
+        }
+        // The end of the text, with room to reach back to a traceback's start.
+        let end_text: &str = if st.dropped > 0 { &st.tail } else { &st.clean };
+        let reach = TRACEBACK_REACH.max(tail).min(end_text.len());
+        let window = &end_text[end_text.ceil_char_boundary(end_text.len() - reach)..];
+        let mut end_start = window.len().saturating_sub(tail);
+        if let Some(tb) = window.find(TRACEBACK_START) {
+            let line_start = window[..tb].rfind('\n').map_or(0, |k| k + 1);
+            end_start = end_start.min(line_start);
+        }
+        let mut end_part = &window[window.ceil_char_boundary(end_start)..];
+        if end_start > 0 && !window[..end_start].ends_with('\n') {
+            // Start at a whole line when one begins in the part.
+            if let Some(k) = end_part.find('\n').filter(|k| k + 1 < end_part.len()) {
+                end_part = &end_part[k + 1..];
+            }
+        }
+        let head_limit = head.min(st.clean.len());
+        let mut head_part = &st.clean[..st.clean.floor_char_boundary(head_limit)];
+        if let Some(k) = head_part.rfind('\n') {
+            head_part = &head_part[..=k];
+        }
+        if st.dropped == 0 && st.clean.len() - end_part.len() <= head_part.len() {
+            // The end part reaches into the head (a traceback near the start): all of it.
+            return st.clean.clone();
+        }
+        let left_out = total.saturating_sub((head_part.len() + end_part.len()) as u64);
+        let newline = if head_part.ends_with('\n') { "" } else { "\n" };
+        format!("{head_part}{newline}[… {left_out} bytes left out …]\n{end_part}")
+    }
 }
+
+/// How far from the end [`Stream::head_and_tail`] reaches back for a traceback's first line.
+pub const TRACEBACK_REACH: usize = 6000;
+/// The first line of a Python traceback.
+const TRACEBACK_START: &str = "Traceback (most recent call last)";
 
 impl State {
     /// Appends clean text: to the matching text while under the cap, always to the tail.
@@ -292,6 +341,59 @@ mod tests {
             s.tail(usize::MAX)
                 .ends_with("filler line\nFINAL-\u{e9}RROR-LINE\n")
         );
+    }
+
+    #[test]
+    fn head_and_tail_keeps_both_ends_and_marks_the_cut() {
+        let s = Stream::new();
+        s.push(b"short\n");
+        assert_eq!(s.head_and_tail(10, 10), "short\n");
+        let s = Stream::new();
+        s.push(b"listening on 127.0.0.1:4000\n");
+        for i in 0..200 {
+            s.push(format!("log line {i}\n").as_bytes());
+        }
+        s.push(b"last words\n");
+        let shown = s.head_and_tail(40, 30);
+        assert!(
+            shown.starts_with("listening on 127.0.0.1:4000\n"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("log line 199\nlast words\n"), "{shown}");
+        let marker = shown
+            .lines()
+            .find(|l| l.contains("bytes left out"))
+            .unwrap();
+        let left_out: usize = marker
+            .trim_start_matches("[… ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let marker_len = marker.len() + 1;
+        assert_eq!(
+            shown.len() - marker_len + left_out,
+            s.total_bytes() as usize
+        );
+        // A traceback that starts in the middle is shown from its first line.
+        let s = Stream::new();
+        s.push(b"started\n");
+        s.push("noise\n".repeat(100).as_bytes());
+        s.push(b"Traceback (most recent call last):\n");
+        s.push(
+            "  File \"server.py\", line 3, in handle\n"
+                .repeat(40)
+                .as_bytes(),
+        );
+        s.push(b"ConnectionResetError: [Errno 104] Connection reset by peer\n");
+        let shown = s.head_and_tail(10, 200);
+        assert!(shown.starts_with("started\n[… "), "{shown}");
+        assert!(
+            shown.contains("]\nTraceback (most recent call last):\n"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("Connection reset by peer\n"), "{shown}");
     }
 
     #[test]

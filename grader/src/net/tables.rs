@@ -1,6 +1,7 @@
-//! The kernel's TCP socket tables of one network: which sockets listen, and how many bytes are
-//! still queued on a connection. Read through `NETLINK_SOCK_DIAG` (what `ss` uses), with the
-//! text tables in `/proc/<pid>/net/tcp{,6}` as the fallback where netlink is unavailable.
+//! The kernel's TCP socket tables of one network: which sockets listen (with their accept queue
+//! and `listen()` backlog), and how many bytes are still queued on a connection. Read through
+//! `NETLINK_SOCK_DIAG` (what `ss` uses), with the text tables in `/proc/<pid>/net/tcp{,6}` as
+//! the fallback where netlink is unavailable (they show no backlog).
 //!
 //! Why not just `/proc/net/tcp`: reading it walks the whole established-connection hash of the
 //! machine (262,144 buckets on a 24 GiB machine), about 4 ms of kernel time per file per read,
@@ -38,6 +39,11 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Socket inode (matches `socket:[inode]` in `/proc/<pid>/fd`).
     pub inode: u64,
+    /// Connections waiting in its accept queue (handshake done, not yet `accept()`ed).
+    pub queued: u32,
+    /// The longest accept queue it allows (the `listen()` backlog as the kernel applied it);
+    /// `None` from the text tables, which do not show it.
+    pub backlog: Option<u32>,
 }
 
 /// How long a netlink answer may take before the request counts as failed (the kernel answers
@@ -76,9 +82,13 @@ impl SockDiag {
             };
             for r in self.ask(request, true)? {
                 let id = &r.header.socket_id;
+                // For a listening socket the kernel reports the accept queue's length as the
+                // receive queue and its limit as the send queue.
                 out.push(Listener {
                     addr: SocketAddr::new(id.source_address, id.source_port),
                     inode: u64::from(r.header.inode),
+                    queued: r.header.recv_queue,
+                    backlog: Some(r.header.send_queue),
                 });
             }
         }
@@ -232,7 +242,17 @@ pub mod proc {
                 let (Some(addr), Ok(inode)) = (parse_addr(f[1], is_v6), f[9].parse::<u64>()) else {
                     continue;
                 };
-                out.push(Listener { addr, inode });
+                // tx_queue:rx_queue; for a listener rx_queue is its accept queue's length.
+                let queued = f[4]
+                    .split_once(':')
+                    .and_then(|(_, rx)| u32::from_str_radix(rx, 16).ok())
+                    .unwrap_or(0);
+                out.push(Listener {
+                    addr,
+                    inode,
+                    queued,
+                    backlog: None,
+                });
             }
         }
         out
@@ -321,11 +341,33 @@ mod tests {
         let diag = SockDiag::new().unwrap();
         let by_netlink = diag.listeners().unwrap();
         let by_proc = proc::listeners(Path::new("/proc/self/net"));
-        let mine = |t: &[Listener]| t.iter().find(|x| x.addr == addr).cloned();
+        let mine = |t: &[Listener]| {
+            t.iter()
+                .find(|x| x.addr == addr)
+                .map(|x| (x.addr, x.inode, x.queued))
+        };
         assert!(mine(&by_netlink).is_some(), "{by_netlink:?}");
         assert_eq!(mine(&by_netlink), mine(&by_proc));
         drop(l);
         assert!(mine(&diag.listeners().unwrap()).is_none());
+    }
+
+    #[test]
+    fn shows_a_listeners_backlog_and_accept_queue() {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        s.listen(3).unwrap();
+        let addr = s.local_addr().unwrap().as_socket().unwrap();
+        let _waiting = TcpStream::connect(addr).unwrap();
+        let diag = SockDiag::new().unwrap();
+        let l = diag
+            .listeners()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.addr == addr)
+            .unwrap();
+        assert_eq!((l.queued, l.backlog), (1, Some(3)));
     }
 
     #[test]

@@ -552,6 +552,23 @@ impl StudentProcess {
         })
     }
 
+    /// Bytes typed on stdin that the program has not read yet (`FIONREAD` on the pipe); `None`
+    /// when stdin is closed or the kernel does not say.
+    pub async fn stdin_unread(&self) -> Option<usize> {
+        use std::os::fd::AsRawFd;
+        let guard = self.stdin.lock().await;
+        // A terminal's unread input is not measurable from the master side.
+        let Stdin::Pipe(pipe) = guard.as_ref()? else {
+            return None;
+        };
+        let fd = pipe.as_raw_fd();
+        let mut n: nix::libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which lives for the call; `fd`
+        // is our open end of the pipe, kept open by the guard.
+        let rc = unsafe { nix::libc::ioctl(fd, nix::libc::FIONREAD, &mut n) };
+        (rc == 0).then(|| usize::try_from(n).unwrap_or(0))
+    }
+
     /// Closes stdin (end of input for the program): closes the pipe, or on a terminal types
     /// the end-of-file character (the terminal itself stays, as the program's stdout).
     /// Lines typed afterwards fail.

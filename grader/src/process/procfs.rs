@@ -183,6 +183,25 @@ pub fn runs_any_of(pids: &[i32], files: &[PathBuf]) -> bool {
         .any(|p| same_file_as_any(Path::new(&format!("/proc/{p}/exe")), files))
 }
 
+/// Where each thread of these processes sleeps in the kernel (`/proc/<pid>/task/<tid>/wchan`:
+/// `poll_schedule_timeout` in select()/poll(), `do_epoll_wait`, `wait_woken` in a socket read,
+/// `anon_pipe_read` ...); `0` for a thread that is running. Threads that vanish meanwhile are
+/// left out.
+pub fn thread_waits(pids: &[i32]) -> Vec<String> {
+    let mut out = Vec::new();
+    for pid in pids {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Ok(w) = fs::read_to_string(t.path().join("wchan")) {
+                out.push(w.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

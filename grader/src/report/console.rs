@@ -12,6 +12,11 @@ use std::sync::Mutex;
 
 use anstyle::{AnsiColor, Style};
 
+/// Lines of a failure's stderr the console shows without `-v` ...
+const STDERR_LINES: usize = 8;
+/// ... or more, up to this many, to show a traceback from its first line.
+const STDERR_TRACEBACK_LINES: usize = 20;
+
 use crate::events::{Event, EventSink};
 use crate::verdict::{GradeReport, Status, fmt_points};
 
@@ -154,7 +159,17 @@ pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
         }
         if let Some(err) = &o.stderr_tail {
             let all: Vec<&str> = err.lines().collect();
-            let keep = if verbose { all.len() } else { 8 };
+            // The last lines, reaching back to where a traceback among the last 20 starts.
+            let traceback = all
+                .iter()
+                .rposition(|l| l.starts_with("Traceback (most recent call last)"))
+                .map(|i| all.len() - i)
+                .filter(|&n| n <= STDERR_TRACEBACK_LINES);
+            let keep = if verbose {
+                all.len()
+            } else {
+                traceback.unwrap_or(0).max(STDERR_LINES)
+            };
             let _ = writeln!(s, "       stderr (last lines):");
             for l in &all[all.len().saturating_sub(keep)..] {
                 let _ = writeln!(s, "         {}", crate::transcript::printable(l.as_bytes()));

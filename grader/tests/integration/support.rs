@@ -539,3 +539,13 @@ pub fn host_fixed_ports() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The outcome of scenario `name` in a grading's report.
+#[track_caller]
+pub fn scenario<'a>(g: &'a Graded, name: &str) -> &'a grader::verdict::ScenarioOutcome {
+    g.report()
+        .scenarios
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no scenario {name:?} in the report"))
+}

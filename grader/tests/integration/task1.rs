@@ -5,6 +5,7 @@ use grader::verdict::Status::{self, *};
 
 use crate::support::{
     assert_failures, check_fixture, compile_c, compile_rust, fixture, grade, reference_bin,
+    scenario,
 };
 
 const ACK: &str = "server acknowledges a new connection";
@@ -85,11 +86,38 @@ fn ignores_exit() {
 
 #[test]
 fn server_exits_after_first_message() {
-    py(
-        "server_exits_after_first_message.py",
-        // It exits with status 0 once its one client has left, which the protocol allows: the
-        // vanishing-client scenarios pass (they end when it exits cleanly).
-        &[(SEVERAL, Failed), (EMPTY, Failed)],
+    let g = grade(1, &fixture(1, "server_exits_after_first_message.py"), &[]);
+    // It exits with status 0 once its one client has left, which the protocol allows: the
+    // vanishing-client scenarios pass (they end when it exits cleanly).
+    assert_failures(&g, &[(SEVERAL, Failed), (EMPTY, Failed)]);
+    // The failing step is nested in `repeat`: its own hint is shown.
+    let s = scenario(&g, SEVERAL);
+    assert_eq!(
+        s.hint.as_deref(),
+        Some(
+            "keep serving the same connection in a loop until the client says exit or disconnects"
+        ),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn spins_on_empty_recv() {
+    let g = grade(1, &fixture(1, "spins_on_empty_recv.py"), &[]);
+    assert_failures(&g, &[(MIDLINE, Failed)]);
+    let s = scenario(&g, MIDLINE);
+    assert!(
+        s.message.contains("the server used") && s.message.contains("% of a CPU core"),
+        "{}",
+        s.message
+    );
+    assert!(
+        s.hint
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("recv() returning b'' means the client left"),
+        "{:?}",
+        s.hint
     );
 }
 
@@ -235,5 +263,26 @@ fn compiled_fixtures_stay_in_the_target_dir_and_are_reused() {
         std::fs::metadata(&bin).unwrap().modified().unwrap(),
         built,
         "compiled again"
+    );
+}
+
+#[test]
+fn long_traceback_on_empty_line() {
+    let g = grade(1, &fixture(1, "long_traceback_on_empty_line.py"), &[]);
+    assert_failures(&g, &[(EMPTY, Crashed)]);
+    let err = scenario(&g, EMPTY).stderr_tail.clone().unwrap_or_default();
+    // The first lines, a marker where the middle was left out, the chained traceback from the
+    // first exception's start, and its last line.
+    assert!(err.starts_with("ClassChat server starting on "), "{err}");
+    let marker = err.find(" bytes left out …]\n").expect("a cut marker");
+    let traceback = err
+        .find("Traceback (most recent call last):")
+        .expect("the traceback's first line");
+    assert!(marker < traceback, "{err}");
+    assert!(err.contains("IndexError: list index out of range"), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("RuntimeError: could not parse message b'' from the client"),
+        "{err}"
     );
 }

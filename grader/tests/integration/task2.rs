@@ -3,7 +3,7 @@
 
 use grader::verdict::Status::*;
 
-use crate::support::{check_bundled_reference, check_fixture};
+use crate::support::{check_bundled_reference, check_fixture, fixture, grade, scenario};
 
 const PUSHED: &str = "a pushed line appears while the user types nothing";
 const TYPED: &str = "typed lines are sent without waiting for replies";
@@ -28,15 +28,50 @@ fn receiver_thread_client_correct() {
 
 #[test]
 fn lockstep_client() {
-    check_fixture(
-        2,
-        "lockstep_client.py",
+    let g = grade(2, &fixture(2, "lockstep_client.py"), &[]);
+    // Idle CPU fails too: blocked in input(), it uses no CPU but does not show a line the
+    // server pushes while it idles.
+    crate::support::assert_failures(
+        &g,
         &[
             (PUSHED, TimedOut),
             (TYPED, TimedOut),
+            (IDLE_CPU, TimedOut),
             (SERVER_CLOSES, TimedOut),
             (INTERLEAVE, TimedOut),
         ],
+    );
+    let idle = scenario(&g, IDLE_CPU);
+    assert!(
+        idle.message.contains("pushed while idle"),
+        "{}",
+        idle.message
+    );
+    // Blocked in a socket read, not in select(): not the buffered-stdin diagnosis.
+    let interleave = scenario(&g, INTERLEAVE);
+    assert!(
+        !interleave.message.contains("typed lines from its stdin"),
+        "{}",
+        interleave.message
+    );
+}
+
+#[test]
+fn buffered_stdin_under_select() {
+    let g = grade(2, &fixture(2, "buffered_stdin_under_select.py"), &[]);
+    crate::support::assert_failures(&g, &[(INTERLEAVE, TimedOut)]);
+    let s = scenario(&g, INTERLEAVE);
+    assert!(
+        s.message.contains(
+            "the client has read all 20 typed lines from its stdin and waits in select()/poll(), but sent only 1 of them"
+        ),
+        "{}",
+        s.message
+    );
+    let hint = s.hint.as_deref().unwrap_or("");
+    assert!(
+        hint.contains("sys.stdin.readline()") && !hint.contains("split what recv() returns"),
+        "{hint}"
     );
 }
 

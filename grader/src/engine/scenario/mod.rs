@@ -50,6 +50,12 @@ const WRONG_PORT_GRACE: Duration = Duration::from_millis(500);
 /// program runs (its exit ends the wait at once).
 const CONNECT_POLL: Duration = Duration::from_millis(5);
 
+/// What a failed scenario's record keeps of the program's stderr: its first lines up to this
+/// many bytes (where a start-up message or the first error is) ...
+const STDERR_HEAD: usize = 600;
+/// ... and its last lines up to this many (reaching back further to a traceback's first line).
+const STDERR_TAIL: usize = 1500;
+
 /// The hint of a scenario whose program was killed at the memory limit.
 const MEMORY_HINT: &str = "memory use grows without bound: look for data kept forever (every message in a list, a buffer never cleared) or an allocation sized by what a client sent";
 
@@ -109,6 +115,8 @@ struct Run<'a> {
     collided: bool,
     /// Every connection opened in the scenario (name, what it received), for diagnostics.
     opened: std::sync::Mutex<Vec<(String, Arc<Stream>)>>,
+    /// Every line typed on the client's stdin, for diagnostics.
+    typed: std::sync::Mutex<Vec<String>>,
 }
 
 /// Connections and indices owned by one strand of a scenario (the scenario itself, or one copy
@@ -215,6 +223,7 @@ pub(super) async fn run(
         seen: Vec::new(),
         collided: false,
         opened: std::sync::Mutex::new(Vec::new()),
+        typed: std::sync::Mutex::new(Vec::new()),
     };
     let mut local = Local::default();
     let mut failed: Option<(usize, &Step, Fail)> = None;
@@ -285,7 +294,7 @@ pub(super) async fn run(
             crate::spec::Role::Server => run.server.as_ref(),
             crate::spec::Role::Client => run.client.as_ref(),
         }?;
-        let tail = p.stderr.tail(1500);
+        let tail = p.stderr.head_and_tail(STDERR_HEAD, STDERR_TAIL);
         (!tail.trim().is_empty()).then_some(tail)
     });
     let transcript = failed
@@ -500,6 +509,7 @@ impl<'a> Run<'a> {
 }
 
 mod prelude;
+mod diagnose;
 mod startup;
 mod steps;
 mod waits;

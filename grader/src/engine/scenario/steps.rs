@@ -2,6 +2,7 @@
 //! expect an exit, CPU use ...) in `Run::step`, connection steps (also allowed inside
 //! `parallel`) in `Run::conn_step`, and `parallel` groups with their isolation check.
 
+use super::diagnose;
 use super::waits::Watched;
 use super::*;
 
@@ -41,6 +42,7 @@ impl<'a> Run<'a> {
             Step::Type { line } => {
                 let line = self.expand(local, line)?;
                 let client = self.process(Process::Client)?;
+                self.typed(&line);
                 self.transcript.push(
                     "stdin",
                     Dir::Sent,
@@ -65,7 +67,9 @@ impl<'a> Run<'a> {
                 for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
-                        Box::pin(self.step(local, s)).await?;
+                        Box::pin(self.step(local, s))
+                            .await
+                            .map_err(|f| nested(f, s))?;
                     }
                 }
                 local.j = None;
@@ -251,7 +255,10 @@ impl<'a> Run<'a> {
                 let p = self.process(*process)?;
                 let tps = procfs::ticks_per_second() as f64;
                 let members = p.member_list();
-                let before = procfs::cpu_ticks_of(&members.pids());
+                let pids = members.pids();
+                let before = procfs::cpu_ticks_of(&pids);
+                let delays_before: HashMap<i32, u64> =
+                    procfs::thread_run_delays_of(&pids).into_iter().collect();
                 let t0 = Instant::now();
                 // The measuring window is the scenario's own inherent wait.
                 let exited = p.wait_exit(t0 + window.0).await;
@@ -263,25 +270,45 @@ impl<'a> Run<'a> {
                         )
                         .await);
                 }
-                let used =
-                    procfs::cpu_ticks_of(&members.pids()).saturating_sub(before) as f64 / tps;
-                let pct = 100.0 * used / t0.elapsed().as_secs_f64();
+                let pids = members.pids();
+                let used = procfs::cpu_ticks_of(&pids).saturating_sub(before) as f64 / tps;
+                // Time its threads were ready to run but waited for a CPU: on a loaded machine
+                // a busy loop gets only a share of a core, but it is runnable all the time, so
+                // used + waiting is what it asks for whatever the load (a blocked program waits
+                // for input, which is not run-queue time).
+                let waited = procfs::thread_run_delays_of(&pids)
+                    .into_iter()
+                    .map(|(tid, d)| d.saturating_sub(delays_before.get(&tid).copied().unwrap_or(0)))
+                    .sum::<u64>() as f64
+                    / 1e9;
+                let elapsed = t0.elapsed().as_secs_f64();
+                let pct = 100.0 * used / elapsed;
+                let wanted = 100.0 * (used + waited) / elapsed;
                 self.transcript.push(
                     &process.to_string(),
                     Dir::Note,
                     format!(
-                        "used {:.0} ms of CPU in {:.1}s ({pct:.1}% of one core)",
+                        "used {:.0} ms of CPU in {:.1}s ({pct:.1}% of one core), and waited {:.0} ms for a CPU",
                         used * 1000.0,
-                        window.0.as_secs_f64()
+                        window.0.as_secs_f64(),
+                        waited * 1000.0
                     ),
                 );
-                if pct <= *max_percent {
+                if wanted <= *max_percent {
                     Ok(())
                 } else {
+                    let waiting = if wanted - pct >= 1.0 {
+                        format!(
+                            " and waited for a CPU another {:.0}% of the time (the machine was busy): it asked for {wanted:.0}%",
+                            wanted - pct
+                        )
+                    } else {
+                        String::new()
+                    };
                     Err(Fail::new(
                         Status::Failed,
                         format!(
-                            "while idle for {:.1}s the {process} used {pct:.0}% of a CPU core (allowed: {max_percent}%)",
+                            "while idle for {:.1}s the {process} used {pct:.0}% of a CPU core{waiting} (allowed: {max_percent}%)",
                             window.0.as_secs_f64()
                         ),
                     ))
@@ -505,17 +532,39 @@ impl<'a> Run<'a> {
                 let matcher = self.matcher(local, step)?;
                 let c = local.conn(name)?;
                 let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
-                let patience = self.patience(self.within(within));
+                let within = self.within(within);
+                let started = Instant::now();
+                let patience = self.patience(within);
                 let result = self
                     .expect_on(&[("", stream.clone())], &label, &matcher, patience)
                     .await;
-                let result = result.map_err(|mut f| {
-                    if f.status == Status::TimedOut {
-                        f.message.push_str(&self.elsewhere(&stream, &matcher));
-                    }
-                    f
-                });
-                optional_passes(step, result)
+                let Err(mut f) = result else {
+                    return Ok(());
+                };
+                if f.status != Status::TimedOut {
+                    return Err(f);
+                }
+                if matches!(step, Step::Expect { optional: true, .. }) {
+                    // An optional expectation that waited in vain passes.
+                    return Ok(());
+                }
+                // Name the real cause: the reply went elsewhere (crosstalk), the typed line
+                // sits in the client's stdin buffer, or the reply comes late to the right place.
+                let elsewhere = self.elsewhere(&stream, &matcher);
+                if !elsewhere.is_empty() {
+                    f.message.push_str(&elsewhere);
+                } else if let Some((msg, hint)) = self.stdin_diagnosis(&matcher, &stream).await {
+                    f.message.push_str(&msg);
+                    f = f.hint(Some(hint));
+                } else if local.i.is_some()
+                    && let Some(msg) = self
+                        .late_arrival(&stream, &label, &matcher, within, started)
+                        .await
+                {
+                    f.message.push_str(&msg);
+                    f = f.hint(Some(diagnose::SLOW_HINT.to_string()));
+                }
+                Err(f)
             }
             Step::ExpectSilence {
                 on: Target::Conn(name),
@@ -567,7 +616,9 @@ impl<'a> Run<'a> {
                 for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
-                        Box::pin(self.conn_step(local, s)).await?;
+                        Box::pin(self.conn_step(local, s))
+                            .await
+                            .map_err(|f| nested(f, s))?;
                     }
                 }
                 local.j = None;
@@ -607,7 +658,7 @@ impl<'a> Run<'a> {
         let copies = locals.into_iter().map(|mut local| async move {
             for s in steps {
                 if let Err(f) = self.conn_step(&mut local, s).await {
-                    return Err((local.i.unwrap_or(0), f));
+                    return Err((local.i.unwrap_or(0), nested(f, s)));
                 }
             }
             Ok(local)
@@ -623,10 +674,18 @@ impl<'a> Run<'a> {
             } else {
                 String::new()
             };
-            return Err(Fail {
-                message: format!("in parallel copy {i} of {count}{how_many}: {}", f.message),
-                ..f
-            });
+            let message = format!("in parallel copy {i} of {count}{how_many}: {}", f.message);
+            let accepted = count.saturating_sub(failed as u32);
+            if f.status == Status::TimedOut
+                && let Some((msg, hint)) = self.backlog_diagnosis(steps, count, accepted).await
+            {
+                return Err(Fail {
+                    message: format!("{msg} ({message})"),
+                    hint: Some(hint),
+                    ..f
+                });
+            }
+            return Err(Fail { message, ..f });
         }
         if isolated {
             let copies: Vec<CopyRecord> = done
@@ -663,6 +722,12 @@ fn optional_passes(step: &Step, result: StepResult) -> StepResult {
         }
         other => other,
     }
+}
+
+/// A failure of a step nested in `repeat` or `parallel`, carrying that step's own hint unless
+/// a diagnosis already named the cause.
+fn nested(f: Fail, step: &Step) -> Fail {
+    f.hint(step.hint().map(String::from))
 }
 
 pub(super) fn step_target(step: &Step) -> String {
@@ -735,4 +800,26 @@ pub(super) fn decode_hex(h: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(clean.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(text: &str) -> Step {
+        toml::from_str(text).expect("a step")
+    }
+
+    #[test]
+    fn a_nested_steps_hint_is_kept_unless_a_diagnosis_named_the_cause() {
+        let s = step("do = \"expect\"\non = \"a\"\nany = true\nhint = \"reply to every line\"");
+        let plain = nested(Fail::new(Status::TimedOut, "nothing arrived"), &s);
+        assert_eq!(plain.hint.as_deref(), Some("reply to every line"));
+        let diagnosed = Fail::new(Status::TimedOut, "nothing arrived")
+            .hint(Some(diagnose::SLOW_HINT.to_string()));
+        let kept = nested(diagnosed, &s);
+        assert_eq!(kept.hint.as_deref(), Some(diagnose::SLOW_HINT));
+        let without = step("do = \"close\"\nconn = \"a\"");
+        assert_eq!(nested(Fail::new(Status::Failed, "x"), &without).hint, None);
+    }
 }
