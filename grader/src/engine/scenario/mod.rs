@@ -508,8 +508,8 @@ impl<'a> Run<'a> {
     }
 }
 
-mod prelude;
 mod diagnose;
+mod prelude;
 mod startup;
 mod steps;
 mod waits;
