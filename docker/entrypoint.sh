@@ -40,7 +40,7 @@ if [ "$(id -u)" != 0 ]; then
 elif needed; then
   exec "$grader" "$@"
 else
-  echo "note: this container does not give root what the grader's isolation needs (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE, mounts); grading as the unprivileged user $user without namespaces. For full isolation: docker run --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt apparmor=unconfined ... (or --privileged)" >&2
+  echo "note: this container does not give root what the grader's isolation needs (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE, mounts); grading as the unprivileged user $user (in a user namespace of its own where the container allows one, else on the host network; the report's isolation says which). For full isolation: docker run --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt apparmor=unconfined ... (or --privileged)" >&2
   case "$user" in
     *:*) ids=(--reuid "${user%%:*}" --regid "${user##*:}" --clear-groups) ;;
     *) ids=(--reuid "$user" --regid "$(id -g "$user")" --init-groups) ;;

@@ -463,14 +463,14 @@ mod tests {
     #[tokio::test]
     async fn redirect_reaches_the_listener_and_keeps_the_dialled_port() {
         let Ok(ns) = NetNs::new() else {
-            eprintln!("skipped: network namespaces are not available here");
+            crate::test_skips::skipped("", "network namespaces are not available here (they need root)");
             return;
         };
         let net = Net::Ns(ns);
         let l = net.listen_loopback().unwrap();
         let port = l.local_addr().unwrap().port();
         if let Err(e) = net.redirect_tcp_to(port) {
-            eprintln!("skipped: nf_tables NAT is not available here ({e})");
+            crate::test_skips::skipped("", &format!("nf_tables NAT is not available here ({e})"));
             return;
         }
         let v4: SocketAddr = "127.0.0.1:12345".parse().unwrap();

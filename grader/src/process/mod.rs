@@ -1029,7 +1029,7 @@ mod tests {
     #[tokio::test]
     async fn a_pid_namespace_changes_no_exit_status() {
         if !sandbox::is_root() {
-            eprintln!("skipped: PID namespaces need root");
+            crate::test_skips::skipped("", "PID namespaces need root");
             return;
         }
         for script in [

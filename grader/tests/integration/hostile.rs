@@ -82,15 +82,18 @@ fn server_that_never_reads_times_out_without_blocking_the_grader() {
 #[test]
 fn hundred_megabytes_on_connect_are_read_and_capped() {
     let g = run("floods_100mb_on_connect.py", &[], Duration::from_secs(90));
-    // The echo is buried behind 100 MB, and so are the effects of `exit`, of an empty line
-    // and of a half line (the server reads nothing until its flood is out): those time out.
-    // Scenarios that accept any reply may take a piece of the flood for one, or see nothing
-    // new once the grader's 1 MiB per stream is full: either verdict, but never a crash.
-    let buried = [ONE, EXIT, LONG, EMPTY, MIDLINE];
+    // The echo is buried behind 100 MB: the scenarios that need the echoed text time out.
+    // The others (the effects of `exit`, of an empty line, of a half line; any reply) depend on
+    // how fast the flood drains: the grader keeps 1 MiB per stream and may take a piece of the
+    // flood for a reply. Either verdict, but never a crash or an infrastructure error.
+    let buried = [ONE, LONG];
+    let drained = [EXIT, EMPTY, MIDLINE];
     for (name, status) in g.failures() {
         assert!(
             status == TimedOut
-                && (buried.contains(&name.as_str()) || REPLIES.contains(&name.as_str())),
+                && (buried.contains(&name.as_str())
+                    || drained.contains(&name.as_str())
+                    || REPLIES.contains(&name.as_str())),
             "{name}: {status:?}\n{}",
             g.stdout()
         );

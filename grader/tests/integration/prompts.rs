@@ -11,20 +11,22 @@ use grader::verdict::Status::*;
 use crate::batch::{scores, text};
 use crate::support::{assert_failures, copy_fixture, fixture, grade, root, run_grader};
 
-const TASK2: [&str; 6] = [
+const TASK2: [&str; 7] = [
     "a pushed line appears while the user types nothing",
     "typed lines are sent without waiting for replies",
     "an idle client uses no CPU",
     "the client notices when the server closes",
     "20 pushed and 20 typed lines interleave",
     "client exits cleanly on exit",
+    "client connects to the port it is given",
 ];
 
-const TASK1_CLIENT: [&str; 4] = [
+const TASK1_CLIENT: [&str; 5] = [
     "client prints the acknowledgment",
     "client relays lines and prints replies",
     "client exits cleanly on exit",
     "client reports a refused connection",
+    "client connects to the port it is given",
 ];
 
 const PROMPTS: &str = "asks_host_and_name_on_stdin.py";

@@ -327,7 +327,7 @@ fn run_help_says_how_a_folder_is_started() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
-        help.contains("or a folder, started by (in order) --server/--client, its classchat.toml, else the launch contract on its executable named `submission` or its only executable"),
+        help.contains("or a folder, started as `grader batch` starts one: its classchat.toml (which the options below override), else the launch contract on its executable named `submission` or its only one"),
         "{help}"
     );
     assert!(
