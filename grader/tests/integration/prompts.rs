@@ -152,7 +152,7 @@ fn a_server_only_submission_loses_the_client_points_or_is_graded_as_a_server() {
     assert_eq!(
         r.notes,
         [
-            "graded for the server role only (roles = [\"server\"]): the 4 client scenario(s) (10 points) were not graded and are not part of the maximum"
+            "graded for the server role only (roles = [\"server\"]): the 5 client scenario(s) (10 points) were not graded and are not part of the maximum"
         ]
     );
     assert_eq!(g.code(), 0);
