@@ -463,7 +463,10 @@ mod tests {
     #[tokio::test]
     async fn redirect_reaches_the_listener_and_keeps_the_dialled_port() {
         let Ok(ns) = NetNs::new() else {
-            crate::test_skips::skipped("", "network namespaces are not available here (they need root)");
+            crate::test_skips::skipped(
+                "",
+                "network namespaces are not available here (they need root)",
+            );
             return;
         };
         let net = Net::Ns(ns);

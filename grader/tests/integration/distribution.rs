@@ -185,7 +185,10 @@ fn action_script_runs_only_a_release_binary_whose_checksum_matches() {
             .output()
             .is_ok_and(|o| o.status.success());
         if !found {
-            grader::test_skips::skipped("", &format!("{tool} is not installed (the action's download path needs it)"));
+            grader::test_skips::skipped(
+                "",
+                &format!("{tool} is not installed (the action's download path needs it)"),
+            );
             return;
         }
     }
@@ -344,7 +347,8 @@ fn container_entrypoint_grades_as_an_unprivileged_user_under_dockers_default_cap
         // Without the capabilities, an unprivileged user namespace where the kernel allows one
         // (here it does: only the bounding set is Docker's), else the host network.
         record.contains("score = 30.0")
-            && (record.contains("isolation = \"userns\"") || record.contains("isolation = \"host\"")),
+            && (record.contains("isolation = \"userns\"")
+                || record.contains("isolation = \"host\"")),
         "the bundled reference, as an unprivileged user: {record}\n{}",
         text(&out)
     );
@@ -353,7 +357,10 @@ fn container_entrypoint_grades_as_an_unprivileged_user_under_dockers_default_cap
 #[test]
 fn container_entrypoint_keeps_root_where_the_container_allows_isolation() {
     if !nix::unistd::geteuid().is_root() {
-        grader::test_skips::skipped("", "not root (the entry point then runs the grader as this user)");
+        grader::test_skips::skipped(
+            "",
+            "not root (the entry point then runs the grader as this user)",
+        );
         return;
     }
     if !netns_available("container_entrypoint_keeps_root_where_the_container_allows_isolation") {
@@ -543,7 +550,10 @@ fn release_workflow_passes_actionlint() {
 #[test]
 fn distribution_scripts_pass_shellcheck() {
     let Some(shellcheck) = linter("GRADER_SHELLCHECK", &["shellcheck"]) else {
-        grader::test_skips::skipped("", "shellcheck is not installed (apt-get install shellcheck; see .ci/run)");
+        grader::test_skips::skipped(
+            "",
+            "shellcheck is not installed (apt-get install shellcheck; see .ci/run)",
+        );
         return;
     };
     let out = Command::new(shellcheck)
