@@ -1,7 +1,7 @@
 //! The command line: argument definitions and the `run` command, from parsed arguments to an
 //! exit status. `main.rs` only parses and maps the result to a process exit code.
 //!
-//! Exit codes (the one place they are defined; README repeats them):
+//! Exit codes (the one place they are defined; docs/students.md, "Exit codes", repeats them):
 //! - `0`: graded, and the score is at or above `--min-score` (without it: every scenario passed);
 //! - `1`: graded, and the score is below that;
 //! - `2`: usage or infrastructure error (bad arguments, unreadable task file, missing or
@@ -727,7 +727,7 @@ fn interrupted() -> impl std::future::Future<Output = &'static str> {
 }
 
 /// Twice the number of cores: scenarios mostly wait, but each start of a student program costs
-/// CPU, and more parallel starts than that only slow each other down (measured in README).
+/// CPU, and more parallel starts than that only slow each other down (measured in docs/architecture.md).
 fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())

@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // First of all: processes of the same user cannot read the grader's environment or memory
-    // (/proc/<pid>/environ, mem) or trace it (see README, "Security model").
+    // (/proc/<pid>/environ, mem) or trace it (see docs/security.md).
     let _ = nix::sys::prctl::set_dumpable(false);
     let cli = grader::cli::Cli::parse();
     match grader::cli::run(cli) {

@@ -1,6 +1,6 @@
 //! Finding the submissions in a batch folder, and how each one is started.
 //!
-//! The rule (README "Batch grading" repeats it):
+//! The rule (docs/instructors.md, "Batch grading", repeats it):
 //! - every non-hidden **subfolder** of the batch folder is one submission, and its name is the
 //!   student id. It is started by, in order of preference:
 //!   1. a `classchat.toml` inside it with `server = "..."` and/or `client = "..."` launch templates

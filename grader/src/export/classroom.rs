@@ -1,7 +1,7 @@
 //! The runner result that GitHub Classroom's `autograding-grading-reporter` reads: a JSON object
 //! with `version` (1), `status` (`pass`, `fail` or `error`), `max_score` and `tests[]` with
 //! `name`, `status`, `score`, `message`, `line_no` and `execution_time`. The workflow passes it
-//! base64-encoded as a step output named `result` (README "GitHub Classroom").
+//! base64-encoded as a step output named `result` (docs/instructors.md, "Exports").
 //!
 //! Guarantees: one student; the reporter adds the tests' `score`s and the `max_score`, so the sum
 //! of `score` equals the record's total exactly (fractions kept as JSON numbers, never strings);

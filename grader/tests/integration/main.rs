@@ -8,6 +8,7 @@ mod batch_more;
 mod build;
 mod dialects;
 mod distribution;
+mod docs;
 mod export;
 mod hostile;
 mod hostile_folders;

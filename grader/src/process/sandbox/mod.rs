@@ -3,7 +3,7 @@
 //! unprivileged uid and no capabilities; in every mode a seccomp filter and no inherited
 //! descriptors.
 //!
-//! Guarantees (each where the system allows it; see README's security model):
+//! Guarantees (each where the system allows it; see docs/security.md):
 //! - **session**: the process starts a new session (`setsid`), so it has no controlling
 //!   terminal: `/dev/tty` cannot be opened and no signal or input reaches the terminal that
 //!   started the grader; [`seccomp`] refuses `TIOCSTI`/`TIOCLINUX` on any terminal besides;

@@ -14,7 +14,7 @@
 //!   can use each other's files (a build's output) but cannot signal, trace or write into another
 //!   grading's processes or files, nor the grader's (which run as root).
 //!
-//! Only the root grader leases (changing uid needs CAP_SETUID); see README's security model for
+//! Only the root grader leases (changing uid needs CAP_SETUID); see docs/security.md for
 //! what holds without root.
 
 use std::fs::{File, OpenOptions};

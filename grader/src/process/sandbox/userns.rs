@@ -16,7 +16,7 @@
 //!   a system that allows only part of it (a container whose `/proc` has covered paths) stays
 //!   in plain host mode rather than failing every grading;
 //! - [`active`] says whether the grader runs in its own user namespace;
-//! - what does not hold in this mode (see README's security model): student code keeps the
+//! - what does not hold in this mode (see docs/security.md): student code keeps the
 //!   grader's uid (only one uid can be mapped without a setuid helper), so no separate uid per
 //!   grading, and cgroup limits need a delegated cgroup as before.
 

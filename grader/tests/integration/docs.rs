@@ -1,0 +1,489 @@
+//! The documentation stays true (issue 13): every `grader` command in a fenced shell block of
+//! `README.md`, `docs/*.md` and `tasks/README.md` parses with the real command line (the
+//! subcommand exists, every flag and value is accepted, nothing hidden is documented), the
+//! `grader tasks` commands that name no file of the reader's run for real, every relative link
+//! between the pages points at an existing file and heading, and README's quick start keeps its
+//! two commands, the ones `.ci/run` runs.
+//!
+//! A command counts as a grader command when its first word (after `NAME=value` assignments) is
+//! `grader` or a path ending in `/grader`, or it is `cargo run ... -p grader ... -- ARGS` or
+//! `docker run ... classchat-grader ARGS` (the image the docs build). Placeholder paths
+//! (`submissions/`, `./student-bin`, `reports/alice/task1.toml`) are fine: parsing never opens
+//! them. The helpers below are tested on wrong commands and broken links, so the check can fail.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser};
+use grader::cli::Cli;
+
+use crate::support;
+
+/// A grader command found in a page: where, as written, and its arguments after `grader`.
+#[derive(Debug)]
+struct DocCommand {
+    place: String,
+    text: String,
+    args: Vec<String>,
+}
+
+/// The pages checked: README, every `docs/*.md`, and `tasks/README.md`.
+fn pages() -> Vec<PathBuf> {
+    let root = support::root();
+    let mut pages = vec![root.join("README.md"), root.join("tasks/README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .expect("read docs/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    assert!(!docs.is_empty(), "docs/ holds no page");
+    pages.extend(docs);
+    pages
+}
+
+/// The logical lines (backslash continuations joined) of the fenced shell blocks of `text`, with
+/// the line number each starts at.
+fn shell_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut fence: Option<(String, bool)> = None; // (the fence's backticks, a shell block)
+    let mut pending: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if let Some((ticks, shell)) = &fence {
+            if trimmed.starts_with(ticks.as_str()) && trimmed.trim_end() == ticks {
+                fence = None;
+                continue;
+            }
+            if !shell {
+                continue;
+            }
+            let (start, mut line) = pending.take().unwrap_or((i + 1, String::new()));
+            let body = raw.trim();
+            match body.strip_suffix('\\') {
+                Some(cont) => {
+                    line.push_str(cont);
+                    line.push(' ');
+                    pending = Some((start, line));
+                }
+                None => {
+                    line.push_str(body);
+                    out.push((start, line));
+                }
+            }
+        } else if trimmed.starts_with("```") {
+            let ticks: String = trimmed.chars().take_while(|&c| c == '`').collect();
+            let lang = trimmed[ticks.len()..].trim();
+            let shell = matches!(lang, "sh" | "bash" | "shell" | "console");
+            fence = Some((ticks, shell));
+        }
+    }
+    out
+}
+
+/// `line` without its comment: from a `#` that starts a word outside quotes.
+fn strip_comment(line: &str) -> &str {
+    let (mut single, mut double, mut prev_blank) = (false, false, true);
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && prev_blank => return &line[..i],
+            _ => {}
+        }
+        prev_blank = c.is_whitespace();
+    }
+    line
+}
+
+/// The grader invocations of one shell line, each as its arguments after `grader`.
+fn grader_invocations(line: &str) -> Result<Vec<Vec<String>>, String> {
+    let words = shell_words::split(strip_comment(line)).map_err(|e| format!("{e}"))?;
+    let mut out = Vec::new();
+    for command in words.split(|w| matches!(w.as_str(), "&&" | "||" | ";" | "|")) {
+        // Redirections end the arguments (`--out - >> "$GITHUB_STEP_SUMMARY"`).
+        let end = command
+            .iter()
+            .position(|w| w.starts_with('>') || w.starts_with("2>") || w.starts_with('<'))
+            .unwrap_or(command.len());
+        let mut command = &command[..end];
+        while command
+            .first()
+            .is_some_and(|w| w.contains('=') && !w.starts_with('-'))
+        {
+            command = &command[1..];
+        }
+        let Some(first) = command.first() else {
+            continue;
+        };
+        if first == "grader" || first.ends_with("/grader") {
+            out.push(command[1..].to_vec());
+        } else if first == "cargo" && command.get(1).is_some_and(|w| w == "run") {
+            let names_grader = command.windows(2).any(|w| w[0] == "-p" && w[1] == "grader");
+            if let Some(sep) = command.iter().position(|w| w == "--") {
+                if names_grader {
+                    out.push(command[sep + 1..].to_vec());
+                }
+            }
+        } else if first == "docker" && command.get(1).is_some_and(|w| w == "run") {
+            if let Some(image) = command.iter().position(|w| w == "classchat-grader") {
+                out.push(command[image + 1..].to_vec());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every grader command in the fenced shell blocks of `text` (`name` says which page).
+fn doc_commands(name: &str, text: &str) -> Result<Vec<DocCommand>, String> {
+    let mut out = Vec::new();
+    for (line_no, line) in shell_lines(text) {
+        let place = format!("{name}:{line_no}");
+        for args in grader_invocations(&line).map_err(|e| format!("{place}: {e}: {line}"))? {
+            out.push(DocCommand {
+                place: place.clone(),
+                text: line.clone(),
+                args,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks `args` (after `grader`) against the real command line: it must parse, and name no
+/// hidden subcommand or flag.
+fn check_args(args: &[String]) -> Result<(), String> {
+    if let Err(e) =
+        Cli::try_parse_from(std::iter::once("grader".to_string()).chain(args.iter().cloned()))
+    {
+        use clap::error::ErrorKind;
+        if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            return Err(e.render().to_string().trim().to_string());
+        }
+    }
+    let cli = Cli::command();
+    let Some(sub) = args.first().and_then(|s| cli.find_subcommand(s)) else {
+        return Ok(());
+    };
+    if sub.is_hide_set() {
+        return Err(format!(
+            "`grader {}` is a hidden subcommand",
+            sub.get_name()
+        ));
+    }
+    for word in &args[1..] {
+        let Some(long) = word.strip_prefix("--") else {
+            continue;
+        };
+        let long = long.split('=').next().unwrap_or_default();
+        if long.is_empty() {
+            break; // `--`: what follows is not the grader's
+        }
+        let hidden = sub.get_arguments().any(|a| {
+            a.is_hide_set()
+                && (a.get_long() == Some(long)
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&long)))
+        });
+        if hidden {
+            return Err(format!(
+                "--{long} is a hidden option of `grader {}`",
+                sub.get_name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// GitHub's anchor of a heading: lower case, letters, digits, `-` and `_` kept, spaces become
+/// `-`, everything else dropped.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of a page's headings (outside code fences), with GitHub's `-1`, `-2` for repeats.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence || !line.starts_with('#') {
+            continue;
+        }
+        let heading = line.trim_start_matches('#');
+        if !heading.starts_with(' ') {
+            continue;
+        }
+        let base = slug(heading);
+        let mut anchor = base.clone();
+        let mut n = 0;
+        while out.contains(&anchor) {
+            n += 1;
+            anchor = format!("{base}-{n}");
+        }
+        out.insert(anchor);
+    }
+    out
+}
+
+/// The broken relative links of the page `page` (whose text is `text`): a missing file, or an
+/// anchor that no heading of the target page has. Links inside code are not links.
+fn broken_links(page: &Path, text: &str) -> Vec<String> {
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut broken = Vec::new();
+    let mut in_fence = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        // Drop inline code spans (`[x](y)` there is an example, not a link).
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        for cap in link.captures_iter(&prose) {
+            let target = &cap[1];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (path, anchor) = match target.split_once('#') {
+                Some((p, a)) => (p, Some(a)),
+                None => (target, None),
+            };
+            let file = if path.is_empty() {
+                page.to_path_buf()
+            } else {
+                page.parent().unwrap().join(path)
+            };
+            let place = format!("{}:{}", page.display(), i + 1);
+            if !file.exists() {
+                broken.push(format!("{place}: {target}: no file {}", file.display()));
+                continue;
+            }
+            if let Some(anchor) = anchor {
+                if file.extension().is_some_and(|e| e == "md") {
+                    let target_text = if path.is_empty() {
+                        text.to_string()
+                    } else {
+                        std::fs::read_to_string(&file).unwrap_or_default()
+                    };
+                    if !anchors(&target_text).contains(anchor) {
+                        broken.push(format!(
+                            "{place}: {target}: {} has no heading #{anchor}",
+                            file.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    broken
+}
+
+#[test]
+fn every_grader_command_in_the_docs_parses() {
+    let root = support::root();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    let mut tasks_commands = Vec::new();
+    for page in pages() {
+        let name = page.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&page).unwrap();
+        for cmd in doc_commands(&name, &text).unwrap_or_else(|e| panic!("{e}")) {
+            checked += 1;
+            if let Err(e) = check_args(&cmd.args) {
+                wrong.push(format!("{}: `{}`:\n{e}", cmd.place, cmd.text));
+            } else if cmd.args.first().is_some_and(|s| s == "tasks") {
+                tasks_commands.push(cmd);
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "commands in the docs the grader refuses:\n\n{}",
+        wrong.join("\n\n")
+    );
+    // The docs have dozens of commands; a change that stopped finding them must not pass.
+    assert!(
+        checked >= 40,
+        "only {checked} grader commands found in the docs"
+    );
+
+    // `grader tasks` reads nothing of the reader's unless it names a file: run those for real.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for cmd in &tasks_commands {
+        let names_a_file = cmd
+            .args
+            .iter()
+            .any(|a| a == "--tasks-dir" || a.ends_with(".toml"));
+        if names_a_file {
+            continue;
+        }
+        let out = support::run_grader(&cmd.args, tmp.path());
+        assert!(
+            out.status.success(),
+            "{}: `{}` failed: {}",
+            cmd.place,
+            cmd.text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 2, "only {ran} `grader tasks` commands ran");
+}
+
+#[test]
+fn every_relative_link_between_the_docs_resolves() {
+    let mut broken = Vec::new();
+    let mut pages = pages();
+    pages.push(support::root().join("examples/gradescope/README.md"));
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        broken.extend(broken_links(&page, &text));
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// README's quick start is exactly two commands, the ones `.ci/run` runs.
+#[test]
+fn the_quick_start_is_two_commands_that_ci_runs() {
+    let root = support::root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Quick start\n"))
+        .expect("README has a \"## Quick start\" section");
+    let first_block: Vec<String> = shell_lines(section)
+        .into_iter()
+        .map(|(_, l)| strip_comment(&l).trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    // `shell_lines` takes every shell block of the section: there must be only the one.
+    assert_eq!(
+        first_block,
+        [
+            "cargo run -p grader -- run --task 1",
+            "cargo test --workspace"
+        ],
+        "README's quick start must be the two commands for a fresh machine"
+    );
+    assert_eq!(
+        grader_invocations(&first_block[0]).unwrap(),
+        [["run", "--task", "1"].map(String::from).to_vec()]
+    );
+
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    let ci_lines: Vec<Vec<String>> = ci
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| shell_words::split(strip_comment(l)).ok())
+        .collect();
+    // The test command: scripts/test.sh --workspace, which runs `cargo test "$@"`.
+    assert!(
+        ci_lines
+            .iter()
+            .any(|w| w.len() >= 2 && w[0] == "scripts/test.sh" && w[1] == "--workspace"),
+        ".ci/run no longer runs README's test command (scripts/test.sh --workspace)"
+    );
+    let test_sh = std::fs::read_to_string(root.join("scripts/test.sh")).unwrap();
+    assert!(
+        test_sh.contains("cargo test \"$@\""),
+        "scripts/test.sh no longer runs cargo test"
+    );
+    // The grading command, with only --locked, -q and its own --out/--format added.
+    let readme_run: Vec<&str> = first_block[0].split(' ').collect();
+    let ci_run = ci_lines
+        .iter()
+        .find(|w| w.len() > 2 && w[0] == "cargo" && w[1] == "run")
+        .expect(".ci/run runs `cargo run`");
+    let ci_run: Vec<&str> = ci_run
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !matches!(*w, "--locked" | "-q"))
+        .collect();
+    assert!(
+        ci_run.starts_with(&readme_run),
+        ".ci/run's `{}` is not README's `{}`",
+        ci_run.join(" "),
+        first_block[0]
+    );
+}
+
+// The check itself must be able to fail: wrong commands and broken links are caught.
+
+#[test]
+fn the_command_check_refuses_wrong_commands() {
+    let args = |s: &str| shell_words::split(s).unwrap();
+    assert!(check_args(&args("run --task 1 ./student-bin --min-score 80%")).is_ok());
+    assert!(check_args(&args("batch --task 1 submissions/ --out reports/")).is_ok());
+    assert!(check_args(&args("run --task 1 ./student-bin --no-such-flag")).is_err());
+    assert!(
+        check_args(&args("grade --task 1 ./student-bin")).is_err(),
+        "unknown subcommand"
+    );
+    assert!(
+        check_args(&args("run --task 1 --min-score 0.8")).is_err(),
+        "refused value"
+    );
+    assert!(
+        check_args(&args("export --format xlsx reports/")).is_err(),
+        "unknown format"
+    );
+    assert!(check_args(&args("guard")).is_err(), "hidden subcommand");
+
+    let page = "text\n\n```sh\ngrader run --task 1 ./student-bin --bogus   # a comment\n\
+                cargo run -p grader -- batch --task 1 submissions/ \\\n    --shard 1/2\n\
+                docker run --rm -v \"$PWD\":/work classchat-grader run --tsk 1 /work\n\
+                GRADER_TASK=1 bash .github/action/grade.sh\n```\n\n```toml\n# grader run --nope\n```\n";
+    let cmds = doc_commands("page.md", page).unwrap();
+    let found: Vec<(&str, bool)> = cmds
+        .iter()
+        .map(|c| (c.place.as_str(), check_args(&c.args).is_ok()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("page.md:4", false),
+            ("page.md:5", true),
+            ("page.md:7", false)
+        ],
+        "{cmds:#?}"
+    );
+    assert_eq!(cmds[1].args.last().map(String::as_str), Some("1/2"));
+}
+
+#[test]
+fn the_link_check_finds_broken_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("a.md"),
+        "# A page\n\n## Hard-coded ports\n\n```sh\n# not a heading\n```\n",
+    )
+    .unwrap();
+    let page = docs.join("b.md");
+    let text = "# B\n\n## Prompts, terminals and templates\n\n\
+                [ok](a.md#hard-coded-ports) [ok](#prompts-terminals-and-templates) [ok](a.md)\n\
+                [bad](a.md#hardcoded-ports) [bad](c.md) [bad](#not-a-heading) `[code](x.md)`\n\
+                [web](https://example.com/x.md#y)\n";
+    std::fs::write(&page, text).unwrap();
+    let broken = broken_links(&page, text);
+    assert_eq!(broken.len(), 3, "{broken:#?}");
+    assert!(broken[0].contains("a.md#hardcoded-ports"), "{broken:#?}");
+    assert!(broken[1].contains("c.md"), "{broken:#?}");
+    assert!(broken[2].contains("#not-a-heading"), "{broken:#?}");
+}
