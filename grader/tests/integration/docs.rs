@@ -120,15 +120,16 @@ fn grader_invocations(line: &str) -> Result<Vec<Vec<String>>, String> {
             out.push(command[1..].to_vec());
         } else if first == "cargo" && command.get(1).is_some_and(|w| w == "run") {
             let names_grader = command.windows(2).any(|w| w[0] == "-p" && w[1] == "grader");
-            if let Some(sep) = command.iter().position(|w| w == "--") {
-                if names_grader {
-                    out.push(command[sep + 1..].to_vec());
-                }
+            if let Some(sep) = command.iter().position(|w| w == "--")
+                && names_grader
+            {
+                out.push(command[sep + 1..].to_vec());
             }
-        } else if first == "docker" && command.get(1).is_some_and(|w| w == "run") {
-            if let Some(image) = command.iter().position(|w| w == "classchat-grader") {
-                out.push(command[image + 1..].to_vec());
-            }
+        } else if first == "docker"
+            && command.get(1).is_some_and(|w| w == "run")
+            && let Some(image) = command.iter().position(|w| w == "classchat-grader")
+        {
+            out.push(command[image + 1..].to_vec());
         }
     }
     Ok(out)
@@ -272,19 +273,19 @@ fn broken_links(page: &Path, text: &str) -> Vec<String> {
                 broken.push(format!("{place}: {target}: no file {}", file.display()));
                 continue;
             }
-            if let Some(anchor) = anchor {
-                if file.extension().is_some_and(|e| e == "md") {
-                    let target_text = if path.is_empty() {
-                        text.to_string()
-                    } else {
-                        std::fs::read_to_string(&file).unwrap_or_default()
-                    };
-                    if !anchors(&target_text).contains(anchor) {
-                        broken.push(format!(
-                            "{place}: {target}: {} has no heading #{anchor}",
-                            file.display()
-                        ));
-                    }
+            if let Some(anchor) = anchor
+                && file.extension().is_some_and(|e| e == "md")
+            {
+                let target_text = if path.is_empty() {
+                    text.to_string()
+                } else {
+                    std::fs::read_to_string(&file).unwrap_or_default()
+                };
+                if !anchors(&target_text).contains(anchor) {
+                    broken.push(format!(
+                        "{place}: {target}: {} has no heading #{anchor}",
+                        file.display()
+                    ));
                 }
             }
         }
