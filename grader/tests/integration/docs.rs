@@ -423,6 +423,88 @@ fn the_quick_start_is_two_commands_that_ci_runs() {
     );
 }
 
+/// The end-to-end example of docs/instructors.md, run as written on a class of two (a folder
+/// started by its `classchat.toml`, and an executable `submission`) and a Canvas gradebook
+/// export: every command of the section succeeds and leaves the files the page names.
+#[test]
+fn the_instructors_end_to_end_example_runs_as_written() {
+    let root = support::root();
+    let page = std::fs::read_to_string(root.join("docs/instructors.md")).unwrap();
+    let section = page
+        .split("\n## ")
+        .find(|s| s.starts_with("An end-to-end example\n"))
+        .expect("docs/instructors.md has \"## An end-to-end example\"");
+    let commands = doc_commands("docs/instructors.md", section).unwrap();
+    assert!(commands.len() >= 6, "{commands:#?}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    support::copy_fixture(
+        1,
+        "correct_other_style.py",
+        &work.join("submissions/alice/chat.py"),
+    );
+    std::fs::write(
+        work.join("submissions/alice/classchat.toml"),
+        "server = \"python3 {dir}/chat.py server --port {port}\"\n\
+         client = \"python3 {dir}/chat.py client --host {host} --port {port}\"\n",
+    )
+    .unwrap();
+    support::copy_fixture(
+        1,
+        "correct_other_style.py",
+        &work.join("submissions/carol/submission"),
+    );
+    std::fs::write(
+        work.join("canvas-gradebook.csv"),
+        "Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\n\
+         \"Doe, Alice\",101,S101,alice,Sec 1\n\"Roe, Carol\",102,S102,carol,Sec 1\n",
+    )
+    .unwrap();
+
+    for cmd in &commands {
+        let out = std::process::Command::new(support::grader_bin())
+            .args(&cmd.args)
+            .current_dir(&work)
+            .env("TMPDIR", tmp.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: `{}` exited {:?}:\n{}{}",
+            cmd.place,
+            cmd.text,
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for file in [
+        "reports/alice/task1.toml",
+        "reports/alice/task1.junit.xml",
+        "reports/carol/task1.toml",
+        "summary.html",
+        "grades.csv",
+        "canvas-import.csv",
+        "results.json",
+        "reports/summary.html",
+        "reports/grades.csv",
+        "reports/canvas-import.csv",
+    ] {
+        assert!(work.join(file).is_file(), "the example leaves no {file}");
+    }
+    let canvas = std::fs::read_to_string(work.join("canvas-import.csv")).unwrap();
+    assert!(
+        canvas.contains("\"Doe, Alice\",101,S101,alice,Sec 1,30"),
+        "{canvas}"
+    );
+    assert!(
+        canvas.contains("\"Roe, Carol\",102,S102,carol,Sec 1,30"),
+        "{canvas}"
+    );
+}
+
 // The check itself must be able to fail: wrong commands and broken links are caught.
 
 #[test]
