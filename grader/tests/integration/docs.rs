@@ -1,9 +1,10 @@
 //! The documentation stays true (issue 13): every `grader` command in a fenced shell block of
-//! `README.md`, `docs/*.md` and `tasks/README.md` parses with the real command line (the
-//! subcommand exists, every flag and value is accepted, nothing hidden is documented), the
-//! `grader tasks` commands that name no file of the reader's run for real, every relative link
-//! between the pages points at an existing file and heading, and README's quick start keeps its
-//! two commands, the ones `.ci/run` runs.
+//! `README.md`, `docs/*.md`, `tasks/README.md` and `tasks/PROTOCOL.md` parses with the real
+//! command line (the subcommand exists, every flag and value is accepted, nothing hidden is
+//! documented), the `grader tasks` commands that name no file of the reader's run for real, the
+//! instructors' end-to-end example runs as written, every relative link between the pages points
+//! at an existing file and heading, and README's quick start keeps its two commands, the ones
+//! `.ci/run` runs.
 //!
 //! A command counts as a grader command when its first word (after `NAME=value` assignments) is
 //! `grader` or a path ending in `/grader`, or it is `cargo run ... -p grader ... -- ARGS` or
@@ -27,10 +28,14 @@ struct DocCommand {
     args: Vec<String>,
 }
 
-/// The pages checked: README, every `docs/*.md`, and `tasks/README.md`.
+/// The pages checked: README, every `docs/*.md`, `tasks/README.md` and `tasks/PROTOCOL.md`.
 fn pages() -> Vec<PathBuf> {
     let root = support::root();
-    let mut pages = vec![root.join("README.md"), root.join("tasks/README.md")];
+    let mut pages = vec![
+        root.join("README.md"),
+        root.join("tasks/README.md"),
+        root.join("tasks/PROTOCOL.md"),
+    ];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
         .expect("read docs/")
         .map(|e| e.unwrap().path())
