@@ -499,6 +499,8 @@ fn the_instructors_end_to_end_example_runs_as_written() {
     ] {
         assert!(work.join(file).is_file(), "the example leaves no {file}");
     }
+    // Nothing a grading started (nor a guard) outlives the example.
+    support::assert_leftovers_vanish(tmp.path(), std::time::Duration::from_secs(10));
     let canvas = std::fs::read_to_string(work.join("canvas-import.csv")).unwrap();
     assert!(
         canvas.contains("\"Doe, Alice\",101,S101,alice,Sec 1,30"),
