@@ -1,7 +1,8 @@
 //! The documentation stays true (issue 13): every `grader` command in a fenced shell block of
 //! `README.md`, `docs/*.md`, `tasks/README.md` and `tasks/PROTOCOL.md` parses with the real
 //! command line (the subcommand exists, every flag and value is accepted, nothing hidden is
-//! documented), the `grader tasks` commands that name no file of the reader's run for real, the
+//! documented), a `grader` command quoted in inline code names an existing subcommand and only
+//! its options, the `grader tasks` commands that name no file of the reader's run for real, the
 //! instructors' end-to-end example runs as written, every relative link between the pages points
 //! at an existing file and heading, and README's quick start keeps its two commands, the ones
 //! `.ci/run` runs.
@@ -200,6 +201,72 @@ fn check_args(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The grader commands quoted in inline code in the prose of `text` (`grader tasks --dialects`),
+/// outside fenced blocks: fragments, often without their required arguments.
+fn inline_fragments(name: &str, text: &str) -> Vec<DocCommand> {
+    let mut out = Vec::new();
+    let mut in_fence = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        for span in line.split('`').skip(1).step_by(2) {
+            let rest = span
+                .strip_prefix("grader ")
+                .or_else(|| span.strip_prefix("cargo run -p grader -- "));
+            let Some(rest) = rest else { continue };
+            let rest = rest.split(['|', '>']).next().unwrap_or_default();
+            out.push(DocCommand {
+                place: format!("{name}:{}", i + 1),
+                text: span.to_string(),
+                args: rest.split_whitespace().map(String::from).collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Checks a fragment of a command (after `grader`): its subcommand exists and every option it
+/// names (`--flag`, `--flag=value`, `-j`, also inside `[...]`) is one of that subcommand's.
+/// Placeholders (`<submission>`, `NAME`, `…`) are not options and pass.
+fn check_fragment(args: &[String]) -> Result<(), String> {
+    let cli = Cli::command();
+    let Some(name) = args.first() else {
+        return Ok(());
+    };
+    let Some(sub) = cli.find_subcommand(name) else {
+        return Err(format!("`grader {name}`: no such subcommand"));
+    };
+    for word in &args[1..] {
+        let word = word.trim_start_matches('[').trim_end_matches(']');
+        let known = if let Some(long) = word.strip_prefix("--") {
+            let long = long.split('=').next().unwrap_or_default();
+            long.is_empty()
+                || long == "help"
+                || sub.get_arguments().any(|a| {
+                    a.get_long() == Some(long)
+                        || a.get_all_aliases().is_some_and(|al| al.contains(&long))
+                })
+        } else if let Some(short) = word.strip_prefix('-') {
+            short.is_empty()
+                || short.starts_with(|c: char| c.is_ascii_digit())
+                || short
+                    .chars()
+                    .all(|c| c == 'h' || sub.get_arguments().any(|a| a.get_short() == Some(c)))
+        } else {
+            true
+        };
+        if !known {
+            return Err(format!("`grader {}` has no option {word}", sub.get_name()));
+        }
+    }
+    Ok(())
+}
+
 /// GitHub's anchor of a heading: lower case, letters, digits, `-` and `_` kept, spaces become
 /// `-`, everything else dropped.
 fn slug(heading: &str) -> String {
@@ -316,6 +383,17 @@ fn every_grader_command_in_the_docs_parses() {
             }
         }
     }
+    let mut fragments = 0;
+    for page in pages() {
+        let name = page.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&page).unwrap();
+        for cmd in inline_fragments(&name, &text) {
+            fragments += 1;
+            if let Err(e) = check_fragment(&cmd.args) {
+                wrong.push(format!("{}: `{}` (inline):\n{e}", cmd.place, cmd.text));
+            }
+        }
+    }
     assert!(
         wrong.is_empty(),
         "commands in the docs the grader refuses:\n\n{}",
@@ -325,6 +403,10 @@ fn every_grader_command_in_the_docs_parses() {
     assert!(
         checked >= 40,
         "only {checked} grader commands found in the docs"
+    );
+    assert!(
+        fragments >= 10,
+        "only {fragments} inline grader commands found in the docs"
     );
 
     // `grader tasks` reads nothing of the reader's unless it names a file: run those for real.
@@ -553,6 +635,31 @@ fn the_command_check_refuses_wrong_commands() {
         "{cmds:#?}"
     );
     assert_eq!(cmds[1].args.last().map(String::as_str), Some("1/2"));
+}
+
+#[test]
+fn the_fragment_check_refuses_unknown_options() {
+    let page = "Use `grader tasks --steps [--dialect NAME]`, `grader batch -j 1`, `grader replay`\n\
+                and `grader batch … | head -1`; not `grader batch --no-such`, `grader frobnicate`,\n\
+                `grader run -q`. `cargo build -p grader` is not a grader command.\n";
+    let found: Vec<(String, bool)> = inline_fragments("page.md", page)
+        .into_iter()
+        .map(|c| (c.text.clone(), check_fragment(&c.args).is_ok()))
+        .collect();
+    let expected = [
+        ("grader tasks --steps [--dialect NAME]", true),
+        ("grader batch -j 1", true),
+        ("grader replay", true),
+        ("grader batch … | head -1", true),
+        ("grader batch --no-such", false),
+        ("grader frobnicate", false),
+        ("grader run -q", false),
+    ];
+    assert_eq!(
+        found,
+        expected.map(|(s, ok)| (s.to_string(), ok)).to_vec(),
+        "{found:#?}"
+    );
 }
 
 #[test]
