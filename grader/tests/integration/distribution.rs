@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use crate::support::{copy_fixture, grader_bin, netns_available, root};
 
 /// The capabilities Docker gives a container's root by default (no --cap-add, no --privileged).
-const DOCKER_DEFAULT_CAPS: &str = "-all,+chown,+dac_override,+fsetid,+fowner,+mknod,+net_raw,+setgid,+setuid,+setfcap,+setpcap,+net_bind_service,+sys_chroot,+kill,+audit_write";
+pub(crate) const DOCKER_DEFAULT_CAPS: &str = "-all,+chown,+dac_override,+fsetid,+fowner,+mknod,+net_raw,+setgid,+setuid,+setfcap,+setpcap,+net_bind_service,+sys_chroot,+kill,+audit_write";
 
 /// A student repository as the action sees it: `classchat` is the Task 1 fixture without an
 /// acknowledgment (27/30 in every isolation mode), checked out without its executable bit.

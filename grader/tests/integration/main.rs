@@ -17,6 +17,7 @@ mod processes;
 mod prompts;
 mod reports;
 mod resources;
+mod root_capabilities;
 mod sandbox;
 mod support;
 mod task1;
