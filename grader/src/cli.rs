@@ -570,8 +570,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         let _ = crate::process::sandbox::userns::enter();
     }
     // A root grader finds out what of its confinement the system allows (root in a plain
-    // `docker run` lacks the capabilities for namespaces and mounts), also single-threaded.
-    if namespaces && crate::process::sandbox::is_root() {
+    // `docker run` lacks the capabilities for namespaces and mounts), also single-threaded, in
+    // every isolation (the minimal root does not depend on the network's).
+    if crate::process::sandbox::is_root()
+        && matches!(
+            cli.command,
+            Command::Run(_) | Command::Batch(_) | Command::Replay(_)
+        )
+    {
         let _ = crate::process::sandbox::caps::probe_root_confinement();
     }
     if matches!(
