@@ -7,17 +7,25 @@
 #   --security-opt apparmor=unconfined; or --privileged): the grader runs as root, so every
 #   scenario gets a network namespace of its own and every student process the minimal root, an
 #   unprivileged uid and no capabilities (README, "Security model").
-# - As root without them (a plain `docker run`): a root grader could not start any student
-#   program there, so the grader runs as the unprivileged user GRADER_USER (default `grader`,
-#   uid 1000) instead, in host isolation, with a note saying so and which flags would change it.
+# - As root without them (a plain `docker run`, Docker's default capability set): the grader still
+#   runs as root and decides itself (README, "Security model", root without capabilities): host
+#   network, no minimal root, but student code under a per-grading unprivileged uid, with one
+#   note naming the missing capabilities and the flags that give them. That is stronger than
+#   running the grader as an unprivileged user there: student code would then share the grader's
+#   uid (its reports, its signals), since Docker's seccomp profile refuses the user namespace
+#   an unprivileged grader would use.
+# - Opt-in: with GRADER_USER set (a user name, or uid:gid), root without those capabilities runs
+#   the grader as that user instead (in a user namespace of its own where the container allows
+#   one, e.g. `--security-opt seccomp=unconfined` without capabilities: a network namespace and
+#   the minimal root, but no per-grading uid). The `grader` user (uid 1000) exists in the image.
 # - As any other user (docker run --user ...): the grader runs as that user (host isolation).
 #
-# Environment: GRADER (the grader binary, default /usr/local/bin/grader), GRADER_USER (the user,
-# or uid:gid, to drop to). Outside a container (the test suite) the same decisions hold.
+# Environment: GRADER (the grader binary, default /usr/local/bin/grader), GRADER_USER (see
+# above; unset by default). Outside a container (the test suite) the same decisions hold.
 set -euo pipefail
 
 grader=${GRADER:-/usr/local/bin/grader}
-user=${GRADER_USER:-grader}
+user=${GRADER_USER:-}
 
 # What a root grader needs (capability numbers from linux/capability.h): chown, dac_override,
 # fowner, kill, setgid, setuid (the per-grading uid and its files), net_admin (a namespace's
@@ -37,10 +45,10 @@ if [ "$(id -u)" != 0 ]; then
   # Another user: the grader runs with what it has; a HOME it cannot write is replaced.
   if [ ! -w "${HOME:-/nonexistent}" ]; then export HOME=/tmp; fi
   exec "$grader" "$@"
-elif needed; then
+elif [ -z "$user" ] || needed; then
   exec "$grader" "$@"
 else
-  echo "note: this container does not give root what the grader's isolation needs (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE, mounts); grading as the unprivileged user $user (in a user namespace of its own where the container allows one, else on the host network; the report's isolation says which). For full isolation: docker run --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt apparmor=unconfined ... (or --privileged)" >&2
+  echo "note: GRADER_USER is set and this container does not give root what the grader's isolation needs (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE, mounts); grading as the unprivileged user $user (in a user namespace of its own where the container allows one, else on the host network; the report's isolation says which). For full isolation: docker run --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt apparmor=unconfined ... (or --privileged)" >&2
   case "$user" in
     *:*) ids=(--reuid "${user%%:*}" --regid "${user##*:}" --clear-groups) ;;
     *) ids=(--reuid "$user" --regid "$(id -g "$user")" --init-groups) ;;

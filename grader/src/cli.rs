@@ -569,6 +569,17 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     if namespaces && !crate::process::sandbox::is_root() {
         let _ = crate::process::sandbox::userns::enter();
     }
+    // A root grader finds out what of its confinement the system allows (root in a plain
+    // `docker run` lacks the capabilities for namespaces and mounts), also single-threaded, in
+    // every isolation (the minimal root does not depend on the network's).
+    if crate::process::sandbox::is_root()
+        && matches!(
+            cli.command,
+            Command::Run(_) | Command::Batch(_) | Command::Replay(_)
+        )
+    {
+        let _ = crate::process::sandbox::caps::probe_root_confinement();
+    }
     if matches!(
         cli.command,
         Command::Run(_) | Command::Batch(_) | Command::Replay(_)
@@ -616,7 +627,17 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 /// says so when `auto` falls back to the host.
 fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
     use crate::process::sandbox::userns;
-    match mode.resolve() {
+    let resolved = mode.resolve();
+    if let Ok(isolation) = resolved
+        && let Some(note) = root_without_capabilities_note(isolation)
+    {
+        say_err!("note: {note}");
+        return Ok(match isolation {
+            Isolation::Host => IsolationMode::Host,
+            Isolation::Netns => IsolationMode::Netns,
+        });
+    }
+    match resolved {
         Ok(Isolation::Host) if mode == IsolationMode::Auto => {
             let why = crate::net::netns::probe().err().unwrap_or_default();
             let userns = userns::why_not()
@@ -637,6 +658,86 @@ fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
         Ok(Isolation::Netns) => Ok(IsolationMode::Netns),
         Err(e) => Err(CliError::Usage(format!("--isolation netns: {e}"))),
     }
+}
+
+/// The one console note of a root grader that lacks part of what its confinement needs (root in
+/// a plain `docker run`): what is missing, what it falls back to, and the `docker run` flags
+/// that give the rest. `None` where nothing is missing.
+fn root_without_capabilities_note(isolation: Isolation) -> Option<String> {
+    use crate::process::sandbox::{self, caps};
+    if !sandbox::is_root() {
+        return None;
+    }
+    let missing = caps::missing();
+    let confinement = caps::root_confinement_why_not();
+    if missing.is_empty() && confinement.is_none() {
+        return None;
+    }
+    let lacks = if missing.is_empty() {
+        "root, but the system refuses the minimal root's namespaces or mounts".to_string()
+    } else {
+        let names: Vec<String> = missing.iter().map(|n| format!("CAP_{}", n.name)).collect();
+        let docker = [caps::SYS_ADMIN, caps::NET_ADMIN, caps::SYS_PTRACE]
+            .iter()
+            .all(|c| missing.iter().any(|n| n.cap == *c));
+        format!(
+            "root without {}{}",
+            names.join(", "),
+            if docker {
+                " (as in a plain `docker run`)"
+            } else {
+                ""
+            }
+        )
+    };
+    let mut fallbacks = Vec::new();
+    match isolation {
+        Isolation::Host => {
+            let why = crate::net::netns::probe().err().unwrap_or_default();
+            fallbacks.push(format!(
+                "no network namespace per scenario ({why}): grading on the host's loopback with reserved ports"
+            ));
+        }
+        Isolation::Netns => fallbacks.push("a network namespace per scenario".into()),
+    }
+    if let Some(why) = confinement {
+        fallbacks.push(format!(
+            "no minimal root and no PID namespace for student programs ({why}): they see the host's files as their uid may"
+        ));
+    }
+    if caps::can_change_uid() {
+        fallbacks.push(
+            "student programs run under a per-grading unprivileged uid, without capabilities"
+                .into(),
+        );
+    } else {
+        fallbacks.push(
+            "WARNING: without CAP_SETUID, CAP_SETGID and CAP_CHOWN student programs run as root (without capabilities, with no_new_privs), so they can read and write root's files: grade only trusted code here, or run the grader as an ordinary user".into(),
+        );
+    }
+    if caps::proc_needs_fsuid() {
+        fallbacks.push("their /proc is read under their uid".into());
+    }
+    let flags = {
+        let mut all = caps::missing();
+        all.retain(|n| {
+            [caps::SYS_ADMIN, caps::NET_ADMIN, caps::SYS_PTRACE].contains(&n.cap)
+                || !caps::can_change_uid()
+        });
+        let mut f = caps::cap_add_flags(&all);
+        if confinement.is_some() || !caps::has(caps::SYS_ADMIN) {
+            if !f.is_empty() {
+                f.push(' ');
+            }
+            f.push_str("--security-opt apparmor=unconfined");
+        }
+        f
+    };
+    Some(format!(
+        "{lacks}; {}. For full isolation: docker run {flags} ... (or --privileged) (isolation = \"{}\" in the report)",
+        fallbacks.join("; "),
+        isolation.as_str()
+    ))
 }
 
 fn list_dialects() -> Result<u8, CliError> {

@@ -223,7 +223,7 @@ pub async fn grade(
         .resolve()
         .map_err(GradeError::Isolation)?;
     // One unprivileged uid for the whole grading (build and scenarios), held until it ends.
-    let lease = if req.options.confine && crate::process::sandbox::is_root() {
+    let lease = if req.options.confine && crate::process::sandbox::changes_uid() {
         Some(
             crate::process::sandbox::user::UserLease::acquire()
                 .map_err(|e| GradeError::Sandbox(e.to_string()))?,

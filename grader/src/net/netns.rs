@@ -73,10 +73,36 @@ impl IsolationMode {
     }
 }
 
-/// Whether a network namespace can be created here (`Err` says why not).
+/// Why a network namespace could not be made: the step that failed.
+#[derive(Debug, thiserror::Error)]
+enum NsError {
+    /// `unshare(CLONE_NEWNET)` was refused.
+    #[error("unshare(CLONE_NEWNET): {0}")]
+    Unshare(#[source] nix::errno::Errno),
+    /// The namespace's loopback could not be brought up.
+    #[error("bringing its loopback up: {0}")]
+    Loopback(#[source] io::Error),
+}
+
+/// Whether a network namespace can be created here (`Err` says why not, naming what is missing).
 pub fn probe() -> Result<(), String> {
     NetNs::new().map(drop).map_err(|e| {
-        format!("cannot create a network namespace ({e}); it needs root or CAP_SYS_ADMIN")
+        use crate::process::sandbox::{caps, is_root};
+        let step = e.get_ref().and_then(|i| i.downcast_ref::<NsError>());
+        let needs = match step {
+            _ if !is_root() => {
+                "not root, and no user namespace of the grader's own (see README, Security model)"
+                    .to_string()
+            }
+            Some(NsError::Unshare(_)) if !caps::has(caps::SYS_ADMIN) => {
+                "root without CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN)".into()
+            }
+            Some(NsError::Loopback(_)) if !caps::has(caps::NET_ADMIN) => {
+                "root without CAP_NET_ADMIN, which a namespace's loopback needs (docker run --cap-add NET_ADMIN)".into()
+            }
+            _ => "a security profile (seccomp, AppArmor) or the kernel refuses it".into(),
+        };
+        format!("cannot create a network namespace ({e}): {needs}")
     })
 }
 
@@ -110,8 +136,10 @@ impl NetNs {
             .name("grader-netns".into())
             .spawn(move || {
                 let setup = || -> Ready {
-                    nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
-                    loopback_up()?;
+                    nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
+                        io::Error::new(io::Error::from(e).kind(), NsError::Unshare(e))
+                    })?;
+                    loopback_up().map_err(|e| io::Error::new(e.kind(), NsError::Loopback(e)))?;
                     // Student programs in the namespace may bind ports below 1024 although they
                     // run without capabilities (the namespace is theirs alone).
                     let _ = std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");

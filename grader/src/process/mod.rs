@@ -250,7 +250,9 @@ impl StudentProcess {
         let procs = cgroup.as_ref().and_then(|c| c.procs_file().ok());
         let writable = [home.path().to_path_buf(), cwd.clone()];
         let confined = launch.confine && sandbox::privileged();
-        let run_as = launch.run_as.filter(|_| confined);
+        let run_as = launch
+            .run_as
+            .filter(|_| launch.confine && sandbox::changes_uid());
         if let Some(who) = run_as {
             for dir in [Some(home.path()), cwd_dir.as_ref().map(|d| d.path())]
                 .into_iter()

@@ -3,7 +3,10 @@
 //! time and scheduling delay they have had.
 //!
 //! Guarantees: read-only, never signals or touches the processes; a process that vanishes while
-//! being read is skipped, not an error.
+//! being read is skipped, not an error. A root grader without `CAP_SYS_PTRACE` (Docker's default
+//! capability set) reads a student process's ptrace-guarded files (`fd`, `exe`, `environ`,
+//! `wchan`) under that process's uid and gid as its file-system ids, on the calling thread only
+//! and for the length of the read ([`as_owner_of`]); nothing else changes identity.
 
 use std::collections::HashSet;
 use std::fs;
@@ -89,12 +92,45 @@ pub fn descendants(roots: &[i32]) -> Vec<ProcStat> {
 
 /// Whether process `pid` was started with environment variable `entry` (`NAME=value`) set.
 pub fn has_env(pid: i32, entry: &str) -> bool {
-    fs::read(format!("/proc/{pid}/environ"))
+    as_owner_of(pid, || fs::read(format!("/proc/{pid}/environ")))
         .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == entry.as_bytes()))
+}
+
+/// Runs `read` (reads of `/proc/<pid>` files) with the file-system uid and gid of process
+/// `pid`'s owner where the grader needs them to pass the kernel's ptrace access check: root
+/// without `CAP_SYS_PTRACE` reading a process of another uid (see
+/// [`crate::process::sandbox::caps::proc_needs_fsuid`]). `setfsuid` changes the calling
+/// thread's ids only, and they are restored before this returns.
+pub fn as_owner_of<R>(pid: i32, read: impl FnOnce() -> R) -> R {
+    use std::os::unix::fs::MetadataExt;
+    if !crate::process::sandbox::caps::proc_needs_fsuid() {
+        return read();
+    }
+    let Ok(meta) = fs::metadata(format!("/proc/{pid}")) else {
+        return read();
+    };
+    let (uid, gid) = (meta.uid(), meta.gid());
+    if uid == 0 {
+        return read();
+    }
+    // SAFETY: setfsuid/setfsgid take integers and change this thread's file-system ids only
+    // (both glibc and musl issue the system call directly, without the set*id broadcast).
+    unsafe {
+        let old_gid = nix::libc::setfsgid(gid);
+        let old_uid = nix::libc::setfsuid(uid);
+        let out = read();
+        nix::libc::setfsuid(old_uid as nix::libc::uid_t);
+        nix::libc::setfsgid(old_gid as nix::libc::gid_t);
+        out
+    }
 }
 
 /// Socket inodes held open by a process.
 fn socket_inodes(pid: i32, into: &mut HashSet<u64>) {
+    as_owner_of(pid, || socket_inodes_as_is(pid, into));
+}
+
+fn socket_inodes_as_is(pid: i32, into: &mut HashSet<u64>) {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
         return;
     };
@@ -180,7 +216,14 @@ pub fn same_file_as_any(path: &Path, files: &[PathBuf]) -> bool {
 /// file also inside another mount namespace).
 pub fn runs_any_of(pids: &[i32], files: &[PathBuf]) -> bool {
     pids.iter()
-        .any(|p| same_file_as_any(Path::new(&format!("/proc/{p}/exe")), files))
+        .filter_map(|p| as_owner_of(*p, || fs::metadata(format!("/proc/{p}/exe")).ok()))
+        .any(|m| {
+            use std::os::unix::fs::MetadataExt;
+            files
+                .iter()
+                .filter_map(|f| fs::metadata(f).ok())
+                .any(|f| f.dev() == m.dev() && f.ino() == m.ino())
+        })
 }
 
 /// Where each thread of these processes sleeps in the kernel (`/proc/<pid>/task/<tid>/wchan`:
@@ -194,7 +237,7 @@ pub fn thread_waits(pids: &[i32]) -> Vec<String> {
             continue;
         };
         for t in tasks.flatten() {
-            if let Ok(w) = fs::read_to_string(t.path().join("wchan")) {
+            if let Ok(w) = as_owner_of(*pid, || fs::read_to_string(t.path().join("wchan"))) {
                 out.push(w.trim().to_string());
             }
         }

@@ -726,12 +726,14 @@ fn with_home_prefix(prefix: &str) -> Vec<i32> {
         .into_iter()
         .filter(|p| p.state != 'Z' && p.state != 'X')
         .filter(|p| {
-            fs::read(format!("/proc/{}/environ", p.pid)).is_ok_and(|env| {
-                env.split(|b| *b == 0).any(|v| {
-                    v.strip_prefix(b"HOME=")
-                        .is_some_and(|home| contains(home, needle.as_bytes()))
+            // Under the process's uid where root lacks CAP_SYS_PTRACE (see `procfs::as_owner_of`).
+            super::procfs::as_owner_of(p.pid, || fs::read(format!("/proc/{}/environ", p.pid)))
+                .is_ok_and(|env| {
+                    env.split(|b| *b == 0).any(|v| {
+                        v.strip_prefix(b"HOME=")
+                            .is_some_and(|home| contains(home, needle.as_bytes()))
+                    })
                 })
-            })
         })
         .map(|p| p.pid)
         .collect()

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use crate::support::{copy_fixture, grader_bin, netns_available, root};
 
 /// The capabilities Docker gives a container's root by default (no --cap-add, no --privileged).
-const DOCKER_DEFAULT_CAPS: &str = "-all,+chown,+dac_override,+fsetid,+fowner,+mknod,+net_raw,+setgid,+setuid,+setfcap,+setpcap,+net_bind_service,+sys_chroot,+kill,+audit_write";
+pub(crate) const DOCKER_DEFAULT_CAPS: &str = "-all,+chown,+dac_override,+fsetid,+fowner,+mknod,+net_raw,+setgid,+setuid,+setfcap,+setpcap,+net_bind_service,+sys_chroot,+kill,+audit_write";
 
 /// A student repository as the action sees it: `classchat` is the Task 1 fixture without an
 /// acknowledgment (27/30 in every isolation mode), checked out without its executable bit.
@@ -272,8 +272,14 @@ fn action_script_runs_only_a_release_binary_whose_checksum_matches() {
 }
 
 /// Installs the image's layout under `tmp` and runs the entry point there (grading the bundled
-/// reference of Task 1) through `prefix` (a capability-dropping `setpriv`, or nothing).
+/// reference of Task 1) through `prefix` (a capability-dropping `setpriv`, or nothing), with
+/// GRADER_USER set to 65534:65534.
 fn run_container_layout(tmp: &Path, prefix: &[&str]) -> (Output, String) {
+    run_container_layout_as(tmp, prefix, Some("65534:65534"))
+}
+
+/// [`run_container_layout`] with GRADER_USER `user` (unset with `None`).
+fn run_container_layout_as(tmp: &Path, prefix: &[&str], user: Option<&str>) -> (Output, String) {
     let layout = tmp.join("layout");
     let mut cmd = Command::new(prefix.first().copied().unwrap_or("env"));
     cmd.args(prefix.iter().skip(1))
@@ -283,7 +289,10 @@ fn run_container_layout(tmp: &Path, prefix: &[&str]) -> (Output, String) {
         .args(["--", "run", "--task", "1", "--format", "compact"])
         .env("TMPDIR", tmp)
         .env("NO_COLOR", "1")
-        .env("GRADER_USER", "65534:65534");
+        .env_remove("GRADER_USER");
+    if let Some(user) = user {
+        cmd.env("GRADER_USER", user);
+    }
     let out = cmd.output().expect("run the container layout");
     let record = std::fs::read_to_string(layout.join("work/reports/reference-task1/task1.toml"))
         .unwrap_or_default();
@@ -299,6 +308,49 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The image's default (no GRADER_USER): root under Docker's default capabilities stays root,
+/// and the grader itself falls back to host isolation with a per-grading uid, saying so once.
+#[test]
+fn container_entrypoint_keeps_root_under_dockers_default_capabilities() {
+    let test = "container_entrypoint_keeps_root_under_dockers_default_capabilities";
+    if !nix::unistd::geteuid().is_root() {
+        grader::test_skips::skipped(test, "the capability simulation needs root");
+        return;
+    }
+    if !Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        grader::test_skips::skipped(test, "setpriv (util-linux) is not installed");
+        return;
+    }
+    let tmp = crate::support::open_tempdir();
+    let (out, record) = run_container_layout_as(
+        tmp.path(),
+        &["setpriv", "--bounding-set", DOCKER_DEFAULT_CAPS, "--"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("unprivileged user")
+            && stderr
+                .matches("note: root without CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE")
+                .count()
+                == 1
+            && stderr.contains("--cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE"),
+        "the grader, as root, says once what it lacks and how to get it: {}",
+        text(&out)
+    );
+    assert!(
+        record.contains("score = 30.0") && record.contains("isolation = \"host\""),
+        "{record}\n{}",
+        text(&out)
+    );
+}
+
+/// Opt-in (GRADER_USER set): root without the capabilities drops to that user.
 #[test]
 fn container_entrypoint_grades_as_an_unprivileged_user_under_dockers_default_capabilities() {
     if !nix::unistd::geteuid().is_root() {
@@ -345,7 +397,7 @@ fn container_entrypoint_grades_as_an_unprivileged_user_under_dockers_default_cap
     assert!(
         stderr.contains("grading as the unprivileged user 65534:65534 (in a user namespace")
             && stderr.contains("--cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE"),
-        "the entry point says what it did and how to get isolation: {}",
+        "with GRADER_USER, the entry point says what it did and how to get isolation: {}",
         text(&out)
     );
     assert!(

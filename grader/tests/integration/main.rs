@@ -18,6 +18,7 @@ mod processes;
 mod prompts;
 mod reports;
 mod resources;
+mod root_capabilities;
 mod sandbox;
 mod support;
 mod task1;

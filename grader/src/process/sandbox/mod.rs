@@ -14,7 +14,8 @@
 //!   anything else runs, so every socket it ever creates lives there;
 //! - **cgroup**: the process moves itself into its pids cgroup before exec, so it and everything
 //!   it starts (also after `setsid` or a double fork) are members, and `pids.max` bounds them;
-//! - **files** (when the grader is root, or in its own user namespace, see [`userns`]): private
+//! - **files** (when the grader is root with `CAP_SYS_ADMIN` and mounts allowed, see [`caps`], or
+//!   in its own user namespace, see [`userns`]): private
 //!   mount and IPC namespaces and a minimal root ([`rootfs`]): system folders read-only, its
 //!   HOME and working folder read-write, private `/tmp`, `/run` and `/dev/shm`, its own `/proc`;
 //!   the host's other files, Unix sockets, the grader's binary, the task files and the reports
@@ -28,7 +29,8 @@
 //!   left in the namespace. The program sees no process but its own (and, with `hidepid`, not
 //!   even the init, which is root's, or non-dumpable in the grader's user namespace); the
 //!   grader keeps seeing host pids in the host's `/proc`;
-//! - **identity** (when the grader is root): the process runs as the grading's unprivileged uid
+//! - **identity** (when the grader is root, also without the capabilities for namespaces and
+//!   mounts as long as it has `CAP_SETUID`, see [`caps`]): the process runs as the grading's unprivileged uid
 //!   ([`user`]) with no supplementary groups, after the capability bounding set is emptied, and
 //!   with `no_new_privs`: it cannot read root's mode-600 files, signal or trace the grader or
 //!   another grading, undo the mounts, or regain privileges through a setuid binary. In the
@@ -39,6 +41,7 @@
 //! [`Prepared::drop_privileges`] only make system calls on data prepared beforehand: no
 //! allocation, no locks.
 
+pub mod caps;
 pub mod rootfs;
 pub mod seccomp;
 pub mod user;
@@ -82,10 +85,18 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Whether the grader may create namespaces and mounts for student code: as root, or in a user
-/// namespace of its own ([`userns`]).
+/// Whether the grader may create namespaces and mounts for student code: as root with the
+/// capabilities and permissions for them ([`caps::root_confinement`]), or in a user namespace
+/// of its own ([`userns`]).
 pub fn privileged() -> bool {
-    is_root() || userns::active()
+    caps::root_confinement() || userns::active()
+}
+
+/// Whether student code runs under a per-grading uid ([`user`]): as root with `CAP_SETUID`,
+/// `CAP_SETGID` and `CAP_CHOWN`, also where namespaces and mounts are not allowed (Docker's
+/// default capability set).
+pub fn changes_uid() -> bool {
+    caps::can_change_uid()
 }
 
 /// What the caller asks of the confinement.
@@ -142,7 +153,7 @@ impl Prepared {
             status_read,
             status_write,
             confine: req.confine,
-            run_as: req.run_as.filter(|_| privileged),
+            run_as: req.run_as.filter(|_| req.confine && changes_uid()),
             seccomp: seccomp::program(),
         })
     }
@@ -234,7 +245,7 @@ impl Prepared {
         unsafe {
             libc::prctl(PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0);
             libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-            if self.confine && privileged() {
+            if self.confine && (privileged() || self.run_as.is_some()) {
                 for cap in 0..64 as libc::c_ulong {
                     if libc::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
                         && *libc::__errno_location() == libc::EINVAL

@@ -72,7 +72,7 @@ fn try_enter() -> Result<(), String> {
     if threads() != Some(1) {
         return Err("the grader already runs several threads".into());
     }
-    probe()?;
+    probe(true)?;
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| e.to_string())?;
     map_ids(uid.as_raw(), gid.as_raw()).map_err(|e| format!("cannot map the grader's uid: {e}"))?;
@@ -105,9 +105,10 @@ fn map_ids(uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// Tries everything in a child process (this process is single-threaded, so the child may do
-/// anything): a user namespace with the ids mapped, new mount, PID, network and IPC
-/// namespaces, and a fresh `/proc` mounted by the PID namespace's init.
-fn probe() -> Result<(), String> {
+/// anything): a user namespace with the ids mapped (with `user`; a root grader uses its own
+/// capabilities instead, see [`super::caps`]), new mount, PID, network and IPC namespaces, and a
+/// fresh `/proc` mounted by the PID namespace's init.
+pub(super) fn probe(user: bool) -> Result<(), String> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     // The child says what failed on this pipe.
     let (why_read, why_write) =
@@ -116,16 +117,28 @@ fn probe() -> Result<(), String> {
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             let step = || -> Result<(), String> {
-                nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-                    .map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
-                map_ids(uid.as_raw(), gid.as_raw()).map_err(|e| format!("uid_map: {e}"))?;
+                if user {
+                    nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
+                        .map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
+                    map_ids(uid.as_raw(), gid.as_raw()).map_err(|e| format!("uid_map: {e}"))?;
+                }
+                // As root the network namespace is probed on its own (it needs CAP_NET_ADMIN
+                // besides, for its loopback; see `crate::net::netns::probe`).
+                let net = if user {
+                    CloneFlags::CLONE_NEWNET
+                } else {
+                    CloneFlags::empty()
+                };
                 nix::sched::unshare(
                     CloneFlags::CLONE_NEWNS
                         | CloneFlags::CLONE_NEWPID
-                        | CloneFlags::CLONE_NEWNET
-                        | CloneFlags::CLONE_NEWIPC,
+                        | CloneFlags::CLONE_NEWIPC
+                        | net,
                 )
-                .map_err(|e| format!("unshare(mount, PID, network, IPC): {e}"))?;
+                .map_err(|e| {
+                    let net = if user { ", network" } else { "" };
+                    format!("unshare(mount, PID, IPC{net}): {e}")
+                })?;
                 let none: Option<&str> = None;
                 nix::mount::mount(
                     none,
