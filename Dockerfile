@@ -10,7 +10,7 @@
 # (docker/entrypoint.sh says so); with
 #   --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt apparmor=unconfined
 # (or --privileged) the grader runs as root with a network namespace per scenario and the minimal
-# root for every student process. README, "Getting the grader", has the details.
+# root for every student process. docs/students.md, "Getting the grader", has the details.
 #
 # The same layout without Docker: scripts/container-layout.sh (run by the test suite).
 

@@ -6,9 +6,9 @@
 #   --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE, and on AppArmor hosts
 #   --security-opt apparmor=unconfined; or --privileged): the grader runs as root, so every
 #   scenario gets a network namespace of its own and every student process the minimal root, an
-#   unprivileged uid and no capabilities (README, "Security model").
+#   unprivileged uid and no capabilities (docs/security.md).
 # - As root without them (a plain `docker run`, Docker's default capability set): the grader still
-#   runs as root and decides itself (README, "Security model", root without capabilities): host
+#   runs as root and decides itself (docs/security.md, "Root without the capabilities"): host
 #   network, no minimal root, but student code under a per-grading unprivileged uid, with one
 #   note naming the missing capabilities and the flags that give them. That is stronger than
 #   running the grader as an unprivileged user there: student code would then share the grader's
