@@ -824,6 +824,28 @@ async fn drain(
 mod tests {
     use super::*;
 
+    /// A launch of `argv` with `HOME=<home>` and every option at its plain default (no pty, no
+    /// confinement, no cgroup, 1 MiB of output): tests override what they are about.
+    fn test_launch(argv: Vec<String>, home: &std::path::Path) -> Launch {
+        Launch {
+            argv,
+            env: env::scrubbed(home, &[]),
+            cwd: None,
+            stdout_pty: false,
+            stdin_pty: false,
+            stderr_to_stdout: false,
+            output_limit: 1 << 20,
+            limits: limits::Limits::default(),
+            netns: None,
+            confine: false,
+            cgroup: false,
+            hidden: Vec::new(),
+            read_only: Vec::new(),
+            run_as: None,
+            conceal_grader: true,
+        }
+    }
+
     /// Live processes started with `HOME=<home>`.
     fn with_home(home: &std::path::Path) -> Vec<i32> {
         let marker = format!("HOME={}", home.display());
@@ -847,21 +869,8 @@ mod tests {
         let script = "(trap '' TERM; setsid sh -c \"trap '' TERM; sleep 300\" & ); trap '' TERM; \
                       echo started; sleep 300";
         let launch = Launch {
-            argv: vec!["sh".into(), "-c".into(), script.into()],
-            env: env::scrubbed(&home_path, &[]),
-            cwd: None,
-            stdout_pty: false,
-            stdin_pty: false,
-            stderr_to_stdout: false,
-            output_limit: 1 << 20,
-            limits: limits::Limits::default(),
-            netns: None,
-            confine: false,
             cgroup,
-            hidden: Vec::new(),
-            read_only: Vec::new(),
-            run_as: None,
-            conceal_grader: true,
+            ..test_launch(vec!["sh".into(), "-c".into(), script.into()], &home_path)
         };
         let t = Arc::new(Transcript::new());
         let p = StudentProcess::spawn(Process::Server, &launch, home, t).unwrap();
@@ -895,28 +904,16 @@ mod tests {
             .tempdir()
             .unwrap();
         let launch = Launch {
-            argv: vec![
-                "sh".into(),
-                "-c".into(),
-                "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 30 & done; echo done".into(),
-            ],
-            env: env::scrubbed(home.path(), &[]),
-            cwd: None,
-            stdout_pty: false,
-            stdin_pty: false,
-            stderr_to_stdout: false,
-            output_limit: 1 << 20,
             limits: limits::Limits {
                 processes: 8,
                 ..limits::Limits::default()
             },
-            netns: None,
-            confine: false,
             cgroup: true,
-            hidden: Vec::new(),
-            read_only: Vec::new(),
-            run_as: None,
-            conceal_grader: true,
+            ..test_launch(vec![
+                "sh".into(),
+                "-c".into(),
+                "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 30 & done; echo done".into(),
+            ], home.path())
         };
         let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
             .unwrap();
@@ -938,24 +935,15 @@ mod tests {
             .tempdir()
             .unwrap();
         let launch = Launch {
-            argv: vec!["python3".into(), "-c".into(), code.into()],
-            env: env::scrubbed(home.path(), &[]),
-            cwd: None,
-            stdout_pty: false,
-            stdin_pty: false,
-            stderr_to_stdout: false,
-            output_limit: 1 << 20,
             limits: limits::Limits {
                 memory_bytes: 64 << 20,
                 ..limits::Limits::default()
             },
-            netns: None,
-            confine: false,
             cgroup: true,
-            hidden: Vec::new(),
-            read_only: Vec::new(),
-            run_as: None,
-            conceal_grader: true,
+            ..test_launch(
+                vec!["python3".into(), "-c".into(), code.into()],
+                home.path(),
+            )
         };
         let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
             .unwrap();
@@ -1002,21 +990,10 @@ mod tests {
         // As in a grading: an unprivileged uid of its own.
         let lease = confine.then(|| sandbox::user::UserLease::acquire().unwrap());
         let launch = Launch {
-            argv: vec!["sh".into(), "-c".into(), script.into()],
-            env: env::scrubbed(home.path(), &[]),
-            cwd: None,
-            stdout_pty: false,
-            stdin_pty: false,
-            stderr_to_stdout: false,
-            output_limit: 1 << 20,
-            limits: limits::Limits::default(),
-            netns: None,
             confine,
             cgroup,
-            hidden: Vec::new(),
-            read_only: Vec::new(),
             run_as: lease.as_ref().map(|l| l.run_as()),
-            conceal_grader: true,
+            ..test_launch(vec!["sh".into(), "-c".into(), script.into()], home.path())
         };
         let p = StudentProcess::spawn(Process::Server, &launch, home, Arc::new(Transcript::new()))
             .unwrap();
@@ -1067,21 +1044,12 @@ mod tests {
             .tempdir()
             .unwrap();
         let launch = Launch {
-            argv: vec!["python3".into(), "-c".into(), code.into()],
-            env: env::scrubbed(home.path(), &[]),
-            cwd: None,
             stdout_pty: true,
             stdin_pty: terminal_stdin,
-            stderr_to_stdout: false,
-            output_limit: 1 << 20,
-            limits: limits::Limits::default(),
-            netns: None,
-            confine: false,
-            cgroup: false,
-            hidden: Vec::new(),
-            read_only: Vec::new(),
-            run_as: None,
-            conceal_grader: true,
+            ..test_launch(
+                vec!["python3".into(), "-c".into(), code.into()],
+                home.path(),
+            )
         };
         StudentProcess::spawn(Process::Client, &launch, home, Arc::new(Transcript::new())).unwrap()
     }

@@ -120,12 +120,7 @@ impl<'a> Run<'a> {
             }
             Step::EndIfExited { process, .. } => {
                 let p = self.process(*process)?;
-                let patience = Patience::new(RUNNING_GRACE, Some(p.member_list()));
-                let mut exit = None;
-                while exit.is_none() && !patience.expired() {
-                    exit = p.wait_exit(patience.deadline()).await;
-                }
-                match exit {
+                match exit_within_grace(p).await {
                     None => Ok(()),
                     Some(e) if e.success() => {
                         self.notes.push(format!(
@@ -134,20 +129,12 @@ impl<'a> Run<'a> {
                         self.ended = true;
                         Ok(())
                     }
-                    Some(e) => {
-                        StudentProcess::settle_stream(&p.stderr, SETTLE).await;
-                        let status = if e.abnormal() {
-                            Status::Crashed
-                        } else {
-                            Status::Failed
-                        };
-                        Err(Fail::new(
-                            status,
-                            format!(
-                                "expected the {process} to keep running or exit with status 0, but it ended with {e}"
-                            ),
-                        ))
-                    }
+                    Some(e) => Err(unexpected_end(
+                        p,
+                        &e,
+                        format!("expected the {process} to keep running or exit with status 0"),
+                    )
+                    .await),
                 }
             }
             Step::ExpectRunning {
@@ -156,30 +143,15 @@ impl<'a> Run<'a> {
                 ..
             } => {
                 let p = self.process(*process)?;
-                // A program that is about to crash (it closed a socket, then raises) gets a
-                // moment to do so.
-                let patience = Patience::new(RUNNING_GRACE, Some(p.member_list()));
-                let mut exit = None;
-                while exit.is_none() && !patience.expired() {
-                    exit = p.wait_exit(patience.deadline()).await;
-                }
-                match exit {
+                match exit_within_grace(p).await {
                     None => Ok(()),
                     Some(e) if e.success() && *allow_clean_exit => Ok(()),
-                    Some(e) => {
-                        StudentProcess::settle_stream(&p.stderr, SETTLE).await;
-                        let status = if e.abnormal() {
-                            Status::Crashed
-                        } else {
-                            Status::Failed
-                        };
-                        Err(Fail::new(
-                            status,
-                            format!(
-                                "expected the {process} to keep running, but it ended with {e}"
-                            ),
-                        ))
-                    }
+                    Some(e) => Err(unexpected_end(
+                        p,
+                        &e,
+                        format!("expected the {process} to keep running"),
+                    )
+                    .await),
                 }
             }
             Step::ExpectNoTraceback { process, .. } => {
@@ -722,6 +694,33 @@ fn optional_passes(step: &Step, result: StepResult) -> StepResult {
         }
         other => other,
     }
+}
+
+/// How the process ended within [`RUNNING_GRACE`] (load-compensated), if it did: a program that
+/// is about to crash (it closed a socket, then raises) gets a moment to do so.
+async fn exit_within_grace(p: &StudentProcess) -> Option<crate::process::ExitInfo> {
+    let patience = Patience::new(RUNNING_GRACE, Some(p.member_list()));
+    let mut exit = None;
+    while exit.is_none() && !patience.expired() {
+        exit = p.wait_exit(patience.deadline()).await;
+    }
+    exit
+}
+
+/// The failure for a process that ended when `expected` said it should not: crashed when it
+/// died abnormally, else failed; its stderr settled first so the report shows why.
+async fn unexpected_end(
+    p: &StudentProcess,
+    e: &crate::process::ExitInfo,
+    expected: String,
+) -> Fail {
+    StudentProcess::settle_stream(&p.stderr, SETTLE).await;
+    let status = if e.abnormal() {
+        Status::Crashed
+    } else {
+        Status::Failed
+    };
+    Fail::new(status, format!("{expected}, but it ended with {e}"))
 }
 
 /// A failure of a step nested in `repeat` or `parallel`, carrying that step's own hint unless
