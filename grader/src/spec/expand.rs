@@ -682,6 +682,7 @@ impl Cx<'_> {
                 out.push(match p.exit_word() {
                     Some(word) => Step::Type {
                         line: word.to_string(),
+                        paste: None,
                     },
                     None => Step::CloseStdin {},
                 });

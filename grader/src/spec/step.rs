@@ -296,6 +296,11 @@ pub enum Step {
     Type {
         /// The line.
         line: String,
+        /// Type `paste` lines at once, in one write, as a paste into a terminal does: the line
+        /// `paste` times, `{j}` being each one's index (0, 1, ...). A program must handle several
+        /// lines arriving together (a buffered `sys.stdin` under `select()` does not).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paste: Option<u32>,
     },
     /// Close the client's stdin (end of input).
     CloseStdin {},

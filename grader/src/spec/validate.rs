@@ -260,7 +260,18 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
                 check(t)?;
             }
         }
-        Step::Type { line } => check(line)?,
+        Step::Type { line, paste } => {
+            // In a paste, `{j}` numbers the pasted lines.
+            super::template::check(line, in_parallel, in_repeat || paste.is_some())
+                .map_err(|e| e.to_string())?;
+            if let Some(n) = paste
+                && !(1..=1000).contains(n)
+            {
+                return Err(format!(
+                    "`paste = {n}`: type between 1 and 1000 lines at once"
+                ));
+            }
+        }
         Step::Expect {
             contains,
             exact,
@@ -459,5 +470,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("client.output"), "{e}");
+    }
+
+    #[test]
+    fn a_paste_numbers_its_lines_and_has_a_bounded_count() {
+        let start = r#"{ do = "listen" }, { do = "start_client" },"#;
+        check(
+            &format!("{start} {{ do = \"type\", line = \"l {{j}}\", paste = 20 }}"),
+            "client",
+        )
+        .unwrap();
+        // Without a paste, {j} is still only defined inside `repeat`.
+        let e = check(
+            &format!("{start} {{ do = \"type\", line = \"l {{j}}\" }}"),
+            "client",
+        )
+        .unwrap_err();
+        assert!(e.contains("{j}"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"type\", line = \"l\", paste = 0 }}"),
+            "client",
+        )
+        .unwrap_err();
+        assert!(e.contains("between 1 and 1000"), "{e}");
     }
 }

@@ -39,15 +39,32 @@ impl<'a> Run<'a> {
                 let within = self.within(within);
                 self.accept(local, conn, within, *assigned_port).await
             }
-            Step::Type { line } => {
-                let line = self.expand(local, line)?;
+            Step::Type { line, paste } => {
+                // A paste: the lines typed in one write, `{j}` numbering them.
+                let lines = match paste {
+                    None => vec![self.expand(local, line)?],
+                    Some(n) => {
+                        let outer = local.j;
+                        let lines = (0..*n)
+                            .map(|j| {
+                                local.j = Some(j);
+                                self.expand(local, line)
+                            })
+                            .collect::<Result<Vec<_>, _>>();
+                        local.j = outer;
+                        lines?
+                    }
+                };
                 let client = self.process(Process::Client)?;
-                self.typed(&line);
-                self.transcript.push(
-                    "stdin",
-                    Dir::Sent,
-                    crate::transcript::printable(line.as_bytes()),
-                );
+                for l in &lines {
+                    self.typed(l);
+                    self.transcript.push(
+                        "stdin",
+                        Dir::Sent,
+                        crate::transcript::printable(l.as_bytes()),
+                    );
+                }
+                let line = lines.join("\n");
                 if let Err(e) = client.type_line(&line).await {
                     let msg = format!(
                         "could not type {} on the client's stdin ({e})",
