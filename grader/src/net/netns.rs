@@ -91,7 +91,7 @@ pub fn probe() -> Result<(), String> {
         let step = e.get_ref().and_then(|i| i.downcast_ref::<NsError>());
         let needs = match step {
             _ if !is_root() => {
-                "not root, and no user namespace of the grader's own (see README, Security model)"
+                "not root, and no user namespace of the grader's own (see docs/security.md)"
                     .to_string()
             }
             Some(NsError::Unshare(_)) if !caps::has(caps::SYS_ADMIN) => {
