@@ -95,14 +95,17 @@ impl SockDiag {
         Ok(out)
     }
 
-    /// Bytes still queued between our socket `ours` and the peer socket `theirs`: our send queue
-    /// plus the peer's receive queue. `Ok(None)` when neither socket exists any more.
+    /// Bytes the peer socket `theirs` has not read yet of what our socket `ours` sent: the
+    /// larger of our send queue (sent, not yet acknowledged) and the peer's receive queue
+    /// (arrived, not yet read). Not their sum: bytes that arrived before the peer's (possibly
+    /// delayed) acknowledgment sit in both queues at once. Zero exactly when both are empty.
+    /// `Ok(None)` when neither socket exists any more.
     pub fn unread_bytes(&self, ours: SocketAddr, theirs: SocketAddr) -> io::Result<Option<u64>> {
         let sent = self.queue(ours, theirs)?.map(|(_, send)| send);
         let unread = self.queue(theirs, ours)?.map(|(recv, _)| recv);
         Ok(match (sent, unread) {
             (None, None) => None,
-            (a, b) => Some(u64::from(a.unwrap_or(0)) + u64::from(b.unwrap_or(0))),
+            (a, b) => Some(u64::from(a.unwrap_or(0).max(b.unwrap_or(0)))),
         })
     }
 
@@ -260,7 +263,7 @@ pub mod proc {
 
     /// Like [`SockDiag::unread_bytes`], from the tables of `net_dir`.
     pub fn unread_bytes(net_dir: &Path, ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {
-        let mut total = None;
+        let (mut sent, mut unread) = (None, None);
         for (file, is_v6) in [("tcp", false), ("tcp6", true)] {
             let Ok(text) = fs::read_to_string(net_dir.join(file)) else {
                 continue;
@@ -283,13 +286,16 @@ pub mod proc {
                     u64::from_str_radix(rx, 16).unwrap_or(0),
                 );
                 if same(local, ours) && same(remote, theirs) {
-                    *total.get_or_insert(0) += tx;
+                    sent = Some(tx);
                 } else if same(local, theirs) && same(remote, ours) {
-                    *total.get_or_insert(0) += rx;
+                    unread = Some(rx);
                 }
             }
         }
-        total
+        match (sent, unread) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        }
     }
 
     pub(super) fn parse_addr(text: &str, is_v6: bool) -> Option<SocketAddr> {
@@ -379,7 +385,8 @@ mod tests {
         let diag = SockDiag::new().unwrap();
         assert_eq!(diag.unread_bytes(a, b).unwrap(), Some(0));
         ours.write_all(b"hello").unwrap();
-        // Loopback delivers within the write call: the bytes sit in the peer's receive queue.
+        // Loopback delivers within the write call: the bytes sit in the peer's receive queue, and
+        // in our send queue too until the peer's (possibly delayed) acknowledgment: counted once.
         assert_eq!(diag.unread_bytes(a, b).unwrap(), Some(5));
         assert_eq!(
             proc::unread_bytes(Path::new("/proc/self/net"), a, b),
