@@ -25,6 +25,21 @@ pub(crate) fn validate(spec: &TaskSpec, origins: &[Vec<usize>]) -> Result<(), In
     if spec.task == 0 {
         return Err((Location::Task, "task numbers start at 1".into()));
     }
+    if let Some(name) = &spec.name {
+        let shape = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if name.is_empty()
+            || !name.chars().all(shape)
+            || name.starts_with('-')
+            || name.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err((
+                Location::Task,
+                format!(
+                    "the task name {name:?} must be lowercase letters, digits and '-' (like \"tcp-echo\"), not a number"
+                ),
+            ));
+        }
+    }
     if spec.scenarios.is_empty() {
         return Err((Location::Task, "the task has no [[scenario]]".into()));
     }
@@ -400,6 +415,20 @@ mod tests {
             Ok(_) => Ok(()),
             Err(SpecError::Invalid { message, .. }) => Err(message),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_task_name_is_a_word_not_a_number() {
+        let with = |name: &str| {
+            let text = format!(
+                "task = 9\nname = \"{name}\"\ntitle = \"t\"\n[[scenario]]\nname = \"s\"\npoints = 1\nrole = \"server\"\nsteps = [{{ do = \"start_server\" }}]\n"
+            );
+            parse(&text, SpecSource::Bundled("t.toml")).map(|s| s.name)
+        };
+        assert_eq!(with("tcp-echo").unwrap().as_deref(), Some("tcp-echo"));
+        for bad in ["12", "TCP", "-x", "", "a b"] {
+            assert!(with(bad).is_err(), "{bad:?} was accepted");
         }
     }
 
