@@ -508,6 +508,7 @@ impl<'a> Run<'a> {
     }
 }
 
+mod bytes;
 mod diagnose;
 mod prelude;
 mod startup;
