@@ -106,8 +106,7 @@ impl Conn {
         })?;
         self.transcript.bytes(&self.name, Dir::Sent, bytes);
         let room = crate::stream::MATCH_CAP.saturating_sub(self.sent.len());
-        self.sent
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.sent.extend_from_slice(&bytes[..bytes.len().min(room)]);
         w.write_all(bytes).await?;
         w.flush().await
     }

@@ -41,7 +41,11 @@ pub(super) fn compare(expected: &[u8], got: &[u8]) -> Compared {
 
 /// Bytes as space-separated hex, at most [`SHOWN`] of them, `…` when more follow.
 pub(super) fn hex_excerpt(bytes: &[u8]) -> String {
-    let shown: Vec<String> = bytes.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
+    let shown: Vec<String> = bytes
+        .iter()
+        .take(SHOWN)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let more = if bytes.len() > SHOWN { " …" } else { "" };
     if shown.is_empty() {
         "(nothing)".to_string()
@@ -51,7 +55,11 @@ pub(super) fn hex_excerpt(bytes: &[u8]) -> String {
 }
 
 /// Describes the first difference at `at`, with the usual cause when the bytes show it.
-pub(super) fn describe_difference(expected: &[u8], got: &[u8], at: usize) -> (String, Option<String>) {
+pub(super) fn describe_difference(
+    expected: &[u8],
+    got: &[u8],
+    at: usize,
+) -> (String, Option<String>) {
     let start = at.saturating_sub(4);
     let message = format!(
         "byte {at} of the {} expected differs: expected {} but got {} (from byte {start})",
@@ -64,7 +72,11 @@ pub(super) fn describe_difference(expected: &[u8], got: &[u8], at: usize) -> (St
         Some(format!(
             "byte 0x{want:02x} (not UTF-8 text) came back as ef bf bd, the UTF-8 of U+FFFD: the program decoded the bytes as text (errors=\"replace\") and encoded them again; echo the bytes as they are, without decode()/encode()"
         ))
-    } else if want >= 0x80 && rest.len() >= 2 && rest[0] == 0xc0 | (want >> 6) && rest[1] == 0x80 | (want & 0x3f) {
+    } else if want >= 0x80
+        && rest.len() >= 2
+        && rest[0] == 0xc0 | (want >> 6)
+        && rest[1] == 0x80 | (want & 0x3f)
+    {
         Some(format!(
             "byte 0x{want:02x} came back as {:02x} {:02x}, its UTF-8 encoding as a Latin-1 character: the program decoded the bytes as Latin-1 and encoded them as UTF-8; echo the bytes as they are, without decode()/encode()",
             rest[0], rest[1]
@@ -129,9 +141,7 @@ impl<'a> Run<'a> {
                 Compared::Partial => {}
             }
             let arrived = got.len();
-            let exited = self
-                .watched()
-                .is_some_and(|p| p.exit_info().is_some());
+            let exited = self.watched().is_some_and(|p| p.exit_info().is_some());
             if end.is_some() || (exited && settled) {
                 let how = match end {
                     Some(End::Reset) => "the connection was reset",
@@ -191,7 +201,10 @@ mod tests {
         let expected = b"ab\xff\x00cd";
         let (msg, cause) = describe_difference(expected, b"ab\xef\xbf\xbd\x00cd", 2);
         assert!(msg.contains("byte 2 of the 6 expected differs"), "{msg}");
-        assert!(msg.contains("expected 61 62 ff 00 63 64 but got 61 62 ef bf bd"), "{msg}");
+        assert!(
+            msg.contains("expected 61 62 ff 00 63 64 but got 61 62 ef bf bd"),
+            "{msg}"
+        );
         assert!(cause.unwrap().contains("U+FFFD"));
         let (_, cause) = describe_difference(expected, b"ab\xc3\xbf\x00cd", 2);
         assert!(cause.unwrap().contains("Latin-1"));
