@@ -403,7 +403,7 @@ pub enum Step {
         #[serde(default)]
         hex: Option<String>,
         /// Expect the echo of everything sent on `on` since the last echo expectation.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         echo: bool,
         /// Deadline (default: `defaults.within`).
         #[serde(default)]
