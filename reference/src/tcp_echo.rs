@@ -93,3 +93,31 @@ pub async fn client(args: ClientArgs) -> Result<(), Error> {
         screen.flush().await.map_err(Error::Stdout)?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_byte_comes_back_and_the_server_closes_after_the_client() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            echo(stream).await.unwrap()
+        });
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (mut read, mut write) = client.into_split();
+        let sent: Vec<u8> = (0..65_536u32).map(|i| (i * 7 % 256) as u8).collect();
+        let payload = sent.clone();
+        let writer = tokio::spawn(async move {
+            write.write_all(&payload).await.unwrap();
+            write.shutdown().await.unwrap();
+        });
+        let mut back = Vec::new();
+        read.read_to_end(&mut back).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(back, sent);
+        assert_eq!(served.await.unwrap(), 65_536);
+    }
+}
