@@ -21,7 +21,8 @@ pub use expand::Block;
 pub use load::{SpecError, SpecSource, load, load_from_dir, load_with, parse, parse_with};
 pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
-    ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef, Target,
+    BURST_GATE, ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef,
+    Target,
 };
 
 use serde::{Deserialize, Serialize};

@@ -218,9 +218,22 @@ fn check_step(
                 return Err("the CPU window must be longer than 0s".into());
             }
         }
-        Step::Parallel { count, steps, .. } => {
+        Step::Parallel {
+            count,
+            steps,
+            burst,
+            ..
+        } => {
             if *count == 0 || *count > 2000 {
                 return Err(format!("parallel count {count} must be between 1 and 2000"));
+            }
+            if *burst {
+                if !state.server {
+                    return Err("`burst` pauses the server: start it first".into());
+                }
+                if !matches!(steps.first(), Some(Step::Connect { .. })) {
+                    return Err("with `burst`, each copy's first step must be a `connect`".into());
+                }
             }
             let mut inner = open.clone();
             let mut st = state.clone();
