@@ -28,7 +28,8 @@ pub struct Conn {
     /// The student's end's address.
     pub peer: Option<SocketAddr>,
     /// Every byte the grader sent on it, up to [`crate::stream::MATCH_CAP`] (what an
-    /// `expect_bytes` with `echo = true` compares the peer's bytes with).
+    /// `expect_bytes` with `echo = true` compares the peer's bytes with; the stream's raw view
+    /// has the same cap, so past it both sides are cut at the same byte).
     pub sent: Vec<u8>,
     /// How many bytes of `sent` have already come back as an echo.
     pub echoed: usize,
