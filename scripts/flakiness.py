@@ -6,7 +6,9 @@ while LOAD busy processes (`yes > /dev/null`) keep the cores saturated, and repo
 submission, how many distinct verdict sets (scenario -> status) were seen. A stable grader sees
 exactly one per submission. Each run uses a different seed, so the payloads differ too.
 
-Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4] [--jobs N]
+Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4,11] [--jobs N]
+(--tasks defaults to every task with a fixtures/task<N> folder; the grader is built in
+$CARGO_TARGET_DIR when that is set, else in target/)
 Prints a Markdown table; exit status 1 if any verdict changed.
 """
 import argparse
@@ -22,6 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def fixture_tasks():
+    """The task numbers that have a fixtures/task<N> folder, in order."""
+    found = (d.name.removeprefix("task") for d in (ROOT / "fixtures").glob("task*") if d.is_dir())
+    return sorted(int(n) for n in found if n.isdigit())
 
 
 def submissions(task, work):
@@ -62,14 +70,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--load", type=int, default=2, help="busy processes to start (default: 2)")
-    ap.add_argument("--tasks", default="1,2,3,4")
+    ap.add_argument("--tasks", default=",".join(str(n) for n in fixture_tasks()))
     ap.add_argument("--jobs", type=int, default=1, help="gradings at once (default 1)")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "grader"], cwd=ROOT, check=True)
     work = Path(tempfile.mkdtemp(prefix="flakiness-"))
     # A private copy, so rebuilding while this runs cannot change the binary under test.
     grader = work / "grader"
-    shutil.copy2(ROOT / "target" / "release" / "grader", grader)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    shutil.copy2(target / "release" / "grader", grader)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.load)]
     # End the load processes on SIGTERM too, not only on a normal exit or Ctrl-C.

@@ -11,6 +11,10 @@
 //! is shown with both ends and a marker where its middle was left out
 //! ([`Stream::head_and_tail`]), every change wakes
 //! the waiters, and the clean text only ever grows at its end, so offsets into it stay valid.
+//!
+//! Beside the clean text, a stream keeps the *raw bytes* exactly as they arrived (up to
+//! [`MATCH_CAP`] bytes), with a read position of their own, for expectations on exact bytes
+//! (`expect_bytes`): text and byte expectations do not move each other's position.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -45,6 +49,10 @@ struct State {
     end: Option<End>,
     ansi: Ansi,
     pending: Vec<u8>,
+    /// The bytes as they arrived, up to [`MATCH_CAP`].
+    raw: Vec<u8>,
+    /// Bytes of `raw` consumed by byte expectations.
+    raw_consumed: usize,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +101,8 @@ impl Stream {
         {
             let mut st = self.lock();
             st.total += bytes.len() as u64;
+            let room = MATCH_CAP.saturating_sub(st.raw.len());
+            st.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
             {
                 let mut cleaned = std::mem::take(&mut st.pending);
                 for &b in bytes {
@@ -155,6 +165,24 @@ impl Stream {
         let mut st = self.lock();
         let target = (st.consumed + n).min(st.clean.len());
         st.consumed = st.clean.floor_char_boundary(target);
+    }
+
+    /// Runs `f` on the raw bytes not yet consumed by byte expectations, and the end state.
+    pub fn with_raw_unconsumed<R>(&self, f: impl FnOnce(&[u8], Option<&End>) -> R) -> R {
+        let st = self.lock();
+        f(&st.raw[st.raw_consumed..], st.end.as_ref())
+    }
+
+    /// Marks `n` more raw bytes as consumed by a byte expectation.
+    pub fn consume_raw(&self, n: usize) {
+        let mut st = self.lock();
+        st.raw_consumed = (st.raw_consumed + n).min(st.raw.len());
+    }
+
+    /// Whether raw bytes arrived past [`MATCH_CAP`] (so the raw view lacks its end).
+    pub fn raw_truncated(&self) -> bool {
+        let st = self.lock();
+        st.total > st.raw.len() as u64
     }
 
     /// Consumes everything received so far.
@@ -394,6 +422,19 @@ mod tests {
             "{shown}"
         );
         assert!(shown.ends_with("Connection reset by peer\n"), "{shown}");
+    }
+
+    #[test]
+    fn raw_bytes_are_kept_exactly_with_their_own_position() {
+        let s = Stream::new();
+        s.push(b"a\r\n\x1b[31m\x00");
+        s.push(b"\xff\xfe");
+        s.with_raw_unconsumed(|b, _| assert_eq!(b, b"a\r\n\x1b[31m\x00\xff\xfe"));
+        s.consume_raw(3);
+        s.with_raw_unconsumed(|b, _| assert_eq!(b, b"\x1b[31m\x00\xff\xfe"));
+        // The clean text's position is its own.
+        s.with_unconsumed(|t, _| assert_eq!(t, "a\n\0\u{FFFD}\u{FFFD}"));
+        assert!(!s.raw_truncated());
     }
 
     #[test]

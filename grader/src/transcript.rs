@@ -123,21 +123,27 @@ impl Default for Transcript {
     }
 }
 
-/// Escapes control characters and shortens long text, saying how long it was.
+/// Escapes control characters and bytes that are not UTF-8 (`\xff`), and shortens long text,
+/// saying how long it was: binary data shows as the bytes that were sent.
 pub fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
     let mut out = String::new();
-    for (count, c) in text.chars().enumerate() {
-        if count >= MAX_TEXT {
-            out.push_str(&format!("… ({} bytes)", bytes.len()));
-            return out;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
+    let mut count = 0;
+    for chunk in bytes.utf8_chunks() {
+        let invalid = chunk.invalid().iter().map(|b| format!("\\x{b:02x}"));
+        let valid = chunk.valid().chars().map(|c| match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => format!("\\x{:02x}", c as u32),
+            c => c.to_string(),
+        });
+        for piece in valid.chain(invalid) {
+            if count >= MAX_TEXT {
+                out.push_str(&format!("… ({} bytes)", bytes.len()));
+                return out;
+            }
+            out.push_str(&piece);
+            count += 1;
         }
     }
     out
@@ -150,6 +156,7 @@ mod tests {
     #[test]
     fn printable_escapes_and_shortens() {
         assert_eq!(printable(b"a\nb\x00"), "a\\nb\\x00");
+        assert_eq!(printable(b"\xffok\xc3\xa9\xc3"), "\\xffok\u{e9}\\xc3");
         let long = vec![b'x'; 1000];
         assert!(printable(&long).ends_with("… (1000 bytes)"));
     }

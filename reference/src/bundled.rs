@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
-use crate::{launch, task1, task2, task3, task4};
+use crate::{launch, task1, task2, task3, task4, tcp_echo};
 
 #[derive(Debug, Parser)]
 struct Plain {
@@ -34,6 +34,7 @@ fn about(task: u32) -> &'static str {
             "ClassChat Task 2: a client that sends and receives at the same time (server pushes its stdin lines)."
         }
         3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
+        11 => "Lab tcp-echo: a server that echoes every byte back unchanged, and its client.",
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
 }
@@ -74,8 +75,17 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
+        11 => {
+            let cli: Plain = parse(task, args);
+            launch::run(async move {
+                match cli.command {
+                    Command::Server(a) => tcp_echo::server(a).await,
+                    Command::Client(a) => tcp_echo::client(a).await,
+                }
+            })
+        }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-4)");
+            eprintln!("there is no reference solution for task {other} (tasks 1-4, 11)");
             return 2;
         }
     };

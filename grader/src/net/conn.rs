@@ -27,6 +27,12 @@ pub struct Conn {
     pub local: Option<SocketAddr>,
     /// The student's end's address.
     pub peer: Option<SocketAddr>,
+    /// Every byte the grader sent on it, up to [`crate::stream::MATCH_CAP`] (what an
+    /// `expect_bytes` with `echo = true` compares the peer's bytes with; the stream's raw view
+    /// has the same cap, so past it both sides are cut at the same byte).
+    pub sent: Vec<u8>,
+    /// How many bytes of `sent` have already come back as an echo.
+    pub echoed: usize,
     write: Option<OwnedWriteHalf>,
     reader: JoinHandle<()>,
     /// The reader task has been awaited (a finished handle must not be polled again).
@@ -70,6 +76,8 @@ impl Conn {
             stream,
             local,
             peer,
+            sent: Vec::new(),
+            echoed: 0,
             write: Some(write),
             reader,
             reaped: false,
@@ -100,6 +108,8 @@ impl Conn {
             )
         })?;
         self.transcript.bytes(&self.name, Dir::Sent, bytes);
+        let room = crate::stream::MATCH_CAP.saturating_sub(self.sent.len());
+        self.sent.extend_from_slice(&bytes[..bytes.len().min(room)]);
         w.write_all(bytes).await?;
         w.flush().await
     }

@@ -144,6 +144,7 @@ fn send_line(conn: &str, line: String) -> Step {
         text: None,
         line: Some(line),
         hex: None,
+        random: None,
     }
 }
 

@@ -512,6 +512,44 @@ mod tests {
     }
 
     #[test]
+    fn byte_steps_are_checked_when_loaded() {
+        let ok = "  { do = \"connect\", conn = \"a\" },\n  { do = \"send\", conn = \"a\", random = 65536 },\n  { do = \"send\", conn = \"a\", hex = \"00 ff\" },\n  { do = \"expect_bytes\", on = \"a\", echo = true },\n  { do = \"expect_bytes\", on = \"a\", hex = \"00ff\", within = \"1s\" },\n";
+        let spec = parse(&format!("{HEAD}{ok}]\n"), SpecSource::Bundled("t.toml")).unwrap();
+        assert_eq!(spec.scenarios[0].steps[4].kind(), "expect_bytes");
+        let connect = "  { do = \"connect\", conn = \"a\" },\n";
+        for (step, wanted) in [
+            (
+                "{ do = \"expect_bytes\", on = \"a\" }",
+                "needs exactly one of `hex` and `echo = true`",
+            ),
+            (
+                "{ do = \"expect_bytes\", on = \"a\", echo = true, hex = \"00\" }",
+                "needs exactly one of `hex` and `echo = true`",
+            ),
+            (
+                "{ do = \"expect_bytes\", on = \"a\", hex = \"0g\" }",
+                "is not an even number of hex digits",
+            ),
+            (
+                "{ do = \"expect_bytes\", on = \"b\", echo = true }",
+                "\"b\"",
+            ),
+            (
+                "{ do = \"send\", conn = \"a\", random = 0 }",
+                "send from 1 to",
+            ),
+            (
+                "{ do = \"send\", conn = \"a\", random = 5, line = \"x\" }",
+                "exactly one of `text`, `line`, `hex` or `random`",
+            ),
+        ] {
+            let (line, _, m) = error_at(&format!("{connect}  {step},\n"));
+            assert_eq!(line, 10, "{step}: {m}");
+            assert!(m.contains(wanted), "{step}: {m}");
+        }
+    }
+
+    #[test]
     fn blocks_take_parameters() {
         let text = format!(
             "{HEAD}  {{ do = \"use\", block = \"pair\", with = {{ a = \"x\" }} }},\n  {{ do = \"expect_reply\", on = \"x\", to = \"hi\" }},\n]\n[block.pair]\nparams = [\"a\"]\nsteps = [{{ do = \"join\", conn = \"{{a}}\" }}, {{ do = \"send\", conn = \"{{a}}\", line = \"hi {{nonce}}\" }}]\n"

@@ -215,6 +215,8 @@ pub enum SendBody {
     Line(String),
     /// Raw bytes given in hex.
     Hex(String),
+    /// This many random bytes (every value 0-255), derived from the grading's seed.
+    Random(usize),
 }
 
 /// The longest a `parallel` group with `burst = true` keeps the server paused while its copies
@@ -269,7 +271,8 @@ pub enum Step {
         #[serde(default)]
         within: Option<Dur>,
     },
-    /// Write one logical message on a connection (exactly one of `text`, `line`, `hex`).
+    /// Write one logical message on a connection (exactly one of `text`, `line`, `hex`,
+    /// `random`).
     Send {
         /// The connection.
         conn: String,
@@ -282,6 +285,10 @@ pub enum Step {
         /// Raw bytes, in hex.
         #[serde(default)]
         hex: Option<String>,
+        /// This many random bytes (every value 0-255, NUL and newlines included), derived from
+        /// the grading's seed (different for each `{i}` and `{j}`).
+        #[serde(default)]
+        random: Option<usize>,
     },
     /// Wait until the student's program has read everything sent on `conn` so far (observed in
     /// the kernel's socket queues, not guessed with a sleep). Use it to keep two writes apart
@@ -384,6 +391,27 @@ pub enum Step {
         /// The window.
         #[serde(rename = "for")]
         window: Dur,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Exact bytes arrive on a connection, compared byte for byte with no text cleaning:
+    /// `hex` bytes, or with `echo = true` every byte sent on the connection that has not come
+    /// back yet. Bytes are collected across reads until as many as expected arrived, a byte
+    /// differs, the connection ends, or the deadline passes. Byte expectations have their own
+    /// position in the stream (text expectations do not move it, nor it theirs).
+    ExpectBytes {
+        /// The connection.
+        on: String,
+        /// The expected bytes, in hex.
+        #[serde(default)]
+        hex: Option<String>,
+        /// Expect the echo of everything sent on `on` since the last echo expectation.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        echo: bool,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
         /// Shown when this step fails.
         #[serde(default)]
         hint: Option<String>,
@@ -681,6 +709,7 @@ impl Step {
             Step::ExpectSilence { .. } => "expect_silence",
             Step::ExpectNot { .. } => "expect_not",
             Step::ExpectClosed { .. } => "expect_closed",
+            Step::ExpectBytes { .. } => "expect_bytes",
             Step::ExpectExit { .. } => "expect_exit",
             Step::ExpectRunning { .. } => "expect_running",
             Step::ExpectNoTraceback { .. } => "expect_no_traceback",
@@ -714,6 +743,7 @@ impl Step {
             | Step::ExpectSilence { hint, .. }
             | Step::ExpectNot { hint, .. }
             | Step::ExpectClosed { hint, .. }
+            | Step::ExpectBytes { hint, .. }
             | Step::ExpectExit { hint, .. }
             | Step::ExpectRunning { hint, .. }
             | Step::ExpectNoTraceback { hint, .. }
@@ -766,15 +796,20 @@ impl Step {
     /// The body of a `send` step (validated to be exactly one).
     pub fn send_body(&self) -> Option<SendBody> {
         let Step::Send {
-            text, line, hex, ..
+            text,
+            line,
+            hex,
+            random,
+            ..
         } = self
         else {
             return None;
         };
-        match (text, line, hex) {
-            (Some(t), None, None) => Some(SendBody::Text(t.clone())),
-            (None, Some(l), None) => Some(SendBody::Line(l.clone())),
-            (None, None, Some(h)) => Some(SendBody::Hex(h.clone())),
+        match (text, line, hex, random) {
+            (Some(t), None, None, None) => Some(SendBody::Text(t.clone())),
+            (None, Some(l), None, None) => Some(SendBody::Line(l.clone())),
+            (None, None, Some(h), None) => Some(SendBody::Hex(h.clone())),
+            (None, None, None, Some(n)) => Some(SendBody::Random(*n)),
             _ => None,
         }
     }

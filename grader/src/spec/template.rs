@@ -51,6 +51,14 @@ fn stream_bytes(seed: u64, scenario: &str, label: &str, len: usize) -> Vec<u8> {
     out
 }
 
+/// `len` random bytes (every value 0-255) for a `send` with `random = len`: a pure function of
+/// the seed, the scenario, the length and the copy and iteration indices, so `--seed` replays
+/// them and copies in `parallel` send different bytes.
+pub fn random_bytes(vars: &Vars<'_>, len: usize) -> Vec<u8> {
+    let label = format!("random:{len}:{:?}:{:?}", vars.i, vars.j);
+    stream_bytes(vars.seed, vars.scenario, &label, len)
+}
+
 /// Expands the placeholders of `text`.
 pub fn expand(text: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(text.len());

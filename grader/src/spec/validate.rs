@@ -151,11 +151,28 @@ fn check_step(
             need_conn(open, conn)?;
             let body = step
                 .send_body()
-                .ok_or("`send` needs exactly one of `text`, `line` or `hex`")?;
-            if let super::SendBody::Hex(h) = body {
-                let clean: String = h.split_whitespace().collect();
-                if !clean.len().is_multiple_of(2) || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!("`hex = {h:?}` is not an even number of hex digits"));
+                .ok_or("`send` needs exactly one of `text`, `line`, `hex` or `random`")?;
+            if let super::SendBody::Hex(h) = &body {
+                check_hex(h)?;
+            }
+            if let super::SendBody::Random(n) = body
+                && !(1..=super::template::MAX_PAYLOAD).contains(&n)
+            {
+                return Err(format!(
+                    "`random = {n}`: send from 1 to {} bytes",
+                    super::template::MAX_PAYLOAD
+                ));
+            }
+        }
+        Step::ExpectBytes { on, hex, echo, .. } => {
+            need_conn(open, on)?;
+            match (hex, echo) {
+                (Some(h), false) => check_hex(h)?,
+                (None, true) => {}
+                _ => {
+                    return Err(
+                        "`expect_bytes` needs exactly one of `hex` and `echo = true`".into(),
+                    );
                 }
             }
         }
@@ -332,6 +349,15 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// A `hex` field: an even number of hex digits (white space between them allowed).
+fn check_hex(h: &str) -> Result<(), String> {
+    let clean: String = h.split_whitespace().collect();
+    if !clean.len().is_multiple_of(2) || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("`hex = {h:?}` is not an even number of hex digits"));
     }
     Ok(())
 }

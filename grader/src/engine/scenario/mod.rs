@@ -516,6 +516,7 @@ impl<'a> Run<'a> {
 }
 
 mod burst;
+mod bytes;
 mod diagnose;
 mod prelude;
 mod startup;

@@ -470,9 +470,11 @@ impl<'a> Run<'a> {
                     }
                     Some(SendBody::Hex(h)) => decode_hex(&h)
                         .ok_or_else(|| Fail::new(Status::InfraError, "spec error: bad hex"))?,
+                    Some(SendBody::Random(n)) => template::random_bytes(&self.vars(local), n),
                     None => return Err(Fail::new(Status::InfraError, "spec error: bad send")),
                 };
-                if local.i.is_some() {
+                // Random bytes are no lines: `isolated` looks for the lines a copy sent.
+                if local.i.is_some() && !matches!(step.send_body(), Some(SendBody::Random(_))) {
                     let text = String::from_utf8_lossy(&bytes);
                     let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
                     local.sent.extend(lines.map(String::from));
@@ -582,6 +584,42 @@ impl<'a> Run<'a> {
                 let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
                 self.expect_not(&[("", stream)], &label, &matcher, window.0)
                     .await
+            }
+            Step::ExpectBytes {
+                on,
+                hex,
+                echo,
+                within,
+                ..
+            } => {
+                let within = self.within(within);
+                let c = local.conn(on)?;
+                let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
+                let (expected, what) = match hex {
+                    Some(h) if !echo => (
+                        decode_hex(h)
+                            .ok_or_else(|| Fail::new(Status::InfraError, "spec error: bad hex"))?,
+                        "the bytes given".to_string(),
+                    ),
+                    _ => {
+                        let from = c.echoed.min(c.sent.len());
+                        (
+                            c.sent[from..].to_vec(),
+                            if from == 0 {
+                                "the echo of everything sent".to_string()
+                            } else {
+                                format!("the echo of what was sent after the first {from} bytes")
+                            },
+                        )
+                    }
+                };
+                self.expect_raw(&stream, &label, &what, &expected, within)
+                    .await?;
+                if *echo {
+                    let c = local.conn(on)?;
+                    c.echoed = c.sent.len();
+                }
+                Ok(())
             }
             Step::ExpectClosed { on, within, .. } => {
                 let c = local.conn(on)?;
