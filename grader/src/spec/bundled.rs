@@ -7,6 +7,31 @@ pub const BUNDLED_TASKS: &[(u32, &str, &str)] = &[
     (2, "task2.toml", include_str!("../../../tasks/task2.toml")),
     (3, "task3.toml", include_str!("../../../tasks/task3.toml")),
     (4, "task4.toml", include_str!("../../../tasks/task4.toml")),
+    (
+        12,
+        "task12.toml",
+        include_str!("../../../tasks/task12.toml"),
+    ),
+    (
+        13,
+        "task13.toml",
+        include_str!("../../../tasks/task13.toml"),
+    ),
+    (
+        14,
+        "task14.toml",
+        include_str!("../../../tasks/task14.toml"),
+    ),
+    (
+        15,
+        "task15.toml",
+        include_str!("../../../tasks/task15.toml"),
+    ),
+    (
+        16,
+        "task16.toml",
+        include_str!("../../../tasks/task16.toml"),
+    ),
 ];
 
 /// The bundled spec of a task: (file name, text).

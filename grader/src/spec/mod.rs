@@ -13,6 +13,7 @@ mod load;
 pub mod protocol;
 mod step;
 pub mod template;
+pub mod timestamp;
 mod validate;
 
 pub use bundled::{BUNDLED_TASKS, bundled_task};
@@ -23,6 +24,7 @@ pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
     ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef, Target,
 };
+pub use timestamp::{TimestampCheck, TimestampSpec};
 
 use serde::{Deserialize, Serialize};
 

@@ -260,6 +260,11 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
                 check(t)?;
             }
         }
+        Step::StartClient { args, .. } => {
+            for a in args {
+                check(a)?;
+            }
+        }
         Step::Type { line, paste } => {
             // In a paste, `{j}` numbers the pasted lines.
             super::template::check(line, in_parallel, in_repeat || paste.is_some())
@@ -323,6 +328,9 @@ fn check_target(
             Err("`client.output` refers to the client, but no `start_client` came before".into())
         }
         Target::Stream(super::StreamRef::Stderr(p)) => check_process(*p, state),
+        Target::Stream(super::StreamRef::ServerStdout | super::StreamRef::ServerOutput) => {
+            check_process(super::Process::Server, state)
+        }
         Target::Stream(_) => Ok(()),
     }
 }
@@ -343,8 +351,14 @@ fn check_expectation(step: &Step) -> Result<(), String> {
     let kinds = if matches!(step, Step::ExpectNot { .. }) {
         "`expect_not` needs exactly one of `contains`, `regex`, `exact` or `json`"
     } else {
-        "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json`"
+        "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json` (or only `timestamp`)"
     };
+    if let Some(ts) = step.timestamp() {
+        if matches!(step.expectation(), Some(super::Expectation::Json(_))) {
+            return Err("`timestamp` qualifies a line: use it with `contains`, `regex`, `exact`, `any` or alone, not with `json`".into());
+        }
+        super::TimestampCheck::new(ts).map_err(|e| e.to_string())?;
+    }
     match step.expectation().ok_or(kinds)? {
         super::Expectation::Regex(r) => {
             regex::Regex::new(&r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;

@@ -220,7 +220,12 @@ impl<'a> Run<'a> {
     /// Starts the client, pointed at the grader's listener or (`refused`) at a port where
     /// connections are refused. In a namespace, unless refused, every other port the client
     /// dials is redirected to the listener (see [`crate::net::nat`]).
-    pub(super) async fn start_client(&mut self, refused: bool, name: Option<&str>) -> StepResult {
+    pub(super) async fn start_client(
+        &mut self,
+        refused: bool,
+        name: Option<&str>,
+        args: &[String],
+    ) -> StepResult {
         let port = if refused {
             let r = self.net.refused_port().map_err(|e| {
                 Fail::new(
@@ -255,7 +260,21 @@ impl<'a> Run<'a> {
                 format!("other ports cannot be redirected to the listener here (nf_tables: {e}); a hard-coded port is refused"),
             );
         }
-        let argv = self.req.client.argv(&self.req.submission, HOST, port, name);
+        let mut argv = self.req.client.argv(&self.req.submission, HOST, port, name);
+        if !args.is_empty() {
+            argv.extend(args.iter().cloned());
+            self.transcript.push(
+                "grader",
+                Dir::Note,
+                format!(
+                    "client started with the extra arguments {}",
+                    args.iter()
+                        .map(|a| quote(a, 80))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            );
+        }
         let p = self.spawn(Process::Client, argv, port, name, true)?;
         self.client = Some(p);
         Ok(())
