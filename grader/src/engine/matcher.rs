@@ -151,7 +151,7 @@ impl Matcher {
                             ts.format()
                         ),
                         Reading::Stale { text, off } => format!(
-                            "the timestamp {} in the line {} is {:.0}s {} the clock (local {}, UTC {})",
+                            "the timestamp {} in the line {} is {:.0}s {} the clock as read now (local {}, UTC {})",
                             quote(&text, 40),
                             quote(body.trim(), 100),
                             off.abs(),

@@ -260,9 +260,11 @@ impl<'a> Run<'a> {
                 format!("other ports cannot be redirected to the listener here (nf_tables: {e}); a hard-coded port is refused"),
             );
         }
-        let mut argv = self.req.client.argv(&self.req.submission, HOST, port, name);
+        let argv = self
+            .req
+            .client
+            .argv_with(&self.req.submission, HOST, port, name, args);
         if !args.is_empty() {
-            argv.extend(args.iter().cloned());
             self.transcript.push(
                 "grader",
                 Dir::Note,
