@@ -377,6 +377,39 @@ mod tests {
     }
 
     #[test]
+    fn timestamped_lines_skip_stale_ones_and_wait_for_a_line_end() {
+        use crate::spec::{Dur, TimestampCheck, TimestampSpec};
+        let check = TimestampCheck::new(&TimestampSpec {
+            format: "[ACK @%H:%M:%S]".into(),
+            tolerance: Dur::from_millis(2000),
+        })
+        .unwrap();
+        let m = Matcher::Timestamped(Box::new(Matcher::Contains("hi".into())), check);
+        // UTC is always accepted, so the test does not depend on the machine's time zone.
+        let now = chrono::Utc::now().format("%H:%M:%S").to_string();
+        let old = (chrono::Utc::now() - chrono::TimeDelta::seconds(30))
+            .format("%H:%M:%S")
+            .to_string();
+        let stale = format!("[ACK @{old}] hi\n");
+        let fresh = format!("[ACK @{now}] hi\n");
+        let text = format!("welcome\n{stale}{fresh}");
+        assert_eq!(m.find(&text, false), Outcome::Found(text.len()));
+        assert_eq!(m.find(&stale, false), Outcome::NotYet);
+        let d = m.diagnose(&stale, false).unwrap();
+        assert!(d.contains("behind the clock"), "{d}");
+        assert_eq!(
+            m.diagnose("[ACK @1:05 PM] hi\n", false).unwrap(),
+            "the line \"[ACK @1:05 PM] hi\" has no timestamp in the format \"[ACK @%H:%M:%S]\""
+        );
+        // A stale line not yet ended may still be followed by a current timestamp on it.
+        assert_eq!(m.find(&format!("[ACK @{old}] hi"), false), Outcome::NotYet);
+        // Without a newline, a line holding both counts once it is there.
+        let open = format!("[ACK @{now}] hi");
+        assert_eq!(m.find(&open, false), Outcome::Found(open.len()));
+        assert!(m.describe().contains("within 2s of the clock"));
+    }
+
+    #[test]
     fn diagnoses_truncation_and_non_json() {
         let long = "x".repeat(100);
         let m = Matcher::Contains(long.clone());

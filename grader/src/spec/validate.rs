@@ -487,6 +487,74 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_checked_when_the_file_is_loaded() {
+        let start = r#"{ do = "start_server" }, { do = "connect", conn = "a" },"#;
+        for ok in [
+            r#"contains = "hi", timestamp = { format = "[ACK @%H:%M:%S]", tolerance = "2s" }"#,
+            r#"timestamp = { format = "%Y-%m-%d %H:%M:%S" }"#,
+            r#"regex = "h.", timestamp = { format = "%I:%M %p" }"#,
+        ] {
+            check(
+                &format!("{start} {{ do = \"expect\", on = \"a\", {ok} }}"),
+                "server",
+            )
+            .unwrap();
+        }
+        for (bad, why) in [
+            (r#"timestamp = { format = "%S" }"#, "hour and a minute"),
+            (r#"timestamp = { format = "%H:%M %Z" }"#, "not supported"),
+            (r#"timestamp = { format = "%H:%Q" }"#, "unknown % specifier"),
+            (
+                r#"json = { a = 1 }, timestamp = { format = "%H:%M" }"#,
+                "not with `json`",
+            ),
+            (
+                r#"any = true, contains = "x", timestamp = { format = "%H:%M" }"#,
+                "exactly one",
+            ),
+        ] {
+            let e = check(
+                &format!("{start} {{ do = \"expect\", on = \"a\", {bad} }}"),
+                "server",
+            )
+            .unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = check(
+            &format!("{start} {{ do = \"expect\", on = \"a\", timestamp = {{ format = \"%H:%M\", within = \"1s\" }} }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn server_output_needs_a_server_and_client_args_their_placeholders() {
+        check(
+            r#"{ do = "start_server" }, { do = "expect", on = "server.stdout", any = true }, { do = "expect", on = "server.output", any = true }"#,
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            r#"{ do = "listen" }, { do = "start_client" }, { do = "expect", on = "server.output", any = true }"#,
+            "client",
+        )
+        .unwrap_err();
+        assert!(e.contains("server is referred to before"), "{e}");
+        check(
+            r#"{ do = "listen" }, { do = "start_client", args = ["hello {nonce}", "x"] }"#,
+            "client",
+        )
+        .unwrap();
+        let e = check(
+            r#"{ do = "listen" }, { do = "start_client", args = ["{i}"] }"#,
+            "client",
+        )
+        .unwrap_err();
+        assert!(e.contains("{i}"), "{e}");
+    }
+
+    #[test]
     fn a_paste_numbers_its_lines_and_has_a_bounded_count() {
         let start = r#"{ do = "listen" }, { do = "start_client" },"#;
         check(
