@@ -371,6 +371,10 @@ mod tests {
             d.read("[2026-12-05 13:05:09] hi", &now),
             Reading::Stale { .. }
         ));
+        let y = check("%D %T", 2000);
+        assert_eq!(y.read("12/06/26 13:05:09 hi", &now), Reading::Current);
+        let b = check("%d %b %Y %l:%M:%S %P", 2000);
+        assert_eq!(b.read("06 Dec 2026  1:05:09 pm", &now), Reading::Current);
         // A minute stands for all its seconds.
         let m = check("%H:%M", 0);
         assert_eq!(m.read("13:05 hi", &now), Reading::Current);
