@@ -171,6 +171,12 @@ fn d_timestamp_12_hour_no_seconds() {
         "{}",
         s.message
     );
+    // The hint stays the scenario's advice on the format (the diagnosis is in the message).
+    assert!(
+        s.hint.as_deref().unwrap_or("").contains("24-hour clock"),
+        "{:?}",
+        s.hint
+    );
     let log = scenario(&g, d::LOGS);
     assert!(
         log.message.contains("the server's stdout or stderr")
