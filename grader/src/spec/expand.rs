@@ -238,6 +238,7 @@ impl Cx<'_> {
                 count,
                 steps,
                 isolated,
+                burst,
             } => {
                 let mut inner = Vec::new();
                 for s in steps {
@@ -247,6 +248,7 @@ impl Cx<'_> {
                     count: *count,
                     steps: inner,
                     isolated: *isolated,
+                    burst: *burst,
                 });
             }
             Step::Join {
