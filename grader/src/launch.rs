@@ -404,6 +404,31 @@ impl Template {
         }
     }
 
+    /// [`Template::argv`] with a scenario's extra arguments (`start_client` `args`): in the launch
+    /// contract right after the role word, so a single-message client reads as a lab writes it
+    /// (`<bin> client "Hello" --host H --port P`, which argparse with an optional positional
+    /// also parses); at the end of an instructor's template.
+    pub fn argv_with(
+        &self,
+        sub: &Submission,
+        host: &str,
+        port: u16,
+        name: Option<&str>,
+        extra: &[String],
+    ) -> Vec<String> {
+        let mut argv = self.argv(sub, host, port, name);
+        let at = if self.builtin {
+            self.tokens
+                .iter()
+                .position(|t| t == "client" || t == "server")
+                .map_or(argv.len(), |i| i + 1)
+        } else {
+            argv.len()
+        };
+        argv.splice(at..at, extra.iter().cloned());
+        argv
+    }
+
     /// Whether this template starts the reference solution built into the grader.
     pub fn runs_bundled_reference(&self) -> bool {
         self.builtin && self.tokens.get(1).is_some_and(|t| t == "reference")
@@ -770,6 +795,41 @@ mod tests {
                 "--name",
                 "al ice"
             ]
+        );
+    }
+
+    #[test]
+    fn extra_arguments_follow_the_role_word_or_end_a_template() {
+        let extra = ["Hello there".to_string()];
+        let t = Template::default_for(Role::Client);
+        assert_eq!(
+            t.argv_with(&sub(), "h", 5, None, &extra),
+            [
+                "/s/bin",
+                "client",
+                "Hello there",
+                "--host",
+                "h",
+                "--port",
+                "5"
+            ]
+        );
+        let r = Template::bundled_reference(Role::Client, 16);
+        assert_eq!(
+            r.argv_with(&sub(), "h", 5, None, &extra)[..5],
+            ["{bin}", "reference", "--task", "16", "client"].map(|w| {
+                if w == "{bin}" {
+                    "/s/bin".to_string()
+                } else {
+                    w.to_string()
+                }
+            })
+        );
+        assert_eq!(r.argv_with(&sub(), "h", 5, None, &extra)[5], "Hello there");
+        let custom = Template::parse(Role::Client, "python3 c.py {host} {port}").unwrap();
+        assert_eq!(
+            custom.argv_with(&sub(), "h", 5, None, &extra),
+            ["python3", "c.py", "h", "5", "Hello there"]
         );
     }
 

@@ -1,4 +1,5 @@
-//! One entry point for all four model solutions: the `classchat-taskN` binaries call [`main`],
+//! One entry point for all the model solutions (ClassChat Tasks 1–4, the week-1 labs 12–15,
+//! the timestamp lab 16): the `classchat-taskN` binaries call [`main`],
 //! and another program (the grader) carries them inside its own binary and starts them as
 //! `<program> reference --task N server|client ...` through [`run`].
 //!
@@ -12,12 +13,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
-use crate::{launch, task1, task2, task3, task4, tcp_echo};
+use crate::week1::Rules;
+use crate::{launch, task1, task2, task3, task4, tcp_echo, timestamp, week1};
 
 #[derive(Debug, Parser)]
 struct Plain {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Parser)]
+struct Stamped {
+    #[command(subcommand)]
+    command: timestamp::Command,
 }
 
 #[derive(Debug, Parser)]
@@ -35,6 +43,17 @@ fn about(task: u32) -> &'static str {
         }
         3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
         11 => "Lab tcp-echo: a server that echoes every byte back unchanged, and its client.",
+        12 => "Week-1 lab A: an acknowledging server that serves one client after another.",
+        13 => {
+            "Week-1 lab B: as A, refusing empty and over-long (over 100 characters) messages and closing."
+        }
+        14 => "Week-1 lab C: as A, with a client that gives up on a silent server after 5 s.",
+        15 => {
+            "Week-1 lab D: a concurrent server replying `[ACK @HH:MM:SS] text`, logging timestamped lines on stdout."
+        }
+        16 => {
+            "Timestamp lab: a threaded server replying `[HH:MM:SS] text`; a client for one message or interactive use."
+        }
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
 }
@@ -84,8 +103,33 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
+        12..=15 => {
+            let cli: Plain = parse(task, args);
+            let rules = Rules {
+                validate: task == 13,
+                timestamps: task == 15,
+            };
+            launch::run(async move {
+                match cli.command {
+                    Command::Server(a) if task == 15 => {
+                        week1::server::run_concurrent(a, rules).await
+                    }
+                    Command::Server(a) => week1::server::run_sequential(a, rules).await,
+                    Command::Client(a) => week1::client::run(a).await,
+                }
+            })
+        }
+        16 => {
+            let cli: Stamped = parse(task, args);
+            launch::run(async move {
+                match cli.command {
+                    timestamp::Command::Server(a) => timestamp::run_server(a).await,
+                    timestamp::Command::Client(a) => timestamp::run_client(a).await,
+                }
+            })
+        }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-4, 11)");
+            eprintln!("there is no reference solution for task {other} (tasks 1-4, 11-16)");
             return 2;
         }
     };

@@ -53,6 +53,13 @@ pub enum Error {
     #[error("the server did not confirm the registration")]
     NoRegistrationReply,
 
+    /// The server accepted the connection but did not answer in time (week-1 lab, task 14).
+    #[error("the server did not respond within {seconds} s")]
+    NoResponse {
+        /// How long the client waited.
+        seconds: u64,
+    },
+
     /// Signal handlers or the async runtime could not be set up.
     #[error("could not start up")]
     Startup(#[source] io::Error),

@@ -1,4 +1,4 @@
-//! Model solutions of the four ClassChat tasks.
+//! Model solutions of the four ClassChat tasks and of the course-pack labs built around them.
 //!
 //! Each task has a small binary in `src/bin/` (`classchat-task1` … `classchat-task4`) that
 //! parses its command line and calls into this library. The protocol the programs speak is
@@ -21,7 +21,10 @@
 //! | [`task4`]   | Task 4: JSON protocol, name registry, routing server, chat client   |
 //! | [`tcp_echo`] | lab tcp-echo (task 11): a byte-exact echo server and its client    |
 //! | [`error`]   | the error type every fallible function returns                      |
-//! | [`bundled`] | one entry point for all four tasks, for programs that embed them    |
+//! | [`week1`]   | tasks 12–15: the week-1 extensions (sequential, validation, client timeout, concurrent timestamped replies) |
+//! | [`timestamp`] | task 16: the threaded timestamp server and its one-message client |
+//! | [`clock`]   | `HH:MM:SS` for the timestamped labs                                  |
+//! | [`bundled`] | one entry point for all the tasks, for programs that embed them     |
 //!
 //! # Why tokio
 //!
@@ -45,6 +48,7 @@
 pub mod accept;
 pub mod bundled;
 pub mod cli;
+pub mod clock;
 pub mod console;
 pub mod echo;
 pub mod error;
@@ -56,5 +60,7 @@ pub mod task2;
 pub mod task3;
 pub mod task4;
 pub mod tcp_echo;
+pub mod timestamp;
+pub mod week1;
 
 pub use error::Error;

@@ -3,6 +3,9 @@
 //! whole lines; `json` reads a stream of JSON values whether separated by newlines or written
 //! back to back, skipping non-JSON lines (an acknowledgment, a prompt) on the way.
 //!
+//! A `timestamp` qualifier ([`Matcher::Timestamped`]) narrows any of them to one line that also
+//! holds the current time in a format (see [`crate::spec::timestamp`]).
+//!
 //! Guarantees: a match reports how much of the text it used, so the next expectation starts
 //! after it (order is checked); a failure can describe what arrived instead.
 
@@ -12,6 +15,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::spec::JsonPredicate;
+use crate::spec::timestamp::{Clock, Reading, TimestampCheck};
 
 /// A compiled expectation (placeholders already expanded).
 #[derive(Debug, Clone)]
@@ -26,6 +30,10 @@ pub enum Matcher {
     Exact(String),
     /// A JSON object satisfying the predicates.
     Json(BTreeMap<String, JsonPredicate>),
+    /// One line that the inner matcher matches and that holds a timestamp naming the current
+    /// time (read from the clock when the line is looked at, i.e. when it arrives). A complete
+    /// line without one is passed over; an incomplete last line waits for the rest.
+    Timestamped(Box<Matcher>, TimestampCheck),
 }
 
 /// The result of looking at the text received so far.
@@ -38,9 +46,37 @@ pub enum Outcome {
 }
 
 impl Matcher {
+    /// Whether it matches any text at all (with or without a timestamp): such a match says
+    /// nothing about which connection a reply belongs to.
+    pub fn is_any(&self) -> bool {
+        match self {
+            Matcher::Any => true,
+            Matcher::Timestamped(base, _) => base.is_any(),
+            _ => false,
+        }
+    }
+
     /// Looks for a match in `text`; `ended` says no more text will come.
     pub fn find(&self, text: &str, ended: bool) -> Outcome {
         match self {
+            Matcher::Timestamped(base, ts) => {
+                let clock = Clock::now();
+                let mut offset = 0;
+                for line in text.split_inclusive('\n') {
+                    offset += line.len();
+                    let complete = line.ends_with('\n') || ended;
+                    let body = line.trim_end_matches('\n');
+                    if matches!(base.find(body, complete), Outcome::Found(_))
+                        && ts.read(body, &clock) == Reading::Current
+                    {
+                        return Outcome::Found(offset);
+                    }
+                    if !complete {
+                        break;
+                    }
+                }
+                Outcome::NotYet
+            }
             Matcher::Any => {
                 if text.trim().is_empty() {
                     Outcome::NotYet
@@ -86,12 +122,50 @@ impl Matcher {
             Matcher::Regex(r) => format!("text matching /{}/", r.as_str()),
             Matcher::Exact(t) => format!("the line {}", quote(t, 80)),
             Matcher::Json(p) => format!("a JSON object with {}", describe_preds(p)),
+            Matcher::Timestamped(base, ts) if base.is_any() => {
+                format!("a line holding {}", ts.describe())
+            }
+            Matcher::Timestamped(base, ts) => {
+                format!("a line of {} holding {}", base.describe(), ts.describe())
+            }
         }
     }
 
     /// Explains a failure given what arrived (`text`, not consumed), or `None` if nothing helps.
     pub fn diagnose(&self, text: &str, ended: bool) -> Option<String> {
         match self {
+            Matcher::Timestamped(base, ts) => {
+                let clock = Clock::now();
+                let mut notes = Vec::new();
+                for line in text.split_inclusive('\n') {
+                    let complete = line.ends_with('\n') || ended;
+                    let body = line.trim_end_matches('\n');
+                    if !matches!(base.find(body, complete), Outcome::Found(_)) {
+                        continue;
+                    }
+                    notes.push(match ts.read(body, &clock) {
+                        Reading::Current => continue,
+                        Reading::Absent => format!(
+                            "the line {} has no timestamp in the format {:?}",
+                            quote(body.trim(), 100),
+                            ts.format()
+                        ),
+                        Reading::Stale { text, off } => format!(
+                            "the timestamp {} in the line {} is {:.0}s {} the clock as read now (local {}, UTC {})",
+                            quote(&text, 40),
+                            quote(body.trim(), 100),
+                            off.abs(),
+                            if off < 0.0 { "behind" } else { "ahead of" },
+                            clock.local.format("%H:%M:%S"),
+                            clock.utc.format("%H:%M:%S"),
+                        ),
+                    });
+                    if notes.len() == 2 {
+                        break;
+                    }
+                }
+                (!notes.is_empty()).then(|| notes.join("; "))
+            }
             Matcher::Contains(needle) if needle.len() >= 64 => {
                 let got = longest_prefix_present(text, needle);
                 (got > 0 && got < needle.len()).then(|| {
@@ -300,6 +374,39 @@ mod tests {
         let text = "Welcome!\n{\"status\":\"ok\"}{\"status\":\"1\",\"text\":\"hi\"}";
         assert!(matches!(m.find(text, false), Outcome::Found(n) if n == text.len()));
         assert_eq!(m.find("{\"status\":\"1\"", false), Outcome::NotYet);
+    }
+
+    #[test]
+    fn timestamped_lines_skip_stale_ones_and_wait_for_a_line_end() {
+        use crate::spec::{Dur, TimestampCheck, TimestampSpec};
+        let check = TimestampCheck::new(&TimestampSpec {
+            format: "[ACK @%H:%M:%S]".into(),
+            tolerance: Dur::from_millis(2000),
+        })
+        .unwrap();
+        let m = Matcher::Timestamped(Box::new(Matcher::Contains("hi".into())), check);
+        // UTC is always accepted, so the test does not depend on the machine's time zone.
+        let now = chrono::Utc::now().format("%H:%M:%S").to_string();
+        let old = (chrono::Utc::now() - chrono::TimeDelta::seconds(30))
+            .format("%H:%M:%S")
+            .to_string();
+        let stale = format!("[ACK @{old}] hi\n");
+        let fresh = format!("[ACK @{now}] hi\n");
+        let text = format!("welcome\n{stale}{fresh}");
+        assert_eq!(m.find(&text, false), Outcome::Found(text.len()));
+        assert_eq!(m.find(&stale, false), Outcome::NotYet);
+        let d = m.diagnose(&stale, false).unwrap();
+        assert!(d.contains("behind the clock"), "{d}");
+        assert_eq!(
+            m.diagnose("[ACK @1:05 PM] hi\n", false).unwrap(),
+            "the line \"[ACK @1:05 PM] hi\" has no timestamp in the format \"[ACK @%H:%M:%S]\""
+        );
+        // A stale line not yet ended may still be followed by a current timestamp on it.
+        assert_eq!(m.find(&format!("[ACK @{old}] hi"), false), Outcome::NotYet);
+        // Without a newline, a line holding both counts once it is there.
+        let open = format!("[ACK @{now}] hi");
+        assert_eq!(m.find(&open, false), Outcome::Found(open.len()));
+        assert!(m.describe().contains("within 2s of the clock"));
     }
 
     #[test]

@@ -13,6 +13,31 @@ pub const BUNDLED_TASKS: &[(u32, &str, &str)] = &[
         "task11.toml",
         include_str!("../../../tasks/task11.toml"),
     ),
+    (
+        12,
+        "task12.toml",
+        include_str!("../../../tasks/task12.toml"),
+    ),
+    (
+        13,
+        "task13.toml",
+        include_str!("../../../tasks/task13.toml"),
+    ),
+    (
+        14,
+        "task14.toml",
+        include_str!("../../../tasks/task14.toml"),
+    ),
+    (
+        15,
+        "task15.toml",
+        include_str!("../../../tasks/task15.toml"),
+    ),
+    (
+        16,
+        "task16.toml",
+        include_str!("../../../tasks/task16.toml"),
+    ),
 ];
 
 /// The bundled spec of a task: (file name, text).

@@ -124,6 +124,7 @@ fn expect(on: &str) -> Step {
         hint: None,
         nocase: false,
         optional: false,
+        timestamp: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod load;
 pub mod protocol;
 mod step;
 pub mod template;
+pub mod timestamp;
 mod validate;
 
 pub use bundled::{BUNDLED_TASKS, bundled_task, bundled_task_names, parse_task_arg};
@@ -24,6 +25,7 @@ pub use step::{
     BURST_GATE, ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef,
     Target,
 };
+pub use timestamp::{TimestampCheck, TimestampSpec};
 
 use serde::{Deserialize, Serialize};
 

@@ -42,6 +42,11 @@ pub enum StreamRef {
     /// The client's stdout or its stderr, whichever holds the match (`client.output`), for
     /// messages a program may print on either.
     Output,
+    /// What the server printed on stdout (`server.stdout`, a pipe): its log, in labs that ask
+    /// for one.
+    ServerStdout,
+    /// The server's stdout or its stderr, whichever holds the match (`server.output`).
+    ServerOutput,
 }
 
 /// Where an expectation looks: a named grader-side connection or a process stream.
@@ -60,6 +65,8 @@ impl fmt::Display for Target {
             Target::Stream(StreamRef::Stdout) => f.write_str("the client's stdout"),
             Target::Stream(StreamRef::Stderr(p)) => write!(f, "the {p}'s stderr"),
             Target::Stream(StreamRef::Output) => f.write_str("the client's stdout or stderr"),
+            Target::Stream(StreamRef::ServerStdout) => f.write_str("the server's stdout"),
+            Target::Stream(StreamRef::ServerOutput) => f.write_str("the server's stdout or stderr"),
         }
     }
 }
@@ -72,6 +79,8 @@ impl<'de> Deserialize<'de> for Target {
             "client.stderr" => Target::Stream(StreamRef::Stderr(Process::Client)),
             "server.stderr" => Target::Stream(StreamRef::Stderr(Process::Server)),
             "client.output" => Target::Stream(StreamRef::Output),
+            "server.stdout" => Target::Stream(StreamRef::ServerStdout),
+            "server.output" => Target::Stream(StreamRef::ServerOutput),
             "stderr" => {
                 return Err(serde::de::Error::custom(
                     "say whose stderr: \"client.stderr\" or \"server.stderr\"",
@@ -89,6 +98,8 @@ impl Serialize for Target {
             Target::Stream(StreamRef::Stdout) => s.serialize_str("stdout"),
             Target::Stream(StreamRef::Stderr(p)) => s.serialize_str(&format!("{p}.stderr")),
             Target::Stream(StreamRef::Output) => s.serialize_str("client.output"),
+            Target::Stream(StreamRef::ServerStdout) => s.serialize_str("server.stdout"),
+            Target::Stream(StreamRef::ServerOutput) => s.serialize_str("server.output"),
         }
     }
 }
@@ -249,6 +260,10 @@ pub enum Step {
         /// The `--name` given to the client (Task 4).
         #[serde(default)]
         name: Option<String>,
+        /// Extra arguments appended to the client's command line (placeholders expanded), e.g.
+        /// the message of a single-message client (`client ... "Hello"`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
     },
     /// Accept the student's client on the grader's listener and call the connection `conn`.
     Accept {
@@ -353,6 +368,10 @@ pub enum Step {
         /// `contains` ignores letter case (its placeholders are still expanded).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         nocase: bool,
+        /// The matching line must also hold a timestamp in this format naming the current time
+        /// (see [`super::timestamp`]); alone, any line holding one matches.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timestamp: Option<super::TimestampSpec>,
         /// Waiting in vain is not a failure: the step passes at its deadline without a match
         /// (used for an acknowledgment that has its own scenario, so that other scenarios need
         /// not fail for its absence but do not take it for a reply either).
@@ -790,7 +809,27 @@ impl Step {
         if let Some(j) = json {
             found.push(Expectation::Json(j.clone()));
         }
+        // A timestamp alone: any line holding one.
+        if found.is_empty()
+            && matches!(
+                self,
+                Step::Expect {
+                    timestamp: Some(_),
+                    ..
+                }
+            )
+        {
+            found.push(Expectation::Any);
+        }
         if found.len() == 1 { found.pop() } else { None }
+    }
+
+    /// The `timestamp` qualifier of an `expect` step.
+    pub fn timestamp(&self) -> Option<&super::TimestampSpec> {
+        match self {
+            Step::Expect { timestamp, .. } => timestamp.as_ref(),
+            _ => None,
+        }
     }
 
     /// The body of a `send` step (validated to be exactly one).

@@ -305,6 +305,11 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
                 check(t)?;
             }
         }
+        Step::StartClient { args, .. } => {
+            for a in args {
+                check(a)?;
+            }
+        }
         Step::Type { line, paste } => {
             // In a paste, `{j}` numbers the pasted lines.
             super::template::check(line, in_parallel, in_repeat || paste.is_some())
@@ -377,6 +382,9 @@ fn check_target(
             Err("`client.output` refers to the client, but no `start_client` came before".into())
         }
         Target::Stream(super::StreamRef::Stderr(p)) => check_process(*p, state),
+        Target::Stream(super::StreamRef::ServerStdout | super::StreamRef::ServerOutput) => {
+            check_process(super::Process::Server, state)
+        }
         Target::Stream(_) => Ok(()),
     }
 }
@@ -397,8 +405,14 @@ fn check_expectation(step: &Step) -> Result<(), String> {
     let kinds = if matches!(step, Step::ExpectNot { .. }) {
         "`expect_not` needs exactly one of `contains`, `regex`, `exact` or `json`"
     } else {
-        "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json`"
+        "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json` (or only `timestamp`)"
     };
+    if let Some(ts) = step.timestamp() {
+        if matches!(step.expectation(), Some(super::Expectation::Json(_))) {
+            return Err("`timestamp` qualifies a line: use it with `contains`, `regex`, `exact`, `any` or alone, not with `json`".into());
+        }
+        super::TimestampCheck::new(ts).map_err(|e| e.to_string())?;
+    }
     match step.expectation().ok_or(kinds)? {
         super::Expectation::Regex(r) => {
             regex::Regex::new(&r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
@@ -538,6 +552,74 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("client.output"), "{e}");
+    }
+
+    #[test]
+    fn timestamps_are_checked_when_the_file_is_loaded() {
+        let start = r#"{ do = "start_server" }, { do = "connect", conn = "a" },"#;
+        for ok in [
+            r#"contains = "hi", timestamp = { format = "[ACK @%H:%M:%S]", tolerance = "2s" }"#,
+            r#"timestamp = { format = "%Y-%m-%d %H:%M:%S" }"#,
+            r#"regex = "h.", timestamp = { format = "%I:%M %p" }"#,
+        ] {
+            check(
+                &format!("{start} {{ do = \"expect\", on = \"a\", {ok} }}"),
+                "server",
+            )
+            .unwrap();
+        }
+        for (bad, why) in [
+            (r#"timestamp = { format = "%S" }"#, "hour and a minute"),
+            (r#"timestamp = { format = "%H:%M %Z" }"#, "not supported"),
+            (r#"timestamp = { format = "%H:%Q" }"#, "unknown % specifier"),
+            (
+                r#"json = { a = 1 }, timestamp = { format = "%H:%M" }"#,
+                "not with `json`",
+            ),
+            (
+                r#"any = true, contains = "x", timestamp = { format = "%H:%M" }"#,
+                "exactly one",
+            ),
+        ] {
+            let e = check(
+                &format!("{start} {{ do = \"expect\", on = \"a\", {bad} }}"),
+                "server",
+            )
+            .unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = check(
+            &format!("{start} {{ do = \"expect\", on = \"a\", timestamp = {{ format = \"%H:%M\", within = \"1s\" }} }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn server_output_needs_a_server_and_client_args_their_placeholders() {
+        check(
+            r#"{ do = "start_server" }, { do = "expect", on = "server.stdout", any = true }, { do = "expect", on = "server.output", any = true }"#,
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            r#"{ do = "listen" }, { do = "start_client" }, { do = "expect", on = "server.output", any = true }"#,
+            "client",
+        )
+        .unwrap_err();
+        assert!(e.contains("server is referred to before"), "{e}");
+        check(
+            r#"{ do = "listen" }, { do = "start_client", args = ["hello {nonce}", "x"] }"#,
+            "client",
+        )
+        .unwrap();
+        let e = check(
+            r#"{ do = "listen" }, { do = "start_client", args = ["{i}"] }"#,
+            "client",
+        )
+        .unwrap_err();
+        assert!(e.contains("{i}"), "{e}");
     }
 
     #[test]

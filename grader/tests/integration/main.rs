@@ -26,3 +26,4 @@ mod task2;
 mod task3;
 mod task4;
 mod tcp_echo;
+mod week1;

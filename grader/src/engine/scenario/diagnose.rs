@@ -57,7 +57,7 @@ impl<'a> Run<'a> {
         matcher: &Matcher,
         stream: &Stream,
     ) -> Option<(String, String)> {
-        if matches!(matcher, Matcher::Any) || self.sc.role != crate::spec::Role::Client {
+        if matcher.is_any() || self.sc.role != crate::spec::Role::Client {
             return None;
         }
         let typed: Vec<String> = self.typed.lock().ok()?.clone();
@@ -104,7 +104,7 @@ impl<'a> Run<'a> {
         within: Duration,
         started: Instant,
     ) -> Option<String> {
-        if matches!(matcher, Matcher::Any) {
+        if matcher.is_any() {
             return None;
         }
         let grace = self.patience(within * LATE_GRACE);

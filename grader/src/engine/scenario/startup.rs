@@ -220,7 +220,12 @@ impl<'a> Run<'a> {
     /// Starts the client, pointed at the grader's listener or (`refused`) at a port where
     /// connections are refused. In a namespace, unless refused, every other port the client
     /// dials is redirected to the listener (see [`crate::net::nat`]).
-    pub(super) async fn start_client(&mut self, refused: bool, name: Option<&str>) -> StepResult {
+    pub(super) async fn start_client(
+        &mut self,
+        refused: bool,
+        name: Option<&str>,
+        args: &[String],
+    ) -> StepResult {
         let port = if refused {
             let r = self.net.refused_port().map_err(|e| {
                 Fail::new(
@@ -265,7 +270,23 @@ impl<'a> Run<'a> {
                 self.dials = self.net.watch_dials().ok();
             }
         }
-        let argv = self.req.client.argv(&self.req.submission, HOST, port, name);
+        let argv = self
+            .req
+            .client
+            .argv_with(&self.req.submission, HOST, port, name, args);
+        if !args.is_empty() {
+            self.transcript.push(
+                "grader",
+                Dir::Note,
+                format!(
+                    "client started with the extra arguments {}",
+                    args.iter()
+                        .map(|a| quote(a, 80))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            );
+        }
         let p = self.spawn(Process::Client, argv, port, name, true)?;
         self.client = Some(p);
         Ok(())

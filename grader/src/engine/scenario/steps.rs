@@ -27,8 +27,16 @@ impl<'a> Run<'a> {
                 self.listener = Some(l);
                 Ok(())
             }
-            Step::StartClient { refused, name } => {
-                self.start_client(*refused, name.as_deref()).await?;
+            Step::StartClient {
+                refused,
+                name,
+                args,
+            } => {
+                let args = args
+                    .iter()
+                    .map(|a| self.expand(local, a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.start_client(*refused, name.as_deref(), &args).await?;
                 self.type_prelude(name.as_deref()).await
             }
             Step::Accept {
@@ -348,6 +356,13 @@ impl<'a> Run<'a> {
                 let c = self.process(Process::Client)?;
                 vec![("stdout", c.stdout.clone()), ("stderr", c.stderr.clone())]
             }
+            StreamRef::ServerStdout => {
+                vec![("stdout", self.process(Process::Server)?.stdout.clone())]
+            }
+            StreamRef::ServerOutput => {
+                let s = self.process(Process::Server)?;
+                vec![("stdout", s.stdout.clone()), ("stderr", s.stderr.clone())]
+            }
         })
     }
 
@@ -361,7 +376,7 @@ impl<'a> Run<'a> {
     /// "; it arrived on connection X instead" when `matcher` matches what another connection
     /// received (a reply sent to the wrong client).
     pub(super) fn elsewhere(&self, own: &Arc<Stream>, matcher: &Matcher) -> String {
-        if matches!(matcher, Matcher::Any) {
+        if matcher.is_any() {
             return String::new();
         }
         let Ok(all) = self.opened.lock() else {
@@ -384,6 +399,18 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn matcher(&self, local: &Local, step: &Step) -> Result<Matcher, Fail> {
+        let base = self.base_matcher(local, step)?;
+        Ok(match step.timestamp() {
+            Some(ts) => Matcher::Timestamped(
+                Box::new(base),
+                crate::spec::TimestampCheck::new(ts)
+                    .map_err(|e| Fail::new(Status::InfraError, format!("spec error: {e}")))?,
+            ),
+            None => base,
+        })
+    }
+
+    fn base_matcher(&self, local: &Local, step: &Step) -> Result<Matcher, Fail> {
         let spec_err = |m: String| Fail::new(Status::InfraError, format!("spec error: {m}"));
         Ok(
             match step

@@ -70,7 +70,9 @@ impl<'a> Run<'a> {
                     }
                     let waited = patience.within().as_secs_f64();
                     let msg = format!("expected {} on {label} within {waited:.1}s{}", matcher.describe(), received(streams, matcher));
-                    let diag = streams.iter().find_map(|(_, s)| s.with_unconsumed(|t, e| matcher.diagnose(t, e.is_some())));
+                    // A timestamp's diagnosis is in the message already (`received`); the hint
+                    // stays the scenario's advice on how to print the time.
+                    let diag = streams.iter().filter(|_| !matches!(matcher, Matcher::Timestamped(..))).find_map(|(_, s)| s.with_unconsumed(|t, e| matcher.diagnose(t, e.is_some())));
                     return Err(Fail::new(Status::TimedOut, msg).hint(diag.map(|d| truncation_hint(&d))));
                 }
             }
