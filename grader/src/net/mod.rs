@@ -1,9 +1,11 @@
 //! The grader's side of the network: the ports it hands to student servers, the connections it
 //! opens or accepts, the "no server here" ports for refused-connection scenarios, and the
 //! network (host or a namespace of the scenario's own) they all live in, and that network's
-//! socket tables (who listens, what is still queued), read through netlink.
+//! socket tables (who listens, what is still queued, which UDP sockets are bound), read through
+//! netlink; and the grader's UDP sockets for datagram scenarios.
 
 pub mod conn;
+pub mod datagram;
 pub mod nat;
 pub mod netns;
 pub mod ports;

@@ -86,6 +86,8 @@ struct State {
     server: bool,
     listener: bool,
     client: bool,
+    /// A grader UDP socket is open (a client scenario's client may be pointed at it).
+    udp: bool,
 }
 
 fn check_step(
@@ -113,9 +115,9 @@ fn check_step(
             if sc.role != Role::Client {
                 return Err("`start_client` belongs in a scenario with role = \"client\"".into());
             }
-            if !refused && !state.listener {
+            if !refused && !state.listener && !state.udp {
                 return Err(
-                    "`start_client` needs a `listen` step before it (or refused = true)".into(),
+                    "`start_client` needs a `listen` or `udp_socket` step before it (or refused = true)".into(),
                 );
             }
             state.client = true;
@@ -209,6 +211,52 @@ fn check_step(
             }
         }
         Step::EndIfExited { process, .. } => check_process(*process, state)?,
+        Step::UdpSocket { sock } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            if sc.role == Role::Client && state.client && !state.udp {
+                return Err(
+                    "in a client scenario the first `udp_socket` (the server the client is pointed at) must come before `start_client`".into(),
+                );
+            }
+            state.udp = true;
+            open.insert(format!("udp:{sock}"));
+        }
+        Step::SendDatagram { sock, .. } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            udp_is_open(open, sock)?;
+            if sc.role == Role::Server && !state.server {
+                return Err("`send_datagram` needs a `start_server` step before it".into());
+            }
+            let body = step
+                .send_body()
+                .ok_or("`send_datagram` needs exactly one of `text`, `line` or `hex`")?;
+            if let super::SendBody::Hex(h) = body {
+                let clean: String = h.split_whitespace().collect();
+                if !clean.len().is_multiple_of(2) || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("`hex = {h:?}` is not an even number of hex digits"));
+                }
+            }
+        }
+        Step::ExpectDatagram { on, .. } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            udp_is_open(open, on)?;
+            match step.expectation() {
+                Some(super::Expectation::Regex(r)) => {
+                    regex::Regex::new(&r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
+                }
+                Some(_) => {}
+                None => {
+                    return Err("`expect_datagram` needs exactly one of `any = true`, `contains`, `regex` or `exact`".into());
+                }
+            }
+        }
+        Step::ExpectNoDatagram { on, window, .. } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            udp_is_open(open, on)?;
+            if window.0.is_zero() {
+                return Err("the `expect_no_datagram` window must be longer than 0s".into());
+            }
+        }
         Step::Join { .. }
         | Step::Chat { .. }
         | Step::ExpectChat { .. }
@@ -255,7 +303,7 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
             .collect::<Vec<_>>()
     };
     match step {
-        Step::Send { text, line, .. } => {
+        Step::Send { text, line, .. } | Step::SendDatagram { text, line, .. } => {
             for t in text.iter().chain(line) {
                 check(t)?;
             }
@@ -293,6 +341,16 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
                 check(&t)?;
             }
         }
+        Step::ExpectDatagram {
+            contains, exact, ..
+        } => {
+            for t in contains.iter().chain(exact) {
+                check(t)?;
+            }
+        }
+        Step::ExpectNoDatagram {
+            contains: Some(t), ..
+        } => check(t)?,
         Step::Parallel { steps, .. } => {
             for s in steps {
                 check_placeholders(s, true, in_repeat)?;
@@ -324,6 +382,25 @@ fn check_target(
         }
         Target::Stream(super::StreamRef::Stderr(p)) => check_process(*p, state),
         Target::Stream(_) => Ok(()),
+    }
+}
+
+/// Datagram steps run at the top level (or in `repeat`), not inside `parallel`.
+fn no_datagrams_in_parallel(step: &Step, suffix: &str) -> Result<(), String> {
+    if suffix.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("`{}` cannot be used inside `parallel`", step.kind()))
+    }
+}
+
+fn udp_is_open(open: &HashSet<String>, sock: &str) -> Result<(), String> {
+    if open.contains(&format!("udp:{sock}")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "UDP socket {sock:?} is used before a `udp_socket` step opened it"
+        ))
     }
 }
 
