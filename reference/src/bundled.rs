@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
-use crate::{launch, task1, task2, task3, task4};
+use crate::{launch, task1, task2, task3, task4, udp};
 
 #[derive(Debug, Parser)]
 struct Plain {
@@ -34,6 +34,8 @@ fn about(task: u32) -> &'static str {
             "ClassChat Task 2: a client that sends and receives at the same time (server pushes its stdin lines)."
         }
         3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
+        21 => "UDP echo (task 21): a server that echoes each datagram to its sender, and a client that retries lost datagrams.",
+        22 => "UDP chat (task 22): JOIN name, lines relayed as `name: text` to every other member, LEAVE.",
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
 }
@@ -74,8 +76,26 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
+        21 => {
+            let cli: Plain = parse(task, args);
+            launch::run(async move {
+                match cli.command {
+                    Command::Server(a) => udp::echo::server(a).await,
+                    Command::Client(a) => udp::echo::client(a).await,
+                }
+            })
+        }
+        22 => {
+            let cli: Named = parse(task, args);
+            launch::run(async move {
+                match cli.command {
+                    NamedCommand::Server(a) => udp::chat::server(a).await,
+                    NamedCommand::Client(a) => udp::chat::client(a).await,
+                }
+            })
+        }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-4)");
+            eprintln!("there is no reference solution for task {other} (tasks 1-4, 21, 22)");
             return 2;
         }
     };

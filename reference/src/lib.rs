@@ -19,6 +19,7 @@
 //! | [`task2`]   | Task 2: the multiplexing client and a server that pushes lines      |
 //! | [`task3`]   | Task 3: the server for many simultaneous clients                    |
 //! | [`task4`]   | Task 4: JSON protocol, name registry, routing server, chat client   |
+//! | [`udp`]     | Tasks 21–22: UDP echo (with timeouts and retries) and a UDP chat     |
 //! | [`error`]   | the error type every fallible function returns                      |
 //! | [`bundled`] | one entry point for all four tasks, for programs that embed them    |
 //!
@@ -54,5 +55,6 @@ pub mod task1;
 pub mod task2;
 pub mod task3;
 pub mod task4;
+pub mod udp;
 
 pub use error::Error;
