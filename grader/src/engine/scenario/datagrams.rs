@@ -220,9 +220,13 @@ impl<'a> Run<'a> {
         matcher: Option<&Matcher>,
         waited: Option<Duration>,
     ) -> (String, Option<String>) {
-        let what = matcher.map_or("a datagram".to_string(), |m| {
-            format!("a datagram with {}", m.describe().trim_start_matches("text "))
-        });
+        let what = match matcher {
+            None => "a datagram".to_string(),
+            Some(Matcher::Exact(t)) => format!("the datagram {}", quote(t, 80)),
+            Some(Matcher::Contains(t)) => format!("a datagram containing {}", quote(t, 80)),
+            Some(Matcher::Regex(r)) => format!("a datagram matching /{}/", r.as_str()),
+            Some(m) => format!("a datagram with {}", m.describe()),
+        };
         let source = match (self.sc.role, self.server_addr) {
             (crate::spec::Role::Server, Some(a)) => format!(" from the server at {a}"),
             _ => String::new(),
