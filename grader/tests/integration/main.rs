@@ -25,3 +25,4 @@ mod task1;
 mod task2;
 mod task3;
 mod task4;
+mod udp;
