@@ -571,4 +571,59 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("between 1 and 1000"), "{e}");
     }
+
+    #[test]
+    fn datagram_steps_need_an_open_socket_and_stay_out_of_parallel() {
+        let start = r#"{ do = "start_server", udp = true }, { do = "udp_socket", sock = "a" },"#;
+        check(
+            &format!(
+                "{start} {{ do = \"send_datagram\", sock = \"a\", text = \"x {{nonce}}\" }}, {{ do = \"expect_datagram\", on = \"a\", exact = \"x {{nonce}}\" }}, {{ do = \"expect_no_datagram\", on = \"a\", for = \"100ms\" }}"
+            ),
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            r#"{ do = "start_server", udp = true }, { do = "send_datagram", sock = "b", text = "x" }"#,
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("before a `udp_socket`"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"expect_datagram\", on = \"a\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("exactly one of `any = true`"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"expect_datagram\", on = \"a\", regex = \"(\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("invalid regex"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"expect_no_datagram\", on = \"a\", for = \"0s\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("longer than 0s"), "{e}");
+        let e = check(
+            &format!(
+                "{start} {{ do = \"parallel\", count = 2, steps = [{{ do = \"send_datagram\", sock = \"a\", text = \"x\" }}] }}"
+            ),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("inside `parallel`"), "{e}");
+    }
+
+    #[test]
+    fn a_client_can_be_pointed_at_a_udp_socket_opened_before_it() {
+        check(
+            r#"{ do = "udp_socket", sock = "srv" }, { do = "start_client" }, { do = "expect_datagram", on = "srv", any = true }"#,
+            "client",
+        )
+        .unwrap();
+        let e = check(r#"{ do = "start_client" }"#, "client").unwrap_err();
+        assert!(e.contains("`listen` or `udp_socket`"), "{e}");
+    }
 }
