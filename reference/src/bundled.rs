@@ -34,8 +34,12 @@ fn about(task: u32) -> &'static str {
             "ClassChat Task 2: a client that sends and receives at the same time (server pushes its stdin lines)."
         }
         3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
-        21 => "UDP echo (task 21): a server that echoes each datagram to its sender, and a client that retries lost datagrams.",
-        22 => "UDP chat (task 22): JOIN name, lines relayed as `name: text` to every other member, LEAVE.",
+        21 => {
+            "UDP echo (task 21): a server that echoes each datagram to its sender, and a client that retries lost datagrams."
+        }
+        22 => {
+            "UDP chat (task 22): JOIN name, lines relayed as `name: text` to every other member, LEAVE."
+        }
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
 }

@@ -62,7 +62,9 @@ impl Inbox {
     /// The datagrams received from index `from` on (clones).
     pub fn since(&self, from: usize) -> Vec<Datagram> {
         let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
-        list.get(from..).map(<[Datagram]>::to_vec).unwrap_or_default()
+        list.get(from..)
+            .map(<[Datagram]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// How many datagrams have been kept so far.
@@ -184,13 +186,10 @@ mod tests {
         other.send_to(b"one", d.local).await.unwrap();
         other.send_to(&big, d.local).await.unwrap();
         let mut rx = d.inbox.subscribe();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            rx.wait_for(|n| *n >= 2),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx.wait_for(|n| *n >= 2))
+            .await
+            .unwrap()
+            .unwrap();
         let got = d.inbox.since(0);
         assert_eq!(got[0].bytes, b"one");
         assert_eq!(got[1].bytes.len(), 2000);

@@ -7,8 +7,16 @@ pub const BUNDLED_TASKS: &[(u32, &str, &str)] = &[
     (2, "task2.toml", include_str!("../../../tasks/task2.toml")),
     (3, "task3.toml", include_str!("../../../tasks/task3.toml")),
     (4, "task4.toml", include_str!("../../../tasks/task4.toml")),
-    (21, "task21.toml", include_str!("../../../tasks/task21.toml")),
-    (22, "task22.toml", include_str!("../../../tasks/task22.toml")),
+    (
+        21,
+        "task21.toml",
+        include_str!("../../../tasks/task21.toml"),
+    ),
+    (
+        22,
+        "task22.toml",
+        include_str!("../../../tasks/task22.toml"),
+    ),
 ];
 
 /// The bundled spec of a task: (file name, text).

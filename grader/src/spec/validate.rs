@@ -390,7 +390,10 @@ fn no_datagrams_in_parallel(step: &Step, suffix: &str) -> Result<(), String> {
     if suffix.is_empty() {
         Ok(())
     } else {
-        Err(format!("`{}` cannot be used inside `parallel`", step.kind()))
+        Err(format!(
+            "`{}` cannot be used inside `parallel`",
+            step.kind()
+        ))
     }
 }
 

@@ -85,7 +85,10 @@ fn echo_reply_to_the_first_sender_reaches_the_wrong_client() {
         s.message
     );
     assert!(
-        s.hint.as_deref().unwrap_or("").contains("recvfrom() returned"),
+        s.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("recvfrom() returned"),
         "{:?}",
         s.hint
     );
@@ -124,7 +127,9 @@ fn echo_client_without_a_timeout_hangs_on_a_lost_datagram() {
     assert!(s.message.contains("still running"), "{}", s.message);
     // The transcript shows the datagram the grader dropped.
     assert!(
-        s.transcript.iter().any(|l| l.contains("srv") && l.contains("← [13 bytes from")),
+        s.transcript
+            .iter()
+            .any(|l| l.contains("srv") && l.contains("← [13 bytes from")),
         "{:#?}",
         s.transcript
     );
@@ -159,7 +164,10 @@ fn chat_server_echoing_to_the_sender() {
         s.message
     );
     assert!(
-        s.hint.as_deref().unwrap_or("").contains("except the address"),
+        s.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("except the address"),
         "{:?}",
         s.hint
     );

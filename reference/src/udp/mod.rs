@@ -55,11 +55,20 @@ pub async fn client_socket(host: &str, port: u16) -> Result<(UdpSocket, SocketAd
         .await
         .map_err(failed)?
         .next()
-        .ok_or_else(|| failed(io::Error::new(io::ErrorKind::NotFound, "host name has no address")))?;
+        .ok_or_else(|| {
+            failed(io::Error::new(
+                io::ErrorKind::NotFound,
+                "host name has no address",
+            ))
+        })?;
     let any: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse().map_err(|_| failed(io::Error::other("bad address")))?
+        "0.0.0.0:0"
+            .parse()
+            .map_err(|_| failed(io::Error::other("bad address")))?
     } else {
-        "[::]:0".parse().map_err(|_| failed(io::Error::other("bad address")))?
+        "[::]:0"
+            .parse()
+            .map_err(|_| failed(io::Error::other("bad address")))?
     };
     let socket = UdpSocket::bind(any).await.map_err(failed)?;
     Ok((socket, server))

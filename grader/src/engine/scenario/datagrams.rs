@@ -33,8 +33,8 @@ impl<'a> Run<'a> {
                     )
                 };
                 let s = self.net.udp_bind().map_err(infra)?;
-                let d = DatagramSocket::new(sock.clone(), s, self.transcript.clone())
-                    .map_err(infra)?;
+                let d =
+                    DatagramSocket::new(sock.clone(), s, self.transcript.clone()).map_err(infra)?;
                 if self.sc.role == crate::spec::Role::Client && self.listener_port.is_none() {
                     // The first UDP socket of a client scenario plays the server.
                     self.listener_port = Some(d.local.port());
@@ -90,7 +90,10 @@ impl<'a> Run<'a> {
                 self.expect_no_datagram(on, needle.as_deref(), window.0)
                     .await
             }
-            other => Err(spec_err(format!("`{}` is not a datagram step", other.kind()))),
+            other => Err(spec_err(format!(
+                "`{}` is not a datagram step",
+                other.kind()
+            ))),
         }
     }
 
@@ -127,10 +130,11 @@ impl<'a> Run<'a> {
 
     /// Whether `d` came from where an answer must come from: the student's server in a server
     /// scenario (its port, on loopback), anyone in a client scenario.
-    fn from_expected(&self, d: &Datagram) -> bool {
+    fn sent_by_expected(&self, d: &Datagram) -> bool {
         match (self.sc.role, self.server_addr) {
             (crate::spec::Role::Server, Some(addr)) => {
-                d.from.port() == addr.port() && (d.from.ip().is_loopback() || d.from.ip() == addr.ip())
+                d.from.port() == addr.port()
+                    && (d.from.ip().is_loopback() || d.from.ip() == addr.ip())
             }
             _ => true,
         }
@@ -162,7 +166,7 @@ impl<'a> Run<'a> {
                 .since(cursor)
                 .into_iter()
                 .enumerate()
-                .find(|(_, d)| self.from_expected(d) && datagram_matches(matcher, d));
+                .find(|(_, d)| self.sent_by_expected(d) && datagram_matches(matcher, d));
             if let Some((k, d)) = found {
                 if let Some(s) = self.udp.get_mut(on) {
                     s.cursor = cursor + k + 1;
@@ -182,8 +186,7 @@ impl<'a> Run<'a> {
                 settled = true;
                 let net = &self.net;
                 let drained = || {
-                    !net
-                        .udp_sockets()
+                    !net.udp_sockets()
                         .iter()
                         .any(|s| s.addr == local_addr && s.queued > 0)
                 };
@@ -201,7 +204,7 @@ impl<'a> Run<'a> {
                     let (msg, hint) = self.no_datagram(on, matcher, Some(patience.within()));
                     // A last look: a datagram may have come at the very end.
                     let cursor = self.udp.get(on).map_or(0, |d| d.cursor);
-                    let late = inbox.since(cursor).iter().any(|d| self.from_expected(d) && datagram_matches(matcher, d));
+                    let late = inbox.since(cursor).iter().any(|d| self.sent_by_expected(d) && datagram_matches(matcher, d));
                     if late {
                         continue;
                     }
@@ -242,7 +245,7 @@ impl<'a> Run<'a> {
         };
         let pending = sock.inbox.since(sock.cursor);
         let (ours, others): (Vec<&Datagram>, Vec<&Datagram>) =
-            pending.iter().partition(|d| self.from_expected(d));
+            pending.iter().partition(|d| self.sent_by_expected(d));
         if let Some(d) = others.iter().find(|d| datagram_matches(matcher, d)) {
             msg.push_str(&format!(
                 ", but it came from {}, not from the server's address",
@@ -290,7 +293,7 @@ impl<'a> Run<'a> {
                 s.inbox
                     .since(0)
                     .iter()
-                    .any(|d| self.from_expected(d) && datagram_matches(matcher, d))
+                    .any(|d| self.sent_by_expected(d) && datagram_matches(matcher, d))
             })
             .map(|(name, _)| name.as_str())
             .collect();
