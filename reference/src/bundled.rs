@@ -14,7 +14,7 @@ use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
 use crate::week1::Rules;
-use crate::{launch, task1, task2, task3, task4, tcp_echo, timestamp, week1};
+use crate::{launch, task1, task2, task3, task4, tcp_echo, timestamp, udp, week1};
 
 #[derive(Debug, Parser)]
 struct Plain {
@@ -53,6 +53,12 @@ fn about(task: u32) -> &'static str {
         }
         16 => {
             "Timestamp lab: a threaded server replying `[HH:MM:SS] text`; a client for one message or interactive use."
+        }
+        21 => {
+            "UDP echo (task 21): a server that echoes each datagram to its sender, and a client that retries lost datagrams."
+        }
+        22 => {
+            "UDP chat (task 22): JOIN name, lines relayed as `name: text` to every other member, LEAVE."
         }
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
@@ -128,8 +134,26 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
+        21 => {
+            let cli: Plain = parse(task, args);
+            launch::run(async move {
+                match cli.command {
+                    Command::Server(a) => udp::echo::server(a).await,
+                    Command::Client(a) => udp::echo::client(a).await,
+                }
+            })
+        }
+        22 => {
+            let cli: Named = parse(task, args);
+            launch::run(async move {
+                match cli.command {
+                    NamedCommand::Server(a) => udp::chat::server(a).await,
+                    NamedCommand::Client(a) => udp::chat::client(a).await,
+                }
+            })
+        }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-4, 11-16)");
+            eprintln!("there is no reference solution for task {other} (tasks 1-4, 11-16, 21-22)");
             return 2;
         }
     };

@@ -20,6 +20,7 @@
 //! | [`task3`]   | Task 3: the server for many simultaneous clients                    |
 //! | [`task4`]   | Task 4: JSON protocol, name registry, routing server, chat client   |
 //! | [`tcp_echo`] | lab tcp-echo (task 11): a byte-exact echo server and its client    |
+//! | [`udp`]     | Tasks 21–22: UDP echo (with timeouts and retries) and a UDP chat     |
 //! | [`error`]   | the error type every fallible function returns                      |
 //! | [`week1`]   | tasks 12–15: the week-1 extensions (sequential, validation, client timeout, concurrent timestamped replies) |
 //! | [`timestamp`] | task 16: the threaded timestamp server and its one-message client |
@@ -62,5 +63,6 @@ pub mod task4;
 pub mod tcp_echo;
 pub mod timestamp;
 pub mod week1;
+pub mod udp;
 
 pub use error::Error;

@@ -277,6 +277,29 @@ impl Net {
             .unwrap_or_else(|| tables::proc::listeners(&self.proc_net()))
     }
 
+    /// Every bound UDP socket in this network (a UDP server is ready once its socket is bound).
+    pub fn udp_sockets(&self) -> Vec<Listener> {
+        self.diag()
+            .and_then(|d| d.udp_sockets().ok())
+            .unwrap_or_else(|| tables::proc::udp_sockets(&self.proc_net()))
+    }
+
+    /// A UDP socket of the grader on 127.0.0.1 and a port the kernel picks, in this network
+    /// (non-blocking, close-on-exec). Call inside the runtime.
+    pub fn udp_bind(&self) -> io::Result<tokio::net::UdpSocket> {
+        let make = || -> io::Result<Socket> {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+            s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
+            Ok(s)
+        };
+        let s = match self {
+            Net::Host(_) => make()?,
+            Net::Ns(ns) => ns.run(make)??,
+        };
+        s.set_nonblocking(true)?;
+        tokio::net::UdpSocket::from_std(s.into())
+    }
+
     /// Bytes still queued between our socket `ours` and the peer `theirs` in this network (see
     /// [`SockDiag::unread_bytes`]).
     pub fn unread_bytes(&self, ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {

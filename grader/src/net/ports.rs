@@ -123,10 +123,11 @@ fn lock_port(port: u16) -> Option<Option<Flock<File>>> {
 }
 
 /// Whether a port can be bound on all IPv4 addresses without SO_REUSEADDR (so neither a listener
-/// nor a TIME_WAIT socket holds it).
+/// nor a TIME_WAIT socket holds it), for TCP and for UDP (a UDP lab's server binds it as UDP).
 pub(crate) fn is_free(port: u16) -> bool {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).is_ok()
         && TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
+        && std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).is_ok()
 }
 
 /// A port reserved for one scenario.

@@ -38,6 +38,16 @@ pub const BUNDLED_TASKS: &[(u32, &str, &str)] = &[
         "task16.toml",
         include_str!("../../../tasks/task16.toml"),
     ),
+    (
+        21,
+        "task21.toml",
+        include_str!("../../../tasks/task21.toml"),
+    ),
+    (
+        22,
+        "task22.toml",
+        include_str!("../../../tasks/task22.toml"),
+    ),
 ];
 
 /// The bundled spec of a task: (file name, text).

@@ -248,6 +248,10 @@ pub enum Step {
         /// port its own process listens on (noted once per grading).
         #[serde(default)]
         assigned_port: bool,
+        /// The server is a UDP server: it is ready once a UDP socket of its own is bound to the
+        /// port (observed in the kernel's UDP table), not a TCP listening socket.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        udp: bool,
     },
     /// Open the grader's own listener, playing the server for a client scenario.
     Listen {},
@@ -517,6 +521,71 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
+    /// Open a grader-side UDP socket on 127.0.0.1 (a port the kernel picks) and call it `sock`.
+    /// In a client scenario the first one plays the server: `start_client` points the student's
+    /// client at it.
+    UdpSocket {
+        /// Name of the socket.
+        sock: String,
+    },
+    /// Send one datagram from `sock` (exactly one of `text`, `line`, `hex`): to the student's
+    /// server in a server scenario; in a client scenario to the address the last datagram
+    /// `expect_datagram` took on `sock` came from (the student's client).
+    SendDatagram {
+        /// The grader's socket.
+        sock: String,
+        /// Text sent as it is.
+        #[serde(default)]
+        text: Option<String>,
+        /// Text followed by a newline.
+        #[serde(default)]
+        line: Option<String>,
+        /// Raw bytes, in hex.
+        #[serde(default)]
+        hex: Option<String>,
+    },
+    /// Wait until one datagram arrives on `sock` that matches (exactly one of `any`,
+    /// `contains`, `regex`, `exact`: the whole datagram, white space around it ignored), sent
+    /// from the student's server's address (server scenarios) or by the client (client
+    /// scenarios, whose address later `send_datagram`s answer). Each datagram is matched on its
+    /// own; earlier ones that do not match are passed over.
+    ExpectDatagram {
+        /// The grader's socket.
+        on: String,
+        /// Any datagram at all (even an empty one).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        any: bool,
+        /// Text the datagram must contain.
+        #[serde(default)]
+        contains: Option<String>,
+        /// A regex the datagram must match.
+        #[serde(default)]
+        regex: Option<String>,
+        /// The whole datagram (white space around it ignored).
+        #[serde(default)]
+        exact: Option<String>,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// No datagram (with `contains`: none containing that text) arrives on `sock` during the
+    /// window; datagrams received earlier and not taken by an `expect_datagram` count too.
+    ExpectNoDatagram {
+        /// The grader's socket.
+        on: String,
+        /// Only datagrams containing this text count.
+        #[serde(default)]
+        contains: Option<String>,
+        /// The window.
+        #[serde(rename = "for")]
+        window: Dur,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
     /// Run `count` copies of `steps` concurrently; connection names inside get a `#<i>` suffix
     /// and `{i}` expands to the copy's index. Passes when every copy passes. Connections stay
     /// open after the group: a later `parallel` copy `i` uses its own `name#i` again (so one
@@ -734,6 +803,10 @@ impl Step {
             Step::ExpectNoTraceback { .. } => "expect_no_traceback",
             Step::ExpectConnectAttempt { .. } => "expect_connect_attempt",
             Step::ExpectCpuBelow { .. } => "expect_cpu_below",
+            Step::UdpSocket { .. } => "udp_socket",
+            Step::SendDatagram { .. } => "send_datagram",
+            Step::ExpectDatagram { .. } => "expect_datagram",
+            Step::ExpectNoDatagram { .. } => "expect_no_datagram",
             Step::Parallel { .. } => "parallel",
             Step::Repeat { .. } => "repeat",
             Step::EndIfExited { .. } => "end_if_exited",
@@ -768,7 +841,9 @@ impl Step {
             | Step::ExpectNoTraceback { hint, .. }
             | Step::ExpectConnectAttempt { hint, .. }
             | Step::EndIfExited { hint, .. }
-            | Step::ExpectCpuBelow { hint, .. } => hint.as_deref(),
+            | Step::ExpectCpuBelow { hint, .. }
+            | Step::ExpectDatagram { hint, .. }
+            | Step::ExpectNoDatagram { hint, .. } => hint.as_deref(),
             _ => None,
         }
     }
@@ -784,6 +859,13 @@ impl Step {
                 json,
                 ..
             } => (*any, contains, regex, exact, json),
+            Step::ExpectDatagram {
+                any,
+                contains,
+                regex,
+                exact,
+                ..
+            } => (*any, contains, regex, exact, &None),
             Step::ExpectNot {
                 contains,
                 regex,
@@ -832,23 +914,26 @@ impl Step {
         }
     }
 
-    /// The body of a `send` step (validated to be exactly one).
+    /// The body of a `send` or `send_datagram` step (validated to be exactly one).
     pub fn send_body(&self) -> Option<SendBody> {
-        let Step::Send {
-            text,
-            line,
-            hex,
-            random,
-            ..
-        } = self
-        else {
-            return None;
+        let (text, line, hex, random) = match self {
+            Step::Send {
+                text,
+                line,
+                hex,
+                random,
+                ..
+            } => (text, line, hex, *random),
+            Step::SendDatagram {
+                text, line, hex, ..
+            } => (text, line, hex, None),
+            _ => return None,
         };
         match (text, line, hex, random) {
             (Some(t), None, None, None) => Some(SendBody::Text(t.clone())),
             (None, Some(l), None, None) => Some(SendBody::Line(l.clone())),
             (None, None, Some(h), None) => Some(SendBody::Hex(h.clone())),
-            (None, None, None, Some(n)) => Some(SendBody::Random(*n)),
+            (None, None, None, Some(n)) => Some(SendBody::Random(n)),
             _ => None,
         }
     }

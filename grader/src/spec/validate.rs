@@ -101,6 +101,8 @@ struct State {
     server: bool,
     listener: bool,
     client: bool,
+    /// A grader UDP socket is open (a client scenario's client may be pointed at it).
+    udp: bool,
 }
 
 fn check_step(
@@ -128,9 +130,9 @@ fn check_step(
             if sc.role != Role::Client {
                 return Err("`start_client` belongs in a scenario with role = \"client\"".into());
             }
-            if !refused && !state.listener {
+            if !refused && !state.listener && !state.udp {
                 return Err(
-                    "`start_client` needs a `listen` step before it (or refused = true)".into(),
+                    "`start_client` needs a `listen` or `udp_socket` step before it (or refused = true)".into(),
                 );
             }
             state.client = true;
@@ -254,6 +256,52 @@ fn check_step(
             }
         }
         Step::EndIfExited { process, .. } => check_process(*process, state)?,
+        Step::UdpSocket { sock } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            if sc.role == Role::Client && state.client && !state.udp {
+                return Err(
+                    "in a client scenario the first `udp_socket` (the server the client is pointed at) must come before `start_client`".into(),
+                );
+            }
+            state.udp = true;
+            open.insert(format!("udp:{sock}"));
+        }
+        Step::SendDatagram { sock, .. } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            udp_is_open(open, sock)?;
+            if sc.role == Role::Server && !state.server {
+                return Err("`send_datagram` needs a `start_server` step before it".into());
+            }
+            let body = step
+                .send_body()
+                .ok_or("`send_datagram` needs exactly one of `text`, `line` or `hex`")?;
+            if let super::SendBody::Hex(h) = body {
+                let clean: String = h.split_whitespace().collect();
+                if !clean.len().is_multiple_of(2) || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("`hex = {h:?}` is not an even number of hex digits"));
+                }
+            }
+        }
+        Step::ExpectDatagram { on, .. } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            udp_is_open(open, on)?;
+            match step.expectation() {
+                Some(super::Expectation::Regex(r)) => {
+                    regex::Regex::new(&r).map_err(|e| format!("invalid regex {r:?}: {e}"))?;
+                }
+                Some(_) => {}
+                None => {
+                    return Err("`expect_datagram` needs exactly one of `any = true`, `contains`, `regex` or `exact`".into());
+                }
+            }
+        }
+        Step::ExpectNoDatagram { on, window, .. } => {
+            no_datagrams_in_parallel(step, suffix)?;
+            udp_is_open(open, on)?;
+            if window.0.is_zero() {
+                return Err("the `expect_no_datagram` window must be longer than 0s".into());
+            }
+        }
         Step::Join { .. }
         | Step::Chat { .. }
         | Step::ExpectChat { .. }
@@ -300,7 +348,7 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
             .collect::<Vec<_>>()
     };
     match step {
-        Step::Send { text, line, .. } => {
+        Step::Send { text, line, .. } | Step::SendDatagram { text, line, .. } => {
             for t in text.iter().chain(line) {
                 check(t)?;
             }
@@ -343,6 +391,16 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
                 check(&t)?;
             }
         }
+        Step::ExpectDatagram {
+            contains, exact, ..
+        } => {
+            for t in contains.iter().chain(exact) {
+                check(t)?;
+            }
+        }
+        Step::ExpectNoDatagram {
+            contains: Some(t), ..
+        } => check(t)?,
         Step::Parallel { steps, .. } => {
             for s in steps {
                 check_placeholders(s, true, in_repeat)?;
@@ -386,6 +444,28 @@ fn check_target(
             check_process(super::Process::Server, state)
         }
         Target::Stream(_) => Ok(()),
+    }
+}
+
+/// Datagram steps run at the top level (or in `repeat`), not inside `parallel`.
+fn no_datagrams_in_parallel(step: &Step, suffix: &str) -> Result<(), String> {
+    if suffix.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` cannot be used inside `parallel`",
+            step.kind()
+        ))
+    }
+}
+
+fn udp_is_open(open: &HashSet<String>, sock: &str) -> Result<(), String> {
+    if open.contains(&format!("udp:{sock}")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "UDP socket {sock:?} is used before a `udp_socket` step opened it"
+        ))
     }
 }
 
@@ -643,5 +723,60 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("between 1 and 1000"), "{e}");
+    }
+
+    #[test]
+    fn datagram_steps_need_an_open_socket_and_stay_out_of_parallel() {
+        let start = r#"{ do = "start_server", udp = true }, { do = "udp_socket", sock = "a" },"#;
+        check(
+            &format!(
+                "{start} {{ do = \"send_datagram\", sock = \"a\", text = \"x {{nonce}}\" }}, {{ do = \"expect_datagram\", on = \"a\", exact = \"x {{nonce}}\" }}, {{ do = \"expect_no_datagram\", on = \"a\", for = \"100ms\" }}"
+            ),
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            r#"{ do = "start_server", udp = true }, { do = "send_datagram", sock = "b", text = "x" }"#,
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("before a `udp_socket`"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"expect_datagram\", on = \"a\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("exactly one of `any = true`"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"expect_datagram\", on = \"a\", regex = \"(\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("invalid regex"), "{e}");
+        let e = check(
+            &format!("{start} {{ do = \"expect_no_datagram\", on = \"a\", for = \"0s\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("longer than 0s"), "{e}");
+        let e = check(
+            &format!(
+                "{start} {{ do = \"parallel\", count = 2, steps = [{{ do = \"send_datagram\", sock = \"a\", text = \"x\" }}] }}"
+            ),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("inside `parallel`"), "{e}");
+    }
+
+    #[test]
+    fn a_client_can_be_pointed_at_a_udp_socket_opened_before_it() {
+        check(
+            r#"{ do = "udp_socket", sock = "srv" }, { do = "start_client" }, { do = "expect_datagram", on = "srv", any = true }"#,
+            "client",
+        )
+        .unwrap();
+        let e = check(r#"{ do = "start_client" }"#, "client").unwrap_err();
+        assert!(e.contains("`listen` or `udp_socket`"), "{e}");
     }
 }

@@ -27,3 +27,4 @@ mod task3;
 mod task4;
 mod tcp_echo;
 mod week1;
+mod udp;

@@ -14,7 +14,9 @@
 //! - no step waits past the grading's wall-clock limit: it fails there as *timed out*;
 //! - `parallel` copies run concurrently, keep their connections for later groups, and an
 //!   `isolated` group checks that no copy received a line another copy sent; an expectation on a
-//!   connection that times out says when the awaited text arrived on another connection instead.
+//!   connection that times out says when the awaited text arrived on another connection instead;
+//! - datagram steps (`scenario/datagrams.rs`) share the scenario's network, transcript and
+//!   process watching with the connection steps.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -120,6 +122,11 @@ struct Run<'a> {
     opened: std::sync::Mutex<Vec<(String, Arc<Stream>)>>,
     /// Every line typed on the client's stdin, for diagnostics.
     typed: std::sync::Mutex<Vec<String>>,
+    /// The grader's UDP sockets, by name (datagram scenarios).
+    udp: HashMap<String, crate::net::datagram::DatagramSocket>,
+    /// The student's server is a UDP server (`start_server` with `udp = true`): it is ready once
+    /// its UDP socket is bound.
+    udp_server: bool,
 }
 
 /// Connections and indices owned by one strand of a scenario (the scenario itself, or one copy
@@ -231,6 +238,8 @@ pub(super) async fn run(
         collided: false,
         opened: std::sync::Mutex::new(Vec::new()),
         typed: std::sync::Mutex::new(Vec::new()),
+        udp: HashMap::new(),
+        udp_server: false,
     };
     let mut local = Local::default();
     let mut failed: Option<(usize, &Step, Fail)> = None;
@@ -517,6 +526,7 @@ impl<'a> Run<'a> {
 
 mod burst;
 mod bytes;
+mod datagrams;
 mod diagnose;
 mod prelude;
 mod startup;

@@ -12,10 +12,20 @@ impl<'a> Run<'a> {
     /// processes' sockets, so a socket the student binds in between is never mistaken for a
     /// stranger's. Both are empty once no process of the program is left.
     fn port_holders(&self, members: &Members) -> (Vec<Listener>, Vec<Listener>) {
-        let table = self.net.listeners();
+        let table = self.server_table();
         match procfs::socket_inodes_of(&members.pids()) {
             Some(held) => tables::partition(table, &held),
             None => (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// The sockets a server may be ready on: TCP listening sockets, or for a UDP server
+    /// (`start_server` with `udp = true`) bound UDP sockets (a UDP server has no `listen()`).
+    fn server_table(&self) -> Vec<Listener> {
+        if self.udp_server {
+            self.net.udp_sockets()
+        } else {
+            self.net.listeners()
         }
     }
 
@@ -154,8 +164,13 @@ impl<'a> Run<'a> {
                 other => other,
             };
             let addr = SocketAddr::new(ip, addr.port());
+            let how = if self.udp_server {
+                "UDP socket bound to"
+            } else {
+                "listening on"
+            };
             self.transcript
-                .push("server", Dir::Note, format!("listening on {addr}"));
+                .push("server", Dir::Note, format!("{how} {addr}"));
             self.server_addr = Some(addr);
             return Ok(());
         }
@@ -174,7 +189,7 @@ impl<'a> Run<'a> {
         // to another program: if someone else listens there now, that is not the student's fault.
         let stranger = stranger
             || (p.exit_info().is_some()
-                && self.net.listeners().iter().any(|l| l.addr.port() == port));
+                && self.server_table().iter().any(|l| l.addr.port() == port));
         if stranger {
             return Err(Fail::new(
                 Status::InfraError,
@@ -213,7 +228,11 @@ impl<'a> Run<'a> {
                 Status::NeverListened,
                 format!("the server was still running but not listening on port {port} after {:.1}s{elsewhere}", start.elapsed().as_secs_f64()),
             )
-            .hint(hint.or_else(|| Some("create the listening socket at start-up: bind to the --port argument and call listen()".into())))),
+            .hint(hint.or_else(|| Some(if self.udp_server {
+                "create the UDP socket at start-up and bind it to the --port argument".into()
+            } else {
+                "create the listening socket at start-up: bind to the --port argument and call listen()".into()
+            })))),
         }
     }
 
@@ -249,7 +268,8 @@ impl<'a> Run<'a> {
                 )
             })?
         };
-        if !refused && !self.on_host() {
+        // A UDP client (pointed at a grader UDP socket) has no TCP connection to redirect.
+        if !refused && !self.on_host() && self.listener.is_some() {
             let redirected = if self.accept_any_port() {
                 match self.net.redirect_tcp_to(port) {
                     Ok(()) => true,

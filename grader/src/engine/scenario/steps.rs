@@ -12,10 +12,16 @@ impl<'a> Run<'a> {
             Step::StartServer {
                 within,
                 assigned_port,
+                udp,
             } => {
                 let within = within.unwrap_or(self.req.spec.defaults.listen_within).0;
+                self.udp_server = *udp;
                 self.start_server(within, *assigned_port).await
             }
+            Step::UdpSocket { .. }
+            | Step::SendDatagram { .. }
+            | Step::ExpectDatagram { .. }
+            | Step::ExpectNoDatagram { .. } => self.datagram_step(local, step).await,
             Step::Listen {} => {
                 let l = self.net.listen_loopback().map_err(|e| {
                     Fail::new(
