@@ -62,7 +62,7 @@ pub mod task3;
 pub mod task4;
 pub mod tcp_echo;
 pub mod timestamp;
-pub mod week1;
 pub mod udp;
+pub mod week1;
 
 pub use error::Error;

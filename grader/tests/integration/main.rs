@@ -26,5 +26,5 @@ mod task2;
 mod task3;
 mod task4;
 mod tcp_echo;
-mod week1;
 mod udp;
+mod week1;
