@@ -1,4 +1,4 @@
-//! One entry point for all four model solutions: the `classchat-taskN` binaries call [`main`],
+//! One entry point for all the model solutions (Tasks 1-4 and the bonus tasks 5-7): the `classchat-taskN` binaries call [`main`],
 //! and another program (the grader) carries them inside its own binary and starts them as
 //! `<program> reference --task N server|client ...` through [`run`].
 //!
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
-use crate::{launch, task1, task2, task3, task4};
+use crate::{bonus, launch, task1, task2, task3, task4};
 
 #[derive(Debug, Parser)]
 struct Plain {
@@ -34,6 +34,9 @@ fn about(task: u32) -> &'static str {
             "ClassChat Task 2: a client that sends and receives at the same time (server pushes its stdin lines)."
         }
         3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
+        5..=7 => {
+            "ClassChat bonus tasks 5-7: groups, offline messages and file transfer in one server (client as in Task 4)."
+        }
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
 }
@@ -65,17 +68,19 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
-        4 => {
+        4..=7 => {
             let cli: Named = parse(task, args);
             launch::run(async move {
                 match cli.command {
-                    NamedCommand::Server(a) => task4::server::run(a).await,
+                    NamedCommand::Server(a) if task == 4 => task4::server::run(a).await,
+                    // Tasks 5-7 (bonus) share one server; their client is the Task 4 client.
+                    NamedCommand::Server(a) => bonus::server::run(a).await,
                     NamedCommand::Client(a) => task4::client::run(a).await,
                 }
             })
         }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-4)");
+            eprintln!("there is no reference solution for task {other} (tasks 1-7)");
             return 2;
         }
     };

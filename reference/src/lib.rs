@@ -19,6 +19,7 @@
 //! | [`task2`]   | Task 2: the multiplexing client and a server that pushes lines      |
 //! | [`task3`]   | Task 3: the server for many simultaneous clients                    |
 //! | [`task4`]   | Task 4: JSON protocol, name registry, routing server, chat client   |
+//! | [`bonus`]   | Tasks 5-7 (bonus): groups, offline messages, files in one server    |
 //! | [`error`]   | the error type every fallible function returns                      |
 //! | [`bundled`] | one entry point for all four tasks, for programs that embed them    |
 //!
@@ -42,6 +43,7 @@
 //! * SIGINT and SIGTERM end every program promptly with exit status 0.
 
 pub mod accept;
+pub mod bonus;
 pub mod bundled;
 pub mod cli;
 pub mod console;
