@@ -89,6 +89,15 @@ impl Matcher {
         }
     }
 
+    /// For a JSON expectation with a long string value (a file's content): how the value of
+    /// each arrived object with that field differs (lengths, first difference), not quoted.
+    pub fn differences(&self, text: &str, ended: bool) -> Vec<String> {
+        match self {
+            Matcher::Json(preds) => long_field_differences(&json_items(text, ended), preds),
+            _ => Vec::new(),
+        }
+    }
+
     /// Explains a failure given what arrived (`text`, not consumed), or `None` if nothing helps.
     pub fn diagnose(&self, text: &str, ended: bool) -> Option<String> {
         match self {
@@ -118,9 +127,6 @@ impl Matcher {
                     })
                     .collect();
                 let mut parts = Vec::new();
-                if let Matcher::Json(preds) = self {
-                    parts.extend(long_field_differences(&items, preds));
-                }
                 if !objects.is_empty() {
                     parts.push(format!("JSON that arrived: {}", objects.join(", ")));
                 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::{Ack, Errors, Format, Protocol, Register, Reply};
 use super::{JsonPredicate, Role, Step, Target, TaskSpec};
-use crate::spec::step::{GroupAction, JsonOp};
+use crate::spec::step::{FilePart, GroupAction, JsonOp};
 
 /// A reusable sequence of steps with parameters: `[block.<name>]` in a task file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -816,6 +816,7 @@ impl Cx<'_> {
                 filename,
                 data,
                 split,
+                part,
             } => {
                 self.need_role(Role::Server, "send_file")?;
                 self.need_json("send_file")?;
@@ -828,9 +829,9 @@ impl Cx<'_> {
                     (f.data.as_str(), data.as_str()),
                 ]);
                 let line = json_line(&pairs);
-                match split {
-                    None => out.push(send_line(conn, line)),
-                    Some(cut) => {
+                match (split, part) {
+                    (None, None) => out.push(send_line(conn, line)),
+                    (Some(cut), Some(part)) => {
                         let at = (!cut.is_empty() && data.contains(cut.as_str()))
                             .then(|| line.find(cut.as_str()))
                             .flatten()
@@ -838,21 +839,33 @@ impl Cx<'_> {
                             .ok_or_else(|| {
                                 format!("`split` = {cut:?} is not a part of `data` = {data:?}")
                             })?;
-                        out.push(Step::Send {
-                            conn: conn.clone(),
-                            text: Some(line[..at].to_string()),
-                            line: None,
-                            hex: None,
-                        });
-                        out.push(Step::WaitRead {
-                            conn: conn.clone(),
-                            within: None,
-                            hint: Some(
-                                "read what a client sends even before its message is complete"
-                                    .into(),
-                            ),
-                        });
-                        out.push(send_line(conn, line[at..].to_string()));
+                        match part {
+                            FilePart::First => {
+                                out.push(Step::Send {
+                                    conn: conn.clone(),
+                                    text: Some(line[..at].to_string()),
+                                    line: None,
+                                    hex: None,
+                                });
+                                out.push(Step::WaitRead {
+                                    conn: conn.clone(),
+                                    within: None,
+                                    hint: Some(
+                                        "read what a client sends even before its message is complete"
+                                            .into(),
+                                    ),
+                                });
+                            }
+                            FilePart::Rest => out.push(send_line(conn, line[at..].to_string())),
+                        }
+                    }
+                    (Some(_), None) => {
+                        return Err(
+                            "`split` needs `part = \"first\"` or `part = \"rest\"`".into()
+                        );
+                    }
+                    (None, Some(_)) => {
+                        return Err("`part` needs `split` (where the message is cut)".into());
                     }
                 }
             }

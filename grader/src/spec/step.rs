@@ -679,9 +679,11 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
-    /// Server role: send a file (its content in base64, e.g. `{base64:N}`) from `conn` to `to`,
-    /// in one write or, with `split`, in two: the message up to and including `split`'s text
-    /// first, the rest after `wait_read` shows the server has read the first part.
+    /// Server role: send a file (its content in base64, e.g. `{base64:N}`) from `conn` to `to`
+    /// in one write; or, with `split` and `part`, one of two parts of that write: `part =
+    /// "first"` sends the message up to and including `split`'s text and waits until the server
+    /// has read it (`wait_read`), a later step with `part = "rest"` sends the rest, so other
+    /// steps can run while a transfer is half done.
     SendFile {
         /// The sender's connection.
         conn: String,
@@ -695,6 +697,9 @@ pub enum Step {
         /// `{base64:N:KEY}` placeholders).
         #[serde(default)]
         split: Option<String>,
+        /// With `split`: which part this step sends.
+        #[serde(default)]
+        part: Option<FilePart>,
     },
     /// Server role: a file from `from` named `filename` with exactly this base64 content
     /// arrives on `on`.
@@ -722,6 +727,16 @@ pub enum Step {
         #[serde(default)]
         with: BTreeMap<String, String>,
     },
+}
+
+/// Which part of a split file message a `send_file` step sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilePart {
+    /// Up to and including the `split` text, then wait until it is read.
+    First,
+    /// The rest, with the newline.
+    Rest,
 }
 
 /// What a `group` step does.

@@ -199,6 +199,7 @@ pub(super) fn received(streams: &[Watched], matcher: &Matcher) -> String {
                 };
                 parts.push(format!("{}{on}", quote(t, 200)));
             }
+            diags.extend(matcher.differences(t, e.is_some()));
             if let Some(d) = matcher.diagnose(t, e.is_some()) {
                 diags.push(d);
             }
