@@ -3,6 +3,7 @@
 
 mod audience_leaks;
 mod bad_input;
+mod bonus;
 mod batch;
 mod batch_more;
 mod build;
