@@ -62,7 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--load", type=int, default=2, help="busy processes to start (default: 2)")
-    ap.add_argument("--tasks", default="1,2,3,4")
+    ap.add_argument("--tasks", default="1,2,3,4,5,6,7")
     ap.add_argument("--jobs", type=int, default=1, help="gradings at once (default 1)")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "grader"], cwd=ROOT, check=True)
