@@ -860,9 +860,7 @@ impl Cx<'_> {
                         }
                     }
                     (Some(_), None) => {
-                        return Err(
-                            "`split` needs `part = \"first\"` or `part = \"rest\"`".into()
-                        );
+                        return Err("`split` needs `part = \"first\"` or `part = \"rest\"`".into());
                     }
                     (None, Some(_)) => {
                         return Err("`part` needs `split` (where the message is cut)".into());

@@ -229,7 +229,12 @@ mod tests {
         assert_eq!(whole.len(), 1000);
         assert_eq!(&whole[..3], &[0, 1, 2]);
         assert!(std::str::from_utf8(&whole).is_err());
-        assert_eq!(STANDARD.decode(expand("{base64:2}", &vars()).unwrap()).unwrap(), [0, 1]);
+        assert_eq!(
+            STANDARD
+                .decode(expand("{base64:2}", &vars()).unwrap())
+                .unwrap(),
+            [0, 1]
+        );
         let joined = expand("{base64:300:a}{base64:301:b}", &vars()).unwrap();
         let bytes = STANDARD.decode(joined).unwrap();
         assert_eq!(bytes.len(), 601);

@@ -101,7 +101,11 @@ fn file_through_text_mode() {
     let g = grade(7, &fixture(7, "file_through_text_mode.py"), &[]);
     assert_failures(
         &g,
-        &[(BINARY, TimedOut), (LARGE, TimedOut), (NOT_BLOCKED, TimedOut)],
+        &[
+            (BINARY, TimedOut),
+            (LARGE, TimedOut),
+            (NOT_BLOCKED, TimedOut),
+        ],
     );
     // The file arrived, changed: the message measures the difference instead of quoting
     // the whole content. Byte 13 (\r, at base64 character 18) is the first one text mode

@@ -3,9 +3,9 @@
 
 mod audience_leaks;
 mod bad_input;
-mod bonus;
 mod batch;
 mod batch_more;
+mod bonus;
 mod build;
 mod dialects;
 mod distribution;

@@ -145,14 +145,16 @@ impl Session {
                         Reply::ok(format!("created the group '{group}'"))
                     }),
             ),
-            Request::GroupJoin { group } => Some(d.join_group(&group, name).map_or_else(
-                Reply::error,
-                |()| Reply::ok(format!("joined the group '{group}'")),
-            )),
-            Request::GroupLeave { group } => Some(d.leave_group(&group, name).map_or_else(
-                Reply::error,
-                |()| Reply::ok(format!("left the group '{group}'")),
-            )),
+            Request::GroupJoin { group } => {
+                Some(d.join_group(&group, name).map_or_else(Reply::error, |()| {
+                    Reply::ok(format!("joined the group '{group}'"))
+                }))
+            }
+            Request::GroupLeave { group } => {
+                Some(d.leave_group(&group, name).map_or_else(Reply::error, |()| {
+                    Reply::ok(format!("left the group '{group}'"))
+                }))
+            }
             Request::GroupMessage { group, text } => {
                 let forwarded = GroupForward {
                     status: "group_message",
