@@ -176,7 +176,7 @@ impl DialectArgs {
 /// Arguments of `grader run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Task number or bundled task name (`grader tasks` lists them: 1-4 are ClassChat).
+    /// Task number or bundled task name (`grader tasks` lists them: 1-4 are ClassChat, 5-7 its bonus tasks).
     #[arg(long, value_parser = spec::parse_task_arg)]
     pub task: u32,
     /// The submission: an executable following the launch contract (see tasks/PROTOCOL.md), or a

@@ -1,5 +1,5 @@
-//! One entry point for all the model solutions (ClassChat Tasks 1–4, the week-1 labs 12–15,
-//! the timestamp lab 16): the `classchat-taskN` binaries call [`main`],
+//! One entry point for all the model solutions (ClassChat Tasks 1–4, the bonus tasks 5–7 and
+//! the course pack's labs 11–16 and 21–22): the `classchat-taskN` binaries call [`main`],
 //! and another program (the grader) carries them inside its own binary and starts them as
 //! `<program> reference --task N server|client ...` through [`run`].
 //!
@@ -14,7 +14,7 @@ use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
 use crate::week1::Rules;
-use crate::{launch, task1, task2, task3, task4, tcp_echo, timestamp, udp, week1};
+use crate::{bonus, launch, task1, task2, task3, task4, tcp_echo, timestamp, udp, week1};
 
 #[derive(Debug, Parser)]
 struct Plain {
@@ -42,6 +42,9 @@ fn about(task: u32) -> &'static str {
             "ClassChat Task 2: a client that sends and receives at the same time (server pushes its stdin lines)."
         }
         3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
+        5..=7 => {
+            "ClassChat bonus tasks 5-7: groups, offline messages and file transfer in one server (client as in Task 4)."
+        }
         11 => "Lab tcp-echo: a server that echoes every byte back unchanged, and its client.",
         12 => "Week-1 lab A: an acknowledging server that serves one client after another.",
         13 => {
@@ -91,11 +94,13 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
-        4 => {
+        4..=7 => {
             let cli: Named = parse(task, args);
             launch::run(async move {
                 match cli.command {
-                    NamedCommand::Server(a) => task4::server::run(a).await,
+                    NamedCommand::Server(a) if task == 4 => task4::server::run(a).await,
+                    // Tasks 5-7 (bonus) share one server; their client is the Task 4 client.
+                    NamedCommand::Server(a) => bonus::server::run(a).await,
                     NamedCommand::Client(a) => task4::client::run(a).await,
                 }
             })
@@ -153,7 +158,7 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
             })
         }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-4, 11-16, 21-22)");
+            eprintln!("there is no reference solution for task {other} (tasks 1-7, 11-16, 21-22)");
             return 2;
         }
     };

@@ -19,6 +19,7 @@
 //! | [`task2`]   | Task 2: the multiplexing client and a server that pushes lines      |
 //! | [`task3`]   | Task 3: the server for many simultaneous clients                    |
 //! | [`task4`]   | Task 4: JSON protocol, name registry, routing server, chat client   |
+//! | [`bonus`]   | Tasks 5-7 (bonus): groups, offline messages, files in one server    |
 //! | [`tcp_echo`] | lab tcp-echo (task 11): a byte-exact echo server and its client    |
 //! | [`udp`]     | Tasks 21–22: UDP echo (with timeouts and retries) and a UDP chat     |
 //! | [`error`]   | the error type every fallible function returns                      |
@@ -47,6 +48,7 @@
 //! * SIGINT and SIGTERM end every program promptly with exit status 0.
 
 pub mod accept;
+pub mod bonus;
 pub mod bundled;
 pub mod cli;
 pub mod clock;

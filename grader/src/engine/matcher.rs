@@ -131,6 +131,15 @@ impl Matcher {
         }
     }
 
+    /// For a JSON expectation with a long string value (a file's content): how the value of
+    /// each arrived object with that field differs (lengths, first difference), not quoted.
+    pub fn differences(&self, text: &str, ended: bool) -> Vec<String> {
+        match self {
+            Matcher::Json(preds) => long_field_differences(&json_items(text, ended), preds),
+            _ => Vec::new(),
+        }
+    }
+
     /// Explains a failure given what arrived (`text`, not consumed), or `None` if nothing helps.
     pub fn diagnose(&self, text: &str, ended: bool) -> Option<String> {
         match self {
@@ -204,6 +213,46 @@ impl Matcher {
         }
     }
 }
+
+/// A long expected string value (a file's content) is compared and summarised rather than
+/// quoted: for each arrived object holding that field with another value, its length and
+/// where it first differs.
+fn long_field_differences(items: &[Item], preds: &BTreeMap<String, JsonPredicate>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, pred) in preds {
+        let JsonPredicate::Equals(Value::String(want)) = pred else {
+            continue;
+        };
+        if want.len() <= LONG_VALUE {
+            continue;
+        }
+        for item in items {
+            let Item::Json(Value::Object(map), _) = item else {
+                continue;
+            };
+            let Some(Value::String(got)) = map.get(key) else {
+                continue;
+            };
+            if got == want {
+                continue;
+            }
+            let at = want
+                .bytes()
+                .zip(got.bytes())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| want.len().min(got.len()));
+            out.push(format!(
+                "\"{key}\" arrived with {} characters where {} were expected, first different at character {at}",
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    out
+}
+
+/// Expected string values longer than this are summarised, not quoted whole.
+const LONG_VALUE: usize = 100;
 
 fn longest_prefix_present(text: &str, needle: &str) -> usize {
     // Binary search on prefix length: if a prefix is present, so is every shorter one.
@@ -319,6 +368,9 @@ fn loose_eq(got: &Value, want: &Value) -> bool {
 fn describe_preds(p: &BTreeMap<String, JsonPredicate>) -> String {
     p.iter()
         .map(|(k, v)| match v {
+            JsonPredicate::Equals(Value::String(x)) if x.len() > LONG_VALUE => {
+                format!("\"{k}\": {}", quote(x, 60))
+            }
             JsonPredicate::Equals(x) => format!("\"{k}\": {x}"),
             JsonPredicate::Op(op) => {
                 if let Some(c) = &op.contains {

@@ -8,6 +8,9 @@ pub const BUNDLED_TASKS: &[(u32, &str, &str)] = &[
     (2, "task2.toml", include_str!("../../../tasks/task2.toml")),
     (3, "task3.toml", include_str!("../../../tasks/task3.toml")),
     (4, "task4.toml", include_str!("../../../tasks/task4.toml")),
+    (5, "task5.toml", include_str!("../../../tasks/task5.toml")),
+    (6, "task6.toml", include_str!("../../../tasks/task6.toml")),
+    (7, "task7.toml", include_str!("../../../tasks/task7.toml")),
     (
         11,
         "task11.toml",

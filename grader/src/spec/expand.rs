@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::{Ack, Errors, Format, Protocol, Register, Reply};
 use super::{JsonPredicate, Role, Step, Target, TaskSpec};
-use crate::spec::step::JsonOp;
+use crate::spec::step::{FilePart, GroupAction, JsonOp};
 
 /// A reusable sequence of steps with parameters: `[block.<name>]` in a task file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -724,6 +724,184 @@ impl Cx<'_> {
                 };
                 out.push(step);
             }
+            Step::Group {
+                conn,
+                action,
+                group,
+                within,
+                hint,
+            } => {
+                self.need_role(Role::Server, "group")?;
+                self.need_json("group")?;
+                let word = match action {
+                    GroupAction::Create => &w.group_create,
+                    GroupAction::Join => &w.group_join,
+                    GroupAction::Leave => &w.group_leave,
+                };
+                let sender = self.sender(conn);
+                let mut pairs = self.status_word(word);
+                pairs.extend([
+                    (f.sender.as_str(), sender.as_str()),
+                    (f.group.as_str(), group.as_str()),
+                ]);
+                out.push(send_line(conn, json_line(&pairs)));
+                let ok = self.expect_json(conn, vec![(f.status.as_str(), equals(&w.ok))]);
+                let generated = format!(
+                    "answer {} with {} once it is done",
+                    plain(&json_line(&pairs)),
+                    plain(&json_line(&self.status_word(&w.ok)))
+                );
+                out.push(with(ok, |s| {
+                    if let Step::Expect {
+                        within: wi,
+                        hint: h,
+                        ..
+                    } = s
+                    {
+                        *wi = *within;
+                        *h = hint.clone().or(Some(generated));
+                    }
+                }));
+            }
+            Step::GroupChat { conn, group, text } => {
+                self.need_role(Role::Server, "group_chat")?;
+                self.need_json("group_chat")?;
+                let sender = self.sender(conn);
+                let mut pairs = self.status_word(&w.group_message);
+                pairs.extend([
+                    (f.sender.as_str(), sender.as_str()),
+                    (f.group.as_str(), group.as_str()),
+                    (f.text.as_str(), text.as_str()),
+                ]);
+                out.push(send_line(conn, json_line(&pairs)));
+            }
+            Step::ExpectGroupChat {
+                on,
+                group,
+                from,
+                text,
+                within,
+                hint,
+            } => {
+                self.need_role(Role::Server, "expect_group_chat")?;
+                let step = if p.forward == "json" {
+                    self.expect_json(
+                        on,
+                        vec![
+                            (f.sender.as_str(), equals(from)),
+                            (f.group.as_str(), equals(group)),
+                            (f.text.as_str(), equals(text)),
+                        ],
+                    )
+                } else {
+                    // A plain-text forward names the group where it names the receiver.
+                    let line = fill(&p.forward, from, group, text);
+                    with(expect(on), |s| {
+                        if let Step::Expect { contains, .. } = s {
+                            *contains = Some(line);
+                        }
+                    })
+                };
+                out.push(with(step, |s| {
+                    if let Step::Expect {
+                        within: wi,
+                        hint: h,
+                        ..
+                    } = s
+                    {
+                        *wi = *within;
+                        *h = hint.clone();
+                    }
+                }));
+            }
+            Step::SendFile {
+                conn,
+                to,
+                filename,
+                data,
+                split,
+                part,
+            } => {
+                self.need_role(Role::Server, "send_file")?;
+                self.need_json("send_file")?;
+                let sender = self.sender(conn);
+                let mut pairs = self.status_word(&w.file);
+                pairs.extend([
+                    (f.sender.as_str(), sender.as_str()),
+                    (f.receiver.as_str(), to.as_str()),
+                    (f.filename.as_str(), filename.as_str()),
+                    (f.data.as_str(), data.as_str()),
+                ]);
+                let line = json_line(&pairs);
+                match (split, part) {
+                    (None, None) => out.push(send_line(conn, line)),
+                    (Some(cut), Some(part)) => {
+                        let at = (!cut.is_empty() && data.contains(cut.as_str()))
+                            .then(|| line.find(cut.as_str()))
+                            .flatten()
+                            .map(|i| i + cut.len())
+                            .ok_or_else(|| {
+                                format!("`split` = {cut:?} is not a part of `data` = {data:?}")
+                            })?;
+                        match part {
+                            FilePart::First => {
+                                out.push(Step::Send {
+                                    conn: conn.clone(),
+                                    text: Some(line[..at].to_string()),
+                                    line: None,
+                                    hex: None,
+                                    random: None,
+                                });
+                                out.push(Step::WaitRead {
+                                    conn: conn.clone(),
+                                    within: None,
+                                    hint: Some(
+                                        "read what a client sends even before its message is complete"
+                                            .into(),
+                                    ),
+                                });
+                            }
+                            FilePart::Rest => out.push(send_line(conn, line[at..].to_string())),
+                        }
+                    }
+                    (Some(_), None) => {
+                        return Err("`split` needs `part = \"first\"` or `part = \"rest\"`".into());
+                    }
+                    (None, Some(_)) => {
+                        return Err("`part` needs `split` (where the message is cut)".into());
+                    }
+                }
+            }
+            Step::ExpectFile {
+                on,
+                from,
+                filename,
+                data,
+                within,
+                hint,
+            } => {
+                self.need_role(Role::Server, "expect_file")?;
+                self.need_json("expect_file")?;
+                let step = self.expect_json(
+                    on,
+                    vec![
+                        (f.sender.as_str(), equals(from)),
+                        (f.filename.as_str(), equals(filename)),
+                        (f.data.as_str(), equals(data)),
+                    ],
+                );
+                out.push(with(step, |s| {
+                    if let Step::Expect {
+                        within: wi,
+                        hint: h,
+                        ..
+                    } = s
+                    {
+                        *wi = *within;
+                        *h = hint.clone();
+                    }
+                }));
+            }
             Step::Use { block, with: args } => {
                 if depth >= MAX_DEPTH {
                     return Err(format!(
@@ -767,6 +945,14 @@ impl Cx<'_> {
             other => out.push(other.clone()),
         }
         Ok(())
+    }
+
+    /// The name a connection joined with (its own name when it joined with none).
+    fn sender(&self, conn: &str) -> String {
+        self.names
+            .get(conn)
+            .cloned()
+            .unwrap_or_else(|| conn.to_string())
     }
 
     /// A greeting or confirmation from the grader playing the server.

@@ -121,6 +121,12 @@ pub struct Fields {
     pub receiver: String,
     /// The text.
     pub text: String,
+    /// A group's name (group chat, Task 5).
+    pub group: String,
+    /// A transferred file's name (file transfer, Task 7).
+    pub filename: String,
+    /// A transferred file's content, in base64 (file transfer, Task 7).
+    pub data: String,
 }
 
 impl Default for Fields {
@@ -130,6 +136,9 @@ impl Default for Fields {
             sender: "sender".into(),
             receiver: "receiver".into(),
             text: "text".into(),
+            group: "group".into(),
+            filename: "filename".into(),
+            data: "data".into(),
         }
     }
 }
@@ -146,6 +155,16 @@ pub struct Words {
     pub error: String,
     /// A chat message.
     pub chat: String,
+    /// Create a group (and join it).
+    pub group_create: String,
+    /// Join a group.
+    pub group_join: String,
+    /// Leave a group.
+    pub group_leave: String,
+    /// A message to a group, and its copy forwarded to each member.
+    pub group_message: String,
+    /// A file sent to a user, and its forwarded copy.
+    pub file: String,
 }
 
 impl Default for Words {
@@ -155,6 +174,11 @@ impl Default for Words {
             ok: "ok".into(),
             error: "error".into(),
             chat: "1".into(),
+            group_create: "group_create".into(),
+            group_join: "group_join".into(),
+            group_leave: "group_leave".into(),
+            group_message: "group_message".into(),
+            file: "file".into(),
         }
     }
 }

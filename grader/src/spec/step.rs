@@ -764,6 +764,88 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
+    /// Server role: create, join or leave a group (ClassChat bonus, Task 5) and wait for the
+    /// server's confirmation.
+    Group {
+        /// The member's connection.
+        conn: String,
+        /// `create`, `join` or `leave`.
+        action: GroupAction,
+        /// The group's name.
+        group: String,
+        /// Deadline of the confirmation (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Server role: send a message from `conn` to the group `group`.
+    GroupChat {
+        /// The sender's connection.
+        conn: String,
+        /// The group's name.
+        group: String,
+        /// The text.
+        text: String,
+    },
+    /// Server role: a group message from `from` to `group` with `text` arrives on `on`.
+    ExpectGroupChat {
+        /// The member's connection.
+        on: String,
+        /// The group's name.
+        group: String,
+        /// The sender's name.
+        from: String,
+        /// The text.
+        text: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Server role: send a file (its content in base64, e.g. `{base64:N}`) from `conn` to `to`
+    /// in one write; or, with `split` and `part`, one of two parts of that write: `part =
+    /// "first"` sends the message up to and including `split`'s text and waits until the server
+    /// has read it (`wait_read`), a later step with `part = "rest"` sends the rest, so other
+    /// steps can run while a transfer is half done.
+    SendFile {
+        /// The sender's connection.
+        conn: String,
+        /// The receiver's name.
+        to: String,
+        /// The file's name.
+        filename: String,
+        /// The content in base64 (a template).
+        data: String,
+        /// Send in two writes, cut right after this text of `data` (e.g. the first of two
+        /// `{base64:N:KEY}` placeholders).
+        #[serde(default)]
+        split: Option<String>,
+        /// With `split`: which part this step sends.
+        #[serde(default)]
+        part: Option<FilePart>,
+    },
+    /// Server role: a file from `from` named `filename` with exactly this base64 content
+    /// arrives on `on`.
+    ExpectFile {
+        /// The receiver's connection.
+        on: String,
+        /// The sender's name.
+        from: String,
+        /// The file's name.
+        filename: String,
+        /// The content in base64 (a template).
+        data: String,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
     /// The steps of the block `[block.<block>]`, its `{param}`s replaced by `with`.
     Use {
         /// The block's name.
@@ -772,6 +854,28 @@ pub enum Step {
         #[serde(default)]
         with: BTreeMap<String, String>,
     },
+}
+
+/// Which part of a split file message a `send_file` step sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilePart {
+    /// Up to and including the `split` text, then wait until it is read.
+    First,
+    /// The rest, with the newline.
+    Rest,
+}
+
+/// What a `group` step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupAction {
+    /// Create the group (the creator becomes its first member).
+    Create,
+    /// Join an existing group.
+    Join,
+    /// Leave the group.
+    Leave,
 }
 
 fn default_exit() -> ExitPredicate {
@@ -823,6 +927,11 @@ impl Step {
             Step::ExpectSentChat { .. } => "expect_sent_chat",
             Step::TypeExit {} => "type_exit",
             Step::ExpectSaidExit { .. } => "expect_said_exit",
+            Step::Group { .. } => "group",
+            Step::GroupChat { .. } => "group_chat",
+            Step::ExpectGroupChat { .. } => "expect_group_chat",
+            Step::SendFile { .. } => "send_file",
+            Step::ExpectFile { .. } => "expect_file",
             Step::Use { .. } => "use",
         }
     }

@@ -5,11 +5,18 @@
 //!   run for the same KEY, different for different keys and scenarios; derived from the seed.
 //! - `{payload:N}`: N printable ASCII characters derived from the seed (the same N gives the same
 //!   text within a scenario), for long-line tests.
+//! - `{base64:N}` / `{base64:N:KEY}`: N bytes of binary content written in standard base64
+//!   (RFC 4648, padded, no line breaks), for file transfers: the first bytes are every byte
+//!   value 0..=255 in order (so NUL bytes and invalid UTF-8 are always there), the rest random
+//!   from the seed; the same N and KEY give the same bytes within a scenario. When N is a
+//!   multiple of 3, `{base64:N:a}{base64:M:b}` is itself the base64 of one N+M-byte file, so a
+//!   file can be sent in two writes.
 //! - `{i}`: the copy's index inside `parallel`; `{j}`: the iteration inside `repeat`.
 //! - `{{` and `}}`: literal braces.
 //!
 //! Guarantees: expansion is a pure function of (seed, scenario name, text, indices).
 
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 /// A placeholder the scenario language does not know, or a malformed one.
@@ -157,6 +164,19 @@ fn value(name: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
                 .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
                 .collect())
         }
+        ("base64", Some(arg)) => {
+            let (n, key) = arg.split_once(':').unwrap_or((arg, ""));
+            let len: usize = n
+                .parse()
+                .ok()
+                .filter(|l| *l <= MAX_PAYLOAD)
+                .ok_or_else(|| {
+                    TemplateError(format!(
+                        "`{{base64:{arg}}}` needs a length from 0 to {MAX_PAYLOAD} (and an optional `:KEY`)"
+                    ))
+                })?;
+            Ok(base64::engine::general_purpose::STANDARD.encode(binary(vars, len, key)))
+        }
         ("i", None) => vars
             .i
             .map(|i| i.to_string())
@@ -166,9 +186,23 @@ fn value(name: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
             .map(|j| j.to_string())
             .ok_or_else(|| TemplateError("`{j}` is only defined inside `repeat`".into())),
         _ => Err(TemplateError(format!(
-            "unknown placeholder `{{{name}}}`: known are {{nonce}}, {{nonce:KEY}}, {{payload:N}}, {{i}}, {{j}}"
+            "unknown placeholder `{{{name}}}`: known are {{nonce}}, {{nonce:KEY}}, {{payload:N}}, {{base64:N}}, {{base64:N:KEY}}, {{i}}, {{j}}"
         ))),
     }
+}
+
+/// The bytes of `{base64:LEN:KEY}`: every byte value in order, then random bytes.
+pub fn binary(vars: &Vars<'_>, len: usize, key: &str) -> Vec<u8> {
+    let mut out: Vec<u8> = (0..=255u8).take(len).collect();
+    if len > out.len() {
+        out.extend(stream_bytes(
+            vars.seed,
+            vars.scenario,
+            &format!("base64:{len}:{key}"),
+            len - out.len(),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -195,11 +229,37 @@ mod tests {
     }
 
     #[test]
+    fn base64_is_binary_and_splits_at_multiples_of_three() {
+        use base64::engine::general_purpose::STANDARD;
+        let whole = STANDARD
+            .decode(expand("{base64:1000}", &vars()).unwrap())
+            .unwrap();
+        assert_eq!(whole.len(), 1000);
+        assert_eq!(&whole[..3], &[0, 1, 2]);
+        assert!(std::str::from_utf8(&whole).is_err());
+        assert_eq!(
+            STANDARD
+                .decode(expand("{base64:2}", &vars()).unwrap())
+                .unwrap(),
+            [0, 1]
+        );
+        let joined = expand("{base64:300:a}{base64:301:b}", &vars()).unwrap();
+        let bytes = STANDARD.decode(joined).unwrap();
+        assert_eq!(bytes.len(), 601);
+        assert_ne!(
+            expand("{base64:300:a}", &vars()).unwrap(),
+            expand("{base64:300:b}", &vars()).unwrap()
+        );
+    }
+
+    #[test]
     fn payload_length_and_braces() {
         assert_eq!(expand("{payload:4000}", &vars()).unwrap().len(), 4000);
         assert_eq!(expand("{{x}} {i}", &vars()).unwrap(), "{x} 3");
         assert!(expand("{j}", &vars()).is_err());
         assert!(check("{bogus}", true, true).is_err());
+        assert!(check("{base64:x}", true, true).is_err());
+        assert!(check("{base64:9:k}", true, true).is_ok());
         assert!(check("{nonce", true, true).is_err());
         assert!(check("{i}", false, true).is_err());
         assert!(check("{i} {j}", true, true).is_ok());

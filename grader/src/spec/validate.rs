@@ -315,6 +315,11 @@ fn check_step(
         | Step::ExpectSentChat { .. }
         | Step::TypeExit {}
         | Step::ExpectSaidExit { .. }
+        | Step::Group { .. }
+        | Step::GroupChat { .. }
+        | Step::ExpectGroupChat { .. }
+        | Step::SendFile { .. }
+        | Step::ExpectFile { .. }
         | Step::Use { .. } => {
             return Err(format!(
                 "`{}` was not expanded (a grader bug: protocol steps are expanded when the file is loaded)",

@@ -5,6 +5,7 @@ mod audience_leaks;
 mod bad_input;
 mod batch;
 mod batch_more;
+mod bonus;
 mod build;
 mod dialects;
 mod distribution;

@@ -75,6 +75,13 @@ pub enum Reply {
 #[error("malformed message: {0}")]
 pub struct MalformedRequest(String);
 
+impl MalformedRequest {
+    /// A malformed-request error with this reason (for servers that extend the protocol).
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
 impl Request {
     /// Parses one received line.
     pub fn parse(line: &str) -> Result<Self, MalformedRequest> {

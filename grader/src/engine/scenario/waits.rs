@@ -201,10 +201,32 @@ pub(super) fn received(streams: &[Watched], matcher: &Matcher) -> String {
                 };
                 parts.push(format!("{}{on}", quote(t, 200)));
             }
+            diags.extend(matcher.differences(t, e.is_some()));
             if let Some(d) = matcher.diagnose(t, e.is_some()) {
                 diags.push(d);
             }
         });
+        // Matching text among what an earlier expectation already passed over: it came, but
+        // out of order. Only for specific expectations (a one-field JSON object such as
+        // `status = "ok"` matches any earlier confirmation).
+        let specific = match matcher {
+            Matcher::Contains(_) | Matcher::Exact(_) => true,
+            Matcher::Json(preds) => preds.len() >= 2,
+            // A timestamp is judged against the clock when its line arrives: an earlier line
+            // is not judged again.
+            Matcher::Any | Matcher::Regex(_) | Matcher::Timestamped(..) => false,
+        };
+        if specific {
+            let all = stream.all_text();
+            let unconsumed = stream.with_unconsumed(|t, _| t.len());
+            let earlier = &all[..all.floor_char_boundary(all.len().saturating_sub(unconsumed))];
+            if matcher.find(earlier, true) != Outcome::NotYet {
+                diags.push(
+                    "a matching message had arrived earlier, before what the previous expectation on this stream matched: out of order (or expected twice and sent once)"
+                        .to_string(),
+                );
+            }
+        }
     }
     let mut s = if parts.is_empty() {
         "; nothing arrived".to_string()
