@@ -25,6 +25,7 @@
 //! left out, a template without `{port}`) are the report's `notes`, said once.
 
 pub mod build;
+pub mod http;
 mod hardcoded;
 pub mod matcher;
 pub mod patience;

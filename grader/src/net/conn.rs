@@ -40,7 +40,7 @@ impl Conn {
         let _ = socket.set_nodelay(true);
         let (local, peer) = (socket.local_addr().ok(), socket.peer_addr().ok());
         let (mut read, write) = socket.into_split();
-        let stream = Arc::new(Stream::new());
+        let stream = Arc::new(Stream::keeping_raw());
         let (s, t, who) = (stream.clone(), transcript.clone(), name.clone());
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];

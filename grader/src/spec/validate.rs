@@ -168,6 +168,22 @@ fn check_step(
         }
         Step::ExpectSilence { on, .. } => check_target(on, open, state, suffix)?,
         Step::ExpectClosed { on, .. } => need_conn(open, on)?,
+        Step::ExpectHttp {
+            on,
+            status,
+            end_if_closed,
+            ..
+        } => {
+            need_conn(open, on)?;
+            if let Some(s) = status
+                && !(100..=599).contains(s)
+            {
+                return Err(format!("status = {s} is not an HTTP status code (100-599)"));
+            }
+            if *end_if_closed && suffix == "#" {
+                return Err("`end_if_closed` cannot be used inside `parallel`".into());
+            }
+        }
         Step::ExpectExit { process, .. }
         | Step::ExpectRunning { process, .. }
         | Step::ExpectNoTraceback { process, .. }
@@ -293,6 +309,10 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
                 check(&t)?;
             }
         }
+        Step::ExpectHttp {
+            body_contains: Some(t),
+            ..
+        } => check(t)?,
         Step::Parallel { steps, .. } => {
             for s in steps {
                 check_placeholders(s, true, in_repeat)?;

@@ -509,6 +509,7 @@ impl<'a> Run<'a> {
 }
 
 mod diagnose;
+mod http_step;
 mod prelude;
 mod startup;
 mod steps;

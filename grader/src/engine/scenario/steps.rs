@@ -80,13 +80,28 @@ impl<'a> Run<'a> {
                     .push("stdin", Dir::Closed, "end of input (stdin closed)");
                 Ok(())
             }
+            Step::ExpectHttp {
+                end_if_closed: true,
+                ..
+            } => {
+                if self.expect_http(local, step).await? {
+                    self.notes.push(
+                        "the server closed the connection after a response that said Connection: close, which HTTP allows: the rest of this scenario was skipped".to_string(),
+                    );
+                    self.ended = true;
+                }
+                Ok(())
+            }
             Step::Repeat { count, steps } => {
-                for j in 0..*count {
+                'outer: for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
                         Box::pin(self.step(local, s))
                             .await
                             .map_err(|f| nested(f, s))?;
+                        if self.ended {
+                            break 'outer;
+                        }
                     }
                 }
                 local.j = None;
@@ -472,9 +487,16 @@ impl<'a> Run<'a> {
                 let c = local.conn(conn)?;
                 if let Err(e) = c.send(&bytes).await {
                     let name = c.name.clone();
+                    // What the program said before the connection broke is usually the cause
+                    // (an error reply to a first part it took for the whole message).
+                    let before = c.stream.with_unconsumed(|t, _| {
+                        (!t.trim().is_empty())
+                            .then(|| format!(" (before that the program had sent {})", quote(t, 120)))
+                            .unwrap_or_default()
+                    });
                     return Err(self
                         .attribute(
-                            format!("could not send on connection {name}: {e}"),
+                            format!("could not send on connection {name}: {e}{before}"),
                             Status::Failed,
                         )
                         .await);
@@ -575,6 +597,7 @@ impl<'a> Run<'a> {
                 self.expect_not(&[("", stream)], &label, &matcher, window.0)
                     .await
             }
+            Step::ExpectHttp { .. } => self.expect_http(local, step).await.map(|_| ()),
             Step::ExpectClosed { on, within, .. } => {
                 let c = local.conn(on)?;
                 let (stream, label) = (c.stream.clone(), c.name.clone());
