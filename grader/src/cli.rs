@@ -176,7 +176,7 @@ impl DialectArgs {
 /// Arguments of `grader run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Task number (1-4 with the bundled tasks).
+    /// Task number (1-4, 31, 32 with the bundled tasks).
     #[arg(long)]
     pub task: u32,
     /// The submission: an executable following the launch contract (see tasks/PROTOCOL.md), or a

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
-use crate::{launch, task1, task2, task3, task4};
+use crate::{http, launch, task1, task2, task3, task4};
 
 #[derive(Debug, Parser)]
 struct Plain {
@@ -34,6 +34,10 @@ fn about(task: u32) -> &'static str {
             "ClassChat Task 2: a client that sends and receives at the same time (server pushes its stdin lines)."
         }
         3 => "ClassChat Task 3: a server for many simultaneous clients (client as in Task 2).",
+        31 => "Lab 5 (http-server): a minimal HTTP/1.1 server on a raw socket (server only).",
+        32 => {
+            "Lab 5 (http-threaded): the minimal HTTP/1.1 server, serving connections concurrently (server only)."
+        }
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
 }
@@ -74,8 +78,20 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
+        31 | 32 => {
+            let cli: Plain = parse(task, args);
+            match cli.command {
+                Command::Server(a) => launch::run(http::run(task, a)),
+                Command::Client(_) => {
+                    eprintln!(
+                        "task {task} has no client: its programs are HTTP servers (use `server --port P`)"
+                    );
+                    return 2;
+                }
+            }
+        }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-4)");
+            eprintln!("there is no reference solution for task {other} (tasks 1-4, 31, 32)");
             return 2;
         }
     };

@@ -20,6 +20,7 @@
 //! | [`task3`]   | Task 3: the server for many simultaneous clients                    |
 //! | [`task4`]   | Task 4: JSON protocol, name registry, routing server, chat client   |
 //! | [`error`]   | the error type every fallible function returns                      |
+//! | [`http`]    | Lab 5 (Tasks 31, 32): the minimal HTTP/1.1 server                   |
 //! | [`bundled`] | one entry point for all four tasks, for programs that embed them    |
 //!
 //! # Why tokio
@@ -47,6 +48,7 @@ pub mod cli;
 pub mod console;
 pub mod echo;
 pub mod error;
+pub mod http;
 pub mod launch;
 pub mod lines;
 pub mod net;

@@ -81,7 +81,11 @@ impl Response {
             .header("content-type")
             .map(|t| format!(", Content-Type {t}"))
             .unwrap_or_default();
-        let close = if self.close { ", Connection: close" } else { "" };
+        let close = if self.close {
+            ", Connection: close"
+        } else {
+            ""
+        };
         format!(
             "HTTP response: {} ({framing}{ctype}{close})",
             self.status_line()
@@ -187,10 +191,9 @@ pub fn parse_response(buf: &[u8], ended: bool, head_request: bool) -> Parsed {
             .map(|(_, v)| v.as_str())
             .collect()
     };
-    let close = all("connection").iter().any(|v| {
-        v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("close"))
-    });
+    let close = all("connection")
+        .iter()
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
     let status_line = format!("HTTP/1.{version} {status} {reason}");
     let chunked = all("transfer-encoding").last().is_some_and(|v| {
         v.rsplit(',')
@@ -347,9 +350,9 @@ fn line_of_error<'b>(buf: &'b [u8], e: &httparse::Error) -> &'b [u8] {
         .find(|l| {
             let l = l.strip_suffix(b"\r").unwrap_or(l);
             !l.is_empty()
-                && l.iter().position(|&b| b == b':').is_none_or(|c| {
-                    c == 0 || l[..c].iter().any(|b| !b.is_ascii_graphic())
-                })
+                && l.iter()
+                    .position(|&b| b == b':')
+                    .is_none_or(|c| c == 0 || l[..c].iter().any(|b| !b.is_ascii_graphic()))
         })
         .unwrap_or_else(|| first_line(buf))
 }
@@ -398,7 +401,8 @@ mod tests {
 
     #[test]
     fn a_response_with_content_length_is_read_to_its_end_and_no_further() {
-        let buf = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1";
+        let buf =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1";
         let r = complete(buf, false);
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"hello");
@@ -413,7 +417,10 @@ mod tests {
         let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello";
         assert!(not_yet(buf).contains("only 5 bytes of body arrived"));
         let m = invalid(buf, true);
-        assert!(m.contains("Content-Length: 10") && m.contains("after 5 bytes"), "{m}");
+        assert!(
+            m.contains("Content-Length: 10") && m.contains("after 5 bytes"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -428,22 +435,19 @@ mod tests {
 
     #[test]
     fn bare_line_feeds_are_named() {
-        let m = invalid(
-            b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi",
-            true,
-        );
+        let m = invalid(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", true);
         assert!(m.contains("status line ends with \\n alone"), "{m}");
-        let m = invalid(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nhi",
-            true,
-        );
+        let m = invalid(b"HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nhi", true);
         assert!(m.contains("line 2"), "{m}");
     }
 
     #[test]
     fn a_bad_status_line_is_quoted() {
         let m = invalid(b"HTTP/1.1 OK\r\n\r\n", false);
-        assert!(m.contains("not valid HTTP") && m.contains("HTTP/1.1 OK"), "{m}");
+        assert!(
+            m.contains("not valid HTTP") && m.contains("HTTP/1.1 OK"),
+            "{m}"
+        );
         let m = invalid(b"hello world\r\n", false);
         assert!(m.contains("does not start with a status line"), "{m}");
         // A prefix of the status line waits.

@@ -25,8 +25,8 @@
 //! left out, a template without `{port}`) are the report's `notes`, said once.
 
 pub mod build;
-pub mod http;
 mod hardcoded;
+pub mod http;
 pub mod matcher;
 pub mod patience;
 mod scenario;

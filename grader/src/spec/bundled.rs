@@ -7,6 +7,16 @@ pub const BUNDLED_TASKS: &[(u32, &str, &str)] = &[
     (2, "task2.toml", include_str!("../../../tasks/task2.toml")),
     (3, "task3.toml", include_str!("../../../tasks/task3.toml")),
     (4, "task4.toml", include_str!("../../../tasks/task4.toml")),
+    (
+        31,
+        "task31.toml",
+        include_str!("../../../tasks/task31.toml"),
+    ),
+    (
+        32,
+        "task32.toml",
+        include_str!("../../../tasks/task32.toml"),
+    ),
 ];
 
 /// The bundled spec of a task: (file name, text).

@@ -45,7 +45,10 @@ impl<'a> Run<'a> {
                 Parsed::Complete(r) => break *r,
                 Parsed::Invalid(m) => {
                     return Err(self
-                        .attribute(format!("expected an HTTP response on {label}, but {m}"), Status::Failed)
+                        .attribute(
+                            format!("expected an HTTP response on {label}, but {m}"),
+                            Status::Failed,
+                        )
                         .await);
                 }
                 Parsed::NotYet(why) => {

@@ -491,7 +491,9 @@ impl<'a> Run<'a> {
                     // (an error reply to a first part it took for the whole message).
                     let before = c.stream.with_unconsumed(|t, _| {
                         (!t.trim().is_empty())
-                            .then(|| format!(" (before that the program had sent {})", quote(t, 120)))
+                            .then(|| {
+                                format!(" (before that the program had sent {})", quote(t, 120))
+                            })
                             .unwrap_or_default()
                     });
                     return Err(self
