@@ -366,12 +366,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Bytes quoted for a message: `\r` and `\n` shown as escapes, so line endings are visible.
+/// Bytes quoted for a message (invalid UTF-8 replaced): `\r` and `\n` shown as escapes, so
+/// line endings are visible.
 pub fn quote_bytes(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes)
-        .replace('\r', "\\r")
-        .replace('\n', "\\n");
-    quote(&text, max)
+    quote(&String::from_utf8_lossy(bytes), max)
 }
 
 #[cfg(test)]

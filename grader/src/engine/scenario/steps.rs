@@ -489,10 +489,18 @@ impl<'a> Run<'a> {
                     let name = c.name.clone();
                     // What the program said before the connection broke is usually the cause
                     // (an error reply to a first part it took for the whole message).
-                    let before = c.stream.with_unconsumed(|t, _| {
-                        (!t.trim().is_empty())
+                    let before = c.stream.with_raw_unconsumed(|b, end| {
+                        let closed = if end.is_some() {
+                            " and closed the connection"
+                        } else {
+                            ""
+                        };
+                        (!b.is_empty())
                             .then(|| {
-                                format!(" (before that the program had sent {})", quote(t, 120))
+                                format!(
+                                    " (before that the program had sent {}{closed})",
+                                    crate::engine::http::quote_bytes(b, 120)
+                                )
                             })
                             .unwrap_or_default()
                     });
