@@ -424,6 +424,46 @@ mod tests {
     }
 
     #[test]
+    fn expect_http_is_checked() {
+        let open = r#"{ do = "start_server" }, { do = "connect", conn = "a" },"#;
+        check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", status = 200, headers = {{ \"Content-Type\" = \"text/html\" }}, body_contains = \"hi {{nonce}}\", end_if_closed = true }}"),
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", status = 99 }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("not an HTTP status code"), "{e}");
+        let e = check(
+            r#"{ do = "start_server" }, { do = "parallel", count = 2, steps = [{ do = "connect", conn = "c" }, { do = "expect_http", on = "c", end_if_closed = true }] }"#,
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("inside `parallel`"), "{e}");
+        let e = check(
+            r#"{ do = "start_server" }, { do = "expect_http", on = "b" }"#,
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("before a `connect`"), "{e}");
+        let e = check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", body_contains = \"{{i}}\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("{i}"), "{e}");
+        let e = check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", status = 200, bogus = 1 }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
     fn parallel_connections_stay_open_after_the_group() {
         let group = r#"{ do = "start_server" },
             { do = "parallel", count = 3, steps = [{ do = "connect", conn = "c" }] },"#;
