@@ -6,7 +6,7 @@ while LOAD busy processes (`yes > /dev/null`) keep the cores saturated, and repo
 submission, how many distinct verdict sets (scenario -> status) were seen. A stable grader sees
 exactly one per submission. Each run uses a different seed, so the payloads differ too.
 
-Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4] [--jobs N]
+Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4,31,32] [--jobs N]
 Prints a Markdown table; exit status 1 if any verdict changed.
 """
 import argparse
@@ -62,7 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--load", type=int, default=2, help="busy processes to start (default: 2)")
-    ap.add_argument("--tasks", default="1,2,3,4")
+    ap.add_argument("--tasks", default="1,2,3,4,31,32")
     ap.add_argument("--jobs", type=int, default=1, help="gradings at once (default 1)")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "grader"], cwd=ROOT, check=True)
