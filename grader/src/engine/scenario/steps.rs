@@ -495,14 +495,14 @@ impl<'a> Run<'a> {
                         } else {
                             ""
                         };
-                        (!b.is_empty())
-                            .then(|| {
-                                format!(
-                                    " (before that the program had sent {}{closed})",
-                                    crate::engine::http::quote_bytes(b, 120)
-                                )
-                            })
-                            .unwrap_or_default()
+                        if b.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (before that the program had sent {}{closed})",
+                                crate::engine::http::quote_bytes(b, 120)
+                            )
+                        }
                     });
                     return Err(self
                         .attribute(
