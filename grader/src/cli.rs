@@ -93,8 +93,8 @@ pub enum Command {
     /// Run a bundled reference solution (what `grader run` grades when no submission is given).
     #[command(hide = true)]
     Reference {
-        /// Task number.
-        #[arg(long)]
+        /// Task number or bundled task name.
+        #[arg(long, value_parser = spec::parse_task_arg)]
         task: u32,
         /// `server --port P` or `client --host H --port P [--name N]`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -176,8 +176,8 @@ impl DialectArgs {
 /// Arguments of `grader run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Task number (1-4, 31, 32 with the bundled tasks).
-    #[arg(long)]
+    /// Task number or bundled task name (`grader tasks` lists them: 1-4 are ClassChat).
+    #[arg(long, value_parser = spec::parse_task_arg)]
     pub task: u32,
     /// The submission: an executable following the launch contract (see tasks/PROTOCOL.md), or a
     /// folder, started as `grader batch` starts one: its classchat.toml (which the options below
@@ -267,8 +267,8 @@ pub struct RunArgs {
 /// Arguments of `grader batch`.
 #[derive(Debug, Args)]
 pub struct BatchArgs {
-    /// Task number.
-    #[arg(long)]
+    /// Task number or bundled task name (`grader tasks` lists them).
+    #[arg(long, value_parser = spec::parse_task_arg)]
     pub task: u32,
     /// Folder of submissions: each subfolder (student id = folder name) or executable file.
     pub dir: PathBuf,
@@ -367,8 +367,8 @@ pub struct ExportArgs {
     /// Only this student (required for gradescope/classroom when the folder holds several).
     #[arg(long, value_name = "ID")]
     pub student: Option<String>,
-    /// Only this task.
-    #[arg(long)]
+    /// Only this task (number or bundled task name).
+    #[arg(long, value_parser = spec::parse_task_arg)]
     pub task: Option<u32>,
     /// CSV: header of the id column (e.g. "username" for Moodle).
     #[arg(long, value_name = "NAME", default_value = "student_id")]
@@ -756,18 +756,40 @@ fn list_dialects() -> Result<u8, CliError> {
     Ok(EXIT_PASS)
 }
 
+/// The numbers of the `task<N>.toml` files in `dir`, in order.
+fn task_numbers_in(dir: &Path) -> Result<Vec<u32>, CliError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SpecError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut numbers: Vec<u32> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            let name = name.to_str()?;
+            name.strip_prefix("task")?
+                .strip_suffix(".toml")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
 fn list_tasks(dir: Option<PathBuf>, dialect: &spec::Dialect, steps: bool) -> Result<u8, CliError> {
     let numbers: Vec<u32> = match &dir {
         None => spec::BUNDLED_TASKS.iter().map(|(n, _, _)| *n).collect(),
-        Some(d) => (1..=20)
-            .filter(|n| d.join(format!("task{n}.toml")).exists())
-            .collect(),
+        Some(d) => task_numbers_in(d)?,
     };
     for n in numbers {
         let (spec, _) = spec::load_with(dir.as_deref(), n, dialect)?;
         say!(
-            "task {} · {} · {} points{}",
+            "task {}{} · {} · {} points{}",
             spec.task,
+            spec.name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
             spec.title,
             fmt_points(spec.max_score()),
             if dialect.is_empty() {

@@ -77,14 +77,16 @@ impl Conn {
         }
     }
 
-    /// Connects to `addr` in the network `net` (the host's or a scenario's namespace).
+    /// Connects to `addr` in the network `net` (the host's or a scenario's namespace);
+    /// `sent` is called as soon as the connection request has left (see `Net::connect_announced`).
     pub async fn connect(
         name: String,
         addr: SocketAddr,
         net: &super::netns::Net,
         transcript: Arc<Transcript>,
+        sent: impl FnOnce(),
     ) -> std::io::Result<Self> {
-        let socket = net.connect(addr).await?;
+        let socket = net.connect_announced(addr, sent).await?;
         transcript.push(&name, Dir::Note, format!("connected to {addr}"));
         Ok(Self::new(name, socket, transcript))
     }

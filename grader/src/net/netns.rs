@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use nix::libc;
 use nix::sched::CloneFlags;
 use socket2::{Domain, Socket, Type};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::ports::{self, NoFreePort, PortLease, PortPool, RefusedPort};
 use super::tables::{self, Listener, SockDiag};
@@ -317,15 +317,35 @@ impl Net {
 
     /// Connects to `addr` in this network.
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        match self {
-            Net::Host(_) => TcpStream::connect(addr).await,
-            Net::Ns(ns) => {
-                let s: std::net::TcpStream = self.socket(Domain::for_address(addr))?.into();
-                // Counted before connect() sends its SYN (so it is never taken for the
-                // student's), and only once a socket exists to send one.
-                ns.own_connects.fetch_add(1, Ordering::SeqCst);
-                TcpSocket::from_std_stream(s).connect(addr).await
-            }
+        self.connect_announced(addr, || {}).await
+    }
+
+    /// [`Net::connect`], calling `sent` as soon as the connection request (SYN) has left, before
+    /// the handshake completes: a `burst` waits for every copy's request this way.
+    pub async fn connect_announced(
+        &self,
+        addr: SocketAddr,
+        sent: impl FnOnce(),
+    ) -> io::Result<TcpStream> {
+        let s = self.socket(Domain::for_address(addr))?;
+        if let Net::Ns(ns) = self {
+            // Counted before connect() sends its SYN (so it is never taken for the student's),
+            // and only once a socket exists to send one.
+            ns.own_connects.fetch_add(1, Ordering::SeqCst);
+        }
+        // A non-blocking connect() sends the SYN and returns; the handshake ends when the
+        // socket becomes writable (what tokio's own connect does, with the moment exposed).
+        match s.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        sent();
+        let stream = TcpStream::from_std(s.into())?;
+        stream.writable().await?;
+        match stream.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(stream),
         }
     }
 
@@ -366,6 +386,18 @@ impl Net {
                 "the host's network is shared with the rest of the machine",
             )),
             Net::Ns(ns) => ns.run(move || super::nat::redirect_tcp_to(port))?,
+        }
+    }
+
+    /// Starts recording the connection requests sent in this network (see [`super::dials`]).
+    /// Only inside a namespace: the host's network carries others' connections too.
+    pub fn watch_dials(&self) -> io::Result<super::dials::DialWatch> {
+        match self {
+            Net::Host(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the host's network is shared with the rest of the machine",
+            )),
+            Net::Ns(ns) => ns.run(super::dials::DialWatch::new)?,
         }
     }
 

@@ -638,6 +638,31 @@ impl StudentProcess {
         }
     }
 
+    /// Stops every process of the program (SIGSTOP: it cannot be caught, blocked or ignored)
+    /// until the returned guard is dropped, which continues them (SIGCONT). A process the
+    /// program starts while it is being stopped is stopped too (the members are listed again
+    /// until no new one appears). The PID namespace's init is left alone: it runs no student
+    /// code.
+    pub fn pause(&self) -> Paused {
+        let mut stopped = BTreeSet::new();
+        for _ in 0..PAUSE_ROUNDS {
+            let fresh: Vec<i32> = self
+                .members()
+                .into_iter()
+                .filter(|p| Some(*p) != self.init && !stopped.contains(p))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for pid in fresh {
+                if kill(Pid::from_raw(pid), Signal::SIGSTOP).is_ok() {
+                    stopped.insert(pid);
+                }
+            }
+        }
+        Paused { stopped }
+    }
+
     /// The most processes the program had at once, and whether it hit the process limit (where
     /// a cgroup counts them).
     pub fn process_peak(&self) -> Option<(u64, bool)> {
@@ -759,6 +784,32 @@ impl Members {
         };
         pids.retain(|p| Some(*p) != self.init);
         pids
+    }
+}
+
+/// How many times [`StudentProcess::pause`] lists the members again for processes started while
+/// it was stopping the others (a stopped process starts none, so two rounds normally suffice).
+const PAUSE_ROUNDS: usize = 8;
+
+/// A student program stopped by [`StudentProcess::pause`]; dropping it continues every process
+/// it stopped.
+#[derive(Debug)]
+pub struct Paused {
+    stopped: BTreeSet<i32>,
+}
+
+impl Paused {
+    /// How many processes were stopped.
+    pub fn count(&self) -> usize {
+        self.stopped.len()
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        for pid in &self.stopped {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
+        }
     }
 }
 

@@ -237,6 +237,7 @@ impl Cx<'_> {
                 count,
                 steps,
                 isolated,
+                burst,
             } => {
                 let mut inner = Vec::new();
                 for s in steps {
@@ -246,6 +247,7 @@ impl Cx<'_> {
                     count: *count,
                     steps: inner,
                     isolated: *isolated,
+                    burst: *burst,
                 });
             }
             Step::Join {

@@ -15,13 +15,14 @@ mod step;
 pub mod template;
 mod validate;
 
-pub use bundled::{BUNDLED_TASKS, bundled_task};
+pub use bundled::{BUNDLED_TASKS, bundled_task, bundled_task_names, parse_task_arg};
 pub use duration::Dur;
 pub use expand::Block;
 pub use load::{SpecError, SpecSource, load, load_from_dir, load_with, parse, parse_with};
 pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
-    ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef, Target,
+    BURST_GATE, ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef,
+    Target,
 };
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,9 @@ impl Default for Defaults {
 pub struct TaskSpec {
     /// Task number (1, 2, ...), as given to `--task`.
     pub task: u32,
+    /// A short name (`tcp-echo`) that `--task` accepts as well as the number (bundled tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Human title, shown in reports.
     pub title: String,
     /// Optional longer description.

@@ -217,6 +217,10 @@ pub enum SendBody {
     Hex(String),
 }
 
+/// The longest a `parallel` group with `burst = true` keeps the server paused while its copies
+/// send their connection requests (they normally all have in a few milliseconds).
+pub const BURST_GATE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One step of a scenario. In TOML: `{ do = "connect", conn = "a" }`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
@@ -512,6 +516,13 @@ pub enum Step {
         /// another copy's connections: replies go only to their sender.
         #[serde(default)]
         isolated: bool,
+        /// Send every copy's connection request at the same moment, as far as the server can
+        /// tell: the student's server is paused (SIGSTOP, which it cannot catch) until every
+        /// copy's first step, a `connect`, has sent its request (or for at most
+        /// [`BURST_GATE`]), then resumed. The kernel's accept queue (the `listen()` backlog)
+        /// must hold them all: a small backlog drops requests whatever the machine's speed.
+        #[serde(default)]
+        burst: bool,
     },
     /// Run `steps` `count` times in sequence; `{j}` expands to the iteration index.
     Repeat {

@@ -25,6 +25,21 @@ pub(crate) fn validate(spec: &TaskSpec, origins: &[Vec<usize>]) -> Result<(), In
     if spec.task == 0 {
         return Err((Location::Task, "task numbers start at 1".into()));
     }
+    if let Some(name) = &spec.name {
+        let shape = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if name.is_empty()
+            || !name.chars().all(shape)
+            || name.starts_with('-')
+            || name.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err((
+                Location::Task,
+                format!(
+                    "the task name {name:?} must be lowercase letters, digits and '-' (like \"tcp-echo\"), not a number"
+                ),
+            ));
+        }
+    }
     if spec.scenarios.is_empty() {
         return Err((Location::Task, "the task has no [[scenario]]".into()));
     }
@@ -202,9 +217,22 @@ fn check_step(
                 return Err("the CPU window must be longer than 0s".into());
             }
         }
-        Step::Parallel { count, steps, .. } => {
+        Step::Parallel {
+            count,
+            steps,
+            burst,
+            ..
+        } => {
             if *count == 0 || *count > 2000 {
                 return Err(format!("parallel count {count} must be between 1 and 2000"));
+            }
+            if *burst {
+                if !state.server {
+                    return Err("`burst` pauses the server: start it first".into());
+                }
+                if !matches!(steps.first(), Some(Step::Connect { .. })) {
+                    return Err("with `burst`, each copy's first step must be a `connect`".into());
+                }
             }
             let mut inner = open.clone();
             let mut st = state.clone();
@@ -461,6 +489,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_task_name_is_a_word_not_a_number() {
+        let with = |name: &str| {
+            let text = format!(
+                "task = 9\nname = \"{name}\"\ntitle = \"t\"\n[[scenario]]\nname = \"s\"\npoints = 1\nrole = \"server\"\nsteps = [{{ do = \"start_server\" }}]\n"
+            );
+            parse(&text, SpecSource::Bundled("t.toml")).map(|s| s.name)
+        };
+        assert_eq!(with("tcp-echo").unwrap().as_deref(), Some("tcp-echo"));
+        for bad in ["12", "TCP", "-x", "", "a b"] {
+            assert!(with(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

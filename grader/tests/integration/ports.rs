@@ -165,6 +165,41 @@ fn hard_coded_client_port_task4() {
     hard_coded_client(4, "127.0.0.1:9000", &clients, (29.0, 19.0));
 }
 
+/// Where a client's connection is not redirected (here `--accept-any-port=false`; a kernel
+/// without nf_tables NAT takes the same path), every client scenario fails, and the message
+/// names the port the client dialled, learned from the namespace, not "exited without
+/// connecting".
+#[test]
+fn a_client_that_is_not_redirected_is_told_the_port_it_dialled() {
+    let g = grade(
+        1,
+        &fixture(1, "client_hardcoded_port.py"),
+        &["--isolation", namespace_mode(), "--accept-any-port=false"],
+    );
+    if g.report().isolation == "host" {
+        grader::test_skips::skipped("", "no namespace here: nothing can be learned from one");
+        return;
+    }
+    let clients = [
+        "client prints the acknowledgment",
+        "client relays lines and prints replies",
+        "client exits cleanly on exit",
+        PORT_GIVEN,
+    ];
+    let expected: Vec<(&str, Status)> = clients.iter().map(|n| (*n, Failed)).collect();
+    assert_failures(&g, &expected);
+    for name in clients {
+        let msg = message_of(&g, name);
+        assert!(
+            msg.starts_with("the client dialled 127.0.0.1:12345, not the assigned port ")
+                && msg.ends_with(
+                    "(--accept-any-port=false: a connection to another port is refused)"
+                ),
+            "{name}: {msg}"
+        );
+    }
+}
+
 /// A correct submission's report mentions no port.
 #[test]
 fn a_correct_submission_gets_no_port_note() {

@@ -76,17 +76,8 @@ fn dies_on_reset() {
 #[test]
 fn listen_backlog_5() {
     let g = grade(3, &fixture(3, "listen_backlog_5.py"), &[]);
-    // Connections the backlog drops are retried by the kernel (SYN retransmission after 1 s):
-    // a server that accepts fast enough can still serve all 100 within the deadline, as it did
-    // once in an ordinary user's namespace. Whether it does depends on timing, so both verdicts
-    // are accepted here; what must hold is that a failure names the backlog.
-    if g.failures().is_empty() {
-        grader::test_skips::skipped(
-            "",
-            "the 100 clients all got through the backlog of 5 in time this run (SYN retries): the diagnosis was not exercised",
-        );
-        return;
-    }
+    // The 100 connection requests arrive while the server is paused (`burst`): a backlog of 5
+    // drops most of them on every machine, however fast the server accepts afterwards.
     assert_failures(&g, &[(HUNDRED, TimedOut)]);
     let s = scenario(&g, HUNDRED);
     assert!(

@@ -100,6 +100,9 @@ struct Run<'a> {
     listener: Option<TcpListener>,
     listener_port: Option<u16>,
     refused: Option<RefusedPort>,
+    /// Where the client's connections are not redirected to the listener (in a namespace):
+    /// the connection requests it sent, to name a port it dialled instead.
+    dials: Option<crate::net::dials::DialWatch>,
     notes: Vec<String>,
     /// Set by `end_if_exited`: the scenario passes without its remaining steps.
     ended: bool,
@@ -128,6 +131,9 @@ struct Local {
     j: Option<u32>,
     /// Lines sent on this strand's connections (recorded inside `parallel` only).
     sent: Vec<String>,
+    /// Inside a `parallel` group with `burst`: where this copy's `connect` reports that its
+    /// request has left.
+    gate: Option<Arc<burst::Gate>>,
 }
 
 impl Local {
@@ -216,6 +222,7 @@ pub(super) async fn run(
         listener: None,
         listener_port: None,
         refused: None,
+        dials: None,
         notes: Vec::new(),
         ended: false,
         watch,
@@ -508,6 +515,7 @@ impl<'a> Run<'a> {
     }
 }
 
+mod burst;
 mod diagnose;
 mod http_step;
 mod prelude;

@@ -244,16 +244,26 @@ impl<'a> Run<'a> {
                 )
             })?
         };
-        if !refused
-            && self.accept_any_port()
-            && !self.on_host()
-            && let Err(e) = self.net.redirect_tcp_to(port)
-        {
-            self.transcript.push(
-                "grader",
-                Dir::Note,
-                format!("other ports cannot be redirected to the listener here (nf_tables: {e}); a hard-coded port is refused"),
-            );
+        if !refused && !self.on_host() {
+            let redirected = if self.accept_any_port() {
+                match self.net.redirect_tcp_to(port) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.transcript.push(
+                            "grader",
+                            Dir::Note,
+                            format!("other ports cannot be redirected to the listener here (nf_tables: {e}); a hard-coded port is refused"),
+                        );
+                        false
+                    }
+                }
+            } else {
+                false
+            };
+            // Not redirected: at least learn where the client dials instead.
+            if !redirected {
+                self.dials = self.net.watch_dials().ok();
+            }
         }
         let argv = self.req.client.argv(&self.req.submission, HOST, port, name);
         let p = self.spawn(Process::Client, argv, port, name, true)?;
@@ -316,12 +326,14 @@ impl<'a> Run<'a> {
                 Ok(())
             }
             Some(Ok(Err(e))) => Err(Fail::new(Status::InfraError, format!("accept failed: {e}"))),
+            Some(Err(_)) if let Some(fail) = self.dialled_elsewhere() => Err(fail),
             Some(Err(_)) => Err(Fail::new(
                 Status::TimedOut,
                 format!("the client did not connect to {HOST}:{} within the deadline", self.listener_port.unwrap_or(0)),
             )
             .hint(self.stdin_prompt_hint())
             .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT)".into()))),
+            None if let Some(fail) = self.dialled_elsewhere() => Err(fail),
             None => {
                 let fail = self
                     .attribute("the client exited without connecting".into(), Status::Failed)
@@ -335,6 +347,27 @@ impl<'a> Run<'a> {
                 })
             }
         }
+    }
+}
+
+impl Run<'_> {
+    /// Where the client's connections are not redirected: a failure naming the port it dialled
+    /// instead of the listener's, if it dialled one.
+    fn dialled_elsewhere(&self) -> Option<Fail> {
+        let assigned = self.listener_port?;
+        let dialled = *self.dials.as_ref()?.dialled(assigned).first()?;
+        let why = if self.accept_any_port() {
+            "a connection to another port cannot be redirected to the grader here (no nf_tables NAT in this kernel), so it was refused"
+        } else {
+            "--accept-any-port=false: a connection to another port is refused"
+        };
+        Some(
+            Fail::new(
+                Status::Failed,
+                format!("the client dialled {dialled}, not the assigned port {assigned} ({why})"),
+            )
+            .hint(Some("connect to the host and port given by --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT) instead of a hard-coded port".into())),
+        )
     }
 }
 

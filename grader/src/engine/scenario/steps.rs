@@ -111,7 +111,8 @@ impl<'a> Run<'a> {
                 count,
                 steps,
                 isolated,
-            } => self.parallel(local, *count, steps, *isolated).await,
+                burst,
+            } => self.parallel(local, *count, steps, *isolated, *burst).await,
             Step::ExpectExit {
                 process,
                 code,
@@ -448,7 +449,14 @@ impl<'a> Run<'a> {
                     )
                 })?;
                 let key = local.key(conn);
-                let fut = Conn::connect(key.clone(), addr, &self.net, self.transcript.clone());
+                let gate = local.gate.take();
+                let sent = move || {
+                    if let Some(g) = gate {
+                        g.sent();
+                    }
+                };
+                let fut =
+                    Conn::connect(key.clone(), addr, &self.net, self.transcript.clone(), sent);
                 let within = self.within(within);
                 match tokio::time::timeout(within, fut).await {
                     Ok(Ok(c)) => {
@@ -661,11 +669,14 @@ impl<'a> Run<'a> {
         count: u32,
         steps: &[Step],
         isolated: bool,
+        burst: bool,
     ) -> StepResult {
+        let gate = burst.then(|| burst::Gate::new(count));
         let mut locals: Vec<Local> = (0..count)
             .map(|i| Local {
                 i: Some(i),
                 j: outer.j,
+                gate: gate.clone(),
                 ..Local::default()
             })
             .collect();
@@ -685,7 +696,27 @@ impl<'a> Run<'a> {
             }
             Ok(local)
         });
-        let results = futures_util::future::join_all(copies).await;
+        // With `burst`, the server stays paused until every copy's request has left.
+        let paused = match (&gate, &self.server) {
+            (Some(_), Some(server)) => Some(server.pause()),
+            _ => None,
+        };
+        let resume = async {
+            if let (Some(gate), Some(paused)) = (&gate, paused) {
+                let sent = gate.wait().await;
+                self.transcript.push(
+                    "grader",
+                    Dir::Note,
+                    format!(
+                        "burst: {sent} of {count} connection requests sent while the server was paused ({} processes); server resumed",
+                        paused.count()
+                    ),
+                );
+                drop(paused);
+            }
+        };
+        let (results, ()) =
+            futures_util::future::join(futures_util::future::join_all(copies), resume).await;
         let (done, failures): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
         let done: Vec<Local> = done.into_iter().filter_map(Result::ok).collect();
         let failures: Vec<(u32, Fail)> = failures.into_iter().filter_map(Result::err).collect();
