@@ -172,6 +172,12 @@ pub fn parse_response(buf: &[u8], ended: bool, head_request: bool) -> Parsed {
         ));
     }
     let version = res.version.unwrap_or(1);
+    if version != 1 {
+        return Parsed::Invalid(format!(
+            "the status line says HTTP/1.{version} ({}): the response must be HTTP/1.1 (`HTTP/1.1 200 OK`)",
+            quote_bytes(first_line(buf), 80)
+        ));
+    }
     let status = res.code.unwrap_or(0);
     let reason = res.reason.unwrap_or("").to_string();
     let headers: Vec<(String, String)> = res
@@ -450,6 +456,15 @@ mod tests {
         assert!(m.contains("does not start with a status line"), "{m}");
         // A prefix of the status line waits.
         assert!(not_yet(b"HTT").contains("head never ended"));
+    }
+
+    #[test]
+    fn only_http_1_1_is_accepted() {
+        let m = invalid(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false);
+        assert!(
+            m.contains("must be HTTP/1.1") && m.contains("HTTP/1.0 200 OK"),
+            "{m}"
+        );
     }
 
     #[test]

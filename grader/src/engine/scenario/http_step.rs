@@ -51,7 +51,13 @@ impl<'a> Run<'a> {
                         )
                         .await);
                 }
-                Parsed::NotYet(why) => {
+                Parsed::NotYet(mut why) => {
+                    if stream.raw_truncated() {
+                        why.push_str(&format!(
+                            " (the grader keeps the first {} MiB received on a connection)",
+                            crate::stream::MATCH_CAP >> 20
+                        ));
+                    }
                     if patience.expired() {
                         return Err(Fail::new(
                             Status::TimedOut,
