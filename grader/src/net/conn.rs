@@ -27,6 +27,9 @@ pub struct Conn {
     pub local: Option<SocketAddr>,
     /// The student's end's address.
     pub peer: Option<SocketAddr>,
+    /// HTTP responses read on it by `expect_http` that kept the connection open (no
+    /// `Connection: close`), for the message when the server then closes it unannounced.
+    pub http_kept_open: u32,
     write: Option<OwnedWriteHalf>,
     reader: JoinHandle<()>,
     /// The reader task has been awaited (a finished handle must not be polled again).
@@ -70,6 +73,7 @@ impl Conn {
             stream,
             local,
             peer,
+            http_kept_open: 0,
             write: Some(write),
             reader,
             reaped: false,

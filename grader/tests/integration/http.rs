@@ -164,3 +164,14 @@ fn threads_joined_at_once() {
         assert!(!g.failures().contains_key(passing));
     }
 }
+
+#[test]
+fn closes_without_saying_so() {
+    let g = grade(31, &fixture(31, "closes_without_saying_so.py"), &[]);
+    assert_failures(&g, &[(SECOND, Failed)]);
+    let m = &scenario(&g, SECOND).message;
+    assert!(
+        m.contains("closed without any response") && m.contains("did not say `Connection: close`"),
+        "{m}"
+    );
+}

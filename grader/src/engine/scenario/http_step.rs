@@ -32,7 +32,7 @@ impl<'a> Run<'a> {
             .map(|t| self.expand(local, t))
             .transpose()?;
         let c = local.conn(on)?;
-        let (stream, name) = (c.stream.clone(), c.name.clone());
+        let (stream, name, kept_open) = (c.stream.clone(), c.name.clone(), c.http_kept_open);
         let label = format!("connection {name}");
         let within = self.within(within);
         let patience = self.patience(within);
@@ -43,7 +43,13 @@ impl<'a> Run<'a> {
             let parsed = stream.with_raw_unconsumed(|b, _| http::parse_response(b, ended, *head));
             match parsed {
                 Parsed::Complete(r) => break *r,
-                Parsed::Invalid(m) => {
+                Parsed::Invalid(mut m) => {
+                    if kept_open > 0 && stream.with_raw_unconsumed(|b, _| b.is_empty()) {
+                        // Closing without saying so: the previous response promised more.
+                        m.push_str(
+                            " (the previous response on it did not say `Connection: close`, so the connection was still open for this request: a server that closes after each response must say `Connection: close`)",
+                        );
+                    }
                     return Err(self
                         .attribute(
                             format!("expected an HTTP response on {label}, but {m}"),
@@ -174,6 +180,9 @@ impl<'a> Run<'a> {
                     ),
                 ));
             }
+        }
+        if !response.close {
+            local.conn(on)?.http_kept_open += 1;
         }
         Ok(response.close)
     }
