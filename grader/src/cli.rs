@@ -278,7 +278,9 @@ pub struct BatchArgs {
     /// Where reports go: <out>/<student id>/task<N>.{toml,junit.xml}.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub out: PathBuf,
-    /// Submissions graded at once (default: the number of CPU cores).
+    /// The most submissions graded at once. Between one and that many run, a new one starting
+    /// whenever the CPU has room (waiting scenarios cost none); default: 16 per CPU core, lowered
+    /// to what open files and memory allow.
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
     /// Regrade submissions whose records are up to date.
@@ -1190,10 +1192,10 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
     }
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .unwrap_or_else(batch::admission::default_bound)
         .max(1);
     say!(
-        "Batch: task {} ({}) · {} submission(s){} · {jobs} at once · reports in {}",
+        "Batch: task {} ({}) · {} submission(s){} · up to {jobs} at once, started as the CPU has room · reports in {}",
         spec.task,
         spec.title,
         entries.len(),
@@ -1208,6 +1210,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         after_due: args.after_due,
     };
     let isolation = resolve_isolation(args.isolation)?;
+    let scenario_count = spec.scenarios.len().max(1);
     let config = batch::Config {
         spec_source: spec_source(args.tasks_dir.as_deref(), args.task),
         tasks_dir: args
@@ -1220,9 +1223,9 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
         out: args.out.clone(),
         jobs,
         engine: EngineOptions {
-            // Gradings share the machine: keep the scenarios running at once about the same as
-            // for one `grader run`.
-            parallelism: (default_jobs() / jobs).max(2),
+            // A grading runs all its scenarios at once: the batch admits gradings by the room
+            // on the CPU (see batch::admission), and waiting scenarios cost none.
+            parallelism: scenario_count,
             isolation,
             accept_any_port: args.accept_any_port,
             build_timeout: args.build_timeout.unwrap_or(engine::build::BUILD_TIMEOUT),

@@ -23,6 +23,7 @@
 //! - a record's `submission_abs` is the absolute path `grader replay` starts (the executable, or
 //!   the folder when templates start it).
 
+pub mod admission;
 pub mod discover;
 pub mod merge;
 pub mod progress;
@@ -35,7 +36,6 @@ use tokio::task::JoinSet;
 
 use crate::audience::{self, View};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
-use crate::events::NoEvents;
 use crate::fingerprint;
 use crate::launch::{self, Template};
 use crate::net::netns::{Isolation, IsolationMode};
@@ -65,7 +65,8 @@ pub struct Config {
     pub tasks_dir: Option<PathBuf>,
     /// Report folder.
     pub out: PathBuf,
-    /// Gradings at once.
+    /// The most gradings at once (`-j`); between none and that many run, as the CPU has room
+    /// (see [`admission`]).
     pub jobs: usize,
     /// Engine tunables of each grading.
     pub engine: EngineOptions,
@@ -361,7 +362,7 @@ pub async fn run(
             Prepared::Grade(job) => queue.push(*job),
         }
     }
-    let limit = Arc::new(tokio::sync::Semaphore::new(config.jobs.max(1)));
+    let admission = admission::Admission::new(config.jobs.max(1));
     // Each grading: its id, its result, its provenance, and the full text of an infrastructure
     // error whose error-file text was redacted for students (shown to whoever runs the batch).
     type Graded = (
@@ -373,39 +374,43 @@ pub async fn run(
     let mut running: JoinSet<Graded> = JoinSet::new();
     let mut ids = std::collections::HashMap::new();
     for job in queue {
-        let permit = limit.clone().acquire_owned();
+        let admission = admission.clone();
+        let events = progress.events();
         let ports = ports.clone();
         let timeout = config.timeout;
         let view = config.view;
         let id = job.id.clone();
-        let handle = running.spawn(async move {
-            let _permit = permit.await.ok();
-            let mut withheld = None;
-            // The wall-time limit is the grading's; a build gets its own deadline on top.
-            let limit = match job.req.build {
-                Some(_) => timeout + job.req.options.build_timeout,
-                None => timeout,
-            };
-            let result =
-                match tokio::time::timeout(limit, engine::grade(&job.req, &ports, &NoEvents)).await
-                {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
-                    Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
-                    // Hidden scenarios stay hidden in the error file a student may be shown.
-                    Ok(Err(e)) => {
-                        let full = e.to_string();
-                        let shown = audience::redact_error(e, &job.req.spec, view).to_string();
-                        withheld = (shown != full).then_some(full);
-                        Err(Outcome::Infrastructure(shown))
-                    }
-                    Err(_) => Err(Outcome::Infrastructure(format!(
-                        "the grading took longer than {}s and was abandoned",
-                        timeout.as_secs()
-                    ))),
+        let handle =
+            running.spawn(async move {
+                // The grading's clocks start once it is admitted.
+                let _place = admission.admit().await;
+                let mut withheld = None;
+                // The wall-time limit is the grading's; a build gets its own deadline on top.
+                let limit = match job.req.build {
+                    Some(_) => timeout + job.req.options.build_timeout,
+                    None => timeout,
                 };
-            (job.id, result, job.provenance, withheld)
-        });
+                let result =
+                    match tokio::time::timeout(limit, engine::grade(&job.req, &ports, &*events))
+                        .await
+                    {
+                        Ok(Ok(r)) => Ok(r),
+                        Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
+                        Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
+                        // Hidden scenarios stay hidden in the error file a student may be shown.
+                        Ok(Err(e)) => {
+                            let full = e.to_string();
+                            let shown = audience::redact_error(e, &job.req.spec, view).to_string();
+                            withheld = (shown != full).then_some(full);
+                            Err(Outcome::Infrastructure(shown))
+                        }
+                        Err(_) => Err(Outcome::Infrastructure(format!(
+                            "the grading took longer than {}s and was abandoned",
+                            timeout.as_secs()
+                        ))),
+                    };
+                (job.id, result, job.provenance, withheld)
+            });
         ids.insert(handle.id(), id);
     }
     while let Some(joined) = running.join_next_with_id().await {

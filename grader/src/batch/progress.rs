@@ -1,5 +1,7 @@
 //! Batch progress: a progress bar on a terminal (done/total, submissions below full marks and
-//! errors so far, ETA), one plain line per finished submission otherwise (CI logs, pipes).
+//! errors so far, scenarios finished of those started, ETA), one plain line per finished
+//! submission otherwise (CI logs, pipes). The scenario count comes from the gradings' events
+//! ([`Tally`] is their sink).
 //!
 //! Guarantees: one line per submission in both modes, printed when it finishes (so a log shows
 //! what was done before a kill); the bar is drawn on stderr only when stderr is a terminal, and
@@ -12,13 +14,14 @@
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write as _};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
+use crate::events::{Event, EventSink};
 use crate::safe_text;
 use crate::verdict::fmt_points;
 
@@ -27,9 +30,52 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     total: usize,
     done: AtomicUsize,
+    tally: Arc<Tally>,
+    lock: Mutex<()>,
+}
+
+/// The counts shown in the bar's message; the event sink of every grading of the batch.
+pub struct Tally {
+    bar: Option<ProgressBar>,
     below: AtomicUsize,
     errors: AtomicUsize,
-    lock: Mutex<()>,
+    scenarios_started: AtomicUsize,
+    scenarios_done: AtomicUsize,
+}
+
+impl Tally {
+    /// The bar's message: "2 below full marks, 0 errors · scenarios 40/56".
+    pub fn message(&self) -> String {
+        format!(
+            "{} below full marks, {} errors · scenarios {}/{}",
+            self.below.load(Ordering::SeqCst),
+            self.errors.load(Ordering::SeqCst),
+            self.scenarios_done.load(Ordering::SeqCst),
+            self.scenarios_started.load(Ordering::SeqCst),
+        )
+    }
+
+    fn refresh(&self) {
+        if let Some(pb) = &self.bar {
+            pb.set_message(self.message());
+        }
+    }
+}
+
+impl EventSink for Tally {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::GradingStarted { scenarios, .. } => {
+                self.scenarios_started
+                    .fetch_add(*scenarios, Ordering::SeqCst);
+            }
+            Event::ScenarioFinished(_) => {
+                self.scenarios_done.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::Built { .. } | Event::GradingFinished(_) => return,
+        }
+        self.refresh();
+    }
 }
 
 impl Progress {
@@ -43,18 +89,29 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
             pb.set_style(style);
-            pb.set_message("0 below full marks, 0 errors");
             pb.enable_steady_tick(Duration::from_millis(200));
             pb
         });
+        let tally = Arc::new(Tally {
+            bar: bar.clone(),
+            below: AtomicUsize::new(0),
+            errors: AtomicUsize::new(0),
+            scenarios_started: AtomicUsize::new(0),
+            scenarios_done: AtomicUsize::new(0),
+        });
+        tally.refresh();
         Self {
             bar,
             total,
             done: AtomicUsize::new(0),
-            below: AtomicUsize::new(0),
-            errors: AtomicUsize::new(0),
+            tally,
             lock: Mutex::new(()),
         }
+    }
+
+    /// The sink for the gradings' events (it counts their scenarios).
+    pub fn events(&self) -> Arc<Tally> {
+        self.tally.clone()
     }
 
     /// Records one finished submission.
@@ -63,10 +120,10 @@ impl Progress {
         let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
         match outcome {
             Outcome::NotStarted(_) | Outcome::Infrastructure(_) => {
-                self.errors.fetch_add(1, Ordering::SeqCst);
+                self.tally.errors.fetch_add(1, Ordering::SeqCst);
             }
             o if o.lost_points() => {
-                self.below.fetch_add(1, Ordering::SeqCst);
+                self.tally.below.fetch_add(1, Ordering::SeqCst);
             }
             _ => {}
         }
@@ -76,11 +133,7 @@ impl Progress {
             Some(pb) => {
                 pb.println(line);
                 pb.inc(1);
-                pb.set_message(format!(
-                    "{} below full marks, {} errors",
-                    self.below.load(Ordering::SeqCst),
-                    self.errors.load(Ordering::SeqCst)
-                ));
+                self.tally.refresh();
             }
             None => print_line(&line),
         }

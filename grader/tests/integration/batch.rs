@@ -365,5 +365,17 @@ fn batch_isolation_is_recorded_and_a_change_regrades() {
         (host.isolation.as_str(), host.accept_any_port),
         ("host", Some(true))
     );
-    assert_eq!(host.score, r.score);
+    let statuses = |r: &grader::verdict::GradeReport| {
+        r.scenarios
+            .iter()
+            .map(|s| format!("{}: {:?} {}", s.name, s.status, s.message))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        host.score,
+        r.score,
+        "host: {:#?}\nnetns: {:#?}",
+        statuses(&host),
+        statuses(&r)
+    );
 }
