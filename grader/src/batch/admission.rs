@@ -1,43 +1,41 @@
 //! Admission of work by CPU availability: the class scheduler of `grader batch`. Every grading
 //! of the batch asks one shared [`Admission`] before it starts (and then runs all its scenarios
-//! at once); it is let in when the machine's CPU has room, not when one of a fixed number of
-//! slots frees. A scenario mostly waits (for a reply, or for a deadline that proves nothing
+//! at once); it is let in when the machine's CPU has room, not only when one of a fixed number
+//! of slots frees. A scenario mostly waits (for a reply, or for a deadline that proves nothing
 //! arrives), and a waiting scenario costs no CPU: so while the CPU has room, more gradings
-//! start, and a class takes about as long as its CPU work or its slowest submission. A grading's
-//! clocks (its time limit, its scenarios' deadlines) start when it is admitted, never while it
-//! waits.
+//! start, and a class takes about as long as its CPU work or its slowest submission. A
+//! grading's clocks (its time limit, its scenarios' deadlines) start when it is admitted, never
+//! while it waits.
 //!
 //! Guarantees:
 //! - work is admitted in the order it asked (first come, first served): earlier submissions
 //!   finish first, none starves;
-//! - at least one piece of work runs at any time, whatever the load (an idle grader never
-//!   waits on a machine busy with others' work);
+//! - up to one grading per core runs whatever the load (what a fixed `-j cores` gave before): a
+//!   machine kept busy by others still grades at that pace;
+//! - beyond that, a grading starts only when the machine's CPU was at least [`IDLE_MIN`] idle
+//!   over the last [`SAMPLE`] and no other grading started within it: a burst of starts (each
+//!   grading starts its scenarios' programs at once) cannot push the machine into the CPU
+//!   starvation that would stretch every running scenario's deadlines;
 //! - at most [`Admission::limit`] run at once: the bound the caller gives (`-j`), lowered to
 //!   what the grader's open-file limit and the machine's available memory allow (each grading
 //!   holds sockets, pipes and student processes);
-//! - new work starts only while the machine's run queue is short (at most one runnable thread
-//!   more than it has cores, [`RUNNABLE_OVER_CORES`]) and at most one start per core per
-//!   [`SAMPLE`] happened: a burst of starts cannot push the machine into the CPU starvation that
-//!   would stretch every running scenario's deadlines. The run queue, not the busy time, because
-//!   a machine kept busy by others (a CI neighbour, two busy loops) still has room for work that
-//!   mostly waits: waiting threads are not runnable;
 //! - a [`Ticket`] gives its place back when dropped, on every path (finished, failed,
-//!   cancelled).
+//!   cancelled), and a caller cancelled while waiting leaves the queue.
 //!
-//! The run queue is read from `/proc/stat` (`procs_running`: threads running or runnable on the
-//! whole machine, the reader included), polled every [`SAMPLE`] while work waits: the kernel
-//! offers no event for "the CPU has room".
+//! The CPU is read from `/proc/stat` (the whole machine's busy and idle time), polled every
+//! [`SAMPLE`] while work waits: the kernel offers no event for "the CPU has room".
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// How often the machine's CPU is sampled while work waits for admission.
-pub const SAMPLE: Duration = Duration::from_millis(25);
-/// Runnable threads beyond the number of cores up to which new work starts.
-pub const RUNNABLE_OVER_CORES: usize = 1;
+/// How often the machine's CPU is sampled while work waits for admission, and the least time
+/// between two starts beyond one grading per core.
+pub const SAMPLE: Duration = Duration::from_millis(100);
+/// The idle fraction of all cores from which another grading starts.
+pub const IDLE_MIN: f64 = 0.15;
 /// File descriptors a grading may hold with all its scenarios running (Task 3's 100-client
 /// scenario alone holds about 200 in the grader); the open-file limit divided by this bounds
 /// the gradings running at once.
@@ -59,8 +57,8 @@ pub struct Admission {
     limit: usize,
     state: Mutex<State>,
     changed: Notify,
-    /// Reads the machine's runnable threads (a parameter for the tests).
-    runnable: fn() -> Option<usize>,
+    /// Reads the machine's CPU counters (a parameter for the tests).
+    cpu: fn() -> Option<CpuTimes>,
 }
 
 #[derive(Debug, Default)]
@@ -68,8 +66,18 @@ struct State {
     running: usize,
     next: u64,
     waiting: BTreeSet<u64>,
-    starts: VecDeque<Instant>,
+    last_start: Option<Instant>,
+    /// The previous reading and the idle fraction measured up to it.
+    sample: Option<(Instant, CpuTimes)>,
+    idle: f64,
     peak: usize,
+}
+
+/// Whole-machine CPU time counters from `/proc/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    idle: u64,
+    total: u64,
 }
 
 /// A place among the running work; dropping it gives the place back.
@@ -91,10 +99,10 @@ impl Admission {
     /// An admission for at most `bound` pieces of work at once (lowered to what open files and
     /// memory allow; at least 1).
     pub fn new(bound: usize) -> Arc<Self> {
-        Self::with_source(bound, runnable_threads)
+        Self::with_source(bound, cpu_times)
     }
 
-    fn with_source(bound: usize, runnable: fn() -> Option<usize>) -> Arc<Self> {
+    fn with_source(bound: usize, cpu: fn() -> Option<CpuTimes>) -> Arc<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let by_fds = open_file_limit().map_or(usize::MAX, |n| (n / FDS_PER_GRADING) as usize);
         let by_memory =
@@ -104,7 +112,7 @@ impl Admission {
             limit: bound.min(by_fds).min(by_memory).max(1),
             state: Mutex::new(State::default()),
             changed: Notify::new(),
-            runnable,
+            cpu,
         })
     }
 
@@ -167,28 +175,39 @@ impl Admission {
         st.waiting.remove(&number);
         st.running += 1;
         st.peak = st.peak.max(st.running);
-        st.starts.push_back(now);
+        st.last_start = Some(now);
         drop(st);
         // The next in line may be admitted at once too.
         self.changed.notify_waiters();
         true
     }
 
-    /// Whether the run queue is short and fewer than one start per core happened within the
-    /// last [`SAMPLE`].
+    /// Whether another grading may start now: fewer than one per core run, or the CPU was at
+    /// least [`IDLE_MIN`] idle over the last sample and no grading started within it.
     fn cpu_has_room(&self, st: &mut State, now: Instant) -> bool {
-        while st
-            .starts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > SAMPLE)
-        {
-            st.starts.pop_front();
+        if st.running < self.cores {
+            return true;
         }
-        if st.starts.len() >= self.cores {
+        if st.last_start.is_some_and(|t| now.duration_since(t) < SAMPLE) {
             return false;
         }
-        // Unreadable: no CPU signal, so the limit alone bounds the work.
-        (self.runnable)().is_none_or(|n| n <= self.cores + RUNNABLE_OVER_CORES)
+        match st.sample {
+            Some((at, _)) if now.duration_since(at) < SAMPLE => {}
+            _ => {
+                let Some(times) = (self.cpu)() else {
+                    // Unreadable: no CPU signal, so the limit alone bounds the work.
+                    return true;
+                };
+                if let Some((_, before)) = st.sample {
+                    let total = times.total.saturating_sub(before.total);
+                    if total > 0 {
+                        st.idle = times.idle.saturating_sub(before.idle) as f64 / total as f64;
+                    }
+                }
+                st.sample = Some((now, times));
+            }
+        }
+        st.idle >= IDLE_MIN
     }
 }
 
@@ -208,18 +227,26 @@ impl Drop for Queued<'_> {
     }
 }
 
-/// Threads running or runnable on the machine (`procs_running` in `/proc/stat`).
-fn runnable_threads() -> Option<usize> {
+/// The machine's CPU counters (first line of `/proc/stat`): idle = idle + iowait.
+fn cpu_times() -> Option<CpuTimes> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_procs_running(&text)
+    parse_cpu_line(text.lines().next()?)
 }
 
-fn parse_procs_running(stat: &str) -> Option<usize> {
-    stat.lines()
-        .find_map(|l| l.strip_prefix("procs_running "))?
-        .trim()
-        .parse()
-        .ok()
+fn parse_cpu_line(line: &str) -> Option<CpuTimes> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let values: Vec<u64> = fields.map_while(|f| f.parse().ok()).collect();
+    if values.len() < 5 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    Some(CpuTimes {
+        idle: values[3] + values[4],
+        total: values.iter().take(8).sum(),
+    })
 }
 
 /// The grader's soft limit on open files, first raised to the hard limit (at most 65,536) as
@@ -248,27 +275,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_run_queue() {
-        let stat = "cpu  1 2 3 4\nctxt 99\nprocs_running 3\nprocs_blocked 0\n";
-        assert_eq!(parse_procs_running(stat), Some(3));
-        assert_eq!(parse_procs_running("cpu 1 2\n"), None);
-        assert!(runnable_threads().is_some_and(|n| n >= 1), "this test runs");
+    fn reads_the_cpu_line() {
+        let t = parse_cpu_line("cpu  100 5 50 800 20 3 2 0 0 0").unwrap();
+        assert_eq!((t.idle, t.total), (820, 980));
+        assert_eq!(parse_cpu_line("cpu0 1 2 3 4 5"), None);
+        assert!(cpu_times().is_some());
     }
 
-    fn idle() -> Option<usize> {
-        Some(1)
+    /// A machine whose counters advance by 100 ticks per reading, all idle or all busy.
+    fn clock(idle: bool) -> Option<CpuTimes> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static TICKS: AtomicU64 = AtomicU64::new(0);
+        let total = TICKS.fetch_add(100, Ordering::SeqCst) + 100;
+        Some(CpuTimes {
+            idle: if idle { total } else { 0 },
+            total,
+        })
     }
 
-    fn overloaded() -> Option<usize> {
-        Some(1000)
+    fn idle() -> Option<CpuTimes> {
+        clock(true)
+    }
+
+    fn overloaded() -> Option<CpuTimes> {
+        clock(false)
     }
 
     #[tokio::test]
-    async fn one_runs_even_on_an_overloaded_machine_and_no_second() {
-        let a = Admission::with_source(4, overloaded);
-        let _t = a.admit().await;
-        let second = tokio::time::timeout(SAMPLE * 8, a.admit()).await;
-        assert!(second.is_err(), "a second start on an overloaded machine");
+    async fn one_per_core_runs_on_an_overloaded_machine_and_no_more() {
+        let a = Admission::with_source(1000, overloaded);
+        let mut places = Vec::new();
+        for _ in 0..a.cores {
+            places.push(a.admit().await);
+        }
+        let more = tokio::time::timeout(SAMPLE * 5, a.admit()).await;
+        assert!(more.is_err(), "a grading beyond one per core on a busy machine");
+    }
+
+    #[tokio::test]
+    async fn an_idle_machine_admits_more_than_one_per_core_one_sample_apart() {
+        let a = Admission::with_source(1000, idle);
+        let mut places = Vec::new();
+        let started = std::time::Instant::now();
+        for _ in 0..a.cores + 2 {
+            places.push(a.admit().await);
+        }
+        assert_eq!(a.peak(), a.cores + 2);
+        // The two beyond the cores started a sample apart at least.
+        assert!(started.elapsed() >= SAMPLE, "{:?}", started.elapsed());
     }
 
     #[tokio::test]
@@ -279,7 +333,7 @@ mod tests {
         let t2 = tokio::time::timeout(Duration::from_secs(5), a.admit())
             .await
             .expect("a second place under the limit");
-        let third = tokio::time::timeout(SAMPLE * 8, a.admit()).await;
+        let third = tokio::time::timeout(SAMPLE * 5, a.admit()).await;
         assert!(third.is_err(), "a third place beyond the limit of 2");
         drop(t1);
         let t3 = tokio::time::timeout(Duration::from_secs(5), a.admit())
