@@ -188,7 +188,10 @@ impl Admission {
         if st.running < self.cores {
             return true;
         }
-        if st.last_start.is_some_and(|t| now.duration_since(t) < SAMPLE) {
+        if st
+            .last_start
+            .is_some_and(|t| now.duration_since(t) < SAMPLE)
+        {
             return false;
         }
         match st.sample {
@@ -309,7 +312,10 @@ mod tests {
             places.push(a.admit().await);
         }
         let more = tokio::time::timeout(SAMPLE * 5, a.admit()).await;
-        assert!(more.is_err(), "a grading beyond one per core on a busy machine");
+        assert!(
+            more.is_err(),
+            "a grading beyond one per core on a busy machine"
+        );
     }
 
     #[tokio::test]
