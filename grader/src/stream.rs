@@ -49,10 +49,13 @@ struct State {
     end: Option<End>,
     ansi: Ansi,
     pending: Vec<u8>,
-    /// The bytes as they arrived, up to [`MATCH_CAP`].
+    /// The bytes exactly as they arrived (up to [`MATCH_CAP`]), for protocols whose framing
+    /// the clean text hides (HTTP's `\r\n`); read and consumed apart from the clean text.
     raw: Vec<u8>,
-    /// Bytes of `raw` consumed by byte expectations.
+    /// Bytes of `raw` consumed by raw readers.
     raw_consumed: usize,
+    /// Whether `raw` is kept at all (grader-side connections; not process output).
+    keep_raw: bool,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,14 @@ impl Stream {
         }
     }
 
+    /// An empty, open stream that also keeps the raw bytes as they arrived (see
+    /// [`with_raw_unconsumed`](Self::with_raw_unconsumed)).
+    pub fn keeping_raw() -> Self {
+        let s = Self::new();
+        s.lock().keep_raw = true;
+        s
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the state inconsistent in a way that
         // matters for matching, so a poisoned lock is simply taken over.
@@ -101,8 +112,10 @@ impl Stream {
         {
             let mut st = self.lock();
             st.total += bytes.len() as u64;
-            let room = MATCH_CAP.saturating_sub(st.raw.len());
-            st.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if st.keep_raw {
+                let room = MATCH_CAP.saturating_sub(st.raw.len());
+                st.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
             {
                 let mut cleaned = std::mem::take(&mut st.pending);
                 for &b in bytes {
@@ -167,19 +180,21 @@ impl Stream {
         st.consumed = st.clean.floor_char_boundary(target);
     }
 
-    /// Runs `f` on the raw bytes not yet consumed by byte expectations, and the end state.
+    /// Runs `f` on the raw bytes not yet consumed by [`consume_raw`](Self::consume_raw) (up to
+    /// [`MATCH_CAP`] bytes in all), and the end state. The raw position is independent of the
+    /// clean text's.
     pub fn with_raw_unconsumed<R>(&self, f: impl FnOnce(&[u8], Option<&End>) -> R) -> R {
         let st = self.lock();
         f(&st.raw[st.raw_consumed..], st.end.as_ref())
     }
 
-    /// Marks `n` more raw bytes as consumed by a byte expectation.
+    /// Marks `n` more raw bytes as consumed.
     pub fn consume_raw(&self, n: usize) {
         let mut st = self.lock();
         st.raw_consumed = (st.raw_consumed + n).min(st.raw.len());
     }
 
-    /// Whether raw bytes arrived past [`MATCH_CAP`] (so the raw view lacks its end).
+    /// Whether more raw bytes arrived than [`MATCH_CAP`] keeps.
     pub fn raw_truncated(&self) -> bool {
         let st = self.lock();
         st.total > st.raw.len() as u64
@@ -426,7 +441,7 @@ mod tests {
 
     #[test]
     fn raw_bytes_are_kept_exactly_with_their_own_position() {
-        let s = Stream::new();
+        let s = Stream::keeping_raw();
         s.push(b"a\r\n\x1b[31m\x00");
         s.push(b"\xff\xfe");
         s.with_raw_unconsumed(|b, _| assert_eq!(b, b"a\r\n\x1b[31m\x00\xff\xfe"));
@@ -434,6 +449,17 @@ mod tests {
         s.with_raw_unconsumed(|b, _| assert_eq!(b, b"\x1b[31m\x00\xff\xfe"));
         // The clean text's position is its own.
         s.with_unconsumed(|t, _| assert_eq!(t, "a\n\0\u{FFFD}\u{FFFD}"));
+    }
+
+    #[test]
+    fn raw_bytes_keep_carriage_returns_and_their_own_position() {
+        let s = Stream::keeping_raw();
+        s.push(b"HTTP/1.1 200 OK\r\n");
+        s.push(b"\r\nbody");
+        s.with_raw_unconsumed(|b, _| assert_eq!(b, b"HTTP/1.1 200 OK\r\n\r\nbody"));
+        s.consume_raw(19);
+        s.with_raw_unconsumed(|b, _| assert_eq!(b, b"body"));
+        s.with_unconsumed(|t, _| assert_eq!(t, "HTTP/1.1 200 OK\n\nbody"));
         assert!(!s.raw_truncated());
     }
 

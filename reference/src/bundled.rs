@@ -14,7 +14,7 @@ use clap::Parser;
 
 use crate::cli::{Command, NamedCommand};
 use crate::week1::Rules;
-use crate::{bonus, launch, task1, task2, task3, task4, tcp_echo, timestamp, udp, week1};
+use crate::{bonus, http, launch, task1, task2, task3, task4, tcp_echo, timestamp, udp, week1};
 
 #[derive(Debug, Parser)]
 struct Plain {
@@ -62,6 +62,10 @@ fn about(task: u32) -> &'static str {
         }
         22 => {
             "UDP chat (task 22): JOIN name, lines relayed as `name: text` to every other member, LEAVE."
+        }
+        31 => "Lab 5 (http-server): a minimal HTTP/1.1 server on a raw socket (server only).",
+        32 => {
+            "Lab 5 (http-threaded): the minimal HTTP/1.1 server, serving connections concurrently (server only)."
         }
         _ => "ClassChat Task 4: clients send each other messages through the server (JSON lines).",
     }
@@ -157,8 +161,22 @@ pub fn run(task: u32, args: Vec<OsString>) -> u8 {
                 }
             })
         }
+        31 | 32 => {
+            let cli: Plain = parse(task, args);
+            match cli.command {
+                Command::Server(a) => launch::run(http::run(task, a)),
+                Command::Client(_) => {
+                    eprintln!(
+                        "task {task} has no client: its programs are HTTP servers (use `server --port P`)"
+                    );
+                    return 2;
+                }
+            }
+        }
         other => {
-            eprintln!("there is no reference solution for task {other} (tasks 1-7, 11-16, 21-22)");
+            eprintln!(
+                "there is no reference solution for task {other} (tasks 1-7, 11-16, 21-22, 31-32)"
+            );
             return 2;
         }
     };

@@ -26,6 +26,7 @@
 //! | [`week1`]   | tasks 12–15: the week-1 extensions (sequential, validation, client timeout, concurrent timestamped replies) |
 //! | [`timestamp`] | task 16: the threaded timestamp server and its one-message client |
 //! | [`clock`]   | `HH:MM:SS` for the timestamped labs                                  |
+//! | [`http`]    | Lab 5 (Tasks 31, 32): the minimal HTTP/1.1 server                   |
 //! | [`bundled`] | one entry point for all the tasks, for programs that embed them     |
 //!
 //! # Why tokio
@@ -55,6 +56,7 @@ pub mod clock;
 pub mod console;
 pub mod echo;
 pub mod error;
+pub mod http;
 pub mod launch;
 pub mod lines;
 pub mod net;

@@ -26,6 +26,7 @@
 
 pub mod build;
 mod hardcoded;
+pub mod http;
 pub mod matcher;
 pub mod patience;
 mod scenario;

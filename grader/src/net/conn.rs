@@ -33,6 +33,9 @@ pub struct Conn {
     pub sent: Vec<u8>,
     /// How many bytes of `sent` have already come back as an echo.
     pub echoed: usize,
+    /// HTTP responses read on it by `expect_http` that kept the connection open (no
+    /// `Connection: close`), for the message when the server then closes it unannounced.
+    pub http_kept_open: u32,
     write: Option<OwnedWriteHalf>,
     reader: JoinHandle<()>,
     /// The reader task has been awaited (a finished handle must not be polled again).
@@ -46,7 +49,7 @@ impl Conn {
         let _ = socket.set_nodelay(true);
         let (local, peer) = (socket.local_addr().ok(), socket.peer_addr().ok());
         let (mut read, write) = socket.into_split();
-        let stream = Arc::new(Stream::new());
+        let stream = Arc::new(Stream::keeping_raw());
         let (s, t, who) = (stream.clone(), transcript.clone(), name.clone());
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
@@ -78,6 +81,7 @@ impl Conn {
             peer,
             sent: Vec::new(),
             echoed: 0,
+            http_kept_open: 0,
             write: Some(write),
             reader,
             reaped: false,

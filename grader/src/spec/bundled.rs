@@ -51,6 +51,16 @@ pub const BUNDLED_TASKS: &[(u32, &str, &str)] = &[
         "task22.toml",
         include_str!("../../../tasks/task22.toml"),
     ),
+    (
+        31,
+        "task31.toml",
+        include_str!("../../../tasks/task31.toml"),
+    ),
+    (
+        32,
+        "task32.toml",
+        include_str!("../../../tasks/task32.toml"),
+    ),
 ];
 
 /// The bundled spec of a task: (file name, text).

@@ -439,6 +439,38 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
+    /// One whole HTTP response arrives on a connection (read with `httparse`, its body framed
+    /// by `Content-Length`, chunked encoding or the connection's close) and matches: status,
+    /// headers that must contain a text, a text in the body. A response that says
+    /// `Connection: close` must be followed by the close. Reads the raw bytes (line endings
+    /// kept), from where the previous `expect_http` on the connection stopped.
+    ExpectHttp {
+        /// The connection.
+        on: String,
+        /// The status code the response must have (any when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Headers the response must have, by name (any letter case), each with a text its
+        /// value must contain (any letter case; `""`: only present).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+        /// A text the body must contain (placeholders expanded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_contains: Option<String>,
+        /// The request was `HEAD`: the response has no body whatever its headers say.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        head: bool,
+        /// When the response says `Connection: close` (and the server closes), the scenario
+        /// ends here and passes: a server may close after each response if it says so.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        end_if_closed: bool,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
     /// The peer closes the connection (EOF or reset) within the deadline.
     ExpectClosed {
         /// The connection.
@@ -900,6 +932,7 @@ impl Step {
             Step::Expect { .. } => "expect",
             Step::ExpectSilence { .. } => "expect_silence",
             Step::ExpectNot { .. } => "expect_not",
+            Step::ExpectHttp { .. } => "expect_http",
             Step::ExpectClosed { .. } => "expect_closed",
             Step::ExpectBytes { .. } => "expect_bytes",
             Step::ExpectExit { .. } => "expect_exit",
@@ -945,6 +978,7 @@ impl Step {
             | Step::ExpectNot { hint, .. }
             | Step::ExpectClosed { hint, .. }
             | Step::ExpectBytes { hint, .. }
+            | Step::ExpectHttp { hint, .. }
             | Step::ExpectExit { hint, .. }
             | Step::ExpectRunning { hint, .. }
             | Step::ExpectNoTraceback { hint, .. }

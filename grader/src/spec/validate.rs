@@ -202,6 +202,22 @@ fn check_step(
         }
         Step::ExpectSilence { on, .. } => check_target(on, open, state, suffix)?,
         Step::ExpectClosed { on, .. } => need_conn(open, on)?,
+        Step::ExpectHttp {
+            on,
+            status,
+            end_if_closed,
+            ..
+        } => {
+            need_conn(open, on)?;
+            if let Some(s) = status
+                && !(100..=599).contains(s)
+            {
+                return Err(format!("status = {s} is not an HTTP status code (100-599)"));
+            }
+            if *end_if_closed && suffix == "#" {
+                return Err("`end_if_closed` cannot be used inside `parallel`".into());
+            }
+        }
         Step::ExpectExit { process, .. }
         | Step::ExpectRunning { process, .. }
         | Step::ExpectNoTraceback { process, .. }
@@ -406,6 +422,10 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
         Step::ExpectNoDatagram {
             contains: Some(t), ..
         } => check(t)?,
+        Step::ExpectHttp {
+            body_contains: Some(t),
+            ..
+        } => check(t)?,
         Step::Parallel { steps, .. } => {
             for s in steps {
                 check_placeholders(s, true, in_repeat)?;
@@ -554,6 +574,46 @@ mod tests {
             Err(SpecError::Invalid { message, .. }) => Err(message),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    #[test]
+    fn expect_http_is_checked() {
+        let open = r#"{ do = "start_server" }, { do = "connect", conn = "a" },"#;
+        check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", status = 200, headers = {{ \"Content-Type\" = \"text/html\" }}, body_contains = \"hi {{nonce}}\", end_if_closed = true }}"),
+            "server",
+        )
+        .unwrap();
+        let e = check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", status = 99 }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("not an HTTP status code"), "{e}");
+        let e = check(
+            r#"{ do = "start_server" }, { do = "parallel", count = 2, steps = [{ do = "connect", conn = "c" }, { do = "expect_http", on = "c", end_if_closed = true }] }"#,
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("inside `parallel`"), "{e}");
+        let e = check(
+            r#"{ do = "start_server" }, { do = "expect_http", on = "b" }"#,
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("before a `connect`"), "{e}");
+        let e = check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", body_contains = \"{{i}}\" }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("{i}"), "{e}");
+        let e = check(
+            &format!("{open}\n{{ do = \"expect_http\", on = \"a\", status = 200, bogus = 1 }}"),
+            "server",
+        )
+        .unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
     }
 
     #[test]

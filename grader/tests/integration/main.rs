@@ -13,6 +13,7 @@ mod docs;
 mod export;
 mod hostile;
 mod hostile_folders;
+mod http;
 mod isolation;
 mod ports;
 mod processes;

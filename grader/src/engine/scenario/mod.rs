@@ -528,6 +528,7 @@ mod burst;
 mod bytes;
 mod datagrams;
 mod diagnose;
+mod http_step;
 mod prelude;
 mod startup;
 mod steps;

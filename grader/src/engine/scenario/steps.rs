@@ -94,13 +94,28 @@ impl<'a> Run<'a> {
                     .push("stdin", Dir::Closed, "end of input (stdin closed)");
                 Ok(())
             }
+            Step::ExpectHttp {
+                end_if_closed: true,
+                ..
+            } => {
+                if self.expect_http(local, step).await? {
+                    self.notes.push(
+                        "the server closed the connection after a response that said Connection: close, which HTTP allows: the rest of this scenario was skipped".to_string(),
+                    );
+                    self.ended = true;
+                }
+                Ok(())
+            }
             Step::Repeat { count, steps } => {
-                for j in 0..*count {
+                'outer: for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
                         Box::pin(self.step(local, s))
                             .await
                             .map_err(|f| nested(f, s))?;
+                        if self.ended {
+                            break 'outer;
+                        }
                     }
                 }
                 local.j = None;
@@ -515,9 +530,26 @@ impl<'a> Run<'a> {
                 let c = local.conn(conn)?;
                 if let Err(e) = c.send(&bytes).await {
                     let name = c.name.clone();
+                    // What the program said before the connection broke is usually the cause
+                    // (an error reply to a first part it took for the whole message).
+                    let before = c.stream.with_raw_unconsumed(|b, end| {
+                        let closed = if end.is_some() {
+                            " and closed the connection"
+                        } else {
+                            ""
+                        };
+                        if b.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (before that the program had sent {}{closed})",
+                                crate::engine::http::quote_bytes(b, 120)
+                            )
+                        }
+                    });
                     return Err(self
                         .attribute(
-                            format!("could not send on connection {name}: {e}"),
+                            format!("could not send on connection {name}: {e}{before}"),
                             Status::Failed,
                         )
                         .await);
@@ -654,6 +686,7 @@ impl<'a> Run<'a> {
                 }
                 Ok(())
             }
+            Step::ExpectHttp { .. } => self.expect_http(local, step).await.map(|_| ()),
             Step::ExpectClosed { on, within, .. } => {
                 let c = local.conn(on)?;
                 let (stream, label) = (c.stream.clone(), c.name.clone());
