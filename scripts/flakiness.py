@@ -6,7 +6,11 @@ while LOAD busy processes (`yes > /dev/null`) keep the cores saturated, and repo
 submission, how many distinct verdict sets (scenario -> status) were seen. A stable grader sees
 exactly one per submission. Each run uses a different seed, so the payloads differ too.
 
-Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4,11] [--jobs N]
+With --batch, each run grades every task's fixtures as one class with `grader batch` at its
+default settings (gradings admitted by CPU room, all at once as the scheduler decides), so the
+verdicts are checked at the concurrency a class is graded with (the references are not in it).
+
+Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4,11] [--jobs N] [--batch]
 (--tasks defaults to every task with a fixtures/task<N> folder; the grader is built in
 $CARGO_TARGET_DIR when that is set, else in target/)
 Prints a Markdown table; exit status 1 if any verdict changed.
@@ -66,12 +70,46 @@ def grade(grader, task, path, seed, work):
     return tuple(sorted((s["name"], s["status"]) for s in r["scenarios"])), took
 
 
+def batch_verdicts(grader, task, subs, seed, work):
+    """One `grader batch` of all `subs` (name, path) as a class: {name: verdicts}, wall time."""
+    run = Path(tempfile.mkdtemp(prefix="flaky-batch-", dir=work))
+    klass = run / "class"
+    klass.mkdir()
+    # Every fixture file in one folder: a fixture that imports a sibling still finds it.
+    for name, path in subs:
+        if path is None:
+            continue
+        shutil.copy2(path, klass / name)
+        (klass / name).chmod(0o755)
+    for f in (ROOT / "fixtures" / f"task{task}").iterdir():
+        if f.suffix == ".py" and not (klass / f.name).exists():
+            shutil.copy2(f, klass / f.name)
+    out = run / "out"
+    t0 = time.monotonic()
+    proc = subprocess.run([str(grader), "batch", "--task", str(task), str(klass), "--out", str(out), "--seed", str(seed)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    took = time.monotonic() - t0
+    verdicts = {}
+    for name, path in subs:
+        if path is None:
+            continue
+        rec = next(iter(out.glob(f"{name}/task{task}.toml")), None) or next(iter(out.glob(f"{Path(name).stem}/task{task}.toml")), None)
+        if rec is None:
+            verdicts[name] = ("no report: exit %d: %s" % (proc.returncode, proc.stderr.strip()[-200:]),)
+            continue
+        r = tomllib.loads(rec.read_text())
+        verdicts[name] = tuple(sorted((sc["name"], sc["status"]) for sc in r["scenarios"]))
+    shutil.rmtree(run, ignore_errors=True)
+    return verdicts, took
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--load", type=int, default=2, help="busy processes to start (default: 2)")
     ap.add_argument("--tasks", default=",".join(str(n) for n in fixture_tasks()))
     ap.add_argument("--jobs", type=int, default=1, help="gradings at once (default 1)")
+    ap.add_argument("--batch", action="store_true", help="grade each task's fixtures as one class with `grader batch`")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "grader"], cwd=ROOT, check=True)
     work = Path(tempfile.mkdtemp(prefix="flakiness-"))
@@ -89,9 +127,18 @@ def main():
         print("| task | submission | runs | distinct verdict sets | failing scenarios | max wall |")
         print("|---|---|---|---|---|---|")
         for task in [int(t) for t in args.tasks.split(",")]:
-            for name, path in submissions(task, work):
-                with ThreadPoolExecutor(max_workers=args.jobs) as ex:
-                    results = list(ex.map(lambda seed: grade(grader, task, path, seed, work), range(1, args.runs + 1)))
+            subs = submissions(task, work)
+            if args.batch:
+                runs = [batch_verdicts(grader, task, subs, seed, work) for seed in range(1, args.runs + 1)]
+                per_sub = {name: [(v[name], took) for v, took in runs] for name, path in subs if path is not None}
+            for name, path in subs:
+                if args.batch:
+                    if path is None:
+                        continue
+                    results = per_sub[name]
+                else:
+                    with ThreadPoolExecutor(max_workers=args.jobs) as ex:
+                        results = list(ex.map(lambda seed: grade(grader, task, path, seed, work), range(1, args.runs + 1)))
                 sets = {v for v, _ in results}
                 worst = max(t for _, t in results)
                 first = results[0][0]

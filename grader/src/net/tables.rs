@@ -261,39 +261,25 @@ pub mod proc {
 
     /// All listening TCP sockets in the tables of `net_dir` (e.g. `/proc/self/net`).
     pub fn listeners(net_dir: &Path) -> Vec<Listener> {
-        let mut out = Vec::new();
-        for (file, is_v6) in [("tcp", false), ("tcp6", true)] {
-            let Ok(text) = fs::read_to_string(net_dir.join(file)) else {
-                continue;
-            };
-            for line in text.lines().skip(1) {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() < 10 || f[3] != "0A" {
-                    continue;
-                }
-                let (Some(addr), Ok(inode)) = (parse_addr(f[1], is_v6), f[9].parse::<u64>()) else {
-                    continue;
-                };
-                // tx_queue:rx_queue; for a listener rx_queue is its accept queue's length.
-                let queued = f[4]
-                    .split_once(':')
-                    .and_then(|(_, rx)| u32::from_str_radix(rx, 16).ok())
-                    .unwrap_or(0);
-                out.push(Listener {
-                    addr,
-                    inode,
-                    queued,
-                    backlog: None,
-                });
-            }
-        }
-        out
+        // State 0A is LISTEN.
+        sockets(net_dir, ["tcp", "tcp6"], |state, _| state == "0A")
     }
 
     /// All bound UDP sockets in the tables of `net_dir` (like [`SockDiag::udp_sockets`]).
     pub fn udp_sockets(net_dir: &Path) -> Vec<Listener> {
+        sockets(net_dir, ["udp", "udp6"], |_, addr| addr.port() != 0)
+    }
+
+    /// The sockets of the IPv4 and IPv6 tables `files` of `net_dir` that `keep` (given the
+    /// state column and the local address) accepts, with their receive queue as `queued` (for
+    /// a listener: its accept queue's length).
+    fn sockets(
+        net_dir: &Path,
+        files: [&str; 2],
+        keep: impl Fn(&str, SocketAddr) -> bool,
+    ) -> Vec<Listener> {
         let mut out = Vec::new();
-        for (file, is_v6) in [("udp", false), ("udp6", true)] {
+        for (file, is_v6) in [(files[0], false), (files[1], true)] {
             let Ok(text) = fs::read_to_string(net_dir.join(file)) else {
                 continue;
             };
@@ -305,9 +291,10 @@ pub mod proc {
                 let (Some(addr), Ok(inode)) = (parse_addr(f[1], is_v6), f[9].parse::<u64>()) else {
                     continue;
                 };
-                if addr.port() == 0 {
+                if !keep(f[3], addr) {
                     continue;
                 }
+                // tx_queue:rx_queue.
                 let queued = f[4]
                     .split_once(':')
                     .and_then(|(_, rx)| u32::from_str_radix(rx, 16).ok())
