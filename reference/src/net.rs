@@ -10,6 +10,7 @@
 //!   low for 1000 simultaneous clients.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream, lookup_host};
@@ -24,26 +25,34 @@ const LISTEN_BACKLOG: u32 = 1024;
 
 /// Binds a listening socket on `host:port`.
 pub async fn listen(host: &str, port: u16) -> Result<TcpListener, Error> {
-    let addr = format!("{host}:{port}");
-    let failed = |source| Error::Listen {
-        addr: addr.clone(),
-        source,
-    };
-
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "host name has no address");
-    for candidate in lookup_host((host, port)).await.map_err(failed)? {
+    bind_first(host, port, |candidate| {
         let socket = if candidate.is_ipv4() {
             TcpSocket::new_v4()
         } else {
             TcpSocket::new_v6()
-        };
-        let attempt = socket.and_then(|socket| {
-            socket.set_reuseaddr(true)?;
-            socket.bind(candidate)?;
-            socket.listen(LISTEN_BACKLOG)
-        });
-        match attempt {
-            Ok(listener) => return Ok(listener),
+        }?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(candidate)?;
+        socket.listen(LISTEN_BACKLOG)
+    })
+    .await
+}
+
+/// The first socket `bind` makes of the addresses `host:port` resolves to (a name may resolve
+/// to several, of which only some exist here), or the last error as a `Listen` error.
+pub async fn bind_first<T>(
+    host: &str,
+    port: u16,
+    mut bind: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> Result<T, Error> {
+    let failed = |source| Error::Listen {
+        addr: format!("{host}:{port}"),
+        source,
+    };
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "host name has no address");
+    for candidate in lookup_host((host, port)).await.map_err(failed)? {
+        match bind(candidate) {
+            Ok(socket) => return Ok(socket),
             Err(error) => last_error = error,
         }
     }

@@ -28,19 +28,12 @@ pub const MAX_DATAGRAM: usize = 65_535;
 
 /// Binds the server's socket on `host:port` (the first address the name resolves to that works).
 pub async fn bind(host: &str, port: u16) -> Result<UdpSocket, Error> {
-    let addr = format!("{host}:{port}");
-    let failed = |source| Error::Listen {
-        addr: addr.clone(),
-        source,
-    };
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "host name has no address");
-    for candidate in lookup_host((host, port)).await.map_err(failed)? {
-        match UdpSocket::bind(candidate).await {
-            Ok(socket) => return Ok(socket),
-            Err(error) => last_error = error,
-        }
-    }
-    Err(failed(last_error))
+    crate::net::bind_first(host, port, |candidate| {
+        let socket = std::net::UdpSocket::bind(candidate)?;
+        socket.set_nonblocking(true)?;
+        UdpSocket::from_std(socket)
+    })
+    .await
 }
 
 /// A client's socket (a port the kernel picks, of the server address's family) and the
