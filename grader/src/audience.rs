@@ -14,7 +14,7 @@
 //! One rule for the messages of infrastructure errors, in reports and in [`redact_error`] alike:
 //! students see them only for a visible (or released) scenario with `full` feedback. Elsewhere
 //! (`summary`, `none`, hidden) the notes of retried attempts, which quote those messages, become
-//! the generic [`RETRIED_NOTE`]; `summary` keeps the other notes (the port a server was graded
+//! the generic [`crate::note::RETRIED_NOTE`]; `summary` keeps the other notes (the port a server was graded
 //! on), `none` and hidden scenarios keep no other.
 //!
 //! Two more student-facing paths go through this module: [`limit_feedback`] applies only the
@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::GradeError;
 use crate::events::{Event, EventSink};
-use crate::spec::TaskSpec;
+use crate::note::Note;
+use crate::spec::{Feedback, TaskSpec, Visibility};
 use crate::verdict::{GradeReport, ScenarioOutcome, Status};
 
 /// Who an output is for.
@@ -40,32 +41,6 @@ pub enum Audience {
     Student,
     /// Instructors: everything the record holds.
     Instructor,
-}
-
-/// Whether students see a scenario's details.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Visibility {
-    /// Always shown.
-    #[default]
-    Visible,
-    /// Never shown to students beyond its existence and points.
-    Hidden,
-    /// Hidden until the instructor declares the due date passed (`--after-due`).
-    AfterDue,
-}
-
-/// How much of a failure students see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Feedback {
-    /// Message, hint, failed step, transcript and stderr.
-    #[default]
-    Full,
-    /// The verdict, the scenario's description and hint; nothing quoted from the wire.
-    Summary,
-    /// Pass/fail and points only.
-    None,
 }
 
 /// A scenario's visibility and feedback, as recorded beside its report.
@@ -177,43 +152,18 @@ pub fn limit_feedback(report: &GradeReport, policies: &BTreeMap<String, Policy>)
     out
 }
 
-/// The note that replaces the notes of infrastructure retries where students may not see the
-/// scenario's messages (`summary` and `none` feedback, hidden scenarios).
-pub const RETRIED_NOTE: &str = "an attempt was retried for the grader's own reasons (not charged)";
-
-/// Whether a scenario's note is the engine's record of a retried infrastructure error
-/// (`attempt N: infrastructure error: {message} (retried, not charged)`): it quotes the error's
-/// message, which may quote the spec's expected values, so it is withheld wherever
-/// [`redact_error`] withholds that message.
-pub fn is_retry_note(note: &str) -> bool {
-    // Reads what [`retry_note`] writes.
-    note.strip_prefix("attempt ")
-        .and_then(|rest| rest.split_once(": "))
-        .is_some_and(|(n, rest)| {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && rest.starts_with("infrastructure error")
-        })
-}
-
-/// The note a scenario gets for an attempt that failed for the grader's own reasons and was
-/// retried (the engine writes it, [`is_retry_note`] recognises it).
-pub fn retry_note(attempt: u32, message: &str) -> String {
-    format!("attempt {attempt}: infrastructure error: {message} (retried, not charged)")
-}
-
 /// The notes students may see of a scenario whose messages they may not see: one
-/// [`RETRIED_NOTE`] if an attempt was retried, and, when `keep_others`, the notes that are not
+/// [`Note::RetriedWithheld`] if an attempt was retried, and, when `keep_others`, the notes that are not
 /// about retries (e.g. the port it was graded on).
-fn withheld_notes(notes: &[String], keep_others: bool) -> Vec<String> {
-    let retried = notes.iter().any(|n| is_retry_note(n));
-    let mut kept: Vec<String> = notes
+fn withheld_notes(notes: &[Note], keep_others: bool) -> Vec<Note> {
+    let retried = notes.iter().any(Note::is_retry);
+    let mut kept: Vec<Note> = notes
         .iter()
-        .filter(|n| keep_others && !is_retry_note(n))
+        .filter(|n| keep_others && !n.is_retry())
         .cloned()
         .collect();
     if retried {
-        kept.push(RETRIED_NOTE.to_string());
+        kept.push(Note::RetriedWithheld);
     }
     kept
 }
@@ -397,14 +347,8 @@ fn placeholder_report() -> GradeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::note::RETRIED_NOTE;
 
-    #[test]
-    fn retry_notes_are_recognised_as_written() {
-        assert!(is_retry_note(&retry_note(2, "our port was taken")));
-        assert!(!is_retry_note(
-            "graded on port 12345, not the assigned port"
-        ));
-    }
     use crate::spec::Role;
 
     fn outcome(name: &str, status: Status) -> ScenarioOutcome {
@@ -421,7 +365,7 @@ mod tests {
             failed_step: Some("3 expect".into()),
             transcript: vec!["← secret-nonce".into()],
             stderr_tail: Some("secret-stderr".into()),
-            notes: vec!["secret-note".into()],
+            notes: vec![Note::text("secret-note")],
         }
     }
 
@@ -513,18 +457,26 @@ mod tests {
 
     #[test]
     fn retry_notes_follow_the_rule_of_infrastructure_messages() {
-        let retry = "attempt 1: infrastructure error: expected \"secret-nonce\" on a port a stranger took (retried, not charged)";
-        let port = "the server listens on port 4242 instead of the assigned port 4711; it was graded on port 4242 (--accept-any-port)";
-        assert!(is_retry_note(retry) && !is_retry_note(port));
-        assert!(is_retry_note(
-            "attempt 12: infrastructure error: x (retried, not charged)"
-        ));
-        assert!(!is_retry_note("attempt one: infrastructure error: x"));
+        let retry = Note::Retried {
+            attempt: 1,
+            message: "expected \"secret-nonce\" on a port a stranger took".into(),
+        };
+        // A record written before notes were typed: the same rule.
+        let old_retry = Note::text(
+            "attempt 2: infrastructure error: expected \"secret-nonce\" again (retried, not charged)",
+        );
+        let port = Note::ServerOnOtherPort {
+            assigned: 4711,
+            actual: 4242,
+            one_at_a_time: false,
+        };
+        let withheld = Note::RetriedWithheld;
+        assert_eq!(withheld.to_string(), RETRIED_NOTE);
         let spec = spec();
         let passed = |name: &str| ScenarioOutcome {
             status: Status::Passed,
             message: String::new(),
-            notes: vec![retry.to_string(), port.to_string(), retry.to_string()],
+            notes: vec![retry.clone(), port.clone(), old_retry.clone()],
             ..outcome(name, Status::Passed)
         };
         let report = GradeReport {
@@ -536,9 +488,9 @@ mod tests {
         // open (full): everything; brief (summary): the port, not the retry's message; mute
         // (none) and the hidden ones: only that an attempt was retried.
         assert_eq!(notes(0), report.scenarios[0].notes);
-        assert_eq!(notes(3), [port, RETRIED_NOTE]);
+        assert_eq!(notes(3), [port.clone(), withheld.clone()]);
         for i in [1, 2, 4, 5] {
-            assert_eq!(notes(i), [RETRIED_NOTE], "{:?}", shown.scenarios[i]);
+            assert_eq!(notes(i), [withheld.clone()], "{:?}", shown.scenarios[i]);
         }
         // The same rule as redact_error: the message shows in the notes exactly where it shows
         // in a grading error.
@@ -550,7 +502,10 @@ mod tests {
             let in_error = redact_error(error, &spec, View::default())
                 .to_string()
                 .contains("secret-nonce");
-            let in_notes = o.notes.iter().any(|n| n.contains("secret-nonce"));
+            let in_notes = o
+                .notes
+                .iter()
+                .any(|n| n.to_string().contains("secret-nonce"));
             assert_eq!(in_error, in_notes, "{}", s.name);
         }
         // Without retries, summary notes are untouched and none adds nothing.
@@ -559,19 +514,19 @@ mod tests {
                 .scenarios
                 .iter()
                 .map(|s| ScenarioOutcome {
-                    notes: vec![port.to_string()],
+                    notes: vec![port.clone()],
                     ..passed(&s.name)
                 })
                 .collect(),
             ..placeholder_report()
         };
         let shown = redact(&plain, &policies_of(&spec), View::default());
-        assert_eq!(shown.scenarios[3].notes, [port]);
+        assert_eq!(shown.scenarios[3].notes, [port.clone()]);
         assert!(shown.scenarios[4].notes.is_empty() && shown.scenarios[1].notes.is_empty());
         // Gradescope's path applies the same feedback rule.
         let limited = limit_feedback(&report, &policies_of(&spec));
-        assert_eq!(limited.scenarios[3].notes, [port, RETRIED_NOTE]);
-        assert_eq!(limited.scenarios[4].notes, [RETRIED_NOTE]);
+        assert_eq!(limited.scenarios[3].notes, [port, withheld.clone()]);
+        assert_eq!(limited.scenarios[4].notes, [withheld]);
         assert_eq!(
             redact(&report, &policies_of(&spec), View::INSTRUCTOR),
             report

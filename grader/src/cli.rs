@@ -805,9 +805,9 @@ fn list_tasks(dir: Option<PathBuf>, dialect: &spec::Dialect, steps: bool) -> Res
         }
         for s in &spec.scenarios {
             let shown = match s.visibility {
-                audience::Visibility::Visible => "",
-                audience::Visibility::Hidden => " (hidden from students)",
-                audience::Visibility::AfterDue => " (shown to students after the due date)",
+                crate::spec::Visibility::Visible => "",
+                crate::spec::Visibility::Hidden => " (hidden from students)",
+                crate::spec::Visibility::AfterDue => " (shown to students after the due date)",
             };
             say!(
                 "  {:<6} {:>4} pts  {}{shown}",

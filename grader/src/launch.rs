@@ -723,7 +723,7 @@ pub fn parse_role(word: &str) -> Result<Role, String> {
 pub fn only_roles(
     spec: &crate::spec::TaskSpec,
     roles: Option<&[Role]>,
-) -> Result<(crate::spec::TaskSpec, Option<String>), LaunchError> {
+) -> Result<(crate::spec::TaskSpec, Option<crate::note::Note>), LaunchError> {
     let Some(roles) = roles else {
         return Ok((spec.clone(), None));
     };
@@ -747,21 +747,14 @@ pub fn only_roles(
     if left.is_empty() {
         return Ok((kept, None));
     }
-    let mut left_roles: Vec<&str> = left.iter().map(|s| role_word(s.role)).collect();
-    left_roles.dedup();
-    let graded: Vec<&str> = roles.iter().map(|r| role_word(*r)).collect();
-    let note = format!(
-        "graded for the {} role only (roles = [{}]): the {} {} scenario(s) ({} points) were not graded and are not part of the maximum",
-        graded.join(" and "),
-        graded
-            .iter()
-            .map(|r| format!("\"{r}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
-        left.len(),
-        left_roles.join("/"),
-        crate::verdict::fmt_points(left.iter().map(|s| s.points).sum()),
-    );
+    let mut left_out: Vec<Role> = left.iter().map(|s| s.role).collect();
+    left_out.dedup();
+    let note = crate::note::Note::RolesNotGraded {
+        graded: roles.to_vec(),
+        left_out,
+        scenarios: left.len(),
+        points: left.iter().map(|s| s.points).sum(),
+    };
     Ok((kept, Some(note)))
 }
 

@@ -26,6 +26,7 @@ pub mod export;
 pub mod fingerprint;
 pub mod launch;
 pub mod net;
+pub mod note;
 pub mod process;
 pub mod report;
 pub mod safe_text;

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::net::netns::Isolation;
+pub use crate::note::Note;
 use crate::spec::Role;
 
 /// How one scenario ended.
@@ -79,8 +80,12 @@ pub struct ScenarioOutcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
     /// Remarks that do not change the verdict (e.g. a retried port collision).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::note::deserialize_notes"
+    )]
+    pub notes: Vec<Note>,
 }
 
 /// The graded record of one submission for one task.
@@ -127,12 +132,18 @@ pub struct GradeReport {
     pub scenarios: Vec<ScenarioOutcome>,
     /// Remarks on the whole grading, said once (roles not graded, a template without
     /// `{port}`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::note::deserialize_notes"
+    )]
+    pub notes: Vec<Note>,
 }
 
-/// The current [`GradeReport::schema_version`].
-pub const SCHEMA_VERSION: u32 = 1;
+/// The current [`GradeReport::schema_version`]. 2: notes are typed tables tagged by `kind`
+/// ([`Note`]); version 1 records (notes as plain strings) still load, their notes as
+/// [`Note::Text`].
+pub const SCHEMA_VERSION: u32 = 2;
 
 impl GradeReport {
     /// Whether another port than the assigned one was accepted (see the field).

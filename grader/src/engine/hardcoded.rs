@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::note::Note;
 use crate::verdict::ScenarioOutcome;
 
 /// The port a student program used instead of its assigned one, as one scenario saw it.
@@ -50,25 +51,21 @@ impl PortSeen {
         }
     }
     /// The note shown once per grading.
-    fn note(&self, host: bool) -> String {
+    fn note(&self, host: bool) -> Note {
         match self {
             PortSeen::Server {
                 assigned, actual, ..
-            } => {
-                let serial = if host {
-                    ", one scenario at a time so that copies of the server could not collide"
-                } else {
-                    ""
-                };
-                format!(
-                    "the server listens on port {actual}, not the assigned port {assigned}; the other server scenarios graded it on port {actual}{serial} (--accept-any-port). Read the port from --port (or CLASSCHAT_PORT) instead of hard-coding it"
-                )
-            }
+            } => Note::ServerOnOtherPort {
+                assigned: *assigned,
+                actual: *actual,
+                one_at_a_time: host,
+            },
             PortSeen::Client {
                 assigned, dialled, ..
-            } => format!(
-                "the client dialled {dialled}, not the assigned port {assigned}; redirected so the other scenarios grade its behaviour (--accept-any-port). Connect to --host/--port (or CLASSCHAT_HOST/CLASSCHAT_PORT) instead of a hard-coded port"
-            ),
+            } => Note::ClientDialledOtherPort {
+                assigned: *assigned,
+                dialled: dialled.to_string(),
+            },
         }
     }
 }
@@ -211,7 +208,7 @@ mod tests {
             failed_step: None,
             transcript: Vec::new(),
             stderr_tail: None,
-            notes: vec!["other".into()],
+            notes: vec![Note::text("other")],
         }
     }
 
@@ -239,10 +236,11 @@ mod tests {
         // The server note goes under the scenario about the port, the client note (no such
         // scenario) under the first that saw it.
         assert_eq!(notes, [0, 1, 1, 0]);
-        assert!(outcomes[2].notes[0].contains("port 12345, not the assigned port 40000"));
-        assert!(outcomes[2].notes[0].contains("one scenario at a time"));
-        assert!(outcomes[1].notes[0].starts_with("the client dialled 127.0.0.1:5000"));
-        assert_eq!(outcomes[1].notes[1], "other");
+        let text = |i: usize, j: usize| outcomes[i].notes[j].to_string();
+        assert!(text(2, 0).contains("port 12345, not the assigned port 40000"));
+        assert!(text(2, 0).contains("one scenario at a time"));
+        assert!(text(1, 0).starts_with("the client dialled 127.0.0.1:5000"));
+        assert_eq!(outcomes[1].notes[1], Note::text("other"));
     }
 
     #[tokio::test]

@@ -41,6 +41,7 @@ use crate::events::{Event, EventSink};
 use crate::launch::{BuildCommand, Submission, Template};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
+use crate::note::Note;
 use crate::spec::{Role, TaskSpec};
 use crate::verdict::{GradeReport, SCHEMA_VERSION, ScenarioOutcome, Status};
 
@@ -294,16 +295,14 @@ pub async fn grade(
         .copied()
         .filter(|r| template_of(*r).uses_bin() && req.submission.is_dir)
         .collect();
-    let mut grading_notes: Vec<String> = roles_note.into_iter().collect();
+    let mut grading_notes: Vec<Note> = roles_note.into_iter().collect();
     for role in needed.iter().filter(|r| !missing.contains(r)) {
         let t = template_of(*role);
         if !t.takes_port() {
-            grading_notes.push(format!(
-                "the {} template {:?} has no {{port}}: the {} is not told its port and must use one it chose itself (a hard-coded port)",
-                crate::launch::role_word(*role),
-                t.text(),
-                crate::launch::role_word(*role),
-            ));
+            grading_notes.push(Note::TemplateWithoutPort {
+                role: *role,
+                template: t.text().to_string(),
+            });
         }
     }
 
@@ -387,11 +386,11 @@ pub async fn grade(
                 });
             let mut o = outcome.unwrap_or_else(|| unreachable_outcome(sc));
             if o.status != Status::InfraError && !notes.is_empty() {
-                o.notes.extend(
-                    notes
-                        .iter()
-                        .map(|(attempt, message)| crate::audience::retry_note(*attempt, message)),
-                );
+                o.notes
+                    .extend(notes.iter().map(|(attempt, message)| Note::Retried {
+                        attempt: *attempt,
+                        message: message.clone(),
+                    }));
             }
             sink.event(&Event::ScenarioFinished(&o));
             (o, seen)

@@ -15,7 +15,8 @@
 use serde_json::{Value, json};
 
 use super::{Class, ClassExporter, ExportError, failure_text, test_name};
-use crate::audience::{Visibility, limit_feedback};
+use crate::audience::limit_feedback;
+use crate::spec::Visibility;
 use crate::verdict::{Status, fmt_points};
 
 /// The Gradescope exporter.

@@ -47,7 +47,7 @@ impl Exporter for JunitReport {
             report
                 .notes
                 .iter()
-                .map(|n| Property::new("note", n.clone())),
+                .map(|n| Property::new("note", n.to_string())),
         );
         for s in &report.scenarios {
             let pts = format!(

@@ -10,6 +10,7 @@ mod bundled;
 mod duration;
 mod expand;
 mod load;
+mod policy;
 pub mod protocol;
 mod step;
 pub mod template;
@@ -20,6 +21,7 @@ pub use bundled::{BUNDLED_TASKS, bundled_task, bundled_task_names, parse_task_ar
 pub use duration::Dur;
 pub use expand::Block;
 pub use load::{SpecError, SpecSource, load, load_from_dir, load_with, parse, parse_with};
+pub use policy::{Feedback, Visibility};
 pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
     BURST_GATE, ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef,
@@ -132,10 +134,10 @@ pub struct Scenario {
     pub hint: Option<String>,
     /// Whether students see this scenario's details (`visible`, `hidden`, `after_due`).
     #[serde(default)]
-    pub visibility: crate::audience::Visibility,
+    pub visibility: Visibility,
     /// How much of a failure students see (`full`, `summary`, `none`).
     #[serde(default)]
-    pub feedback: crate::audience::Feedback,
+    pub feedback: Feedback,
     /// The steps, run in order; the first failing step ends the scenario.
     pub steps: Vec<Step>,
     /// For each of `steps` (protocol steps expanded), the written step it came from: its

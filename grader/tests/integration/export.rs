@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use grader::audience::{Feedback, Policy, Visibility};
+use grader::audience::Policy;
 use grader::report::record::{Provenance, TomlRecord};
 use grader::report::{self};
 use grader::spec::Role;
+use grader::spec::{Feedback, Visibility};
 use grader::verdict::{GradeReport, ScenarioOutcome, Status};
 
 use crate::support::{copy_fixture, fixture, root, run_grader};

@@ -196,7 +196,7 @@ fn fixed_port_on_all_addresses_costs_the_port_scenario_only() {
             .scenarios
             .iter()
             .flat_map(|s| s.notes.iter())
-            .filter(|n| n.contains("listens on port 8080"))
+            .filter(|n| n.to_string().contains("listens on port 8080"))
             .count();
         assert_eq!(notes, 1, "{mode}: {}", g.stdout());
     }

@@ -51,7 +51,9 @@ fn correct_close_each() {
     // The keep-alive scenario ends, with a note, after the announced close.
     let s = scenario(&g, SECOND);
     assert!(
-        s.notes.iter().any(|n| n.contains("Connection: close")),
+        s.notes
+            .iter()
+            .any(|n| n.to_string().contains("Connection: close")),
         "{:?}",
         s.notes
     );

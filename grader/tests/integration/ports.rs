@@ -10,11 +10,15 @@ const LISTENS: &str = "server listens on the assigned port";
 const PORT_GIVEN: &str = "client connects to the port it is given";
 
 /// The notes of the grading that contain `text`, with the scenario they are under.
-fn notes_with<'a>(g: &'a Graded, text: &str) -> Vec<(&'a str, &'a str)> {
+fn notes_with<'a>(g: &'a Graded, text: &str) -> Vec<(&'a str, String)> {
     g.report()
         .scenarios
         .iter()
-        .flat_map(|s| s.notes.iter().map(move |n| (s.name.as_str(), n.as_str())))
+        .flat_map(|s| {
+            s.notes
+                .iter()
+                .map(move |n| (s.name.as_str(), n.to_string()))
+        })
         .filter(|(_, n)| n.contains(text))
         .collect()
 }

@@ -150,7 +150,7 @@ fn a_server_only_submission_loses_the_client_points_or_is_graded_as_a_server() {
     let r = g.report();
     assert_eq!((r.score, r.max_score, r.scenarios.len()), (20.0, 20.0, 11));
     assert_eq!(
-        r.notes,
+        r.notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
         [
             "graded for the server role only (roles = [\"server\"]): the 5 client scenario(s) (10 points) were not graded and are not part of the maximum"
         ]
@@ -327,10 +327,11 @@ fn a_template_without_port_is_accepted_with_one_note() {
         ],
     );
     assert_ne!(g.code(), 2, "{}", g.stderr());
-    let notes: Vec<&String> = g
+    let notes: Vec<String> = g
         .report()
         .notes
         .iter()
+        .map(ToString::to_string)
         .filter(|n| n.contains("has no {port}"))
         .collect();
     assert_eq!(notes.len(), 1, "{:?}", g.report().notes);

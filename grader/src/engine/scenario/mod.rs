@@ -105,7 +105,7 @@ struct Run<'a> {
     /// Where the client's connections are not redirected to the listener (in a namespace):
     /// the connection requests it sent, to name a port it dialled instead.
     dials: Option<crate::net::dials::DialWatch>,
-    notes: Vec<String>,
+    notes: Vec<crate::note::Note>,
     /// Set by `end_if_exited`: the scenario passes without its remaining steps.
     ended: bool,
     /// What the grading learned about hard-coded ports, shared by its scenarios.
@@ -282,10 +282,10 @@ pub(super) async fn run(
                 )
                 .hint(Some(MEMORY_HINT.into()));
             }
-            None => run.notes.push(format!(
-                "a process of the {} was killed for using more than the {limit} memory limit",
-                p.role
-            )),
+            None => run.notes.push(crate::note::Note::MemoryLimit {
+                role: p.role.to_string(),
+                limit: limit.clone(),
+            }),
         }
     }
     for p in [&run.server, &run.client].into_iter().flatten() {

@@ -99,9 +99,7 @@ impl<'a> Run<'a> {
                 ..
             } => {
                 if self.expect_http(local, step).await? {
-                    self.notes.push(
-                        "the server closed the connection after a response that said Connection: close, which HTTP allows: the rest of this scenario was skipped".to_string(),
-                    );
+                    self.notes.push(crate::note::Note::HttpConnectionClosed);
                     self.ended = true;
                 }
                 Ok(())
@@ -170,9 +168,9 @@ impl<'a> Run<'a> {
                 match exit_within_grace(p).await {
                     None => Ok(()),
                     Some(e) if e.success() => {
-                        self.notes.push(format!(
-                            "the {process} exited with status 0 once its client had left, which the protocol allows: the rest of this scenario was skipped"
-                        ));
+                        self.notes.push(crate::note::Note::ExitedAfterClient {
+                            process: process.to_string(),
+                        });
                         self.ended = true;
                         Ok(())
                     }
@@ -234,9 +232,10 @@ impl<'a> Run<'a> {
                     let Some(attempts) = self.net.connect_attempts() else {
                         // The host's counters are shared with the whole machine: not checked,
                         // and the record says so (the same program may fail it in a namespace).
-                        self.notes.push(format!(
-                            "not checked that the {process} tried to connect: that needs a network namespace of its own (--isolation netns, as root)"
-                        ));
+                        self.notes
+                            .push(crate::note::Note::ConnectAttemptNotChecked {
+                                process: process.to_string(),
+                            });
                         return Ok(());
                     };
                     if attempts > 0 {
