@@ -316,8 +316,31 @@ impl EventSink for Redacting<'_> {
                     self.inner.event(&Event::ScenarioFinished(s));
                 }
             }
-            other => self.inner.event(other),
+            // A hidden scenario's name is not passed on; a retry's message only where students
+            // see the scenario's messages (as in its notes).
+            Event::ScenarioStarted { scenario } => {
+                if !self.view.hides(self.policy(scenario)) {
+                    self.inner.event(event);
+                }
+            }
+            Event::Retry { scenario, .. } => {
+                let policy = self.policy(scenario);
+                if self.view.audience == Audience::Instructor
+                    || (!self.view.hides(policy) && policy.feedback == Feedback::Full)
+                {
+                    self.inner.event(event);
+                }
+            }
+            Event::GradingStarted { .. } | Event::Built { .. } | Event::Note(_) => {
+                self.inner.event(event)
+            }
         }
+    }
+}
+
+impl Redacting<'_> {
+    fn policy(&self, scenario: &str) -> Policy {
+        self.policies.get(scenario).copied().unwrap_or_default()
     }
 }
 

@@ -1065,6 +1065,8 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
     };
     let console = Console::new(args.format, args.verbose);
     let shown = Redacting::new(&console, &provenance.policies, view);
+    let files = report::files::ReportFiles::new(&args.out, &provenance, view);
+    let sink = crate::events::Fanout::new([&shown as &dyn crate::events::EventSink, &files]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1077,12 +1079,12 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
             // Dropping the grading ends every student process group it started.
             sig = stop => Err(CliError::Interrupted(sig)),
             // An infrastructure error names its scenario: hidden ones stay hidden from students.
-            r = engine::grade(&req, &ports, &shown) => {
+            r = engine::grade(&req, &ports, &sink) => {
                 r.map_err(|e| CliError::from(audience::redact_error(e, &req.spec, view)))
             }
         }
     })?;
-    let written = batch::write_graded(&args.out, &report, &provenance, view)?;
+    let written = files.finish().unwrap_or_else(|| Ok(Vec::new()))?;
     let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     say!("Reports: {}", paths.join(", "));
     let ok = match args.min_score {

@@ -36,13 +36,14 @@ use tokio::task::JoinSet;
 
 use crate::audience::{self, View};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
+use crate::events::{EventSink, Fanout};
 use crate::fingerprint;
 use crate::launch::{self, Template};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
-use crate::report::junit::JunitReport;
-use crate::report::record::{self, Provenance, TomlRecord};
-use crate::report::{self, ReportError};
+use crate::report;
+use crate::report::files::ReportFiles;
+use crate::report::record::{self, Provenance};
 use crate::spec::{Role, TaskSpec};
 use crate::verdict::{GradeReport, Status};
 
@@ -295,23 +296,6 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
     }))
 }
 
-/// Writes a graded submission's files: JUnit (as `view` may see it), then the full record.
-pub fn write_graded(
-    out: &Path,
-    report: &GradeReport,
-    provenance: &Provenance,
-    view: View,
-) -> Result<Vec<PathBuf>, ReportError> {
-    let shown = audience::redact(report, &provenance.policies, view);
-    let mut written = report::write_all(out, &shown, &[&JunitReport])?;
-    written.extend(report::write_all(out, report, &[&TomlRecord(provenance)])?);
-    let stale = error_path(out, &report.submission, report.task);
-    if stale.exists() {
-        let _ = std::fs::remove_file(stale);
-    }
-    Ok(written)
-}
-
 /// A rerun found the record up to date (same content hash, templates, spec, grader version and
 /// isolation): an error file from an attempt before that record was written is stale, and would
 /// otherwise sit next to a good record forever. One written after the record (a later attempt
@@ -379,61 +363,63 @@ pub async fn run(
         let ports = ports.clone();
         let timeout = config.timeout;
         let view = config.view;
+        let out = config.out.clone();
         let id = job.id.clone();
-        let handle =
-            running.spawn(async move {
-                // The grading's clocks start once it is admitted.
-                let _place = admission.admit().await;
-                let mut withheld = None;
-                // The wall-time limit is the grading's; a build gets its own deadline on top.
-                let limit = match job.req.build {
-                    Some(_) => timeout + job.req.options.build_timeout,
-                    None => timeout,
+        let handle = running.spawn(async move {
+            // The grading's clocks start once it is admitted.
+            let _place = admission.admit().await;
+            let mut withheld = None;
+            // The wall-time limit is the grading's; a build gets its own deadline on top.
+            let limit = match job.req.build {
+                Some(_) => timeout + job.req.options.build_timeout,
+                None => timeout,
+            };
+            // The gradings' events go to the progress bar and to the report files.
+            let files = ReportFiles::new(&out, &job.provenance, view);
+            let sink = Fanout::new([&*events as &dyn EventSink, &files]);
+            let result =
+                match tokio::time::timeout(limit, engine::grade(&job.req, &ports, &sink)).await {
+                    Ok(Ok(r)) => match files.finish() {
+                        Some(Err(e)) => Err(Outcome::Infrastructure(e.to_string())),
+                        _ => Ok(r),
+                    },
+                    Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
+                    Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
+                    // Hidden scenarios stay hidden in the error file a student may be shown.
+                    Ok(Err(e)) => {
+                        let full = e.to_string();
+                        let shown = audience::redact_error(e, &job.req.spec, view).to_string();
+                        withheld = (shown != full).then_some(full);
+                        Err(Outcome::Infrastructure(shown))
+                    }
+                    Err(_) => Err(Outcome::Infrastructure(format!(
+                        "the grading took longer than {}s and was abandoned",
+                        timeout.as_secs()
+                    ))),
                 };
-                let result =
-                    match tokio::time::timeout(limit, engine::grade(&job.req, &ports, &*events))
-                        .await
-                    {
-                        Ok(Ok(r)) => Ok(r),
-                        Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
-                        Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
-                        // Hidden scenarios stay hidden in the error file a student may be shown.
-                        Ok(Err(e)) => {
-                            let full = e.to_string();
-                            let shown = audience::redact_error(e, &job.req.spec, view).to_string();
-                            withheld = (shown != full).then_some(full);
-                            Err(Outcome::Infrastructure(shown))
-                        }
-                        Err(_) => Err(Outcome::Infrastructure(format!(
-                            "the grading took longer than {}s and was abandoned",
-                            timeout.as_secs()
-                        ))),
-                    };
-                (job.id, result, job.provenance, withheld)
-            });
+            (job.id, result, job.provenance, withheld)
+        });
         ids.insert(handle.id(), id);
     }
     while let Some(joined) = running.join_next_with_id().await {
         let mut withheld = None;
         let (id, outcome) = match joined {
-            Ok((_, (id, Ok(report), provenance, _))) => {
+            // Its files were written by its sink (a failure to write them is an error outcome).
+            Ok((_, (id, Ok(report), _, _))) => {
                 let failed = report
                     .scenarios
                     .iter()
                     .filter(|s| s.status != Status::Passed)
                     .count();
-                match write_graded(&config.out, &report, &provenance, config.view) {
-                    Ok(_) => (
-                        id,
-                        Outcome::Graded {
-                            score: report.score,
-                            max: report.max_score,
-                            failed,
-                            duration_ms: report.duration_ms,
-                        },
-                    ),
-                    Err(e) => (id, Outcome::Infrastructure(e.to_string())),
-                }
+                (
+                    id,
+                    Outcome::Graded {
+                        score: report.score,
+                        max: report.max_score,
+                        failed,
+                        duration_ms: report.duration_ms,
+                    },
+                )
             }
             Ok((_, (id, Err(outcome), _, full))) => {
                 withheld = full;

@@ -72,7 +72,11 @@ impl EventSink for Tally {
             Event::ScenarioFinished(_) => {
                 self.scenarios_done.fetch_add(1, Ordering::SeqCst);
             }
-            Event::Built { .. } | Event::GradingFinished(_) => return,
+            Event::Built { .. }
+            | Event::Note(_)
+            | Event::ScenarioStarted { .. }
+            | Event::Retry { .. }
+            | Event::GradingFinished(_) => return,
         }
         self.refresh();
     }

@@ -306,6 +306,10 @@ pub async fn grade(
         }
     }
 
+    for note in &grading_notes {
+        sink.event(&Event::Note(note));
+    }
+
     // The scenarios' limit starts after the build, which has its own.
     // (A limit too large for the clock is none.)
     let now = Instant::now();
@@ -324,6 +328,7 @@ pub async fn grade(
         let watch = &watch;
         async move {
             let _permit = limit.acquire().await.ok();
+            sink.event(&Event::ScenarioStarted { scenario: &sc.name });
             let begun = Instant::now();
             let mut notes = Vec::new();
             let mut seen = Vec::new();
@@ -370,6 +375,13 @@ pub async fn grade(
                     if o.status != Status::InfraError {
                         outcome = Some(o);
                         break;
+                    }
+                    if attempt < req.options.attempts.max(1) {
+                        sink.event(&Event::Retry {
+                            scenario: &sc.name,
+                            attempt,
+                            message: &o.message,
+                        });
                     }
                     notes.push((attempt, o.message.clone()));
                     outcome = Some(o);

@@ -67,7 +67,12 @@ impl EventSink for Console {
             Event::Built { command, duration } => {
                 format!("built with `{command}` in {:.1}s\n", duration.as_secs_f64())
             }
-            Event::ScenarioFinished(_) => return,
+            // The console shows the scenarios at the end, in spec order (remarks are in the
+            // report too).
+            Event::Note(_)
+            | Event::ScenarioStarted { .. }
+            | Event::Retry { .. }
+            | Event::ScenarioFinished(_) => return,
             Event::GradingFinished(report) => render(report, self.format, self.verbose),
         };
         let mut out = anstream::stdout();

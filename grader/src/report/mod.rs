@@ -5,6 +5,7 @@
 //! `<out>/<submission>/task<N>.junit.xml`.
 
 pub mod console;
+pub mod files;
 pub mod junit;
 pub mod record;
 pub mod toml;

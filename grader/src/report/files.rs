@@ -1,0 +1,177 @@
+//! The report files of one grading, written by event sinks when the grading finishes:
+//! [`JunitFile`] (`task<N>.junit.xml`, as the audience may see it), [`RecordFile`]
+//! (`task<N>.toml`, the full record with its provenance) and [`ReportFiles`], both in that order
+//! plus the removal of a stale `task<N>.error.txt`.
+//!
+//! Guarantees: files are written once, on `GradingFinished`, atomically (see
+//! [`super::write_atomic`]); the JUnit sink redacts every outcome for its audience
+//! ([`crate::audience::redact`]) before rendering, the record sink never redacts; a sink keeps
+//! the result of its writing for the caller ([`ReportFiles::finish`]), since a sink cannot fail
+//! the grading that calls it; a grading that fails (no `GradingFinished`) writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::junit::JunitReport;
+use super::record::{Provenance, TomlRecord};
+use super::{ReportError, report_dir, write_all};
+use crate::audience::{Policy, View, redact};
+use crate::events::{Event, EventSink};
+use crate::verdict::GradeReport;
+
+type Written = Mutex<Option<Result<Vec<PathBuf>, ReportError>>>;
+
+fn take(written: &Written) -> Option<Result<Vec<PathBuf>, ReportError>> {
+    written.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+fn keep(written: &Written, result: Result<Vec<PathBuf>, ReportError>) {
+    *written.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+}
+
+/// Writes `task<N>.junit.xml` under `out` as `view` may see it.
+pub struct JunitFile<'a> {
+    out: &'a Path,
+    policies: &'a BTreeMap<String, Policy>,
+    view: View,
+    written: Written,
+}
+
+impl<'a> JunitFile<'a> {
+    /// A JUnit writer for reports under `out`.
+    pub fn new(out: &'a Path, policies: &'a BTreeMap<String, Policy>, view: View) -> Self {
+        Self {
+            out,
+            policies,
+            view,
+            written: Mutex::new(None),
+        }
+    }
+
+    /// The file written (or why not); `None` before the grading finished.
+    pub fn finish(&self) -> Option<Result<Vec<PathBuf>, ReportError>> {
+        take(&self.written)
+    }
+}
+
+impl EventSink for JunitFile<'_> {
+    fn event(&self, event: &Event<'_>) {
+        if let Event::GradingFinished(report) = event {
+            let shown = redact(report, self.policies, self.view);
+            keep(&self.written, write_all(self.out, &shown, &[&JunitReport]));
+        }
+    }
+}
+
+/// Writes `task<N>.toml` (the full record: report and provenance) under `out`.
+pub struct RecordFile<'a> {
+    out: &'a Path,
+    provenance: &'a Provenance,
+    written: Written,
+}
+
+impl<'a> RecordFile<'a> {
+    /// A record writer for reports under `out`.
+    pub fn new(out: &'a Path, provenance: &'a Provenance) -> Self {
+        Self {
+            out,
+            provenance,
+            written: Mutex::new(None),
+        }
+    }
+
+    /// The file written (or why not); `None` before the grading finished.
+    pub fn finish(&self) -> Option<Result<Vec<PathBuf>, ReportError>> {
+        take(&self.written)
+    }
+}
+
+impl EventSink for RecordFile<'_> {
+    fn event(&self, event: &Event<'_>) {
+        if let Event::GradingFinished(report) = event {
+            keep(
+                &self.written,
+                write_all(self.out, report, &[&TomlRecord(self.provenance)]),
+            );
+        }
+    }
+}
+
+/// Every file of a graded submission: JUnit (as `view` may see it), then the full record; once
+/// both are written, an error file of an earlier attempt is removed (the record supersedes it).
+pub struct ReportFiles<'a> {
+    junit: JunitFile<'a>,
+    record: RecordFile<'a>,
+    out: &'a Path,
+}
+
+impl<'a> ReportFiles<'a> {
+    /// The files of a grading under `out`.
+    pub fn new(out: &'a Path, provenance: &'a Provenance, view: View) -> Self {
+        Self {
+            junit: JunitFile::new(out, &provenance.policies, view),
+            record: RecordFile::new(out, provenance),
+            out,
+        }
+    }
+
+    /// The files written, JUnit first (or the first failure); `None` before the grading
+    /// finished.
+    pub fn finish(&self) -> Option<Result<Vec<PathBuf>, ReportError>> {
+        let mut written = match self.junit.finish()? {
+            Ok(w) => w,
+            Err(e) => return Some(Err(e)),
+        };
+        match self.record.finish()? {
+            Ok(w) => written.extend(w),
+            Err(e) => return Some(Err(e)),
+        }
+        Some(Ok(written))
+    }
+
+    fn remove_stale_error(&self, report: &GradeReport) {
+        let stale = report_dir(self.out, report).join(super::record::error_file_name(report.task));
+        if stale.exists() {
+            let _ = std::fs::remove_file(stale);
+        }
+    }
+}
+
+impl EventSink for ReportFiles<'_> {
+    fn event(&self, event: &Event<'_>) {
+        self.junit.event(event);
+        if matches!(
+            &*self.junit.written.lock().unwrap_or_else(|e| e.into_inner()),
+            Some(Err(_))
+        ) {
+            // The record is written only after the JUnit file (as before sinks).
+            return;
+        }
+        self.record.event(event);
+        if let Event::GradingFinished(report) = event
+            && matches!(
+                &*self
+                    .record
+                    .written
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(Ok(_))
+            )
+        {
+            self.remove_stale_error(report);
+        }
+    }
+}
+
+/// Writes a graded submission's files at once (what [`ReportFiles`] does on `GradingFinished`).
+pub fn write_graded(
+    out: &Path,
+    report: &GradeReport,
+    provenance: &Provenance,
+    view: View,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let files = ReportFiles::new(out, provenance, view);
+    files.event(&Event::GradingFinished(report));
+    files.finish().unwrap_or_else(|| Ok(Vec::new()))
+}
