@@ -31,7 +31,7 @@ use crate::export::{self, ExportError};
 use crate::launch::{self, LaunchError, Template};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
-use crate::report::console::{Console, Format};
+use crate::report::console::{Console, ConsoleStyle};
 use crate::report::record::{self, Provenance, RecordError};
 use crate::report::{self, ReportError};
 use crate::safe_text;
@@ -230,7 +230,7 @@ pub struct RunArgs {
     pub min_score: Option<MinScore>,
     /// Terminal output format.
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: ConsoleStyle,
     /// Print full transcripts and stderr of failed scenarios.
     #[arg(short, long)]
     pub verbose: bool,
@@ -326,7 +326,7 @@ pub struct BatchArgs {
     pub after_due: bool,
     /// Also export, when the batch ends (repeatable): files go to <out>/.
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub export: Vec<export::Format>,
+    pub export: Vec<export::ExportFormat>,
     /// Wall-clock limit of each submission's scenarios, all together (its build has its own):
     /// scenarios not finished by then are timed out, e.g. "90s", "5m".
     #[arg(long, alias = "timeout", value_name = "DURATION", default_value = "10m", value_parser = time_limit)]
@@ -354,7 +354,7 @@ pub struct BatchArgs {
 pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum)]
-    pub format: export::Format,
+    pub format: export::ExportFormat,
     /// Reports folder: <dir>/<student>/task<N>.toml.
     pub reports: PathBuf,
     /// Output file ("-" for stdout; default: <reports>/<grades.csv|results.json|...>).
@@ -417,7 +417,7 @@ pub struct ReplayArgs {
     pub out: PathBuf,
     /// Terminal output format.
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: ConsoleStyle,
     /// Print full transcripts and stderr of failed scenarios.
     #[arg(short, long)]
     pub verbose: bool,

@@ -68,7 +68,7 @@ pub enum ExportError {
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum ExportFormat {
     /// One row per student: id, total, per-task scores, per-scenario points (LMS import).
     Csv,
     /// Canvas gradebook import: the roster's (--roster) identification columns plus one column
@@ -109,7 +109,10 @@ pub trait ClassExporter {
 /// The exporter of a format (the Canvas one reads and checks the roster). Its warnings start
 /// with the class's own ([`Class::warnings`]: stale records, students never graded), whatever the
 /// format.
-pub fn exporter(format: Format, options: &Options) -> Result<Box<dyn ClassExporter>, ExportError> {
+pub fn exporter(
+    format: ExportFormat,
+    options: &Options,
+) -> Result<Box<dyn ClassExporter>, ExportError> {
     Ok(Box::new(WithClassWarnings(format_exporter(
         format, options,
     )?)))
@@ -142,14 +145,14 @@ impl ClassExporter for WithClassWarnings {
 }
 
 fn format_exporter(
-    format: Format,
+    format: ExportFormat,
     options: &Options,
 ) -> Result<Box<dyn ClassExporter>, ExportError> {
     Ok(match format {
-        Format::Csv => Box::new(csv::Csv {
+        ExportFormat::Csv => Box::new(csv::Csv {
             id_column: options.id_column.clone(),
         }),
-        Format::Canvas => {
+        ExportFormat::Canvas => {
             let path = options.roster.as_ref().ok_or_else(|| {
                 ExportError::Roster(
                     "needs --roster FILE: the course's gradebook CSV from Canvas (Grades → Export)"
@@ -171,10 +174,10 @@ fn format_exporter(
                 assignment: options.assignment.clone(),
             })
         }
-        Format::Gradescope => Box::new(gradescope::Gradescope),
-        Format::Classroom => Box::new(classroom::Classroom),
-        Format::Summary => Box::new(summary::Summary),
-        Format::Markdown => Box::new(markdown::Markdown),
+        ExportFormat::Gradescope => Box::new(gradescope::Gradescope),
+        ExportFormat::Classroom => Box::new(classroom::Classroom),
+        ExportFormat::Summary => Box::new(summary::Summary),
+        ExportFormat::Markdown => Box::new(markdown::Markdown),
     })
 }
 
@@ -636,7 +639,7 @@ mod tests {
             let c = Class::with_student_filter(records.clone(), view(), false);
             let ng: Vec<&str> = c.not_graded.iter().map(|s| s.id.as_str()).collect();
             assert_eq!(ng, ["fay"]);
-            let w = exporter(Format::Summary, &Options::default())
+            let w = exporter(ExportFormat::Summary, &Options::default())
                 .unwrap()
                 .warnings(&c);
             assert_eq!(w.len(), 1, "{w:?}");
@@ -663,7 +666,7 @@ mod tests {
         let c = class(d.path());
         assert_eq!(c.students[0].id, "alice@uni.edu");
         assert_eq!(c.students[0].folder, "alice_uni.edu");
-        let csv = exporter(Format::Csv, &Options::default())
+        let csv = exporter(ExportFormat::Csv, &Options::default())
             .unwrap()
             .render(&c)
             .unwrap();
@@ -734,7 +737,7 @@ mod tests {
             "{w:?}"
         );
         // Every format warns.
-        let e = exporter(Format::Markdown, &Options::default()).unwrap();
+        let e = exporter(ExportFormat::Markdown, &Options::default()).unwrap();
         assert_eq!(e.warnings(&c), w);
 
         let html = String::from_utf8(summary::Summary.render(&c).unwrap()).unwrap();

@@ -22,7 +22,7 @@ use crate::verdict::{GradeReport, Status, fmt_points};
 
 /// Terminal output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
+pub enum ConsoleStyle {
     /// Detailed: every failure explained with transcript and hint.
     #[default]
     Human,
@@ -32,14 +32,14 @@ pub enum Format {
 
 /// Prints a grading to stdout as it happens.
 pub struct Console {
-    format: Format,
+    format: ConsoleStyle,
     verbose: bool,
     lock: Mutex<()>,
 }
 
 impl Console {
     /// A console reporter.
-    pub fn new(format: Format, verbose: bool) -> Self {
+    pub fn new(format: ConsoleStyle, verbose: bool) -> Self {
         Self {
             format,
             verbose,
@@ -94,7 +94,7 @@ fn write_notes(s: &mut String, o: &crate::verdict::ScenarioOutcome) {
 }
 
 /// Renders a finished grading (with ANSI styles; the caller's stream strips them if needed).
-pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
+pub fn render(report: &GradeReport, format: ConsoleStyle, verbose: bool) -> String {
     let mut s = String::new();
     let width = report
         .scenarios
@@ -128,7 +128,7 @@ pub fn render(report: &GradeReport, format: Format, verbose: bool) -> String {
             continue;
         }
         let _ = writeln!(s, "       {}", o.message);
-        if format == Format::Compact {
+        if format == ConsoleStyle::Compact {
             write_notes(&mut s, o);
             continue;
         }

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{Exporter, ReportError};
+use super::{ReportError, ReportRenderer};
 use crate::verdict::{GradeReport, Status, fmt_points};
 
 /// Writes `task<N>.junit.xml`.
 pub struct JunitReport;
 
-impl Exporter for JunitReport {
+impl ReportRenderer for JunitReport {
     fn file_name(&self, report: &GradeReport) -> String {
         format!("task{}.junit.xml", report.task)
     }

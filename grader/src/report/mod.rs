@@ -36,8 +36,10 @@ pub enum ReportError {
     },
 }
 
-/// A file format for a finished grading.
-pub trait Exporter {
+/// A file format for one finished grading (JUnit, the TOML record), written into the
+/// submission's report folder; not to be confused with [`crate::export::ClassExporter`], which
+/// renders a whole class from its records.
+pub trait ReportRenderer {
     /// File name inside the submission's report folder, e.g. `task1.toml`.
     fn file_name(&self, report: &GradeReport) -> String;
     /// Renders the report.
@@ -49,15 +51,15 @@ pub fn report_dir(out: &Path, report: &GradeReport) -> PathBuf {
     out.join(sanitize(&report.submission))
 }
 
-/// Writes every exporter's file for `report` under `out`, atomically; returns the paths.
+/// Writes every renderer's file for `report` under `out`, atomically; returns the paths.
 pub fn write_all(
     out: &Path,
     report: &GradeReport,
-    exporters: &[&dyn Exporter],
+    renderers: &[&dyn ReportRenderer],
 ) -> Result<Vec<PathBuf>, ReportError> {
     let dir = report_dir(out, report);
     let mut written = Vec::new();
-    for e in exporters {
+    for e in renderers {
         let bytes = e.render(report)?;
         let path = dir.join(e.file_name(report));
         write_atomic(&path, &bytes)?;

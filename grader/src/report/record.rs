@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Exporter, ReportError};
+use super::{ReportError, ReportRenderer};
 use crate::audience::{Policy, View, redact};
 use crate::verdict::GradeReport;
 
@@ -268,7 +268,7 @@ struct ProvenanceTable {
 /// Writes `task<N>.toml`: the report, then its `[provenance]` table.
 pub struct TomlRecord<'a>(pub &'a Provenance);
 
-impl Exporter for TomlRecord<'_> {
+impl ReportRenderer for TomlRecord<'_> {
     fn file_name(&self, report: &GradeReport) -> String {
         super::toml::TomlReport.file_name(report)
     }

@@ -3,13 +3,13 @@
 //! spec hash, seed, timestamp). Other exports are derived from it; it parses back into
 //! [`GradeReport`].
 
-use super::{Exporter, ReportError};
+use super::{ReportError, ReportRenderer};
 use crate::verdict::GradeReport;
 
 /// Writes `task<N>.toml`.
 pub struct TomlReport;
 
-impl Exporter for TomlReport {
+impl ReportRenderer for TomlReport {
     fn file_name(&self, report: &GradeReport) -> String {
         format!("task{}.toml", report.task)
     }

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use grader::report::console::{Format, render};
+use grader::report::console::{ConsoleStyle, render};
 use quick_xml::events::Event;
 
 use crate::support::{fixture, grade, reference_bin, root};
@@ -94,14 +94,16 @@ fn root_filter(text: &str) -> String {
 fn no_ack_reports_snapshot() {
     let g = grade(1, &fixture(1, "no_ack.py"), &["--isolation", "host"]);
     let report = g.report();
-    let human = anstream::adapter::strip_str(&render(report, Format::Human, false)).to_string();
+    let human =
+        anstream::adapter::strip_str(&render(report, ConsoleStyle::Human, false)).to_string();
     let toml = std::fs::read_to_string(g.out_dir.path().join("no_ack.py/task1.toml")).unwrap();
     let toml = toml.replace(&g.out_dir.path().display().to_string(), "[OUT]");
     insta::with_settings!({ filters => filters() }, {
         insta::assert_snapshot!("no_ack_human", root_filter(&human));
         insta::assert_snapshot!("no_ack_toml", root_filter(&toml));
     });
-    let compact = anstream::adapter::strip_str(&render(report, Format::Compact, false)).to_string();
+    let compact =
+        anstream::adapter::strip_str(&render(report, ConsoleStyle::Compact, false)).to_string();
     insta::with_settings!({ filters => filters() }, {
         insta::assert_snapshot!("no_ack_compact", root_filter(&compact));
     });
