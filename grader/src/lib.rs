@@ -34,6 +34,8 @@ pub mod spec;
 pub mod stream;
 pub mod submission_copy;
 pub mod submission_tree;
+#[cfg(test)]
+pub(crate) mod synthetic;
 #[doc(hidden)]
 pub mod test_skips;
 pub mod transcript;

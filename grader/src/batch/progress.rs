@@ -213,3 +213,95 @@ pub fn line(id: &str, outcome: &Outcome) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::Note;
+    use crate::synthetic;
+
+    #[test]
+    fn the_tally_counts_scenarios_from_the_events() {
+        let progress = Progress::new(2, false);
+        let tally = progress.events();
+        assert_eq!(
+            tally.message(),
+            "0 below full marks, 0 errors · scenarios 0/0"
+        );
+        let report = synthetic::mixed("bob");
+        let note = Note::text("n");
+        tally.event(&Event::GradingStarted {
+            task: 1,
+            title: "Task 1",
+            submission: "bob",
+            seed: 1,
+            scenarios: report.scenarios.len(),
+        });
+        tally.event(&Event::Note(&note));
+        for o in &report.scenarios[..3] {
+            tally.event(&Event::ScenarioStarted { scenario: &o.name });
+            tally.event(&Event::Retry {
+                scenario: &o.name,
+                attempt: 1,
+                message: "m",
+            });
+            tally.event(&Event::ScenarioFinished(o));
+        }
+        assert_eq!(
+            tally.message(),
+            "0 below full marks, 0 errors · scenarios 3/4"
+        );
+        tally.event(&Event::GradingFinished(&report));
+        progress.finished(
+            "bob",
+            &Outcome::Graded {
+                score: report.score,
+                max: report.max_score,
+                failed: 2,
+                duration_ms: report.duration_ms,
+            },
+        );
+        progress.finished("cy", &Outcome::NotStarted("no executable".into()));
+        assert_eq!(
+            tally.message(),
+            "1 below full marks, 1 errors · scenarios 3/4"
+        );
+    }
+
+    #[test]
+    fn lines_say_what_happened_to_each_submission() {
+        let lines = [
+            line(
+                "bob",
+                &Outcome::Graded {
+                    score: 3.0,
+                    max: 10.0,
+                    failed: 2,
+                    duration_ms: 2345,
+                },
+            ),
+            line(
+                "amy",
+                &Outcome::Graded {
+                    score: 10.0,
+                    max: 10.0,
+                    failed: 0,
+                    duration_ms: 900,
+                },
+            ),
+            line(
+                "cy",
+                &Outcome::UpToDate {
+                    score: 1.0,
+                    max: 2.0,
+                },
+            ),
+            line("dee", &Outcome::NotStarted("no executable in dee".into())),
+            line(
+                "eve\x1b[2J",
+                &Outcome::Infrastructure("port taken\nfake line".into()),
+            ),
+        ];
+        insta::assert_snapshot!(lines.join("\n"));
+    }
+}

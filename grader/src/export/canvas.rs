@@ -258,4 +258,23 @@ mod tests {
         );
         assert_eq!(r.rows, [["Doe, Jane", "101", "S1", "jdoe", "Sec A"]]);
     }
+
+    #[test]
+    fn fills_the_roster_s_rows_with_task_points() {
+        let roster = Roster::parse(
+            "Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (12)\n    Points Possible,,,,,10\n\"Amy, A\",1,S1,amy,Sec A,7\n\"Bob, B\",2,S2,bob,Sec A,8\n\"Dan, D\",4,S4,dan,Sec B,9\n",
+        )
+        .unwrap();
+        let canvas = Canvas {
+            roster,
+            match_column: "SIS Login ID".into(),
+            assignment: Some("ClassChat Task 1 (4711)".into()),
+        };
+        let class = crate::synthetic::class(crate::audience::View::default());
+        let text = crate::synthetic::text(canvas.render(&class).unwrap());
+        insta::assert_snapshot!(text);
+        // cy is graded but not on the roster; dan is on the roster but not graded.
+        let warnings = canvas.warnings(&class).join("\n");
+        assert!(warnings.contains("cy"), "{warnings}");
+    }
 }

@@ -94,3 +94,28 @@ impl ClassExporter for Classroom {
         Ok(bytes)
     }
 }
+
+#[cfg(test)]
+mod synthetic_tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn one_student_s_runner_result() {
+        for (name, view) in synthetic::views() {
+            let class = synthetic::student(view);
+            let text = synthetic::text(Classroom.render(&class).unwrap());
+            insta::assert_snapshot!(name, text);
+            // Students read it: the instructor audience is warned about.
+            assert_eq!(
+                Classroom.warnings(&class).len(),
+                usize::from(name == "instructor")
+            );
+        }
+        assert!(
+            Classroom
+                .render(&synthetic::class(crate::audience::View::default()))
+                .is_err()
+        );
+    }
+}

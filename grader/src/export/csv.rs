@@ -101,3 +101,20 @@ impl ClassExporter for Csv {
         })
     }
 }
+
+#[cfg(test)]
+mod synthetic_tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn one_row_per_student_with_task_and_scenario_points() {
+        let csv = Csv {
+            id_column: "student_id".into(),
+        };
+        for (name, view) in synthetic::views() {
+            let text = synthetic::text(csv.render(&synthetic::class(view)).unwrap());
+            insta::assert_snapshot!(name, text);
+        }
+    }
+}

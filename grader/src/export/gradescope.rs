@@ -97,3 +97,24 @@ impl ClassExporter for Gradescope {
         Ok(bytes)
     }
 }
+
+#[cfg(test)]
+mod synthetic_tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn one_student_s_results_json_with_visibility_and_feedback_levels() {
+        for (name, view) in synthetic::views() {
+            let text = synthetic::text(Gradescope.render(&synthetic::student(view)).unwrap());
+            insta::assert_snapshot!(name, text);
+            // Feedback levels apply whatever the audience: the summary scenario's retry.
+            assert!(!text.contains("secret-retry"), "{text}");
+        }
+        assert!(
+            Gradescope
+                .render(&synthetic::class(crate::audience::View::default()))
+                .is_err()
+        );
+    }
+}

@@ -159,3 +159,25 @@ impl ClassExporter for Markdown {
         Ok(s.into_bytes())
     }
 }
+
+#[cfg(test)]
+mod synthetic_tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn a_class_table_and_one_student_s_scenarios() {
+        for (name, view) in synthetic::views() {
+            let class = synthetic::text(Markdown.render(&synthetic::class(view)).unwrap());
+            insta::assert_snapshot!(format!("class_{name}"), class);
+            let one = synthetic::text(Markdown.render(&synthetic::student(view)).unwrap());
+            insta::assert_snapshot!(format!("student_{name}"), one);
+            if name == "student" {
+                assert!(
+                    !class.contains("secret") && !one.contains("secret"),
+                    "{one}"
+                );
+            }
+        }
+    }
+}

@@ -426,3 +426,26 @@ fn student_section(h: &mut String, i: usize, s: &Student) {
     }
     h.push_str("</div>\n");
 }
+
+#[cfg(test)]
+mod synthetic_tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn a_self_contained_page_of_the_class() {
+        for (name, view) in synthetic::views() {
+            let html = synthetic::text(Summary.render(&synthetic::class(view)).unwrap());
+            insta::assert_snapshot!(name, html);
+            assert!(
+                !html.contains("<script src") && !html.contains("<link"),
+                "{html}"
+            );
+            assert_eq!(
+                html.contains("secret-nonce"),
+                name == "instructor",
+                "{name}"
+            );
+        }
+    }
+}

@@ -175,3 +175,74 @@ pub fn write_graded(
     files.event(&Event::GradingFinished(report));
     files.finish().unwrap_or_else(|| Ok(Vec::new()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn files_are_written_when_the_grading_finishes_junit_redacted_record_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path();
+        let report = synthetic::mixed("bob");
+        let provenance = synthetic::provenance();
+        let stale = out.join("bob/task1.error.txt");
+        std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+        std::fs::write(&stale, "not started: earlier\n").unwrap();
+        let files = ReportFiles::new(out, &provenance, View::default());
+        assert!(files.finish().is_none());
+        for o in &report.scenarios {
+            files.event(&Event::ScenarioFinished(o));
+        }
+        // Nothing before the grading finishes.
+        assert!(!out.join("bob/task1.toml").exists() && stale.exists());
+        files.event(&Event::GradingFinished(&report));
+        let written = files.finish().unwrap().unwrap();
+        let names: Vec<_> = written
+            .iter()
+            .map(|p| p.strip_prefix(out).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["bob/task1.junit.xml", "bob/task1.toml"]);
+        assert!(!stale.exists(), "a record supersedes an older error file");
+        let junit = std::fs::read_to_string(&written[0]).unwrap();
+        assert!(!junit.contains("secret"), "{junit}");
+        assert!(junit.contains("hidden scenario 1"), "{junit}");
+        let record = crate::report::record::read(&written[1]).unwrap();
+        assert_eq!(record.report, report);
+        assert_eq!(record.provenance, provenance);
+    }
+
+    #[test]
+    fn instructors_get_everything_in_junit_too() {
+        let d = tempfile::tempdir().unwrap();
+        let provenance = synthetic::provenance();
+        let junit = JunitFile::new(d.path(), &provenance.policies, View::INSTRUCTOR);
+        junit.event(&Event::GradingFinished(&synthetic::mixed("bob")));
+        let written = junit.finish().unwrap().unwrap();
+        let text = std::fs::read_to_string(&written[0]).unwrap();
+        assert!(
+            text.contains("secret-nonce") && text.contains("secret-retry"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_is_kept_for_the_caller_and_no_record_follows() {
+        let d = tempfile::tempdir().unwrap();
+        // A file where the submission's folder must go.
+        std::fs::write(d.path().join("bob"), "").unwrap();
+        let provenance = synthetic::provenance();
+        let files = ReportFiles::new(d.path(), &provenance, View::default());
+        files.event(&Event::GradingFinished(&synthetic::mixed("bob")));
+        assert!(matches!(files.finish(), Some(Err(ReportError::Io { .. }))));
+        let e = write_graded(
+            d.path(),
+            &synthetic::mixed("bob"),
+            &provenance,
+            View::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("cannot write reports to"), "{e}");
+    }
+}

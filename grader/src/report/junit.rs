@@ -111,3 +111,33 @@ impl ReportRenderer for JunitReport {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+
+    fn xml(report: &GradeReport) -> String {
+        String::from_utf8(JunitReport.render(report).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn one_testcase_per_scenario_with_points_notes_and_transcript() {
+        let text = xml(&synthetic::mixed("bob"));
+        insta::assert_snapshot!(text);
+        assert_eq!(
+            JunitReport.file_name(&synthetic::mixed("bob")),
+            "task1.junit.xml"
+        );
+    }
+
+    #[test]
+    fn student_output_cannot_break_the_xml() {
+        let mut o = synthetic::failed("hostile", 1.0, Status::Crashed);
+        o.message = "got \"</failure><x>\" & more".into();
+        o.stderr_tail = Some("]]><evil/>".into());
+        let text = xml(&synthetic::report("eve <x>", 1, vec![o]));
+        assert!(!text.contains("<evil/>") && !text.contains("<x>"), "{text}");
+        assert!(text.contains("&lt;/failure&gt;"), "{text}");
+    }
+}
