@@ -313,7 +313,13 @@ impl EventSink for Redacting<'_> {
                 };
                 let shown = redact(&one, self.policies, self.view);
                 if let Some(s) = shown.scenarios.first() {
-                    self.inner.event(&Event::ScenarioFinished(s));
+                    // Scenarios finish out of spec order: a hidden one cannot know its number
+                    // in the report ("hidden scenario N") yet.
+                    let mut s = s.clone();
+                    if self.view.hides(self.policy(&o.name)) {
+                        s.name = "a hidden scenario".into();
+                    }
+                    self.inner.event(&Event::ScenarioFinished(&s));
                 }
             }
             // A hidden scenario's name is not passed on; a retry's message only where students
@@ -420,6 +426,45 @@ mod tests {
                 },
             ),
         ])
+    }
+
+    /// Records what reaches it, as text.
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<String>>);
+
+    impl EventSink for Seen {
+        fn event(&self, event: &Event<'_>) {
+            self.0.lock().unwrap().push(format!("{event:?}"));
+        }
+    }
+
+    #[test]
+    fn the_redacting_sink_withholds_per_event_what_students_may_not_see() {
+        let policies = policies();
+        let seen = Seen::default();
+        let sink = Redacting::new(&seen, &policies, View::default());
+        let mut secret = outcome("secret big payload", Status::Crashed);
+        secret.notes.push(Note::Retried {
+            attempt: 1,
+            message: "secret-retry".into(),
+        });
+        for name in ["open", "secret big payload", "later"] {
+            sink.event(&Event::ScenarioStarted { scenario: name });
+            sink.event(&Event::Retry {
+                scenario: name,
+                attempt: 1,
+                message: "secret-retry",
+            });
+        }
+        sink.event(&Event::ScenarioFinished(&secret));
+        let seen = seen.0.into_inner().unwrap();
+        // open: started and its retry; the hidden one: nothing but its outcome, nameless;
+        // later (after_due, summary): nothing.
+        assert_eq!(seen.len(), 3, "{seen:#?}");
+        assert!(seen[0].contains("ScenarioStarted") && seen[0].contains("open"));
+        assert!(seen[1].contains("Retry") && seen[1].contains("open"));
+        assert!(seen[2].contains("a hidden scenario"), "{}", seen[2]);
+        assert!(!seen[2].contains("secret"), "{}", seen[2]);
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub enum Event<'a> {
         /// [`crate::audience`]).
         message: &'a str,
     },
-    /// One scenario finished (possibly after retries for infrastructure errors).
+    /// One scenario finished (possibly after retries for infrastructure errors), with its
+    /// outcome as it ended; the notes about a hard-coded port, placed once per grading after
+    /// every scenario ended, are only in the final report.
     ScenarioFinished(&'a ScenarioOutcome),
     /// The grading finished.
     GradingFinished(&'a GradeReport),
