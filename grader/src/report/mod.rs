@@ -1,5 +1,7 @@
-//! Report formats. File reporters render a finished [`GradeReport`] (they never touch processes)
-//! and are written atomically; the console reporter follows the grading's events.
+//! Report formats of one grading. File formats ([`ReportRenderer`]: JUnit, the TOML record)
+//! render a finished [`GradeReport`] (they never touch processes) and are written atomically by
+//! event sinks when the grading finishes ([`files`]); the console reporter follows the grading's
+//! events too. A whole class's exports are [`crate::export`]'s.
 //!
 //! Layout: `<out>/<submission>/task<N>.toml` (the authoritative record) and
 //! `<out>/<submission>/task<N>.junit.xml`.
