@@ -427,11 +427,10 @@ pub fn pair_classes(args: &BatchArgs, m: &clap::ArgMatches) -> Result<Vec<(u32, 
         };
         classes.push((args.task[k], dir.clone()));
     }
-    for (k, task) in args.task.iter().enumerate() {
+    for task in &args.task {
         if !classes.iter().any(|(t, _)| t == task) {
             return Err(format!(
-                "--task {task} (the {}. --task) has no folder after it: give each task its folder (--task 1 t1-subs/ --task 2 t2-subs/)",
-                k + 1
+                "--task {task} has no folder after it: give each task its folder (--task 1 t1-subs/ --task 2 t2-subs/)"
             ));
         }
     }
