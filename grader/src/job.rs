@@ -495,6 +495,12 @@ impl Job {
         self.request.options.isolation = isolation;
     }
 
+    /// Resource limits of every student process of the grading (default: 1 GiB of memory, one
+    /// core; see [`crate::process::limits`]).
+    pub fn set_limits(&mut self, limits: crate::process::limits::Limits) {
+        self.request.options.limits = limits;
+    }
+
     /// SHA-256 of the task file's text as graded (what the record keeps as `spec_hash`).
     pub fn spec_hash(&self) -> String {
         engine::spec_hash(&self.request.spec_text)

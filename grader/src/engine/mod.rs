@@ -185,7 +185,7 @@ pub fn spec_hash(text: &str) -> String {
 }
 
 /// Grades one submission for one task.
-pub async fn grade(
+pub(crate) async fn grade(
     req: &GradeRequest,
     ports: &Arc<PortPool>,
     sink: &dyn EventSink,
