@@ -670,3 +670,168 @@ fn same_isolation(old: &GradeReport, options: &EngineOptions) -> bool {
     old.isolation == crate::process::sandbox::userns::isolation_name(isolation)
         && old.accepted_any_port() == options.accept_any_port.unwrap_or(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::SCHEMA_VERSION;
+
+    /// A submission folder started by its `classchat.toml` (templates, a prelude line, one
+    /// role), its script, and the settings of a grading of it.
+    fn folder(dir: &Path) -> PathBuf {
+        let sub = dir.join("alice");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("chat.py"), "print('hi')\n").unwrap();
+        std::fs::write(
+            sub.join(discover::LAUNCH_FILE),
+            "server = \"python3 {dir}/chat.py --port {port}\"\n\
+             client = \"python3 {dir}/chat.py {host} {port}\"\n\
+             stdin_prelude = [\"{name}\"]\n\
+             roles = [\"server\"]\n",
+        )
+        .unwrap();
+        sub
+    }
+
+    fn options(sub: &Path, out: &Path) -> RunOptions {
+        RunOptions {
+            task: 1,
+            submission: Some(sub.to_path_buf()),
+            seed: 42,
+            settings: Settings {
+                time_limit: Duration::from_secs(90),
+                isolation: IsolationMode::Host,
+                accept_any_port: Some(false),
+                out: out.to_path_buf(),
+                ..Settings::default()
+            },
+            ..RunOptions::default()
+        }
+    }
+
+    /// The record a grading of `job` would leave (no scenario: only what identifies it).
+    fn record_of(job: &Job) -> Record {
+        Record {
+            report: GradeReport {
+                schema_version: SCHEMA_VERSION,
+                grader_version: env!("CARGO_PKG_VERSION").into(),
+                submission: job.name().into(),
+                submission_path: job.request.submission.path.display().to_string(),
+                task: job.task(),
+                task_title: job.spec().title.clone(),
+                score: 0.0,
+                max_score: 0.0,
+                seed: job.seed(),
+                spec_hash: job.spec_hash(),
+                spec_source: job.request.spec_source.clone(),
+                dialect: None,
+                isolation: "host".into(),
+                accept_any_port: job.options().accept_any_port,
+                timestamp: String::new(),
+                duration_ms: 0,
+                scenarios: Vec::new(),
+                notes: Vec::new(),
+            },
+            provenance: job.provenance().clone(),
+            failed_attempt: None,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn a_record_rebuilds_the_job_it_was_graded_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = folder(dir.path());
+        let job = Job::from_args(options(&sub, &dir.path().join("out"))).unwrap();
+        assert_eq!(job.name(), "alice");
+        assert_eq!(
+            job.provenance().roles.as_deref(),
+            Some(&[Role::Server][..]),
+            "the folder's classchat.toml is read"
+        );
+        let record = record_of(&job);
+        let replayed = Job::from_record(
+            &record,
+            Settings::recorded(&record, dir.path().join("replay")),
+        )
+        .unwrap();
+        assert_eq!(replayed.provenance(), job.provenance());
+        assert_eq!(replayed.name(), job.name());
+        assert_eq!(replayed.seed(), 42);
+        assert_eq!(replayed.spec_hash(), job.spec_hash());
+        assert_eq!(replayed.request.launch, job.request.launch);
+        assert_eq!(replayed.request.server.text(), job.request.server.text());
+        assert_eq!(replayed.request.client.text(), job.request.client.text());
+        let (a, b) = (replayed.options(), job.options());
+        assert_eq!(
+            (a.time_limit, a.isolation, a.accept_any_port),
+            (b.time_limit, b.isolation, b.accept_any_port)
+        );
+        assert!(record.is_up_to_date_for(&replayed));
+    }
+
+    #[test]
+    fn a_record_is_up_to_date_only_for_the_same_submission_and_launch() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = folder(dir.path());
+        let out = dir.path().join("out");
+        let job = Job::from_args(options(&sub, &out)).unwrap();
+        let record = record_of(&job);
+        assert!(record.is_up_to_date_for(&job));
+        // Another seed grades the same thing.
+        let reseeded = Job::from_args(RunOptions {
+            seed: 7,
+            ..options(&sub, &out)
+        })
+        .unwrap();
+        assert!(record.is_up_to_date_for(&reseeded));
+        // Another client template, another isolation, another content: regrade.
+        let templated = Job::from_args(RunOptions {
+            client: Some("python3 {dir}/chat.py --connect {port}".into()),
+            ..options(&sub, &out)
+        })
+        .unwrap();
+        assert!(!record.is_up_to_date_for(&templated));
+        let mut netns = options(&sub, &out);
+        netns.settings.isolation = IsolationMode::Netns;
+        assert!(!record.is_up_to_date_for(&Job::from_args(netns).unwrap()));
+        std::fs::write(sub.join("chat.py"), "print('changed')\n").unwrap();
+        let changed = Job::from_args(options(&sub, &out)).unwrap();
+        assert!(!record.is_up_to_date_for(&changed));
+    }
+
+    #[test]
+    fn errors_say_who_must_act() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        // Nothing to start in the folder: the submission's problem.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let e = Job::from_args(options(&empty, &out)).unwrap_err();
+        assert_eq!(e.blame(), Blame::Submission, "{e}");
+        assert!(e.to_string().contains("no executable"), "{e}");
+        // A task that does not exist: the configuration's.
+        let sub = folder(dir.path());
+        let e = Job::from_args(RunOptions {
+            task: 99,
+            ..options(&sub, &out)
+        })
+        .unwrap_err();
+        assert_eq!(e.blame(), Blame::Configuration, "{e}");
+        // A prelude line that does not parse: the option's.
+        let e = Job::from_args(RunOptions {
+            stdin_prelude: vec!["{nope}".into()],
+            ..options(&sub, &out)
+        })
+        .unwrap_err();
+        assert_eq!(e.blame(), Blame::Configuration, "{e}");
+        assert_eq!(
+            GradeError::Build("make: failed".into()).blame(),
+            Blame::Submission
+        );
+        assert_eq!(
+            GradeError::Sandbox("no uid left".into()).blame(),
+            Blame::Grader
+        );
+    }
+}

@@ -237,8 +237,7 @@ fn a_build_killed_at_the_memory_limit_says_so() {
     let err = run_grading(&job).expect_err("the build must fail");
     let text = err.to_string();
     assert!(
-        matches!(err, GradeError::Build(_))
-            && text.contains("more than the 64 MiB memory limit"),
+        matches!(err, GradeError::Build(_)) && text.contains("more than the 64 MiB memory limit"),
         "{text}"
     );
     assert!(!text.contains("survived"), "{text}");
