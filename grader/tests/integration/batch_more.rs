@@ -756,7 +756,7 @@ fn a_class_of_several_tasks_is_graded_in_one_run() {
     };
     let (d1, d4) = (t1.display().to_string(), t4.display().to_string());
     let first = run_grader(
-        &args(&["--task", "1", &d1, "--task", "4", &d4, "--export", "csv"]),
+        args(&["--task", "1", &d1, "--task", "4", &d4, "--export", "csv"]),
         tmp.path(),
     );
     // Every submission graded; ben loses points in both tasks.
@@ -800,7 +800,7 @@ fn a_class_of_several_tasks_is_graded_in_one_run() {
     );
 
     // A rerun: nothing changed, nothing regraded.
-    let again = run_grader(&args(&["--task", "1", &d1, "--task", "4", &d4]), tmp.path());
+    let again = run_grader(args(&["--task", "1", &d1, "--task", "4", &d4]), tmp.path());
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(
         stdout(&again).contains("0 graded, 4 up to date"),
@@ -809,14 +809,14 @@ fn a_class_of_several_tasks_is_graded_in_one_run() {
     );
 
     // Usage errors: said before anything is graded.
-    let before = run_grader(&args(&[&d1, "--task", "1", "--task", "4", &d4]), tmp.path());
+    let before = run_grader(args(&[&d1, "--task", "1", "--task", "4", &d4]), tmp.path());
     assert_eq!(before.status.code(), Some(2), "{}", text(&before));
     assert!(
         stderr(&before).contains("comes before any --task"),
         "{}",
         text(&before)
     );
-    let missing = run_grader(&args(&["--task", "1", "--task", "4", &d4]), tmp.path());
+    let missing = run_grader(args(&["--task", "1", "--task", "4", &d4]), tmp.path());
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     assert!(
         stderr(&missing).contains("--task 1 has no folder after it"),
