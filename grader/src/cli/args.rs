@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use clap::ValueEnum;
+
 use grader::audience::Audience;
 use grader::batch::Shard;
 use grader::net::netns::IsolationMode;
@@ -165,7 +167,7 @@ pub struct RunArgs {
     /// The client's stdin: a pipe (default) or a terminal (for clients that need one, e.g.
     /// Java's System.console()); its stdout is a terminal either way.
     #[arg(long, value_enum, value_name = "pipe|terminal")]
-    pub client_stdin: Option<launch::ClientStdin>,
+    pub client_stdin: Option<ClientStdinArg>,
     /// Grade only this role (repeatable): the other role's scenarios are not run and not part
     /// of the maximum, e.g. --role server for a task graded on its server half.
     #[arg(long = "role", value_name = "server|client", value_parser = launch::parse_role)]
@@ -186,7 +188,7 @@ pub struct RunArgs {
     pub min_score: Option<MinScore>,
     /// Terminal output format.
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: ConsoleArg,
     /// Print full transcripts and stderr of failed scenarios.
     #[arg(short, long)]
     pub verbose: bool,
@@ -198,14 +200,14 @@ pub struct RunArgs {
     pub jobs: Option<usize>,
     /// Who the console output and JUnit file are for (the TOML record keeps everything).
     #[arg(long, value_enum, default_value_t)]
-    pub audience: Audience,
+    pub audience: AudienceArg,
     /// The due date has passed: show `after_due` scenarios to students.
     #[arg(long)]
     pub after_due: bool,
     /// Network isolation: a network namespace per scenario (netns), the host's loopback (host),
     /// or netns where the system allows it and host otherwise (auto).
     #[arg(long, value_enum, default_value_t)]
-    pub isolation: IsolationMode,
+    pub isolation: IsolationArg,
     /// Grade a program that uses another port than its assigned one on that port (a server on the
     /// port it listens on; a client, inside a network namespace, redirected to the grader's
     /// listener) in every scenario except those about the port, which fail naming it; the
@@ -274,19 +276,19 @@ pub struct BatchArgs {
     /// The clients' stdin (pipe or terminal), for submissions whose classchat.toml sets no
     /// client_stdin.
     #[arg(long, value_enum, value_name = "pipe|terminal")]
-    pub client_stdin: Option<launch::ClientStdin>,
+    pub client_stdin: Option<ClientStdinArg>,
     /// Grade only this role (repeatable), for submissions whose classchat.toml sets no roles.
     #[arg(long = "role", value_name = "server|client", value_parser = launch::parse_role)]
     pub roles: Vec<Role>,
     /// Who the per-submission JUnit files and --export outputs are for.
     #[arg(long, value_enum, default_value_t)]
-    pub audience: Audience,
+    pub audience: AudienceArg,
     /// The due date has passed: show `after_due` scenarios to students.
     #[arg(long)]
     pub after_due: bool,
     /// Also export, when the batch ends (repeatable): files go to <out>/.
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub export: Vec<export::Format>,
+    pub export: Vec<ExportArg>,
     /// Wall-clock limit of each submission's scenarios, all together (its build has its own):
     /// scenarios not finished by then are timed out, e.g. "90s", "5m".
     #[arg(long, alias = "timeout", value_name = "DURATION", default_value = "10m", value_parser = time_limit)]
@@ -297,7 +299,7 @@ pub struct BatchArgs {
     /// Network isolation, as for `grader run`. A record graded with another isolation is not
     /// up to date.
     #[arg(long, value_enum, default_value_t)]
-    pub isolation: IsolationMode,
+    pub isolation: IsolationArg,
     /// As for `grader run`: grade a program on the port it uses when that is not the assigned
     /// one (except in scenarios about the port). Default: on.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -314,7 +316,7 @@ pub struct BatchArgs {
 pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum)]
-    pub format: export::Format,
+    pub format: ExportArg,
     /// Reports folder: <dir>/<student>/task<N>.toml.
     pub reports: PathBuf,
     /// Output file ("-" for stdout; default: <reports>/<grades.csv|results.json|...>).
@@ -322,7 +324,7 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
     /// Who the export is for.
     #[arg(long, value_enum, default_value_t)]
-    pub audience: Audience,
+    pub audience: AudienceArg,
     /// The due date has passed: show `after_due` scenarios to students.
     #[arg(long)]
     pub after_due: bool,
@@ -377,13 +379,13 @@ pub struct ReplayArgs {
     pub out: PathBuf,
     /// Terminal output format.
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: ConsoleArg,
     /// Print full transcripts and stderr of failed scenarios.
     #[arg(short, long)]
     pub verbose: bool,
     /// Who the console output is for.
     #[arg(long, value_enum, default_value_t)]
-    pub audience: Audience,
+    pub audience: AudienceArg,
 }
 
 /// Parses the command line (exits with clap's message and status 2 on a usage error), pairing
@@ -492,6 +494,95 @@ impl MinScore {
             MinScore::Points(p) => report.score + 1e-9 >= p,
             MinScore::Percent(p) => report.percent() + 1e-9 >= p,
         }
+    }
+}
+
+/// The command line's words for the library's choices: each value enum below names the values
+/// (and their help) an option takes and converts into the library's own type, which knows
+/// nothing of the command line.
+macro_rules! value_enum {
+    ($(#[$doc:meta])* $name:ident => $target:ty { $($(#[$vattr:meta])* $variant:ident => $to:expr,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+        pub enum $name {
+            $($(#[$vattr])* $variant,)+
+        }
+
+        impl From<$name> for $target {
+            fn from(value: $name) -> Self {
+                match value {
+                    $($name::$variant => $to,)+
+                }
+            }
+        }
+    };
+}
+
+value_enum! {
+    /// `--isolation`.
+    IsolationArg => IsolationMode {
+        /// A namespace per scenario where the system allows it, else the host's loopback.
+        #[default]
+        Auto => IsolationMode::Auto,
+        /// A namespace per scenario, or fail.
+        Netns => IsolationMode::Netns,
+        /// The host's loopback with reserved ports.
+        Host => IsolationMode::Host,
+    }
+}
+
+value_enum! {
+    /// `--audience`.
+    AudienceArg => Audience {
+        /// Students: hidden scenarios and limited feedback are redacted.
+        #[default]
+        Student => Audience::Student,
+        /// Instructors: everything the record holds.
+        Instructor => Audience::Instructor,
+    }
+}
+
+value_enum! {
+    /// `--format` of the console (`grader run`, `grader replay`).
+    ConsoleArg => Format {
+        /// Detailed: every failure explained with transcript and hint.
+        #[default]
+        Human => Format::Human,
+        /// One line per scenario (plus a failure's message and any notes); reads well in a CI log.
+        Compact => Format::Compact,
+    }
+}
+
+value_enum! {
+    /// `--client-stdin`.
+    ClientStdinArg => launch::ClientStdin {
+        /// A pipe (the default): what most programs expect when they are not run by hand.
+        #[default]
+        Pipe => launch::ClientStdin::Pipe,
+        /// The pseudo-terminal its stdout already is: `isatty(0)` holds, Java's
+        /// `System.console()` is not null; lines are read one at a time, nothing typed is
+        /// echoed, end of input is Ctrl-D.
+        Terminal => launch::ClientStdin::Terminal,
+    }
+}
+
+value_enum! {
+    /// `--format` of `grader export`, `--export` of `grader batch`.
+    ExportArg => export::Format {
+        /// One row per student: id, total, per-task scores, per-scenario points (LMS import).
+        #[default]
+        Csv => export::Format::Csv,
+        /// Canvas gradebook import: the roster's (--roster) identification columns plus one
+        /// column per task.
+        Canvas => export::Format::Canvas,
+        /// Gradescope autograder `results.json` (one student).
+        Gradescope => export::Format::Gradescope,
+        /// GitHub Classroom grading-reporter runner result JSON (one student).
+        Classroom => export::Format::Classroom,
+        /// Self-contained HTML page: distribution, pass rate per scenario, students, transcripts.
+        Summary => export::Format::Summary,
+        /// Markdown table (a CI job summary): scenarios of one student, or the class.
+        Markdown => export::Format::Markdown,
     }
 }
 

@@ -27,7 +27,7 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
         tasks_dir: args.tasks_dir.clone(),
         time_limit: args.time_limit,
         build_timeout: args.build_timeout,
-        isolation: args.isolation,
+        isolation: args.isolation.into(),
         accept_any_port: args.accept_any_port,
         // A grading runs all its scenarios at once: the batch admits gradings by the room on
         // the CPU (see batch::admission), and waiting scenarios cost none.
@@ -62,14 +62,14 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
     let exporters = args
         .export
         .iter()
-        .map(|f| export::exporter(*f, &export_options))
+        .map(|f| export::exporter((*f).into(), &export_options))
         .collect::<Result<Vec<_>, _>>()?;
     let defaults = batch::discover::Defaults {
         server: args.server.as_deref(),
         client: args.client.as_deref(),
         build: args.build.as_deref(),
         stdin_prelude: (!args.stdin_prelude.is_empty()).then_some(&args.stdin_prelude[..]),
-        client_stdin: args.client_stdin,
+        client_stdin: args.client_stdin.map(Into::into),
         roles: (!args.roles.is_empty()).then_some(&args.roles[..]),
     };
     let mut classes: Vec<Class> = Vec::new();
@@ -143,11 +143,11 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
         args.out.display()
     );
     let view = View {
-        audience: args.audience,
+        audience: args.audience.into(),
         after_due: args.after_due,
     };
     let settings = Settings {
-        isolation: resolve_isolation(args.isolation)?,
+        isolation: resolve_isolation(args.isolation.into())?,
         ..settings
     };
     let config = batch::Config {

@@ -70,11 +70,14 @@ pub(super) fn run(args: ExportArgs) -> Result<u8, CliError> {
     let tasks: Vec<u32> = args.task.into_iter().collect();
     let records = read_records(&args.reports, &tasks, args.student.as_deref())?;
     let view = View {
-        audience: args.audience,
+        audience: args.audience.into(),
         after_due: args.after_due,
     };
     let class = export::Class::with_student_filter(records, view, args.student.is_some());
-    let exporter = export::exporter(args.format, &args.canvas.options(args.id_column.clone()))?;
+    let exporter = export::exporter(
+        args.format.into(),
+        &args.canvas.options(args.id_column.clone()),
+    )?;
     // Before rendering: a per-student format refuses a class whose one record was refused, and
     // the warning says why.
     for w in exporter.warnings(&class) {

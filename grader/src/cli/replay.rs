@@ -63,10 +63,10 @@ pub(super) fn run(args: ReplayArgs) -> Result<u8, CliError> {
     );
     let recorded = r.score;
     let view = View {
-        audience: args.audience,
+        audience: args.audience.into(),
         after_due: false,
     };
-    let console = Console::new(args.format, args.verbose);
+    let console = Console::new(args.format.into(), args.verbose);
     let (code, new) = super::run::grade(job, &args.out, &console, view, None)?;
     let changed = changed_verdicts(
         &audience::redact(r, &p.policies, view),

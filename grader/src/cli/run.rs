@@ -20,7 +20,7 @@ pub(super) fn run(args: RunArgs) -> Result<u8, CliError> {
         tasks_dir: args.tasks_dir.clone(),
         time_limit: args.time_limit,
         build_timeout: args.build_timeout,
-        isolation: args.isolation,
+        isolation: args.isolation.into(),
         accept_any_port: args.accept_any_port,
         parallelism: Some(args.jobs.unwrap_or_else(default_jobs).max(1)),
         out: args.out.clone(),
@@ -32,7 +32,7 @@ pub(super) fn run(args: RunArgs) -> Result<u8, CliError> {
         client: args.client.clone(),
         build: args.build.clone(),
         stdin_prelude: args.stdin_prelude.clone(),
-        client_stdin: args.client_stdin,
+        client_stdin: args.client_stdin.map(Into::into),
         roles: args.roles.clone(),
         dialect: args.dialect.dialect().map_err(CliError::Usage)?,
         seed: args.seed.unwrap_or_else(random_seed),
@@ -49,10 +49,10 @@ pub(super) fn run(args: RunArgs) -> Result<u8, CliError> {
         )));
     }
     let view = View {
-        audience: args.audience,
+        audience: args.audience.into(),
         after_due: args.after_due,
     };
-    let console = Console::new(args.format, args.verbose);
+    let console = Console::new(args.format.into(), args.verbose);
     grade(job, &args.out, &console, view, args.min_score).map(|(code, _)| code)
 }
 
