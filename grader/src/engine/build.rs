@@ -5,9 +5,9 @@
 //! - the build runs in a fresh copy of the submission folder made by
 //!   [`submission_copy::copy_submission`] (regular files and subfolders with their permission
 //!   bits, symbolic links within the folder as links, `.git` left out) in TMPDIR, named with the
-//!   grader's working-folder prefix ([`watchdog::cwd_prefix`]) so the guard removes it after a
+//!   grader's working-folder prefix ([`grader_id::cwd_prefix`]) so the guard removes it after a
 //!   SIGKILL, and removed when the grading ends (also what the build left unwritable in it, see
-//!   [`watchdog::TempFolder`]). The student's own folder is only read, so its
+//!   [`TempFolder`]). The student's own folder is only read, so its
 //!   content hash stays what it was and a batch resumes as before. A folder the copy refuses (a
 //!   symbolic link leaving it, a FIFO, socket or device, more than the size or file-count
 //!   limit) is the submission's problem, [`GradeError::Build`], like a failed build;
@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 use super::{GradeError, GradeRequest};
 use crate::launch::{self, BuildCommand, Executables, Submission};
 use crate::net::netns::{Isolation, Net};
-use crate::process::{self, Launch, SpawnError, StudentProcess, watchdog};
+use crate::process::temp_folder::TempFolder;
+use crate::process::{self, Launch, SpawnError, StudentProcess, grader_id};
 use crate::spec::Process;
 use crate::submission_copy;
 use crate::transcript::Transcript;
@@ -59,7 +60,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// A finished build.
 pub(super) struct Built {
     /// The copy it ran in (removed when dropped, so it must outlive the scenarios).
-    pub _copy: watchdog::TempFolder,
+    pub _copy: TempFolder,
     /// The submission as the scenarios start it: inside the copy.
     pub submission: Submission,
     /// How long the build took (copy included).
@@ -82,8 +83,8 @@ pub(super) async fn build(
     let setup = |what: &str, e: &dyn std::fmt::Display| {
         GradeError::BuildSetup(format!("{what} for {}: {e}", sub.given))
     };
-    let copy = watchdog::cwd_prefix()
-        .and_then(|p| watchdog::TempFolder::new(&p))
+    let copy = grader_id::cwd_prefix()
+        .and_then(|p| TempFolder::new(&p))
         .map_err(|e| setup("cannot create the build folder", &e))?;
     match submission_copy::copy_submission(&sub.path, copy.path()) {
         Ok(_) => {}
@@ -102,7 +103,7 @@ pub(super) async fn build(
             .map_err(|e| setup("cannot hand the build folder to the build's user", &e))?;
     }
     let toolchain = toolchain_env();
-    let home = watchdog::home_prefix()
+    let home = grader_id::home_prefix()
         .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
         .map_err(|e| setup("cannot create the build's home folder", &e))?;
     // Kept until the build has ended: its descriptor must stay open until the build started.

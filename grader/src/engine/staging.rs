@@ -17,8 +17,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::launch::Submission;
+use crate::process::grader_id;
 use crate::process::sandbox::{RunAs, user};
-use crate::process::watchdog::{self, TempFolder};
+use crate::process::temp_folder::TempFolder;
 use crate::submission_copy::{CopyError, copy_submission};
 
 /// A single executable's folder is copied with it up to this many bytes of regular files...
@@ -55,7 +56,7 @@ pub enum StageError {
 /// Copies `sub` into a fresh folder owned by `run_as` (when given).
 pub fn stage(sub: &Submission, run_as: Option<RunAs>) -> Result<Staged, StageError> {
     let setup = |e: &dyn std::fmt::Display| StageError::Setup(e.to_string());
-    let copy = watchdog::cwd_prefix()
+    let copy = grader_id::cwd_prefix()
         .and_then(|p| TempFolder::new(&p))
         .map_err(|e| setup(&e))?;
     let dir = std::fs::canonicalize(copy.path()).map_err(|e| setup(&e))?;

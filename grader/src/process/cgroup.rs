@@ -24,7 +24,7 @@
 //! removes them when empty. Cgroups left behind by a grader that was SIGKILLed are removed (and
 //! their processes killed) by the next grader that creates one, and by the grader's guard
 //! ([`remove_owned_by`]), in every hierarchy. A cgroup is named with its grader's full identity
-//! ([`super::watchdog::GraderId`]: pid, start time, PID namespace and boot), and only one whose
+//! ([`super::grader_id::GraderId`]: pid, start time, PID namespace and boot), and only one whose
 //! grader is known to be gone counts as left behind: a live grader whose pid once belonged to a
 //! dead one, or a grader of another PID namespace (whose pids mean nothing here), keeps its
 //! cgroups.
@@ -38,8 +38,8 @@ use std::sync::OnceLock;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::grader_id::GraderId;
 use super::limits::Limits;
-use super::watchdog::GraderId;
 
 /// Name prefix of the grader's cgroups.
 const PREFIX: &str = "grader-";
