@@ -28,7 +28,7 @@ use crate::audience::{self, Audience, Redacting, View};
 use crate::batch::{self, Shard};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
 use crate::export::{self, ExportError};
-use crate::launch::{self, LaunchError, Template};
+use crate::launch::{self, CommandTemplate, LaunchError};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::report::console::{Console, Format};
@@ -967,9 +967,9 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         && args.client.is_none()
         && args.build.is_none();
     let template = |role, given: &Option<String>| match given {
-        Some(t) => Template::parse(role, t),
-        None if bundled => Ok(Template::bundled_reference(role, args.task)),
-        None => Ok(Template::default_for(role)),
+        Some(t) => CommandTemplate::parse(role, t),
+        None if bundled => Ok(CommandTemplate::bundled_reference(role, args.task)),
+        None => Ok(CommandTemplate::default_for(role)),
     };
     let server = template(Role::Server, &args.server)?;
     let client = template(Role::Client, &args.client)?;
@@ -1140,7 +1140,7 @@ fn run_batch(args: BatchArgs) -> Result<u8, CliError> {
     let (spec, text) = spec::load_with(args.tasks_dir.as_deref(), args.task, &dialect)?;
     for (role, t) in [(Role::Server, &args.server), (Role::Client, &args.client)] {
         if let Some(t) = t {
-            Template::parse(role, t)?;
+            CommandTemplate::parse(role, t)?;
         }
     }
     if let Some(b) = &args.build {

@@ -9,7 +9,7 @@
 //! [`DEFAULT_CLIENT_NAME`]). Guarantees: a [`Submission`] was checked to exist and be
 //! startable, and a template was checked to name only known placeholders; a template without
 //! `{port}` (a program that hard-codes its port) is accepted and says so
-//! ([`Template::takes_port`]). Errors name the template as the caller says (`--server
+//! ([`CommandTemplate::takes_port`]). Errors name the template as the caller says (`--server
 //! template`, or a `classchat.toml`'s file, line and key).
 //!
 //! A [`BuildCommand`] (`build = "make"` in `classchat.toml`, `--build`) is split the same way and
@@ -310,9 +310,12 @@ fn on_path(name: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| is_executable(&d.join(name))))
 }
 
-/// A parsed launch template.
+/// How to start one role of a submission: a launch command (`--server`/`--client`, a
+/// `classchat.toml` entry, or the built-in launch contract) split into words, with its
+/// placeholders (`{port}`, `{host}`, ...) filled in per scenario. Not the message placeholders of
+/// the scenario language, which are [`crate::spec::template`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub struct CommandTemplate {
     tokens: Vec<String>,
     /// True for the built-in contract (which adds `--name` when a name is given).
     builtin: bool,
@@ -376,7 +379,7 @@ fn placeholders(token: &str) -> Vec<&str> {
     names
 }
 
-impl Template {
+impl CommandTemplate {
     /// The default contract for a role.
     pub fn default_for(role: Role) -> Self {
         let text = match role {
@@ -404,7 +407,7 @@ impl Template {
         }
     }
 
-    /// [`Template::argv`] with a scenario's extra arguments (`start_client` `args`): in the launch
+    /// [`CommandTemplate::argv`] with a scenario's extra arguments (`start_client` `args`): in the launch
     /// contract right after the role word, so a single-message client reads as a lab writes it
     /// (`<bin> client "Hello" --host H --port P`, which argparse with an optional positional
     /// also parses); at the end of an instructor's template.
@@ -441,7 +444,7 @@ impl Template {
 
     /// Parses a template; errors name it as `what` (`--server template`, or a file, line and
     /// key). A template without `{port}` is accepted: the program takes no port (it hard-codes
-    /// one); [`Template::takes_port`] tells, and the grading says so in a note.
+    /// one); [`CommandTemplate::takes_port`] tells, and the grading says so in a note.
     pub fn parse_as(_role: Role, text: &str, what: String) -> Result<Self, LaunchError> {
         let tokens = shell_words::split(text).map_err(|e| LaunchError::Unparsable {
             what: what.clone(),
@@ -782,7 +785,7 @@ mod tests {
 
     #[test]
     fn default_contract() {
-        let t = Template::default_for(Role::Client);
+        let t = CommandTemplate::default_for(Role::Client);
         assert_eq!(
             t.argv(&sub(), "127.0.0.1", 5, Some("al ice")),
             [
@@ -801,7 +804,7 @@ mod tests {
     #[test]
     fn extra_arguments_follow_the_role_word_or_end_a_template() {
         let extra = ["Hello there".to_string()];
-        let t = Template::default_for(Role::Client);
+        let t = CommandTemplate::default_for(Role::Client);
         assert_eq!(
             t.argv_with(&sub(), "h", 5, None, &extra),
             [
@@ -814,7 +817,7 @@ mod tests {
                 "5"
             ]
         );
-        let r = Template::bundled_reference(Role::Client, 16);
+        let r = CommandTemplate::bundled_reference(Role::Client, 16);
         assert_eq!(
             r.argv_with(&sub(), "h", 5, None, &extra)[..5],
             ["{bin}", "reference", "--task", "16", "client"].map(|w| {
@@ -826,7 +829,7 @@ mod tests {
             })
         );
         assert_eq!(r.argv_with(&sub(), "h", 5, None, &extra)[5], "Hello there");
-        let custom = Template::parse(Role::Client, "python3 c.py {host} {port}").unwrap();
+        let custom = CommandTemplate::parse(Role::Client, "python3 c.py {host} {port}").unwrap();
         assert_eq!(
             custom.argv_with(&sub(), "h", 5, None, &extra),
             ["python3", "c.py", "h", "5", "Hello there"]
@@ -835,29 +838,30 @@ mod tests {
 
     #[test]
     fn templates_substitute_per_token() {
-        let t = Template::parse(Role::Server, "python3 'my server.py' --port {port}").unwrap();
+        let t =
+            CommandTemplate::parse(Role::Server, "python3 'my server.py' --port {port}").unwrap();
         assert_eq!(
             t.argv(&sub(), "h", 7, None),
             ["python3", "my server.py", "--port", "7"]
         );
         assert!(matches!(
-            Template::parse(Role::Server, "x {prot}"),
+            CommandTemplate::parse(Role::Server, "x {prot}"),
             Err(LaunchError::UnknownPlaceholder { .. })
         ));
-        let doubled = Template::parse(Role::Server, "s --port {{port}}").unwrap_err();
+        let doubled = CommandTemplate::parse(Role::Server, "s --port {{port}}").unwrap_err();
         assert!(
             doubled.to_string().contains("one pair of braces: {port}"),
             "{doubled}"
         );
         // A program that takes no port (it hard-codes one) is accepted, and known for it.
-        let fixed = Template::parse(Role::Server, "python3 server.py").unwrap();
+        let fixed = CommandTemplate::parse(Role::Server, "python3 server.py").unwrap();
         assert!(!fixed.takes_port());
         assert!(
-            Template::parse(Role::Server, "s --port {port}")
+            CommandTemplate::parse(Role::Server, "s --port {port}")
                 .unwrap()
                 .takes_port()
         );
-        assert!(Template::default_for(Role::Client).takes_port());
+        assert!(CommandTemplate::default_for(Role::Client).takes_port());
     }
 
     #[test]

@@ -329,7 +329,7 @@ fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
         (Role::Client, &lf.client, "client"),
     ] {
         if let Some(t) = value {
-            launch::Template::parse_as(
+            launch::CommandTemplate::parse_as(
                 role,
                 t.get_ref(),
                 format!("{} template", at(t.span(), key)),

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use crate::audience::{self, View};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
 use crate::fingerprint;
-use crate::launch::{self, Template};
+use crate::launch::{self, CommandTemplate};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::report::junit::JunitReport;
@@ -248,8 +248,8 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
         }
     }
     let template = |role, t: &Option<String>| match t {
-        Some(text) => Template::parse(role, text),
-        None => Ok(Template::default_for(role)),
+        Some(text) => CommandTemplate::parse(role, text),
+        None => Ok(CommandTemplate::default_for(role)),
     };
     let built = (|| {
         let server = template(Role::Server, &plan.server)?;

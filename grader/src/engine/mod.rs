@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::events::{Event, EventSink};
-use crate::launch::{BuildCommand, Submission, Template};
+use crate::launch::{BuildCommand, CommandTemplate, Submission};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::spec::{Role, TaskSpec};
@@ -125,9 +125,9 @@ pub struct GradeRequest {
     /// The checked submission.
     pub submission: Submission,
     /// How to start the student's server.
-    pub server: Template,
+    pub server: CommandTemplate,
     /// How to start the student's client.
-    pub client: Template,
+    pub client: CommandTemplate,
     /// Build command run in a copy of the submission folder before the scenarios (None: the
     /// submission is started as it is).
     pub build: Option<BuildCommand>,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use grader::engine::{self, EngineOptions, GradeRequest};
 use grader::events::NoEvents;
-use grader::launch::{Template, check_submission};
+use grader::launch::{CommandTemplate, check_submission};
 use grader::net::ports::PortPool;
 use grader::process::limits::Limits;
 use grader::spec::{Role, SpecSource};
@@ -67,8 +67,8 @@ fn request(
         spec_text: text,
         spec_source: "resources-test".into(),
         submission: check_submission(submission.to_str().unwrap()).unwrap(),
-        server: Template::default_for(Role::Server),
-        client: Template::default_for(Role::Client),
+        server: CommandTemplate::default_for(Role::Server),
+        client: CommandTemplate::default_for(Role::Client),
         build,
         seed: 1,
         launch: Default::default(),
