@@ -979,8 +979,10 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
         .map(launch::BuildCommand::parse)
         .transpose()?;
     let submission = if bundled {
-        let exe = std::env::current_exe()
-            .map_err(|e| LaunchError::Unreadable("the grader itself".into(), e.to_string()))?;
+        let exe = std::env::current_exe().map_err(|e| LaunchError::Unreadable {
+            submission: "the grader itself".into(),
+            source: e.into(),
+        })?;
         let mut s = launch::check_submission(&exe.display().to_string())?;
         s.name = format!("reference-task{}", args.task);
         s.given = format!("(bundled reference solution of task {})", args.task);
@@ -1012,7 +1014,11 @@ fn run_grading(args: RunArgs, name: Option<String>) -> Result<(u8, GradeReport),
                     // Says what to change in the submission.
                     CliError::Usage(e.to_string())
                 } else {
-                    LaunchError::Unreadable(submission.given.clone(), e.to_string()).into()
+                    LaunchError::Unreadable {
+                        submission: submission.given.clone(),
+                        source: e.into(),
+                    }
+                    .into()
                 }
             })?)
         },
@@ -1350,7 +1356,7 @@ fn read_records(
             Ok(refused) => records.push(refused),
             Err(e) => say_err!(
                 "warning: skipped {}",
-                safe_text::terminal_lines(&e.to_string())
+                safe_text::terminal_lines(&crate::error_chain::chain(&e))
             ),
         }
     }

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::spec::Role;
 
 /// A problem with the submission or a template (a usage error: exit status 2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// The submission lies inside a folder hidden from student code.
     #[error(
@@ -57,15 +57,32 @@ pub enum LaunchError {
     NoShebang(String),
     /// A script whose `#!` line ends in a carriage return (saved with Windows line endings).
     #[error(
-        "submission {0} has Windows line endings (CRLF): its `#!` line asks for the interpreter {1:?}, which does not exist; convert the file with `dos2unix {0}` or `sed -i 's/\\r$//' {0}`"
+        "submission {submission} has Windows line endings (CRLF): its `#!` line asks for the interpreter {interpreter:?}, which does not exist; convert the file with `dos2unix {submission}` or `sed -i 's/\\r$//' {submission}`"
     )]
-    CrlfShebang(String, String),
+    CrlfShebang {
+        /// The submission as given.
+        submission: String,
+        /// The interpreter asked for, carriage return included.
+        interpreter: String,
+    },
     /// A script whose `#!` line names an interpreter that is not installed.
-    #[error("submission {0} cannot start: its `#!` line asks for {1}, {2}")]
-    NoInterpreter(String, String, String),
-    /// The file cannot be read.
-    #[error("cannot read submission {0}: {1}")]
-    Unreadable(String, String),
+    #[error("submission {submission} cannot start: its `#!` line asks for {interpreter}, {why}")]
+    NoInterpreter {
+        /// The submission as given.
+        submission: String,
+        /// The interpreter, quoted (or "no interpreter").
+        interpreter: String,
+        /// Why it cannot run, and what to do.
+        why: &'static str,
+    },
+    /// The file (or the grader itself, for the bundled reference) cannot be read.
+    #[error("cannot read submission {submission}")]
+    Unreadable {
+        /// The submission as given.
+        submission: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A template could not be split.
     #[error("{what} {template:?} cannot be split into words: {reason}")]
     Unparsable {
@@ -178,8 +195,10 @@ pub struct Submission {
 pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
     let path = Path::new(given);
     let meta = std::fs::metadata(path).map_err(|_| LaunchError::Missing(given.to_string()))?;
-    let abs = std::fs::canonicalize(path)
-        .map_err(|e| LaunchError::Unreadable(given.to_string(), e.to_string()))?;
+    let abs = std::fs::canonicalize(path).map_err(|e| LaunchError::Unreadable {
+        submission: given.to_string(),
+        source: e.into(),
+    })?;
     let name = abs
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -201,7 +220,10 @@ pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
     let mut head = [0u8; 512];
     let n = std::fs::File::open(&abs)
         .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| LaunchError::Unreadable(given.to_string(), e.to_string()))?;
+        .map_err(|e| LaunchError::Unreadable {
+            submission: given.to_string(),
+            source: e.into(),
+        })?;
     let head = &head[..n];
     if head.starts_with(b"#!") {
         check_interpreter(given, head)?;
@@ -269,10 +291,18 @@ fn check_interpreter(given: &str, head: &[u8]) -> Result<(), LaunchError> {
     let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
     if line.ends_with('\r') {
         let asked = words.last().copied().unwrap_or_default();
-        return Err(LaunchError::CrlfShebang(given.into(), asked.into()));
+        return Err(LaunchError::CrlfShebang {
+            submission: given.into(),
+            interpreter: asked.into(),
+        });
     }
-    let missing =
-        |what: String, why: &str| Err(LaunchError::NoInterpreter(given.into(), what, why.into()));
+    let missing = |interpreter: String, why: &'static str| {
+        Err(LaunchError::NoInterpreter {
+            submission: given.into(),
+            interpreter,
+            why,
+        })
+    };
     let Some(interpreter) = words.first() else {
         return missing("no interpreter".into(), "so it cannot run");
     };
@@ -877,7 +907,10 @@ mod tests {
             e.to_string(),
             "build command \"make -C {bin}\" uses unknown placeholder {bin}: a build command knows only {dir} (the copy of the submission it runs in)"
         );
-        assert_eq!(BuildCommand::parse("  "), Err(LaunchError::BuildEmpty));
+        assert!(matches!(
+            BuildCommand::parse("  "),
+            Err(LaunchError::BuildEmpty)
+        ));
         assert!(matches!(
             BuildCommand::parse("make 'x"),
             Err(LaunchError::BuildUnparsable { .. })
@@ -909,12 +942,13 @@ mod tests {
             .unwrap()
             .argv(d.path())
             .unwrap_err();
-        assert_eq!(
-            e,
-            LaunchError::BuildNoMatch {
-                template: "javac *.java".into(),
-                pattern: "*.java".into()
-            }
+        assert!(
+            matches!(
+                &e,
+                LaunchError::BuildNoMatch { template, pattern }
+                    if template == "javac *.java" && pattern == "*.java"
+            ),
+            "{e:?}"
         );
         assert!(e.to_string().contains("\"*.java\" matches no file"), "{e}");
         // Patterns never look outside the submission folder.

@@ -13,6 +13,7 @@
 //! - [`launch`]: the launch contract and instructor templates; [`cli`]: the command line;
 //! - [`batch`]: grading a folder of submissions; [`export`]: class-level exports from records;
 //!   [`audience`]: what students may see; [`fingerprint`]: submission content hashes;
+//! - [`error_chain`]: an error shown with each of its causes once;
 //! - [`submission_tree`], [`submission_copy`]: reading and copying a submission folder without
 //!   trusting it; [`safe_text`]: untrusted ids and names made safe for terminals and
 //!   spreadsheets; [`test_skips`]: how the tests report a check they had to skip.
@@ -21,6 +22,7 @@ pub mod audience;
 pub mod batch;
 pub mod cli;
 pub mod engine;
+pub mod error_chain;
 pub mod events;
 pub mod export;
 pub mod fingerprint;

@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 
 use crate::audience::{self, View};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
+use crate::error_chain::chain;
 use crate::fingerprint;
 use crate::launch::{self, CommandTemplate};
 use crate::net::netns::{Isolation, IsolationMode};
@@ -190,12 +191,12 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
         let dialect = crate::spec::Dialect::combine([&config.dialect, &own]);
         match crate::spec::load_with(config.tasks_dir.as_deref(), config.spec.task, &dialect) {
             Ok(loaded) => loaded,
-            Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
+            Err(e) => return Prepared::Done(Outcome::NotStarted(chain(&e))),
         }
     };
     let hash = match fingerprint::content_hash(&entry.path) {
         Ok(h) => h,
-        Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
+        Err(e) => return Prepared::Done(Outcome::NotStarted(chain(&e))),
     };
     let provenance = Provenance {
         submission_hash: Some(hash),
@@ -266,7 +267,7 @@ fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
     })();
     let (server, client, build, submission) = match built {
         Ok(b) => b,
-        Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
+        Err(e) => return Prepared::Done(Outcome::NotStarted(chain(&e))),
     };
     // What `grader replay` starts: the absolute path of what was checked (the executable of a
     // folder graded by the launch contract, the folder itself when templates start it), never
@@ -395,12 +396,12 @@ pub async fn run(
                         .await
                     {
                         Ok(Ok(r)) => Ok(r),
-                        Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
+                        Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(chain(&e))),
                         Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
                         // Hidden scenarios stay hidden in the error file a student may be shown.
                         Ok(Err(e)) => {
-                            let full = e.to_string();
-                            let shown = audience::redact_error(e, &job.req.spec, view).to_string();
+                            let full = chain(&e);
+                            let shown = chain(&audience::redact_error(e, &job.req.spec, view));
                             withheld = (shown != full).then_some(full);
                             Err(Outcome::Infrastructure(shown))
                         }
@@ -432,7 +433,7 @@ pub async fn run(
                             duration_ms: report.duration_ms,
                         },
                     ),
-                    Err(e) => (id, Outcome::Infrastructure(e.to_string())),
+                    Err(e) => (id, Outcome::Infrastructure(chain(&e))),
                 }
             }
             Ok((_, (id, Err(outcome), _, full))) => {

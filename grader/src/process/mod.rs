@@ -155,7 +155,7 @@ pub enum SpawnError {
     #[error("the launch command is empty")]
     EmptyCommand,
     /// The OS refused to start the program.
-    #[error("could not start `{program}`: {source}")]
+    #[error("could not start `{program}`")]
     Start {
         /// The program.
         program: String,
@@ -163,11 +163,11 @@ pub enum SpawnError {
         source: std::io::Error,
     },
     /// Setting up pipes, the terminal or the working directory failed.
-    #[error("could not set up the student's process: {0}")]
-    Setup(std::io::Error),
+    #[error("could not set up the student's process")]
+    Setup(#[source] std::io::Error),
     /// No guard process lives to end the program should the grader be killed, and none could
     /// be started ([`watchdog::ensure_guarded`]): the grader's problem, never the student's.
-    #[error("refusing to start a student program without a guard process: {0}")]
+    #[error("refusing to start a student program without a guard process")]
     Unguarded(#[from] watchdog::GuardError),
 }
 

@@ -47,7 +47,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -67,17 +67,32 @@ const CLEANUP_ROUND: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GuardError {
     /// The grader could not read its own identity.
-    #[error("cannot read the grader's own identity from /proc/self: {0}")]
-    Identity(String),
+    #[error("cannot read the grader's own identity from /proc/self")]
+    Identity(#[source] Arc<io::Error>),
     /// No guard process could be started.
     #[error(
         "cannot start the guard process that ends student programs should the grader be killed \
-         (the grader runs its own binary, /proc/self/exe, as `grader guard`): {0}"
+         (the grader runs its own binary, /proc/self/exe, as `grader guard`): {step}"
     )]
-    Start(String),
+    Start {
+        /// What failed: "cannot create its pipe", "cannot run it", ...
+        step: &'static str,
+        /// Why (shared: the error is kept and handed to every refused start).
+        #[source]
+        source: Arc<io::Error>,
+    },
     /// `grader guard` was not started by a grader (by hand, or without its descriptors).
     #[error("`grader guard` is only started by the grader itself: {0}")]
     Usage(String),
+}
+
+impl GuardError {
+    fn start(step: &'static str, source: io::Error) -> Self {
+        GuardError::Start {
+            step,
+            source: Arc::new(source),
+        }
+    }
 }
 
 /// How long the thread that watches the guard waits before it tries again to start one, after
@@ -109,7 +124,7 @@ static KEEPER: OnceLock<Mutex<Keeper>> = OnceLock::new();
 /// module comment); from then on every start of a student process needs a live guard
 /// ([`ensure_guarded`]). Returns the guard's pid. Called again, it only checks the guard.
 pub fn start() -> Result<u32, GuardError> {
-    let grader = GraderId::current().map_err(|e| GuardError::Identity(e.to_string()))?;
+    let grader = GraderId::current().map_err(|e| GuardError::Identity(Arc::new(e)))?;
     let mut first = false;
     let keeper = KEEPER.get_or_init(|| {
         first = true;
@@ -128,9 +143,7 @@ pub fn start() -> Result<u32, GuardError> {
         std::thread::Builder::new()
             .name("guard-keeper".into())
             .spawn(move || keep(keeper))
-            .map_err(|e| {
-                GuardError::Start(format!("cannot start the thread that watches it: {e}"))
-            })?;
+            .map_err(|e| GuardError::start("cannot start the thread that watches it", e))?;
     }
     let mut k = lock(keeper);
     k.replace_if_ended();
@@ -216,7 +229,8 @@ impl Keeper {
             ),
             (Some((old, how)), Err(e)) => format!(
                 "warning: the grader's guard process {old} ended ({how}) and no new one can be \
-                 started: {e}; no student program is started until one runs"
+                 started: {}; no student program is started until one runs",
+                crate::error_chain::Chain(e)
             ),
             (None, Ok(new)) => format!(
                 "note: the grader had no guard process; started one (pid {})",
@@ -235,7 +249,7 @@ impl Guard {
     /// a new pipe and a pidfd of the grader (their numbers on its command line).
     fn spawn(grader: &GraderId, tmp: &Path) -> Result<Self, GuardError> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| GuardError::Start(format!("cannot create its pipe: {e}")))?;
+            .map_err(|e| GuardError::start("cannot create its pipe", e.into()))?;
         // Without pidfds (before Linux 5.3, or filtered) the pipe alone tells the grader's end.
         let grader_fd = pidfd_open(std::process::id()).ok();
         let mut cmd = std::process::Command::new("/proc/self/exe");
@@ -272,7 +286,9 @@ impl Guard {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| GuardError::Start(e.to_string()))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| GuardError::start("cannot run it", e))?;
         // The grader keeps only the write end; `read` and `grader_fd` close here.
         let pidfd = pidfd_open(child.id()).ok();
         Ok(Self {

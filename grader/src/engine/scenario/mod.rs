@@ -502,7 +502,7 @@ impl<'a> Run<'a> {
             conceal_grader: !bundled,
         };
         StudentProcess::spawn(role, &launch, home, self.transcript.clone())
-            .map_err(|e| infra(e.to_string()))
+            .map_err(|e| infra(crate::error_chain::chain(&e)))
     }
 
     /// Whether a program using another port than its assigned one is graded there (see
