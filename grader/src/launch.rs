@@ -31,13 +31,14 @@ use crate::spec::Role;
 pub enum LaunchError {
     /// The submission lies inside a folder hidden from student code.
     #[error(
-        "submission {submission} lies inside {folder}, which student programs must not see (the task files or the reports): move it out, or choose another --out / --tasks-dir"
+        "submission {submission} lies inside {}, which student programs must not see (the task files or the reports): move it out, or choose another --out / --tasks-dir",
+        .folder.display()
     )]
     InsideProtected {
         /// The submission as given.
         submission: String,
         /// The protected folder.
-        folder: String,
+        folder: PathBuf,
     },
     /// The submission is the grader itself or one of its bundled reference binaries.
     #[error(
@@ -159,12 +160,15 @@ pub enum LaunchError {
         line: String,
     },
     /// `roles` / `--role` leaves no scenario of the task.
-    #[error("task {task} has no scenario for the role(s) {roles}: grade another role")]
+    #[error(
+        "task {task} has no scenario for the role(s) {}: grade another role",
+        .roles.iter().map(|r| role_word(*r)).collect::<Vec<_>>().join(", ")
+    )]
     NoScenarioForRoles {
         /// The task.
         task: u32,
         /// The roles asked for.
-        roles: String,
+        roles: Vec<Role>,
     },
     /// A build was asked for a submission that is a single file.
     #[error(
@@ -765,11 +769,7 @@ pub fn only_roles(
     if kept.scenarios.is_empty() {
         return Err(LaunchError::NoScenarioForRoles {
             task: spec.task,
-            roles: roles
-                .iter()
-                .map(|r| role_word(*r))
-                .collect::<Vec<_>>()
-                .join(", "),
+            roles: roles.to_vec(),
         });
     }
     let left: Vec<&crate::spec::Scenario> = spec

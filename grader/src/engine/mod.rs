@@ -460,7 +460,7 @@ fn check_not_protected(req: &GradeRequest, bundled: bool) -> Result<(), GradeErr
         if path.starts_with(&folder) {
             return Err(crate::launch::LaunchError::InsideProtected {
                 submission: req.submission.given.clone(),
-                folder: folder.display().to_string(),
+                folder,
             }
             .into());
         }
