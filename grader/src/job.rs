@@ -85,8 +85,8 @@ pub enum JobError {
         why: String,
     },
     /// The submission cannot be hashed or copied safely (a link leaving it, a FIFO, too big).
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(fingerprint::HashError),
     /// A record's dialect does not parse (a hand-edited or corrupt record).
     #[error("the record's dialect: {0}")]
     RecordedDialect(String),
@@ -118,8 +118,9 @@ impl GradeError {
             GradeError::Launch(_) | GradeError::Build(_) => Blame::Submission,
             GradeError::Isolation(_) => Blame::Configuration,
             GradeError::Infrastructure { .. }
-            | GradeError::BuildSetup(_)
-            | GradeError::Sandbox(_) => Blame::Grader,
+            | GradeError::BuildSetup { .. }
+            | GradeError::Lease(_)
+            | GradeError::Staging { .. } => Blame::Grader,
         }
     }
 }
@@ -543,9 +544,9 @@ fn assemble(plan: Plan) -> Result<Job, JobError> {
     }
     let bundled = submission.is_none();
     let template = |role, given: &Option<String>| match given {
-        Some(t) => launch::Template::parse(role, t),
-        None if bundled => Ok(launch::Template::bundled_reference(role, task)),
-        None => Ok(launch::Template::default_for(role)),
+        Some(t) => launch::CommandTemplate::parse(role, t),
+        None if bundled => Ok(launch::CommandTemplate::bundled_reference(role, task)),
+        None => Ok(launch::CommandTemplate::default_for(role)),
     };
     let server_t = template(Role::Server, &server).map_err(JobError::Launch)?;
     let client_t = template(Role::Client, &client).map_err(JobError::Launch)?;
@@ -578,12 +579,12 @@ fn assemble(plan: Plan) -> Result<Job, JobError> {
         Some(fingerprint::content_hash(&root).map_err(|e| {
             if e.is_refusal() {
                 // Says what to change in the submission.
-                JobError::Refused(e.to_string())
+                JobError::Refused(e)
             } else {
-                JobError::Launch(LaunchError::Unreadable(
-                    submission.given.clone(),
-                    e.to_string(),
-                ))
+                JobError::Launch(LaunchError::Unreadable {
+                    submission: submission.given.clone(),
+                    source: e.into(),
+                })
             }
         })?)
     };
@@ -830,7 +831,11 @@ mod tests {
             Blame::Submission
         );
         assert_eq!(
-            GradeError::Sandbox("no uid left".into()).blame(),
+            GradeError::Infrastructure {
+                scenario: "ack".into(),
+                message: "our port was taken".into()
+            }
+            .blame(),
             Blame::Grader
         );
     }

@@ -15,6 +15,7 @@
 //!   the `grader` binary, `src/cli/`);
 //! - [`batch`]: grading a folder of submissions; [`export`]: class-level exports from records;
 //!   [`audience`]: what students may see; [`fingerprint`]: submission content hashes;
+//! - [`error_chain`]: an error shown with each of its causes once;
 //! - [`submission_tree`], [`submission_copy`]: reading and copying a submission folder without
 //!   trusting it; [`safe_text`]: untrusted ids and names made safe for terminals and
 //!   spreadsheets; [`test_skips`]: how the tests report a check they had to skip.
@@ -22,6 +23,7 @@
 pub mod audience;
 pub mod batch;
 pub mod engine;
+pub mod error_chain;
 pub mod events;
 pub mod export;
 pub mod fingerprint;

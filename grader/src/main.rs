@@ -16,11 +16,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let blame = e.blame();
-            // Errors quote paths and ids: no control character of theirs reaches the terminal.
-            eprintln!(
-                "error: {}",
-                grader::safe_text::terminal_lines(&message(&anyhow::Error::from(e)))
-            );
+            // The message, then each cause once (`message: cause: cause`); errors quote paths
+            // and ids: no control character of theirs reaches the terminal.
+            let text = grader::error_chain::chain(&e);
+            eprintln!("error: {}", grader::safe_text::terminal_lines(&text));
             if blame == Blame::Grader {
                 eprintln!(
                     "note: {}: rerun; report it if it persists",
@@ -30,19 +29,4 @@ fn main() -> ExitCode {
             ExitCode::from(cli::EXIT_ERROR)
         }
     }
-}
-
-/// The error and its causes on one line, leaving out a cause whose text the message already
-/// holds (many errors name their cause in their own text).
-fn message(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain().map(ToString::to_string) {
-        if !text.contains(&cause) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&cause);
-        }
-    }
-    text
 }

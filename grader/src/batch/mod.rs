@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::audience::{self, View};
+use crate::error_chain::chain;
 use crate::job::{Blame, ClassTask, Job, Settings};
 use crate::net::ports::PortPool;
 use crate::report::junit::JunitReport;
@@ -162,8 +163,8 @@ fn prepare(entry: &Entry, class: &Class, config: &Config, seed: u64) -> Prepared
         Ok(job) => job,
         Err(e) => {
             return Prepared::Done(match e.blame() {
-                Blame::Grader => Disposition::Infrastructure(e.to_string()),
-                Blame::Submission | Blame::Configuration => Disposition::NotStarted(e.to_string()),
+                Blame::Grader => Disposition::Infrastructure(chain(&e)),
+                Blame::Submission | Blame::Configuration => Disposition::NotStarted(chain(&e)),
             });
         }
     };
@@ -298,12 +299,12 @@ pub async fn run(
             let result = match tokio::time::timeout(limit, job.grade(&ports, &*events)).await {
                 Ok(Ok(r)) => Ok(r),
                 Ok(Err(e)) if e.blame() == Blame::Submission => {
-                    Err(Disposition::NotStarted(e.to_string()))
+                    Err(Disposition::NotStarted(chain(&e)))
                 }
                 // Hidden scenarios stay hidden in the error file a student may be shown.
                 Ok(Err(e)) => {
-                    let full = e.to_string();
-                    let shown = audience::redact_error(e, job.spec(), view).to_string();
+                    let full = chain(&e);
+                    let shown = chain(&audience::redact_error(e, job.spec(), view));
                     withheld = (shown != full).then_some(full);
                     Err(Disposition::Infrastructure(shown))
                 }
@@ -332,7 +333,7 @@ pub async fn run(
                         failed,
                         duration_ms: report.duration_ms,
                     },
-                    Err(e) => Disposition::Infrastructure(e.to_string()),
+                    Err(e) => Disposition::Infrastructure(chain(&e)),
                 };
                 (label, job.name().to_string(), job.task(), d)
             }

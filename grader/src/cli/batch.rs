@@ -43,7 +43,7 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
     }
     for (role, t) in [(Role::Server, &args.server), (Role::Client, &args.client)] {
         if let Some(t) = t {
-            launch::Template::parse(role, t)?;
+            launch::CommandTemplate::parse(role, t)?;
         }
     }
     if let Some(b) = &args.build {

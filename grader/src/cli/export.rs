@@ -28,7 +28,7 @@ pub(super) fn read_records(
             Ok(refused) => records.push(refused),
             Err(e) => say_err!(
                 "warning: skipped {}",
-                safe_text::terminal_lines(&e.to_string())
+                safe_text::terminal_lines(&grader::error_chain::chain(&e))
             ),
         }
     }

@@ -19,7 +19,10 @@ pub(super) fn run(args: ReplayArgs) -> Result<u8, CliError> {
     let rec = match record::read(&args.report) {
         Ok(rec) => rec,
         Err(e @ RecordError::Refused { .. }) => {
-            say_err!("warning: {}", safe_text::terminal_lines(&e.to_string()));
+            say_err!(
+                "warning: {}",
+                safe_text::terminal_lines(&grader::error_chain::chain(&e))
+            );
             e.into_refused().map(|(_, rec)| rec)?
         }
         Err(e) => return Err(e.into()),

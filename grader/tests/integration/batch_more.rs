@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use grader::process::watchdog::GraderId;
+use grader::process::grader_id::GraderId;
 use grader::report::record::{self, Provenance, TomlRecord};
 use grader::verdict::{GradeReport, ScenarioOutcome, Status};
 
