@@ -9,7 +9,7 @@
 //! [`DEFAULT_CLIENT_NAME`]). Guarantees: a [`Submission`] was checked to exist and be
 //! startable, and a template was checked to name only known placeholders; a template without
 //! `{port}` (a program that hard-codes its port) is accepted and says so
-//! ([`Template::takes_port`]). Errors name the template as the caller says (`--server
+//! ([`CommandTemplate::takes_port`]). Errors name the template as the caller says (`--server
 //! template`, or a `classchat.toml`'s file, line and key).
 //!
 //! A [`BuildCommand`] (`build = "make"` in `classchat.toml`, `--build`) is split the same way and
@@ -27,17 +27,18 @@ use std::path::{Path, PathBuf};
 use crate::spec::Role;
 
 /// A problem with the submission or a template (a usage error: exit status 2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// The submission lies inside a folder hidden from student code.
     #[error(
-        "submission {submission} lies inside {folder}, which student programs must not see (the task files or the reports): move it out, or choose another --out / --tasks-dir"
+        "submission {submission} lies inside {}, which student programs must not see (the task files or the reports): move it out, or choose another --out / --tasks-dir",
+        .folder.display()
     )]
     InsideProtected {
         /// The submission as given.
         submission: String,
         /// The protected folder.
-        folder: String,
+        folder: PathBuf,
     },
     /// The submission is the grader itself or one of its bundled reference binaries.
     #[error(
@@ -57,15 +58,32 @@ pub enum LaunchError {
     NoShebang(String),
     /// A script whose `#!` line ends in a carriage return (saved with Windows line endings).
     #[error(
-        "submission {0} has Windows line endings (CRLF): its `#!` line asks for the interpreter {1:?}, which does not exist; convert the file with `dos2unix {0}` or `sed -i 's/\\r$//' {0}`"
+        "submission {submission} has Windows line endings (CRLF): its `#!` line asks for the interpreter {interpreter:?}, which does not exist; convert the file with `dos2unix {submission}` or `sed -i 's/\\r$//' {submission}`"
     )]
-    CrlfShebang(String, String),
+    CrlfShebang {
+        /// The submission as given.
+        submission: String,
+        /// The interpreter asked for, carriage return included.
+        interpreter: String,
+    },
     /// A script whose `#!` line names an interpreter that is not installed.
-    #[error("submission {0} cannot start: its `#!` line asks for {1}, {2}")]
-    NoInterpreter(String, String, String),
-    /// The file cannot be read.
-    #[error("cannot read submission {0}: {1}")]
-    Unreadable(String, String),
+    #[error("submission {submission} cannot start: its `#!` line asks for {interpreter}, {why}")]
+    NoInterpreter {
+        /// The submission as given.
+        submission: String,
+        /// The interpreter, quoted (or "no interpreter").
+        interpreter: String,
+        /// Why it cannot run, and what to do.
+        why: &'static str,
+    },
+    /// The file (or the grader itself, for the bundled reference) cannot be read.
+    #[error("cannot read submission {submission}")]
+    Unreadable {
+        /// The submission as given.
+        submission: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A template could not be split.
     #[error("{what} {template:?} cannot be split into words: {reason}")]
     Unparsable {
@@ -142,12 +160,15 @@ pub enum LaunchError {
         line: String,
     },
     /// `roles` / `--role` leaves no scenario of the task.
-    #[error("task {task} has no scenario for the role(s) {roles}: grade another role")]
+    #[error(
+        "task {task} has no scenario for the role(s) {}: grade another role",
+        .roles.iter().map(|r| role_word(*r)).collect::<Vec<_>>().join(", ")
+    )]
     NoScenarioForRoles {
         /// The task.
         task: u32,
         /// The roles asked for.
-        roles: String,
+        roles: Vec<Role>,
     },
     /// A build was asked for a submission that is a single file.
     #[error(
@@ -178,8 +199,10 @@ pub struct Submission {
 pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
     let path = Path::new(given);
     let meta = std::fs::metadata(path).map_err(|_| LaunchError::Missing(given.to_string()))?;
-    let abs = std::fs::canonicalize(path)
-        .map_err(|e| LaunchError::Unreadable(given.to_string(), e.to_string()))?;
+    let abs = std::fs::canonicalize(path).map_err(|e| LaunchError::Unreadable {
+        submission: given.to_string(),
+        source: e.into(),
+    })?;
     let name = abs
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -201,7 +224,10 @@ pub fn check_submission(given: &str) -> Result<Submission, LaunchError> {
     let mut head = [0u8; 512];
     let n = std::fs::File::open(&abs)
         .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| LaunchError::Unreadable(given.to_string(), e.to_string()))?;
+        .map_err(|e| LaunchError::Unreadable {
+            submission: given.to_string(),
+            source: e.into(),
+        })?;
     let head = &head[..n];
     if head.starts_with(b"#!") {
         check_interpreter(given, head)?;
@@ -269,10 +295,18 @@ fn check_interpreter(given: &str, head: &[u8]) -> Result<(), LaunchError> {
     let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
     if line.ends_with('\r') {
         let asked = words.last().copied().unwrap_or_default();
-        return Err(LaunchError::CrlfShebang(given.into(), asked.into()));
+        return Err(LaunchError::CrlfShebang {
+            submission: given.into(),
+            interpreter: asked.into(),
+        });
     }
-    let missing =
-        |what: String, why: &str| Err(LaunchError::NoInterpreter(given.into(), what, why.into()));
+    let missing = |interpreter: String, why: &'static str| {
+        Err(LaunchError::NoInterpreter {
+            submission: given.into(),
+            interpreter,
+            why,
+        })
+    };
     let Some(interpreter) = words.first() else {
         return missing("no interpreter".into(), "so it cannot run");
     };
@@ -310,9 +344,12 @@ fn on_path(name: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| is_executable(&d.join(name))))
 }
 
-/// A parsed launch template.
+/// How to start one role of a submission: a launch command (`--server`/`--client`, a
+/// `classchat.toml` entry, or the built-in launch contract) split into words, with its
+/// placeholders (`{port}`, `{host}`, ...) filled in per scenario. Not the message placeholders of
+/// the scenario language, which are [`crate::spec::template`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub struct CommandTemplate {
     tokens: Vec<String>,
     /// True for the built-in contract (which adds `--name` when a name is given).
     builtin: bool,
@@ -376,7 +413,7 @@ fn placeholders(token: &str) -> Vec<&str> {
     names
 }
 
-impl Template {
+impl CommandTemplate {
     /// The default contract for a role.
     pub fn default_for(role: Role) -> Self {
         let text = match role {
@@ -404,7 +441,7 @@ impl Template {
         }
     }
 
-    /// [`Template::argv`] with a scenario's extra arguments (`start_client` `args`): in the launch
+    /// [`CommandTemplate::argv`] with a scenario's extra arguments (`start_client` `args`): in the launch
     /// contract right after the role word, so a single-message client reads as a lab writes it
     /// (`<bin> client "Hello" --host H --port P`, which argparse with an optional positional
     /// also parses); at the end of an instructor's template.
@@ -441,7 +478,7 @@ impl Template {
 
     /// Parses a template; errors name it as `what` (`--server template`, or a file, line and
     /// key). A template without `{port}` is accepted: the program takes no port (it hard-codes
-    /// one); [`Template::takes_port`] tells, and the grading says so in a note.
+    /// one); [`CommandTemplate::takes_port`] tells, and the grading says so in a note.
     pub fn parse_as(_role: Role, text: &str, what: String) -> Result<Self, LaunchError> {
         let tokens = shell_words::split(text).map_err(|e| LaunchError::Unparsable {
             what: what.clone(),
@@ -732,11 +769,7 @@ pub fn only_roles(
     if kept.scenarios.is_empty() {
         return Err(LaunchError::NoScenarioForRoles {
             task: spec.task,
-            roles: roles
-                .iter()
-                .map(|r| role_word(*r))
-                .collect::<Vec<_>>()
-                .join(", "),
+            roles: roles.to_vec(),
         });
     }
     let left: Vec<&crate::spec::Scenario> = spec
@@ -775,7 +808,7 @@ mod tests {
 
     #[test]
     fn default_contract() {
-        let t = Template::default_for(Role::Client);
+        let t = CommandTemplate::default_for(Role::Client);
         assert_eq!(
             t.argv(&sub(), "127.0.0.1", 5, Some("al ice")),
             [
@@ -794,7 +827,7 @@ mod tests {
     #[test]
     fn extra_arguments_follow_the_role_word_or_end_a_template() {
         let extra = ["Hello there".to_string()];
-        let t = Template::default_for(Role::Client);
+        let t = CommandTemplate::default_for(Role::Client);
         assert_eq!(
             t.argv_with(&sub(), "h", 5, None, &extra),
             [
@@ -807,7 +840,7 @@ mod tests {
                 "5"
             ]
         );
-        let r = Template::bundled_reference(Role::Client, 16);
+        let r = CommandTemplate::bundled_reference(Role::Client, 16);
         assert_eq!(
             r.argv_with(&sub(), "h", 5, None, &extra)[..5],
             ["{bin}", "reference", "--task", "16", "client"].map(|w| {
@@ -819,7 +852,7 @@ mod tests {
             })
         );
         assert_eq!(r.argv_with(&sub(), "h", 5, None, &extra)[5], "Hello there");
-        let custom = Template::parse(Role::Client, "python3 c.py {host} {port}").unwrap();
+        let custom = CommandTemplate::parse(Role::Client, "python3 c.py {host} {port}").unwrap();
         assert_eq!(
             custom.argv_with(&sub(), "h", 5, None, &extra),
             ["python3", "c.py", "h", "5", "Hello there"]
@@ -828,29 +861,30 @@ mod tests {
 
     #[test]
     fn templates_substitute_per_token() {
-        let t = Template::parse(Role::Server, "python3 'my server.py' --port {port}").unwrap();
+        let t =
+            CommandTemplate::parse(Role::Server, "python3 'my server.py' --port {port}").unwrap();
         assert_eq!(
             t.argv(&sub(), "h", 7, None),
             ["python3", "my server.py", "--port", "7"]
         );
         assert!(matches!(
-            Template::parse(Role::Server, "x {prot}"),
+            CommandTemplate::parse(Role::Server, "x {prot}"),
             Err(LaunchError::UnknownPlaceholder { .. })
         ));
-        let doubled = Template::parse(Role::Server, "s --port {{port}}").unwrap_err();
+        let doubled = CommandTemplate::parse(Role::Server, "s --port {{port}}").unwrap_err();
         assert!(
             doubled.to_string().contains("one pair of braces: {port}"),
             "{doubled}"
         );
         // A program that takes no port (it hard-codes one) is accepted, and known for it.
-        let fixed = Template::parse(Role::Server, "python3 server.py").unwrap();
+        let fixed = CommandTemplate::parse(Role::Server, "python3 server.py").unwrap();
         assert!(!fixed.takes_port());
         assert!(
-            Template::parse(Role::Server, "s --port {port}")
+            CommandTemplate::parse(Role::Server, "s --port {port}")
                 .unwrap()
                 .takes_port()
         );
-        assert!(Template::default_for(Role::Client).takes_port());
+        assert!(CommandTemplate::default_for(Role::Client).takes_port());
     }
 
     #[test]
@@ -866,7 +900,10 @@ mod tests {
             e.to_string(),
             "build command \"make -C {bin}\" uses unknown placeholder {bin}: a build command knows only {dir} (the copy of the submission it runs in)"
         );
-        assert_eq!(BuildCommand::parse("  "), Err(LaunchError::BuildEmpty));
+        assert!(matches!(
+            BuildCommand::parse("  "),
+            Err(LaunchError::BuildEmpty)
+        ));
         assert!(matches!(
             BuildCommand::parse("make 'x"),
             Err(LaunchError::BuildUnparsable { .. })
@@ -898,12 +935,13 @@ mod tests {
             .unwrap()
             .argv(d.path())
             .unwrap_err();
-        assert_eq!(
-            e,
-            LaunchError::BuildNoMatch {
-                template: "javac *.java".into(),
-                pattern: "*.java".into()
-            }
+        assert!(
+            matches!(
+                &e,
+                LaunchError::BuildNoMatch { template, pattern }
+                    if template == "javac *.java" && pattern == "*.java"
+            ),
+            "{e:?}"
         );
         assert!(e.to_string().contains("\"*.java\" matches no file"), "{e}");
         // Patterns never look outside the submission folder.

@@ -10,20 +10,24 @@
 //! - [`process`]: starting, watching and ending student processes (process groups, pty, /proc);
 //! - [`net`]: ports and grader-side connections; [`stream`], [`transcript`]: what was received;
 //! - [`events`], [`report`]: what the runner emits and the formats that consume it;
-//! - [`launch`]: the launch contract and instructor templates; [`cli`]: the command line;
+//! - [`job`]: one grading plan (what to grade and how), the only path to a grading;
+//! - [`launch`]: the launch contract and instructor templates (the command line itself lives in
+//!   the `grader` binary, `src/cli/`);
 //! - [`batch`]: grading a folder of submissions; [`export`]: class-level exports from records;
 //!   [`audience`]: what students may see; [`fingerprint`]: submission content hashes;
+//! - [`error_chain`]: an error shown with each of its causes once;
 //! - [`submission_tree`], [`submission_copy`]: reading and copying a submission folder without
 //!   trusting it; [`safe_text`]: untrusted ids and names made safe for terminals and
 //!   spreadsheets; [`test_skips`]: how the tests report a check they had to skip.
 
 pub mod audience;
 pub mod batch;
-pub mod cli;
 pub mod engine;
+pub mod error_chain;
 pub mod events;
 pub mod export;
 pub mod fingerprint;
+pub mod job;
 pub mod launch;
 pub mod net;
 pub mod note;

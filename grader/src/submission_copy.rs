@@ -46,7 +46,7 @@ pub enum CopyError {
     #[error(transparent)]
     Refused(#[from] TreeError),
     /// The copy could not be written (the grader's problem: a full disk, a missing folder).
-    #[error("cannot write the copy {}: {source}", .path.display())]
+    #[error("cannot write the copy {}", .path.display())]
     Write {
         /// What could not be written.
         path: PathBuf,

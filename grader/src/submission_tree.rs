@@ -89,7 +89,7 @@ pub enum TreeError {
         root: PathBuf,
     },
     /// A file or folder could not be read.
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Io {
         /// What could not be read.
         path: PathBuf,

@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::error_chain::{Chain, chain};
 use crate::launch::{self, ClientStdin, Executables, LaunchOptions};
 use crate::report;
 use crate::spec::{Dialect, Role};
@@ -102,7 +103,7 @@ impl LaunchPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     /// Not a readable folder.
-    #[error("cannot read the batch folder {path}: {source}")]
+    #[error("cannot read the batch folder {}", .path.display())]
     Io {
         /// Which folder.
         path: PathBuf,
@@ -110,14 +111,18 @@ pub enum DiscoverError {
         source: std::io::Error,
     },
     /// Two submissions map to one student id.
-    #[error("two submissions have the student id {id:?}: {a} and {b}; rename one")]
+    #[error(
+        "two submissions have the student id {id:?}: {} and {}; rename one",
+        .a.display(),
+        .b.display()
+    )]
     DuplicateId {
         /// The id.
         id: String,
         /// First path.
-        a: String,
+        a: PathBuf,
         /// Second path.
-        b: String,
+        b: PathBuf,
     },
 }
 
@@ -214,8 +219,8 @@ pub fn discover(dir: &Path, defaults: Defaults<'_>) -> Result<Found, DiscoverErr
         if w[0].id == w[1].id {
             return Err(DiscoverError::DuplicateId {
                 id: w[0].id.clone(),
-                a: w[0].path.display().to_string(),
-                b: w[1].path.display().to_string(),
+                a: w[0].path.clone(),
+                b: w[1].path.clone(),
             });
         }
     }
@@ -302,8 +307,7 @@ fn position(file: &Path, text: &str, offset: usize) -> String {
 /// command and prelude line in it. Every error names the file, line and column, and the key.
 fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
     // Student data: never through a link, never blocking on a FIFO, never huge.
-    let text =
-        submission_tree::read_small_file(file, LAUNCH_FILE_LIMIT).map_err(|e| e.to_string())?;
+    let text = submission_tree::read_small_file(file, LAUNCH_FILE_LIMIT).map_err(|e| chain(&e))?;
     let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
         let (at, key) = match e.span() {
             Some(span) => (
@@ -329,24 +333,24 @@ fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
         (Role::Client, &lf.client, "client"),
     ] {
         if let Some(t) = value {
-            launch::Template::parse_as(
+            launch::CommandTemplate::parse_as(
                 role,
                 t.get_ref(),
                 format!("{} template", at(t.span(), key)),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         }
     }
     if let Some(b) = &lf.build {
         launch::BuildCommand::parse(b.get_ref())
-            .map_err(|e| format!("{} {e}", at(b.span(), "build")))?;
+            .map_err(|e| format!("{} {}", at(b.span(), "build"), Chain(&e)))?;
     }
     for line in lf.stdin_prelude.iter().flatten() {
         launch::check_prelude_line(
             line.get_ref(),
             &format!("{} line", at(line.span(), "stdin_prelude")),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     }
     if let Some(roles) = &lf.roles
         && roles.get_ref().is_empty()

@@ -84,8 +84,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         let (records, skipped) = record::read_dir(input)?;
         let mut any_refused = false;
         for e in skipped {
-            merged.skipped.push(e.to_string());
-            let why = e.to_string();
+            merged.skipped.push(crate::error_chain::chain(&e));
+            let why = crate::error_chain::chain(&e);
             if let Ok((folder, rec)) = e.into_refused() {
                 any_refused = true;
                 let id = rec.student_id(&folder);

@@ -35,16 +35,13 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::audience::{self, View};
-use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
+use crate::error_chain::chain;
 use crate::events::{EventSink, Fanout};
-use crate::fingerprint;
-use crate::launch::{self, Template};
-use crate::net::netns::{Isolation, IsolationMode};
+use crate::job::{Blame, ClassTask, Job, Settings};
 use crate::net::ports::PortPool;
 use crate::report;
 use crate::report::files::ReportFiles;
-use crate::report::record::{self, Provenance};
-use crate::spec::{Role, TaskSpec};
+use crate::report::record;
 use crate::verdict::{GradeReport, Status};
 
 pub use discover::{Entry, Shard, discover};
@@ -53,24 +50,12 @@ use progress::Progress;
 /// Settings shared by every grading of a batch.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The task spec.
-    pub spec: TaskSpec,
-    /// Its text (hashed).
-    pub spec_text: String,
-    /// Where it came from.
-    pub spec_source: String,
-    /// The class's protocol dialect (`--dialect`, `--protocol`), under which `spec` was loaded;
-    /// a submission whose `classchat.toml` adds its own gets the spec loaded again under both.
-    pub dialect: crate::spec::Dialect,
-    /// Absolute `--tasks-dir`, if any (recorded for replay).
-    pub tasks_dir: Option<PathBuf>,
-    /// Report folder.
-    pub out: PathBuf,
+    /// How every grading is done (task folder, time limit, build deadline, isolation resolved
+    /// once for the run, port leniency) and where reports go (`settings.out`).
+    pub settings: Settings,
     /// The most gradings at once (`-j`); between none and that many run, as the CPU has room
     /// (see [`admission`]).
     pub jobs: usize,
-    /// Engine tunables of each grading.
-    pub engine: EngineOptions,
     /// Regrade even up-to-date submissions.
     pub force: bool,
     /// Fixed seed for every grading (else a fresh one each).
@@ -82,9 +67,18 @@ pub struct Config {
     pub timeout: Duration,
 }
 
+/// One task's submissions: a folder of a class, graded for its task.
+#[derive(Debug, Clone)]
+pub struct Class {
+    /// The task, loaded once under the class's dialect.
+    pub task: ClassTask,
+    /// The submissions found (already sharded).
+    pub entries: Vec<Entry>,
+}
+
 /// How one submission ended in this batch run.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Disposition {
     /// Graded now.
     Graded {
         /// Points.
@@ -109,15 +103,18 @@ pub enum Outcome {
     Infrastructure(String),
 }
 
-impl Outcome {
+impl Disposition {
     /// True when the student has an up-to-date score after this run.
     pub fn has_score(&self) -> bool {
-        matches!(self, Outcome::Graded { .. } | Outcome::UpToDate { .. })
+        matches!(
+            self,
+            Disposition::Graded { .. } | Disposition::UpToDate { .. }
+        )
     }
     /// True when the score is below the maximum (or there is none).
     pub fn lost_points(&self) -> bool {
         match self {
-            Outcome::Graded { score, max, .. } | Outcome::UpToDate { score, max } => {
+            Disposition::Graded { score, max, .. } | Disposition::UpToDate { score, max } => {
                 score + 1e-9 < *max
             }
             _ => true,
@@ -125,29 +122,29 @@ impl Outcome {
     }
 }
 
-/// What a batch run did, per student id (sorted).
+/// What a batch run did, per submission (sorted by label).
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// (student id, outcome).
-    pub results: Vec<(String, Outcome)>,
+    /// (label, disposition): the label is the student id, followed by the task when the batch
+    /// grades several.
+    pub results: Vec<(String, Disposition)>,
 }
 
 impl Summary {
-    /// Count of outcomes matching `f`.
-    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+    /// Count of dispositions matching `f`.
+    pub fn count(&self, f: impl Fn(&Disposition) -> bool) -> usize {
         self.results.iter().filter(|(_, o)| f(o)).count()
     }
 }
 
-/// One grading to run.
-struct Job {
-    id: String,
-    req: GradeRequest,
-    provenance: Provenance,
+/// One grading to run: its label, its job.
+struct Queued {
+    label: String,
+    job: Job,
 }
 
 enum Prepared {
-    Done(Outcome),
+    Done(Disposition),
     Grade(Box<Job>),
 }
 
@@ -162,138 +159,28 @@ fn error_path(out: &Path, id: &str, task: u32) -> PathBuf {
         .join(record::error_file_name(task))
 }
 
-/// Whether a record was graded with the isolation (and port leniency) `options` ask for: a
-/// hard-coded port passes in a namespace and fails on the host, so a change regrades.
-fn same_isolation(old: &GradeReport, options: &EngineOptions) -> bool {
-    let isolation = match options.isolation {
-        IsolationMode::Netns => Isolation::Netns,
-        IsolationMode::Host => Isolation::Host,
-        // Unresolved: whatever the record says is as good as anything.
-        IsolationMode::Auto => return true,
-    };
-    old.isolation == crate::process::sandbox::userns::isolation_name(isolation)
-        && old.accepted_any_port() == options.accept_any_port.unwrap_or(true)
-}
-
-fn prepare(entry: &Entry, config: &Config, seed: u64) -> Prepared {
-    let plan = match &entry.launch {
-        Ok(p) => p,
-        Err(msg) => return Prepared::Done(Outcome::NotStarted(msg.clone())),
-    };
-    // The submission's own dialect (classchat.toml) on top of the class's.
-    let own = match discover::submission_dialect(plan) {
-        Ok(d) => d,
-        Err(msg) => return Prepared::Done(Outcome::NotStarted(msg)),
-    };
-    let (spec, spec_text) = if own.is_empty() {
-        (config.spec.clone(), config.spec_text.clone())
-    } else {
-        let dialect = crate::spec::Dialect::combine([&config.dialect, &own]);
-        match crate::spec::load_with(config.tasks_dir.as_deref(), config.spec.task, &dialect) {
-            Ok(loaded) => loaded,
-            Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
-        }
-    };
-    let hash = match fingerprint::content_hash(&entry.path) {
-        Ok(h) => h,
-        Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
-    };
-    let provenance = Provenance {
-        submission_hash: Some(hash),
-        submission_abs: None,
-        submission_root: None,
-        bundled_reference: false,
-        server_template: plan.server.clone(),
-        client_template: plan.client.clone(),
-        build_command: plan.build.clone(),
-        build_timeout_ms: plan
-            .build
-            .as_ref()
-            .map(|_| config.engine.build_timeout)
-            .filter(|t| *t != engine::build::BUILD_TIMEOUT)
-            .map(|t| t.as_millis() as u64),
-        time_limit_ms: crate::cli::recorded_time_limit(config.engine.time_limit),
-        tasks_dir: config.tasks_dir.as_ref().map(|d| d.display().to_string()),
-        protocol: (!spec.dialect.is_empty()).then(|| spec.dialect.to_inline()),
-        policies: audience::policies_of(&spec),
-        stdin_prelude: plan.stdin_prelude.clone().unwrap_or_default(),
-        client_stdin: plan
-            .client_stdin
-            .filter(|c| *c != launch::ClientStdin::Pipe),
-        roles: plan.roles.clone(),
-    };
-    let spec_hash = engine::spec_hash(&spec_text);
-    if let (false, Ok(old)) = (
-        config.force,
-        record::read(&record_path(&config.out, &entry.id, config.spec.task)),
-    ) {
-        // A record of another student (an id that shared this folder before) is never current.
-        let same = old.report.submission == entry.id
-            && old.report.task == config.spec.task
-            && old.report.spec_hash == spec_hash
-            && old.report.grader_version == env!("CARGO_PKG_VERSION")
-            && old.provenance.submission_hash == provenance.submission_hash
-            && old.provenance.server_template == provenance.server_template
-            && old.provenance.client_template == provenance.client_template
-            && old.provenance.build_command == provenance.build_command
-            && old.provenance.stdin_prelude == provenance.stdin_prelude
-            && old.provenance.client_stdin == provenance.client_stdin
-            && old.provenance.roles == provenance.roles
-            && same_isolation(&old.report, &config.engine);
-        if same {
-            remove_superseded_error(&config.out, &entry.id, config.spec.task);
-            return Prepared::Done(Outcome::UpToDate {
-                score: old.report.score,
-                max: old.report.max_score,
+fn prepare(entry: &Entry, class: &Class, config: &Config, seed: u64) -> Prepared {
+    let job = match Job::from_entry(entry, &class.task, &config.settings, seed) {
+        Ok(job) => job,
+        Err(e) => {
+            return Prepared::Done(match e.blame() {
+                Blame::Grader => Disposition::Infrastructure(chain(&e)),
+                Blame::Submission | Blame::Configuration => Disposition::NotStarted(chain(&e)),
             });
         }
+    };
+    let out = &config.settings.out;
+    if !config.force
+        && let Ok(old) = record::read(&record_path(out, &entry.id, job.task()))
+        && old.is_up_to_date_for(&job)
+    {
+        remove_superseded_error(out, &entry.id, job.task());
+        return Prepared::Done(Disposition::UpToDate {
+            score: old.report.score,
+            max: old.report.max_score,
+        });
     }
-    let template = |role, t: &Option<String>| match t {
-        Some(text) => Template::parse(role, text),
-        None => Ok(Template::default_for(role)),
-    };
-    let built = (|| {
-        let server = template(Role::Server, &plan.server)?;
-        let client = template(Role::Client, &plan.client)?;
-        let build = plan
-            .build
-            .as_deref()
-            .map(launch::BuildCommand::parse)
-            .transpose()?;
-        let mut submission = launch::check_submission(&plan.target.display().to_string())?;
-        submission.name = entry.id.clone();
-        submission.given = entry.path.display().to_string();
-        Ok::<_, launch::LaunchError>((server, client, build, submission))
-    })();
-    let (server, client, build, submission) = match built {
-        Ok(b) => b,
-        Err(e) => return Prepared::Done(Outcome::NotStarted(e.to_string())),
-    };
-    // What `grader replay` starts: the absolute path of what was checked (the executable of a
-    // folder graded by the launch contract, the folder itself when templates start it), never
-    // the batch folder's entry as given (relative, and a folder without templates cannot start).
-    let root = std::path::absolute(&entry.path).unwrap_or_else(|_| entry.path.clone());
-    let provenance = Provenance {
-        submission_abs: Some(submission.path.display().to_string()),
-        submission_root: (root != submission.path).then(|| root.display().to_string()),
-        ..provenance
-    };
-    Prepared::Grade(Box::new(Job {
-        id: entry.id.clone(),
-        req: GradeRequest {
-            spec,
-            spec_text,
-            spec_source: config.spec_source.clone(),
-            submission,
-            server,
-            client,
-            build,
-            seed,
-            launch: plan.options(),
-            options: config.engine.clone(),
-        },
-        provenance,
-    }))
+    Prepared::Grade(Box::new(job))
 }
 
 /// A rerun found the record up to date (same content hash, templates, spec, grader version and
@@ -322,132 +209,155 @@ fn write_error(out: &Path, id: &str, task: u32, what: &str, message: &str) {
     let _ = report::write_atomic(&error_path(out, id, task), text.as_bytes());
 }
 
-/// Grades `entries` (already sharded) under `config`, reporting to `progress`.
+/// Grades the `classes` (each folder's entries, already sharded, for its task) under `config`,
+/// reporting to `progress`: one admission queue for all of them (see [`admission`]).
 pub async fn run(
     config: &Config,
-    entries: Vec<Entry>,
+    classes: Vec<Class>,
     ports: &Arc<PortPool>,
     progress: &Progress,
     mut seed: impl FnMut() -> u64,
 ) -> Summary {
     let mut summary = Summary::default();
-    let task = config.spec.task;
+    let out = &config.settings.out;
+    let first = classes.first().map(|c| c.task.spec.task);
+    let several = classes.iter().any(|c| Some(c.task.spec.task) != first);
+    let label = |id: &str, task: u32| {
+        if several {
+            format!("{id} · task {task}")
+        } else {
+            id.to_string()
+        }
+    };
     let mut queue = Vec::new();
-    for entry in &entries {
-        let s = config.seed.unwrap_or_else(&mut seed);
-        match prepare(entry, config, s) {
-            Prepared::Done(outcome) => {
-                if let Outcome::NotStarted(m) = &outcome {
-                    write_error(&config.out, &entry.id, task, "not started", m);
+    for class in &classes {
+        let task = class.task.spec.task;
+        for entry in &class.entries {
+            let s = config.seed.unwrap_or_else(&mut seed);
+            let label = label(&entry.id, task);
+            match prepare(entry, class, config, s) {
+                Prepared::Done(disposition) => {
+                    match &disposition {
+                        Disposition::NotStarted(m) => {
+                            write_error(out, &entry.id, task, "not started", m)
+                        }
+                        Disposition::Infrastructure(m) => {
+                            write_error(out, &entry.id, task, "not graded", m)
+                        }
+                        _ => {}
+                    }
+                    progress.finished(&label, &disposition);
+                    summary.results.push((label, disposition));
                 }
-                progress.finished(&entry.id, &outcome);
-                summary.results.push((entry.id.clone(), outcome));
+                Prepared::Grade(job) => queue.push(Queued { label, job: *job }),
             }
-            Prepared::Grade(job) => queue.push(*job),
         }
     }
     let admission = admission::Admission::new(config.jobs.max(1));
-    // Each grading: its id, its result, its provenance, and the full text of an infrastructure
+    // Each grading: its label, its job, its result, and the full text of an infrastructure
     // error whose error-file text was redacted for students (shown to whoever runs the batch).
     type Graded = (
         String,
-        Result<GradeReport, Outcome>,
-        Provenance,
+        Job,
+        Result<GradeReport, Disposition>,
         Option<String>,
     );
     let mut running: JoinSet<Graded> = JoinSet::new();
-    let mut ids = std::collections::HashMap::new();
-    for job in queue {
+    let mut spawned = std::collections::HashMap::new();
+    for Queued { label, job } in queue {
         let admission = admission.clone();
         let events = progress.events();
         let ports = ports.clone();
         let timeout = config.timeout;
         let view = config.view;
-        let out = config.out.clone();
-        let id = job.id.clone();
+        let out = out.to_path_buf();
+        let key = (label.clone(), job.name().to_string(), job.task());
         let handle = running.spawn(async move {
             // The grading's clocks start once it is admitted.
             let _place = admission.admit().await;
             let mut withheld = None;
             // The wall-time limit is the grading's; a build gets its own deadline on top.
-            let limit = match job.req.build {
-                Some(_) => timeout + job.req.options.build_timeout,
-                None => timeout,
+            let limit = match job.builds() {
+                true => timeout + job.options().build_timeout,
+                false => timeout,
             };
-            // The gradings' events go to the progress bar and to the report files.
-            let files = ReportFiles::new(&out, &job.provenance, view);
+            // The grading's events go to the progress bar and to the report files.
+            let files = ReportFiles::new(&out, job.provenance(), view);
             let sink = Fanout::new([&*events as &dyn EventSink, &files]);
-            let result =
-                match tokio::time::timeout(limit, engine::grade(&job.req, &ports, &sink)).await {
-                    Ok(Ok(r)) => match files.finish() {
-                        Some(Err(e)) => Err(Outcome::Infrastructure(e.to_string())),
-                        _ => Ok(r),
-                    },
-                    Ok(Err(GradeError::Launch(e))) => Err(Outcome::NotStarted(e.to_string())),
-                    Ok(Err(GradeError::Build(why))) => Err(Outcome::NotStarted(why)),
-                    // Hidden scenarios stay hidden in the error file a student may be shown.
-                    Ok(Err(e)) => {
-                        let full = e.to_string();
-                        let shown = audience::redact_error(e, &job.req.spec, view).to_string();
-                        withheld = (shown != full).then_some(full);
-                        Err(Outcome::Infrastructure(shown))
-                    }
-                    Err(_) => Err(Outcome::Infrastructure(format!(
-                        "the grading took longer than {}s and was abandoned",
-                        timeout.as_secs()
-                    ))),
-                };
-            (job.id, result, job.provenance, withheld)
+            let result = match tokio::time::timeout(limit, job.grade(&ports, &sink)).await {
+                // Its files were written by its sink (a failure to write them is an error).
+                Ok(Ok(r)) => match files.finish() {
+                    Some(Err(e)) => Err(Disposition::Infrastructure(chain(&e))),
+                    _ => Ok(r),
+                },
+                Ok(Err(e)) if e.blame() == Blame::Submission => {
+                    Err(Disposition::NotStarted(chain(&e)))
+                }
+                // Hidden scenarios stay hidden in the error file a student may be shown.
+                Ok(Err(e)) => {
+                    let full = chain(&e);
+                    let shown = chain(&audience::redact_error(e, job.spec(), view));
+                    withheld = (shown != full).then_some(full);
+                    Err(Disposition::Infrastructure(shown))
+                }
+                Err(_) => Err(Disposition::Infrastructure(format!(
+                    "the grading took longer than {}s and was abandoned",
+                    timeout.as_secs()
+                ))),
+            };
+            (label, job, result, withheld)
         });
-        ids.insert(handle.id(), id);
+        spawned.insert(handle.id(), key);
     }
     while let Some(joined) = running.join_next_with_id().await {
         let mut withheld = None;
-        let (id, outcome) = match joined {
-            // Its files were written by its sink (a failure to write them is an error outcome).
-            Ok((_, (id, Ok(report), _, _))) => {
+        let (label, id, task, disposition) = match joined {
+            Ok((_, (label, job, Ok(report), _))) => {
                 let failed = report
                     .scenarios
                     .iter()
                     .filter(|s| s.status != Status::Passed)
                     .count();
-                (
-                    id,
-                    Outcome::Graded {
-                        score: report.score,
-                        max: report.max_score,
-                        failed,
-                        duration_ms: report.duration_ms,
-                    },
-                )
+                let d = Disposition::Graded {
+                    score: report.score,
+                    max: report.max_score,
+                    failed,
+                    duration_ms: report.duration_ms,
+                };
+                (label, job.name().to_string(), job.task(), d)
             }
-            Ok((_, (id, Err(outcome), _, full))) => {
+            Ok((_, (label, job, Err(d), full))) => {
                 withheld = full;
-                (id, outcome)
+                (label, job.name().to_string(), job.task(), d)
             }
             Err(e) => {
-                let id = ids.get(&e.id()).cloned().unwrap_or_default();
+                let (label, id, task) = spawned.get(&e.id()).cloned().unwrap_or_default();
                 let why = if e.is_panic() {
                     "the grader panicked while grading it (a grader bug; please report it)"
                 } else {
                     "its grading was cancelled"
                 };
-                (id, Outcome::Infrastructure(why.to_string()))
+                (
+                    label,
+                    id,
+                    task,
+                    Disposition::Infrastructure(why.to_string()),
+                )
             }
         };
-        match &outcome {
-            Outcome::Infrastructure(m) => write_error(&config.out, &id, task, "not graded", m),
-            Outcome::NotStarted(m) => write_error(&config.out, &id, task, "not started", m),
+        match &disposition {
+            Disposition::Infrastructure(m) => write_error(out, &id, task, "not graded", m),
+            Disposition::NotStarted(m) => write_error(out, &id, task, "not started", m),
             _ => {}
         }
-        progress.finished(&id, &outcome);
+        progress.finished(&label, &disposition);
         if let Some(full) = withheld {
             progress.note(&format!(
                 "    in full: {} (the error file, meant for students, names hidden scenarios only by number)",
-                progress::message(&id, &full)
+                progress::message(&label, &full)
             ));
         }
-        summary.results.push((id, outcome));
+        summary.results.push((label, disposition));
     }
     summary.results.sort_by(|a, b| a.0.cmp(&b.0));
     summary

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::Outcome;
+use super::Disposition;
 use crate::events::{Event, EventSink};
 use crate::safe_text;
 use crate::verdict::fmt_points;
@@ -119,11 +119,11 @@ impl Progress {
     }
 
     /// Records one finished submission.
-    pub fn finished(&self, id: &str, outcome: &Outcome) {
+    pub fn finished(&self, id: &str, outcome: &Disposition) {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
         match outcome {
-            Outcome::NotStarted(_) | Outcome::Infrastructure(_) => {
+            Disposition::NotStarted(_) | Disposition::Infrastructure(_) => {
                 self.tally.errors.fetch_add(1, Ordering::SeqCst);
             }
             o if o.lost_points() => {
@@ -181,11 +181,11 @@ pub fn message(id: &str, text: &str) -> String {
 }
 
 /// The plain line for one submission (the id and message made safe for a terminal).
-pub fn line(id: &str, outcome: &Outcome) -> String {
+pub fn line(id: &str, outcome: &Disposition) -> String {
     let (id, shown) = (safe_text::terminal(id), id);
     let message = |m: &str| message(shown, m);
     match outcome {
-        Outcome::Graded {
+        Disposition::Graded {
             score,
             max,
             failed,
@@ -200,12 +200,12 @@ pub fn line(id: &str, outcome: &Outcome) -> String {
             },
             *duration_ms as f64 / 1000.0
         ),
-        Outcome::UpToDate { score, max } => format!(
+        Disposition::UpToDate { score, max } => format!(
             "{id:<20} {:>7}  up to date, not regraded",
             format!("{}/{}", fmt_points(*score), fmt_points(*max))
         ),
-        Outcome::NotStarted(m) => format!("{id:<20} NOT STARTED  {}", message(m)),
-        Outcome::Infrastructure(m) => {
+        Disposition::NotStarted(m) => format!("{id:<20} NOT STARTED  {}", message(m)),
+        Disposition::Infrastructure(m) => {
             format!(
                 "{id:<20} NOT GRADED   infrastructure problem (not charged; rerun to retry): {}",
                 message(m)
@@ -254,14 +254,14 @@ mod tests {
         tally.event(&Event::GradingFinished(&report));
         progress.finished(
             "bob",
-            &Outcome::Graded {
+            &Disposition::Graded {
                 score: report.score,
                 max: report.max_score,
                 failed: 2,
                 duration_ms: report.duration_ms,
             },
         );
-        progress.finished("cy", &Outcome::NotStarted("no executable".into()));
+        progress.finished("cy", &Disposition::NotStarted("no executable".into()));
         assert_eq!(
             tally.message(),
             "1 below full marks, 1 errors · scenarios 3/4"
@@ -273,7 +273,7 @@ mod tests {
         let lines = [
             line(
                 "bob",
-                &Outcome::Graded {
+                &Disposition::Graded {
                     score: 3.0,
                     max: 10.0,
                     failed: 2,
@@ -282,7 +282,7 @@ mod tests {
             ),
             line(
                 "amy",
-                &Outcome::Graded {
+                &Disposition::Graded {
                     score: 10.0,
                     max: 10.0,
                     failed: 0,
@@ -291,15 +291,18 @@ mod tests {
             ),
             line(
                 "cy",
-                &Outcome::UpToDate {
+                &Disposition::UpToDate {
                     score: 1.0,
                     max: 2.0,
                 },
             ),
-            line("dee", &Outcome::NotStarted("no executable in dee".into())),
+            line(
+                "dee",
+                &Disposition::NotStarted("no executable in dee".into()),
+            ),
             line(
                 "eve\x1b[2J",
-                &Outcome::Infrastructure("port taken\nfake line".into()),
+                &Disposition::Infrastructure("port taken\nfake line".into()),
             ),
         ];
         insta::assert_snapshot!(lines.join("\n"));

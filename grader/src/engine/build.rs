@@ -5,9 +5,9 @@
 //! - the build runs in a fresh copy of the submission folder made by
 //!   [`submission_copy::copy_submission`] (regular files and subfolders with their permission
 //!   bits, symbolic links within the folder as links, `.git` left out) in TMPDIR, named with the
-//!   grader's working-folder prefix ([`watchdog::cwd_prefix`]) so the guard removes it after a
+//!   grader's working-folder prefix ([`grader_id::cwd_prefix`]) so the guard removes it after a
 //!   SIGKILL, and removed when the grading ends (also what the build left unwritable in it, see
-//!   [`watchdog::TempFolder`]). The student's own folder is only read, so its
+//!   [`TempFolder`]). The student's own folder is only read, so its
 //!   content hash stays what it was and a batch resumes as before. A folder the copy refuses (a
 //!   symbolic link leaving it, a FIFO, socket or device, more than the size or file-count
 //!   limit) is the submission's problem, [`GradeError::Build`], like a failed build;
@@ -40,9 +40,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{GradeError, GradeRequest};
+use crate::error_chain::Chain;
 use crate::launch::{self, BuildCommand, Executables, Submission};
 use crate::net::netns::{Isolation, Net};
-use crate::process::{self, Launch, SpawnError, StudentProcess, watchdog};
+use crate::process::temp_folder::TempFolder;
+use crate::process::{self, Launch, SpawnError, StudentProcess, grader_id};
 use crate::spec::Process;
 use crate::submission_copy;
 use crate::transcript::Transcript;
@@ -59,7 +61,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// A finished build.
 pub(super) struct Built {
     /// The copy it ran in (removed when dropped, so it must outlive the scenarios).
-    pub _copy: watchdog::TempFolder,
+    pub _copy: TempFolder,
     /// The submission as the scenarios start it: inside the copy.
     pub submission: Submission,
     /// How long the build took (copy included).
@@ -79,40 +81,44 @@ pub(super) async fn build(
 ) -> Result<Built, GradeError> {
     let started = Instant::now();
     let sub = &req.submission;
-    let setup = |what: &str, e: &dyn std::fmt::Display| {
-        GradeError::BuildSetup(format!("{what} for {}: {e}", sub.given))
-    };
-    let copy = watchdog::cwd_prefix()
-        .and_then(|p| watchdog::TempFolder::new(&p))
-        .map_err(|e| setup("cannot create the build folder", &e))?;
+    let setup =
+        |step: &'static str, e: Box<dyn std::error::Error + Send + Sync>| GradeError::BuildSetup {
+            step,
+            submission: sub.given.clone(),
+            source: e,
+        };
+    let copy = grader_id::cwd_prefix()
+        .and_then(|p| TempFolder::new(&p))
+        .map_err(|e| setup("cannot create the build folder", e.into()))?;
     match submission_copy::copy_submission(&sub.path, copy.path()) {
         Ok(_) => {}
         Err(e) if e.is_submissions_fault() => {
             return Err(GradeError::Build(format!(
-                "{e} (the build copies {} first)",
+                "{} (the build copies {} first)",
+                Chain(&e),
                 sub.given
             )));
         }
-        Err(e) => return Err(setup("cannot copy the submission to build it", &e)),
+        Err(e) => return Err(setup("cannot copy the submission to build it", e.into())),
     }
     let dir = std::fs::canonicalize(copy.path())
-        .map_err(|e| setup("cannot find the build folder", &e))?;
+        .map_err(|e| setup("cannot find the build folder", e.into()))?;
     if let Some(who) = req.options.run_as {
         process::sandbox::user::give(&dir, who)
-            .map_err(|e| setup("cannot hand the build folder to the build's user", &e))?;
+            .map_err(|e| setup("cannot hand the build folder to the build's user", e.into()))?;
     }
     let toolchain = toolchain_env();
-    let home = watchdog::home_prefix()
+    let home = grader_id::home_prefix()
         .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
-        .map_err(|e| setup("cannot create the build's home folder", &e))?;
+        .map_err(|e| setup("cannot create the build's home folder", e.into()))?;
     // Kept until the build has ended: its descriptor must stay open until the build started.
     let net = Net::new(isolation)
-        .map_err(|e| setup("cannot create the build's network namespace", &e))?;
+        .map_err(|e| setup("cannot create the build's network namespace", e.into()))?;
     // Patterns (`*.c`) are expanded in the copy; one that matches nothing is the submission's
     // problem, like a failed build.
     let argv = command
         .argv(&dir)
-        .map_err(|e| GradeError::Build(format!("{e} (in a copy of {})", sub.given)))?;
+        .map_err(|e| GradeError::Build(format!("{} (in a copy of {})", Chain(&e), sub.given)))?;
     let launch = Launch {
         argv,
         env: process::env::scrubbed(home.path(), &toolchain),
@@ -148,11 +154,12 @@ pub(super) async fn build(
         Ok(p) => p,
         Err(e @ (SpawnError::Start { .. } | SpawnError::EmptyCommand)) => {
             return Err(GradeError::Build(format!(
-                "{}: {e} (is it installed on the grading machine, and on PATH?)",
-                says("cannot start")
+                "{}: {} (is it installed on the grading machine, and on PATH?)",
+                says("cannot start"),
+                Chain(&e)
             )));
         }
-        Err(e) => return Err(setup("cannot start the build", &e)),
+        Err(e) => return Err(setup("cannot start the build", e.into())),
     };
     p.close_stdin().await;
     let exit = p
@@ -226,12 +233,13 @@ pub(super) async fn build(
                     names.join(", ")
                 )));
             }
-            Err(e) => return Err(setup("cannot read the build folder", &e)),
+            Err(e) => return Err(setup("cannot read the build folder", e.into())),
         };
         launch::check_submission(&exe.display().to_string()).map_err(|e| {
             GradeError::Build(format!(
-                "{}, but the program it left cannot start: {e}",
-                says("succeeded")
+                "{}, but the program it left cannot start: {}",
+                says("succeeded"),
+                Chain(&e)
             ))
         })?
     } else {

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::events::{Event, EventSink};
-use crate::launch::{BuildCommand, Submission, Template};
+use crate::launch::{BuildCommand, CommandTemplate, Submission};
 use crate::net::netns::{Isolation, IsolationMode};
 use crate::net::ports::PortPool;
 use crate::note::Note;
@@ -126,9 +126,9 @@ pub struct GradeRequest {
     /// The checked submission.
     pub submission: Submission,
     /// How to start the student's server.
-    pub server: Template,
+    pub server: CommandTemplate,
     /// How to start the student's client.
-    pub client: Template,
+    pub client: CommandTemplate,
     /// Build command run in a copy of the submission folder before the scenarios (None: the
     /// submission is started as it is).
     pub build: Option<BuildCommand>,
@@ -160,7 +160,7 @@ pub enum GradeError {
         message: String,
     },
     /// The submission cannot be started for a role the task needs.
-    #[error("{0}")]
+    #[error(transparent)]
     Launch(#[from] crate::launch::LaunchError),
     /// `--isolation netns` was asked for where namespaces cannot be created.
     #[error("{0}")]
@@ -170,11 +170,28 @@ pub enum GradeError {
     #[error("{0}")]
     Build(String),
     /// The grader could not prepare a build (copy the submission, create its folders).
-    #[error("{0}")]
-    BuildSetup(String),
-    /// The grader could not prepare the sandbox (lease a uid, copy the submission).
-    #[error("{0}")]
-    Sandbox(String),
+    #[error("{step} for {submission}")]
+    BuildSetup {
+        /// What failed ("cannot create the build folder", ...).
+        step: &'static str,
+        /// The submission as given.
+        submission: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The grader could not lease an unprivileged uid for the grading.
+    #[error(transparent)]
+    Lease(#[from] crate::process::sandbox::user::LeaseError),
+    /// The grader could not make the private copy the scenarios start.
+    #[error("cannot copy the submission {submission} to grade it")]
+    Staging {
+        /// The submission as given.
+        submission: String,
+        /// Why.
+        #[source]
+        source: staging::StageError,
+    },
 }
 
 /// SHA-256 of a spec text, hex.
@@ -186,7 +203,7 @@ pub fn spec_hash(text: &str) -> String {
 }
 
 /// Grades one submission for one task.
-pub async fn grade(
+pub(crate) async fn grade(
     req: &GradeRequest,
     ports: &Arc<PortPool>,
     sink: &dyn EventSink,
@@ -226,10 +243,7 @@ pub async fn grade(
         .map_err(GradeError::Isolation)?;
     // One unprivileged uid for the whole grading (build and scenarios), held until it ends.
     let lease = if req.options.confine && crate::process::sandbox::changes_uid() {
-        Some(
-            crate::process::sandbox::user::UserLease::acquire()
-                .map_err(|e| GradeError::Sandbox(e.to_string()))?,
-        )
+        Some(crate::process::sandbox::user::UserLease::acquire().map_err(GradeError::Lease)?)
     } else {
         None
     };
@@ -259,13 +273,14 @@ pub async fn grade(
         None => {
             staged = staging::stage(&req.submission, req.options.run_as).map_err(|e| match e {
                 staging::StageError::Refused(e) => GradeError::Build(format!(
-                    "{e} (the grader runs a copy of {})",
+                    "{} (the grader runs a copy of {})",
+                    crate::error_chain::Chain(&e),
                     req.submission.given
                 )),
-                staging::StageError::Setup(e) => GradeError::Sandbox(format!(
-                    "cannot copy the submission {} to grade it: {e}",
-                    req.submission.given
-                )),
+                e => GradeError::Staging {
+                    submission: req.submission.given.clone(),
+                    source: e,
+                },
             })?;
             in_copy = GradeRequest {
                 submission: staged.submission.clone(),
@@ -456,7 +471,7 @@ fn check_not_protected(req: &GradeRequest, bundled: bool) -> Result<(), GradeErr
         if path.starts_with(&folder) {
             return Err(crate::launch::LaunchError::InsideProtected {
                 submission: req.submission.given.clone(),
-                folder: folder.display().to_string(),
+                folder,
             }
             .into());
         }

@@ -17,8 +17,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::launch::Submission;
+use crate::process::grader_id;
 use crate::process::sandbox::{RunAs, user};
-use crate::process::watchdog::{self, TempFolder};
+use crate::process::temp_folder::TempFolder;
 use crate::submission_copy::{CopyError, copy_submission};
 
 /// A single executable's folder is copied with it up to this many bytes of regular files...
@@ -45,41 +46,47 @@ fn small_enough(dir: &Path) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// The submission's own content is refused (see [`CopyError::is_submissions_fault`]).
-    #[error("{0}")]
+    #[error(transparent)]
     Refused(CopyError),
-    /// The grader could not make or fill the copy.
-    #[error("{0}")]
-    Setup(String),
+    /// The grader could not create the copy's folder, or hand it to the grading's uid.
+    #[error("cannot prepare the folder of the copy")]
+    Folder(#[source] std::io::Error),
+    /// The submission's path names no file (`/`, `..`).
+    #[error("the submission has no file name")]
+    NoFileName,
+    /// The grader could not copy the submission's folder (a file it cannot read, a full disk).
+    #[error(transparent)]
+    Copy(CopyError),
+    /// The grader could not copy a single executable.
+    #[error("cannot copy {} into the copy's folder", .0.display())]
+    CopyFile(PathBuf, #[source] std::io::Error),
 }
 
 /// Copies `sub` into a fresh folder owned by `run_as` (when given).
 pub fn stage(sub: &Submission, run_as: Option<RunAs>) -> Result<Staged, StageError> {
-    let setup = |e: &dyn std::fmt::Display| StageError::Setup(e.to_string());
-    let copy = watchdog::cwd_prefix()
+    let copy = grader_id::cwd_prefix()
         .and_then(|p| TempFolder::new(&p))
-        .map_err(|e| setup(&e))?;
-    let dir = std::fs::canonicalize(copy.path()).map_err(|e| setup(&e))?;
+        .map_err(StageError::Folder)?;
+    let dir = std::fs::canonicalize(copy.path()).map_err(StageError::Folder)?;
     let path: PathBuf = if sub.is_dir {
         match copy_submission(&sub.path, &dir) {
             Ok(_) => {}
             Err(e) if e.is_submissions_fault() => return Err(StageError::Refused(e)),
-            Err(e) => return Err(setup(&e)),
+            Err(e) => return Err(StageError::Copy(e)),
         }
         dir.clone()
     } else {
-        let name = sub
-            .path
-            .file_name()
-            .ok_or_else(|| setup(&"the submission has no file name"))?;
+        let name = sub.path.file_name().ok_or(StageError::NoFileName)?;
         // The folder when it is small and clean, else the executable alone.
         let whole = small_enough(&sub.dir) && copy_submission(&sub.dir, &dir).is_ok();
         if !whole {
-            std::fs::copy(&sub.path, dir.join(name)).map_err(|e| setup(&e))?;
+            std::fs::copy(&sub.path, dir.join(name))
+                .map_err(|e| StageError::CopyFile(sub.path.clone(), e))?;
         }
         dir.join(name)
     };
     if let Some(who) = run_as {
-        user::give(&dir, who).map_err(|e| setup(&e))?;
+        user::give(&dir, who).map_err(StageError::Folder)?;
     }
     let submission = Submission {
         path,

@@ -115,11 +115,12 @@ impl Canvas {
             .column(&self.match_column)
             .ok_or_else(|| ExportError::Render {
                 format: "canvas",
-                message: format!(
+                source: format!(
                     "the roster has no \"{}\" column to match students by (it has: {})",
                     self.match_column,
                     self.roster.columns.join(", ")
-                ),
+                )
+                .into(),
             })
     }
 
@@ -146,10 +147,10 @@ impl ClassExporter for Canvas {
             (Some(_), tasks) => {
                 return Err(ExportError::Render {
                     format: "canvas",
-                    message: format!(
+                    source: format!(
                         "--assignment names one column, but the reports hold {} tasks: choose one with --task N",
                         tasks.len()
-                    ),
+                    ).into(),
                 });
             }
             (None, tasks) => tasks
@@ -159,7 +160,7 @@ impl ClassExporter for Canvas {
         };
         let err = |e: ::csv::Error| ExportError::Render {
             format: "canvas",
-            message: e.to_string(),
+            source: e.into(),
         };
         let mut w = ::csv::Writer::from_writer(Vec::new());
         let text = |cells: &[String]| -> Vec<String> {
@@ -189,7 +190,7 @@ impl ClassExporter for Canvas {
         }
         w.into_inner().map_err(|e| ExportError::Render {
             format: "canvas",
-            message: e.to_string(),
+            source: e.into(),
         })
     }
     fn covers(&self, class: &Class) -> String {

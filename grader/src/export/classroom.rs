@@ -88,7 +88,7 @@ impl ClassExporter for Classroom {
         });
         let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| ExportError::Render {
             format: "classroom",
-            message: e.to_string(),
+            source: e.into(),
         })?;
         bytes.push(b'\n');
         Ok(bytes)

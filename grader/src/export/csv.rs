@@ -32,7 +32,7 @@ impl ClassExporter for Csv {
     fn render(&self, class: &Class) -> Result<Vec<u8>, ExportError> {
         let err = |e: ::csv::Error| ExportError::Render {
             format: "csv",
-            message: e.to_string(),
+            source: e.into(),
         };
         let mut w = ::csv::Writer::from_writer(Vec::new());
         let mut header = vec![
@@ -97,7 +97,7 @@ impl ClassExporter for Csv {
         }
         w.into_inner().map_err(|e| ExportError::Render {
             format: "csv",
-            message: e.to_string(),
+            source: e.into(),
         })
     }
 }

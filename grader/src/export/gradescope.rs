@@ -91,7 +91,7 @@ impl ClassExporter for Gradescope {
         });
         let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| ExportError::Render {
             format: "gradescope",
-            message: e.to_string(),
+            source: e.into(),
         })?;
         bytes.push(b'\n');
         Ok(bytes)

@@ -53,16 +53,35 @@ pub enum ExportError {
         /// The students asked for.
         ids: String,
     },
-    /// The Canvas roster is missing or is not a Canvas gradebook export.
-    #[error("canvas export: {0}")]
-    Roster(String),
-    /// Rendering failed.
-    #[error("cannot render the {format} export: {message}")]
+    /// The Canvas export was asked for without a roster.
+    #[error(
+        "canvas export: needs --roster FILE: the course's gradebook CSV from Canvas (Grades → Export)"
+    )]
+    NoRoster,
+    /// The Canvas roster cannot be read.
+    #[error("canvas export: cannot read the roster {}", .path.display())]
+    RosterUnreadable {
+        /// The roster file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Canvas roster is not a Canvas gradebook export.
+    #[error("canvas export: {} is not a Canvas gradebook export: {why}", .path.display())]
+    NotARoster {
+        /// The roster file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Rendering failed: what the format cannot express, or the writer's error.
+    #[error("cannot render the {format} export")]
     Render {
         /// Which format.
         format: &'static str,
         /// Why.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -153,20 +172,15 @@ fn format_exporter(
             id_column: options.id_column.clone(),
         }),
         ExportFormat::Canvas => {
-            let path = options.roster.as_ref().ok_or_else(|| {
-                ExportError::Roster(
-                    "needs --roster FILE: the course's gradebook CSV from Canvas (Grades → Export)"
-                        .into(),
-                )
-            })?;
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ExportError::Roster(format!("cannot read the roster {}: {e}", path.display()))
-            })?;
-            let roster = canvas::Roster::parse(&text).map_err(|e| {
-                ExportError::Roster(format!(
-                    "{} is not a Canvas gradebook export: {e}",
-                    path.display()
-                ))
+            let path = options.roster.as_ref().ok_or(ExportError::NoRoster)?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ExportError::RosterUnreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+            let roster = canvas::Roster::parse(&text).map_err(|why| ExportError::NotARoster {
+                path: path.clone(),
+                why,
             })?;
             Box::new(canvas::Canvas {
                 roster,

@@ -77,10 +77,10 @@ impl IsolationMode {
 #[derive(Debug, thiserror::Error)]
 enum NsError {
     /// `unshare(CLONE_NEWNET)` was refused.
-    #[error("unshare(CLONE_NEWNET): {0}")]
+    #[error("unshare(CLONE_NEWNET)")]
     Unshare(#[source] nix::errno::Errno),
     /// The namespace's loopback could not be brought up.
-    #[error("bringing its loopback up: {0}")]
+    #[error("bringing its loopback up")]
     Loopback(#[source] io::Error),
 }
 
@@ -102,7 +102,10 @@ pub fn probe() -> Result<(), String> {
             }
             _ => "a security profile (seccomp, AppArmor) or the kernel refuses it".into(),
         };
-        format!("cannot create a network namespace ({e}): {needs}")
+        format!(
+            "cannot create a network namespace ({}): {needs}",
+            crate::error_chain::Chain(&e)
+        )
     })
 }
 

@@ -24,7 +24,7 @@
 //! removes them when empty. Cgroups left behind by a grader that was SIGKILLed are removed (and
 //! their processes killed) by the next grader that creates one, and by the grader's guard
 //! ([`remove_owned_by`]), in every hierarchy. A cgroup is named with its grader's full identity
-//! ([`super::watchdog::GraderId`]: pid, start time, PID namespace and boot), and only one whose
+//! ([`super::grader_id::GraderId`]: pid, start time, PID namespace and boot), and only one whose
 //! grader is known to be gone counts as left behind: a live grader whose pid once belonged to a
 //! dead one, or a grader of another PID namespace (whose pids mean nothing here), keeps its
 //! cgroups.
@@ -38,8 +38,8 @@ use std::sync::OnceLock;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::grader_id::GraderId;
 use super::limits::Limits;
-use super::watchdog::GraderId;
 
 /// Name prefix of the grader's cgroups.
 const PREFIX: &str = "grader-";
@@ -85,15 +85,15 @@ enum Version {
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     /// The grader's identity, which names its cgroups, could not be read.
-    #[error("cannot read the grader's identity to name its cgroups: {0}")]
-    Identity(io::Error),
+    #[error("cannot read the grader's identity to name its cgroups")]
+    Identity(#[source] io::Error),
     /// No hierarchy offers a controller the grader may use.
     #[error(
         "no writable cgroup hierarchy (cgroup v1 pids/memory/cpu or cgroup v2 under /sys/fs/cgroup): student processes run without process, memory and CPU limits; run the grader as root or in a delegated cgroup to have them"
     )]
     Unavailable,
     /// A folder could not be made.
-    #[error("cannot create the cgroup {}: {source} (is the hierarchy writable by the grader?)", dir.display())]
+    #[error("cannot create the cgroup {} (is the hierarchy writable by the grader?)", dir.display())]
     Create {
         /// The folder.
         dir: PathBuf,
@@ -101,7 +101,7 @@ pub enum CgroupError {
         source: io::Error,
     },
     /// A limit could not be written.
-    #[error("cannot write {} of a student's cgroup: {source}", file.display())]
+    #[error("cannot write {} of a student's cgroup", file.display())]
     Limit {
         /// The control file.
         file: PathBuf,

@@ -33,10 +33,12 @@
 
 pub mod cgroup;
 pub mod env;
+pub mod grader_id;
 pub mod limits;
 pub mod procfs;
 pub mod pty;
 pub mod sandbox;
+pub mod temp_folder;
 pub mod watchdog;
 
 use std::collections::{BTreeSet, HashMap};
@@ -153,7 +155,7 @@ pub enum SpawnError {
     #[error("the launch command is empty")]
     EmptyCommand,
     /// The OS refused to start the program.
-    #[error("could not start `{program}`: {source}")]
+    #[error("could not start `{program}`")]
     Start {
         /// The program.
         program: String,
@@ -161,11 +163,11 @@ pub enum SpawnError {
         source: std::io::Error,
     },
     /// Setting up pipes, the terminal or the working directory failed.
-    #[error("could not set up the student's process: {0}")]
-    Setup(std::io::Error),
+    #[error("could not set up the student's process")]
+    Setup(#[source] std::io::Error),
     /// No guard process lives to end the program should the grader be killed, and none could
     /// be started ([`watchdog::ensure_guarded`]): the grader's problem, never the student's.
-    #[error("refusing to start a student program without a guard process: {0}")]
+    #[error("refusing to start a student program without a guard process")]
     Unguarded(#[from] watchdog::GuardError),
 }
 
@@ -196,30 +198,30 @@ pub struct StudentProcess {
     /// reaped by pid if they were orphans handed to the grader.
     signalled: std::sync::Mutex<HashMap<i32, u64>>,
     /// Removed when dropped, also what the program left unwritable in them.
-    _cwd: Option<watchdog::TempFolder>,
+    _cwd: Option<temp_folder::TempFolder>,
     /// The empty folder the minimal root was mounted on (in the child's namespace only).
-    _root: Option<watchdog::TempFolder>,
-    _home: watchdog::TempFolder,
+    _root: Option<temp_folder::TempFolder>,
+    _home: temp_folder::TempFolder,
 }
 
 impl StudentProcess {
     /// Starts a process. `transcript` receives its stdout (for clients) and its exit. `home`
     /// (and the working folder made for it) is removed with the process, see
-    /// [`watchdog::TempFolder`].
+    /// [`temp_folder::TempFolder`].
     pub fn spawn(
         role: Process,
         launch: &Launch,
         home: tempfile::TempDir,
         transcript: Arc<Transcript>,
     ) -> Result<Self, SpawnError> {
-        let home = watchdog::TempFolder::from(home);
+        let home = temp_folder::TempFolder::from(home);
         watchdog::ensure_guarded()?;
         let (program, args) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
         let (cwd_dir, cwd) = match &launch.cwd {
             Some(dir) => (None, dir.clone()),
             None => {
-                let dir = watchdog::cwd_prefix()
-                    .and_then(|p| watchdog::TempFolder::new(&p))
+                let dir = grader_id::cwd_prefix()
+                    .and_then(|p| temp_folder::TempFolder::new(&p))
                     .map_err(SpawnError::Setup)?;
                 let path = dir.path().to_path_buf();
                 (Some(dir), path)
@@ -264,8 +266,8 @@ impl StudentProcess {
         // The new root is mounted on an empty folder of its own (removed with the process).
         let root_dir = if confined {
             Some(
-                watchdog::cwd_prefix()
-                    .and_then(|p| watchdog::TempFolder::new(&p))
+                grader_id::cwd_prefix()
+                    .and_then(|p| temp_folder::TempFolder::new(&p))
                     .map_err(SpawnError::Setup)?,
             )
         } else {

@@ -107,7 +107,7 @@ impl ReportRenderer for JunitReport {
             .map(String::into_bytes)
             .map_err(|e| ReportError::Render {
                 format: "JUnit",
-                message: e.to_string(),
+                source: e.into(),
             })
     }
 }

@@ -21,7 +21,7 @@ use crate::verdict::GradeReport;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The output folder cannot be created or written.
-    #[error("cannot write reports to {path}: {source}")]
+    #[error("cannot write reports to {}", .path.display())]
     Io {
         /// Where.
         path: PathBuf,
@@ -29,12 +29,13 @@ pub enum ReportError {
         source: std::io::Error,
     },
     /// Rendering failed.
-    #[error("cannot render the {format} report: {message}")]
+    #[error("cannot render the {format} report")]
     Render {
         /// Which format.
         format: &'static str,
         /// Why.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 

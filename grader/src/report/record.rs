@@ -280,7 +280,7 @@ impl ReportRenderer for TomlRecord<'_> {
         })
         .map_err(|e| ReportError::Render {
             format: "TOML",
-            message: e.to_string(),
+            source: e.into(),
         })?;
         bytes.push(b'\n');
         bytes.extend_from_slice(table.as_bytes());
@@ -292,7 +292,7 @@ impl ReportRenderer for TomlRecord<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// The file cannot be read.
-    #[error("cannot read report {path}: {source}")]
+    #[error("cannot read report {}", .path.display())]
     Io {
         /// Which file.
         path: PathBuf,
@@ -311,7 +311,8 @@ pub enum RecordError {
     /// grading, or corrupt. Its score is never used; the parsed record is kept so that readers
     /// can list the student as not graded.
     #[error(
-        "{path}: the record of {id:?} (task {task}) is refused: {source}; it was changed after grading or is corrupt, so it counts as not graded: regrade the student (a rerun of grader batch regrades it)"
+        "{}: the record of {id:?} (task {task}) is refused: {mismatch}; it was changed after grading or is corrupt, so it counts as not graded: regrade the student (a rerun of grader batch regrades it)",
+        .path.display()
     )]
     Refused {
         /// Which file.
@@ -320,8 +321,8 @@ pub enum RecordError {
         id: String,
         /// The task it is a record of.
         task: u32,
-        /// What disagrees.
-        source: IntegrityError,
+        /// What disagrees (a detail of the refusal, said in its message, not a cause).
+        mismatch: IntegrityError,
         /// The record as parsed (`source` set), for listing the student as not graded.
         record: Box<Record>,
     },
@@ -368,12 +369,12 @@ pub fn read(path: &Path) -> Result<Record, RecordError> {
         message: e.message().to_string(),
     })?;
     record.source = Some(path.to_path_buf());
-    if let Err(source) = record.verify() {
+    if let Err(mismatch) = record.verify() {
         return Err(RecordError::Refused {
             path: path.to_path_buf(),
             id: record.report.submission.clone(),
             task: record.report.task,
-            source,
+            mismatch,
             record: Box::new(record),
         });
     }

@@ -17,7 +17,7 @@ impl ReportRenderer for TomlReport {
     fn render(&self, report: &GradeReport) -> Result<Vec<u8>, ReportError> {
         let body = toml::to_string_pretty(report).map_err(|e| ReportError::Render {
             format: "TOML",
-            message: e.to_string(),
+            source: e.into(),
         })?;
         Ok(format!(
             "# Grading record written by grader {}. Authoritative; do not edit.\n{body}",

@@ -49,16 +49,23 @@ pub enum SpecError {
         available: String,
     },
     /// The file could not be read.
-    #[error("cannot read task file {path}: {source}")]
+    #[error("cannot read task file {}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
-    /// A dialect that cannot be used (unknown name, unreadable file, unknown key or value).
-    #[error("{0}")]
-    Dialect(String),
+    /// A dialect whose keys or values do not fit the task's protocol.
+    #[error("dialect {dialect} does not fit {file}: {why}")]
+    Dialect {
+        /// The dialect's label (its name or file; `(inline)` for one given inline).
+        dialect: String,
+        /// The task file.
+        file: SpecSource,
+        /// What does not fit.
+        why: String,
+    },
     /// The file is not valid TOML or does not fit the scenario language.
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
@@ -221,16 +228,16 @@ fn parse_task(
         let span = positions().and_then(|p| p.protocol.map(|v| v.span()));
         invalid(span, format!("[protocol]: {m}"))
     })?;
-    let protocol = Protocol::resolve(&spec.protocol, dialect).map_err(|m| {
-        SpecError::Dialect(format!(
-            "dialect {} does not fit {source}: {m}",
-            if dialect.label.is_empty() {
-                "(inline)"
+    let protocol =
+        Protocol::resolve(&spec.protocol, dialect).map_err(|why| SpecError::Dialect {
+            dialect: if dialect.label.is_empty() {
+                "(inline)".to_string()
             } else {
-                &dialect.label
-            }
-        ))
-    })?;
+                dialect.label.clone()
+            },
+            file: source.clone(),
+            why,
+        })?;
     let origins = match super::expand::expand_spec(&mut spec, &protocol) {
         Ok(o) => o,
         Err(ExpandError::Step(i, j, message)) => {

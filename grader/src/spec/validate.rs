@@ -572,7 +572,7 @@ mod tests {
         match parse(&text, SpecSource::Bundled("t.toml")) {
             Ok(_) => Ok(()),
             Err(SpecError::Invalid { message, .. }) => Err(message),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(crate::error_chain::chain(&e)),
         }
     }
 

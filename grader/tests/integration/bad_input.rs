@@ -303,6 +303,29 @@ fn unwritable_out_dir() {
 }
 
 #[test]
+fn an_error_says_what_failed_then_each_cause_once() {
+    // A task file that cannot be read (a folder): the message names it, the OS error follows
+    // once, all on the `error:` line.
+    let tasks = tempfile::tempdir().unwrap();
+    let file = tasks.path().join("task1.toml");
+    std::fs::create_dir(&file).unwrap();
+    let o = Command::new(grader_bin())
+        .args(["run", "--task", "1", "--tasks-dir"])
+        .arg(tasks.path())
+        .arg(ok_sub())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let cause = std::io::Error::from_raw_os_error(nix::libc::EISDIR).to_string();
+    assert_eq!(
+        stderr.trim_end(),
+        format!("error: cannot read task file {}: {cause}", file.display()),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches(&cause).count(), 1, "{stderr}");
+}
+
+#[test]
 fn bad_arguments_are_usage_errors() {
     let o = Command::new(grader_bin())
         .args(["run", "--task", "one", "x"])

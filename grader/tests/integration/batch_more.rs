@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use grader::process::watchdog::GraderId;
+use grader::process::grader_id::GraderId;
 use grader::report::record::{self, Provenance, TomlRecord};
 use grader::verdict::{GradeReport, ScenarioOutcome, Status};
 
@@ -725,5 +725,102 @@ fn batch_exports_list_never_graded_students_and_say_things_once() {
     assert!(
         md.contains("| fay | — | — | not graded: not started"),
         "{md}"
+    );
+}
+
+/// A class's tasks in one run: `--task 1 t1/ --task 4 t4/` grades each folder for the task
+/// given before it (one admission queue for both), writes `<id>/task<N>.toml` per task, labels
+/// its lines with the task, exports every task graded, and a rerun finds all of them up to
+/// date. A folder before any task, or a task without a folder, is a usage error.
+#[test]
+fn a_class_of_several_tasks_is_graded_in_one_run() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (t1, t4, out) = (
+        work.path().join("t1"),
+        work.path().join("t4"),
+        work.path().join("out"),
+    );
+    copy_fixture(1, "correct_other_style.py", &t1.join("amy.py"));
+    copy_fixture(1, "no_ack.py", &t1.join("ben.py"));
+    copy_fixture(4, "correct_pair.py", &t4.join("amy.py"));
+    copy_fixture(4, "drops_unknown_receiver.py", &t4.join("ben.py"));
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["batch", "--seed", "1", "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(out.display().to_string());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let (d1, d4) = (t1.display().to_string(), t4.display().to_string());
+    let first = run_grader(
+        args(&["--task", "1", &d1, "--task", "4", &d4, "--export", "csv"]),
+        tmp.path(),
+    );
+    // Every submission graded; ben loses points in both tasks.
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let so = stdout(&first);
+    assert!(so.contains("Batch: tasks 1, 4 · 4 submission(s)"), "{so}");
+    for label in [
+        "amy · task 1",
+        "amy · task 4",
+        "ben · task 1",
+        "ben · task 4",
+    ] {
+        assert!(so.contains(label), "no line for {label}:\n{so}");
+    }
+    let (records, skipped) = record::read_dir(&out).unwrap();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let mut graded: Vec<(String, u32, bool)> = records
+        .iter()
+        .map(|(id, r)| {
+            (
+                id.clone(),
+                r.report.task,
+                r.report.score + 1e-9 >= r.report.max_score,
+            )
+        })
+        .collect();
+    graded.sort();
+    assert_eq!(
+        graded,
+        [
+            ("amy".to_string(), 1, true),
+            ("amy".to_string(), 4, true),
+            ("ben".to_string(), 1, false),
+            ("ben".to_string(), 4, false),
+        ]
+    );
+    let csv = std::fs::read_to_string(out.join("grades.csv")).unwrap();
+    assert!(
+        csv.lines().count() >= 3 && csv.contains("amy") && csv.contains("ben"),
+        "{csv}"
+    );
+
+    // A rerun: nothing changed, nothing regraded.
+    let again = run_grader(args(&["--task", "1", &d1, "--task", "4", &d4]), tmp.path());
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        stdout(&again).contains("0 graded, 4 up to date"),
+        "{}",
+        text(&again)
+    );
+
+    // Usage errors: said before anything is graded.
+    let before = run_grader(args(&[&d1, "--task", "1", "--task", "4", &d4]), tmp.path());
+    assert_eq!(before.status.code(), Some(2), "{}", text(&before));
+    assert!(
+        stderr(&before).contains("comes before any --task"),
+        "{}",
+        text(&before)
+    );
+    let missing = run_grader(args(&["--task", "1", "--task", "4", &d4]), tmp.path());
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        stderr(&missing).contains("--task 1 has no folder after it"),
+        "{}",
+        text(&missing)
     );
 }

@@ -17,9 +17,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser};
-use grader::cli::Cli;
 
 use crate::support;
+
+/// The binary's command-line grammar, compiled here too (it only describes and parses).
+#[path = "../../src/cli/args.rs"]
+#[allow(dead_code)]
+mod args;
+use args::Cli;
 
 /// A grader command found in a page: where, as written, and its arguments after `grader`.
 #[derive(Debug)]

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use grader::process::watchdog::{GraderId, pidfd_open};
+use grader::process::grader_id::GraderId;
+use grader::process::watchdog::pidfd_open;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use grader::engine::{self, EngineOptions, GradeRequest};
+use grader::engine::GradeError;
 use grader::events::NoEvents;
-use grader::launch::{Template, check_submission};
+use grader::job::{Job, RunOptions, Settings};
 use grader::net::ports::PortPool;
 use grader::process::limits::Limits;
 use grader::spec::{Role, SpecSource};
@@ -41,50 +41,55 @@ fn controller_available(test: &str, controller: &str) -> bool {
 /// Grades `fixture` through the library with `limits`: against the bundled Task 1, or against
 /// the task file `spec`.
 fn grade_with(fixture: &Path, spec: Option<&str>, limits: Limits) -> GradeReport {
-    let (spec, text) = match spec {
-        None => grader::spec::load(None, 1).unwrap(),
-        Some(text) => (
-            grader::spec::parse(text, SpecSource::File("resources-test.toml".into())).unwrap(),
-            text.to_string(),
-        ),
+    let tasks = tempfile::tempdir().unwrap();
+    let task = match spec {
+        None => 1,
+        Some(text) => {
+            let spec =
+                grader::spec::parse(text, SpecSource::File("resources-test.toml".into())).unwrap();
+            std::fs::write(tasks.path().join(format!("task{}.toml", spec.task)), text).unwrap();
+            spec.task
+        }
     };
-    let req = request(spec, text, fixture, None, limits);
-    let report = run_grading(&req).unwrap();
+    let tasks_dir = spec.map(|_| tasks.path().to_path_buf());
+    let job = job(task, tasks_dir, fixture, None, limits);
+    let report = run_grading(&job).unwrap();
     assert_nothing_left_of(fixture);
     report
 }
 
-/// A grading of `submission` against the default templates with `limits`.
-fn request(
-    spec: grader::spec::TaskSpec,
-    text: String,
+/// A grading of `submission` for `task` (from `tasks_dir`, else bundled) with `limits`.
+fn job(
+    task: u32,
+    tasks_dir: Option<std::path::PathBuf>,
     submission: &Path,
-    build: Option<grader::launch::BuildCommand>,
+    build: Option<&str>,
     limits: Limits,
-) -> GradeRequest {
-    GradeRequest {
-        spec,
-        spec_text: text,
-        spec_source: "resources-test".into(),
-        submission: check_submission(submission.to_str().unwrap()).unwrap(),
-        server: Template::default_for(Role::Server),
-        client: Template::default_for(Role::Client),
-        build,
+) -> Job {
+    let out = tempfile::tempdir().unwrap();
+    let mut job = Job::from_args(RunOptions {
+        task,
+        submission: Some(submission.to_path_buf()),
+        build: build.map(String::from),
         seed: 1,
-        launch: Default::default(),
-        options: EngineOptions {
-            limits,
-            ..EngineOptions::default()
+        settings: Settings {
+            tasks_dir,
+            out: out.path().join("reports"),
+            ..Settings::default()
         },
-    }
+        ..RunOptions::default()
+    })
+    .unwrap();
+    job.set_limits(limits);
+    job
 }
 
-fn run_grading(req: &GradeRequest) -> Result<GradeReport, engine::GradeError> {
+fn run_grading(job: &Job) -> Result<GradeReport, GradeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(engine::grade(req, &PortPool::new(1), &NoEvents))
+    rt.block_on(job.grade(&PortPool::new(1), &NoEvents))
 }
 
 /// Fails if a live process still runs `fixture` (its command line names the file: the copy
@@ -224,18 +229,15 @@ fn a_build_killed_at_the_memory_limit_says_so() {
         "kept = []\nfor _ in range(24):\n    kept.append(b'x' * (4 << 20))\nprint('survived')\n",
     )
     .unwrap();
-    let (spec, text) = grader::spec::load(None, 1).unwrap();
-    let build = grader::launch::BuildCommand::parse("python3 hog.py").unwrap();
     let limits = Limits {
         memory_bytes: 64 << 20,
         ..Limits::default()
     };
-    let req = request(spec, text, dir.path(), Some(build), limits);
-    let err = run_grading(&req).expect_err("the build must fail");
+    let job = job(1, None, dir.path(), Some("python3 hog.py"), limits);
+    let err = run_grading(&job).expect_err("the build must fail");
     let text = err.to_string();
     assert!(
-        matches!(err, engine::GradeError::Build(_))
-            && text.contains("more than the 64 MiB memory limit"),
+        matches!(err, GradeError::Build(_)) && text.contains("more than the 64 MiB memory limit"),
         "{text}"
     );
     assert!(!text.contains("survived"), "{text}");

@@ -464,7 +464,7 @@ impl<'a> Run<'a> {
         pty: bool,
     ) -> Result<StudentProcess, Fail> {
         let infra = |e: String| Fail::new(Status::InfraError, e);
-        let home = process::watchdog::home_prefix()
+        let home = process::grader_id::home_prefix()
             .and_then(|p| tempfile::Builder::new().prefix(&p).tempdir())
             .map_err(|e| infra(format!("cannot create a home folder: {e}")))?;
         let mut classchat = vec![
@@ -502,7 +502,7 @@ impl<'a> Run<'a> {
             conceal_grader: !bundled,
         };
         StudentProcess::spawn(role, &launch, home, self.transcript.clone())
-            .map_err(|e| infra(e.to_string()))
+            .map_err(|e| infra(crate::error_chain::chain(&e)))
     }
 
     /// Whether a program using another port than its assigned one is graded there (see

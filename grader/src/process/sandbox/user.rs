@@ -51,7 +51,7 @@ pub struct UserLease {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     /// The lock folder cannot be made or used.
-    #[error("cannot use the uid lock folder {LOCK_DIR}: {0}")]
+    #[error("cannot use the uid lock folder {LOCK_DIR}")]
     LockDir(#[source] io::Error),
     /// Every uid of the range is in use.
     #[error(
