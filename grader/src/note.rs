@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::spec::Role;
 
@@ -217,6 +217,25 @@ enum Stored {
     Typed(Note),
 }
 
+/// A note as a record writes it: its table, plus the sentence reports show (`text`, for a
+/// person reading the record; ignored when read back, the kind and fields are the note).
+#[derive(Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    note: &'a Note,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+}
+
+/// Writes the notes of a record (see [`Written`]).
+pub fn serialize_notes<S: Serializer>(notes: &[Note], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(notes.iter().map(|note| Written {
+        note,
+        // A text note's own field already is its sentence.
+        text: (!matches!(note, Note::Text { .. })).then(|| note.to_string()),
+    }))
+}
+
 /// Reads the notes of a record, typed or (older records) plain strings (see the module comment).
 pub fn deserialize_notes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Note>, D::Error> {
     let stored = Vec::<Stored>::deserialize(d)?;
@@ -235,7 +254,10 @@ mod tests {
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Holder {
-        #[serde(deserialize_with = "deserialize_notes")]
+        #[serde(
+            serialize_with = "serialize_notes",
+            deserialize_with = "deserialize_notes"
+        )]
         notes: Vec<Note>,
     }
 

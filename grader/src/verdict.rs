@@ -83,6 +83,7 @@ pub struct ScenarioOutcome {
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
+        serialize_with = "crate::note::serialize_notes",
         deserialize_with = "crate::note::deserialize_notes"
     )]
     pub notes: Vec<Note>,
@@ -135,6 +136,7 @@ pub struct GradeReport {
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
+        serialize_with = "crate::note::serialize_notes",
         deserialize_with = "crate::note::deserialize_notes"
     )]
     pub notes: Vec<Note>,
