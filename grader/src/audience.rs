@@ -34,7 +34,7 @@ use crate::spec::{Feedback, TaskSpec, Visibility};
 use crate::verdict::{GradeReport, ScenarioOutcome, Status};
 
 /// Who an output is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Audience {
     /// Students: hidden scenarios and limited feedback are redacted.
     #[default]

@@ -673,7 +673,6 @@ impl BuildCommand {
     Eq,
     serde::Deserialize,
     serde::Serialize,
-    clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ClientStdin {

@@ -86,7 +86,7 @@ pub enum ExportError {
 }
 
 /// The export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     /// One row per student: id, total, per-task scores, per-scenario points (LMS import).
     Csv,

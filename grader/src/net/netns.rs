@@ -31,7 +31,7 @@ use super::ports::{self, NoFreePort, PortLease, PortPool, RefusedPort};
 use super::tables::{self, Listener, SockDiag};
 
 /// The isolation a grading asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IsolationMode {
     /// A namespace per scenario where the system allows it, else the host's loopback.
     #[default]

@@ -21,7 +21,7 @@ use crate::events::{Event, EventSink};
 use crate::verdict::{GradeReport, Status, fmt_points};
 
 /// Terminal output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConsoleStyle {
     /// Detailed: every failure explained with transcript and hint.
     #[default]
