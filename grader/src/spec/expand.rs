@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Ack, Errors, Format, Protocol, Register, Reply};
+use super::protocol::{Ack, Errors, MessageFormat, Protocol, Register, Reply};
 use super::{JsonPredicate, Role, Step, Target, TaskSpec};
 use crate::spec::step::{FilePart, GroupAction, JsonOp};
 
@@ -185,7 +185,7 @@ impl Cx<'_> {
     }
 
     fn need_json(&self, kind: &str) -> Result<(), String> {
-        if self.p.format == Format::Json {
+        if self.p.format == MessageFormat::Json {
             Ok(())
         } else {
             Err(format!(
@@ -491,7 +491,7 @@ impl Cx<'_> {
                 self.need_role(Role::Server, "say_exit")?;
                 match p.exit_word() {
                     None => out.push(Step::Close { conn: conn.clone() }),
-                    Some(word) if p.format == Format::Json && !f.status.is_empty() => {
+                    Some(word) if p.format == MessageFormat::Json && !f.status.is_empty() => {
                         let sender = self
                             .names
                             .get(conn)
@@ -700,7 +700,7 @@ impl Cx<'_> {
                         hint: hint.clone(),
                     },
                     Some(word) => {
-                        let step = if p.format == Format::Json && !f.status.is_empty() {
+                        let step = if p.format == MessageFormat::Json && !f.status.is_empty() {
                             self.expect_json(on, vec![(f.status.as_str(), equals(word))])
                         } else {
                             with(expect(on), |s| {
@@ -957,7 +957,7 @@ impl Cx<'_> {
 
     /// A greeting or confirmation from the grader playing the server.
     fn greeting(&self, text: &str) -> String {
-        if self.p.format == Format::Json {
+        if self.p.format == MessageFormat::Json {
             let mut pairs = self.status_word(&self.p.words.ok);
             pairs.push((&self.p.fields.text, text));
             json_line(&pairs)
