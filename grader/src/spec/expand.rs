@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Ack, Errors, MessageFormat, Protocol, Register, Reply};
-use super::{JsonPredicate, Role, Step, Target, TaskSpec};
+use super::{
+    ConnStep, GroupStep, JsonPredicate, ProcessStep, ProtocolStep, Role, Step, Target, TaskSpec,
+};
 use crate::spec::step::{FilePart, GroupAction, JsonOp};
 
 /// A reusable sequence of steps with parameters: `[block.<name>]` in a task file.
@@ -113,7 +115,7 @@ struct Cx<'a> {
 }
 
 fn expect(on: &str) -> Step {
-    Step::Expect {
+    Step::Conn(ConnStep::Expect {
         on: Target::Conn(on.to_string()),
         any: false,
         contains: None,
@@ -125,7 +127,7 @@ fn expect(on: &str) -> Step {
         nocase: false,
         optional: false,
         timestamp: None,
-    }
+    })
 }
 
 fn with(mut step: Step, f: impl FnOnce(&mut Step)) -> Step {
@@ -134,19 +136,19 @@ fn with(mut step: Step, f: impl FnOnce(&mut Step)) -> Step {
 }
 
 fn set_any(s: &mut Step) {
-    if let Step::Expect { any, .. } = s {
+    if let Step::Conn(ConnStep::Expect { any, .. }) = s {
         *any = true;
     }
 }
 
 fn send_line(conn: &str, line: String) -> Step {
-    Step::Send {
+    Step::Conn(ConnStep::Send {
         conn: conn.to_string(),
         text: None,
         line: Some(line),
         hex: None,
         random: None,
-    }
+    })
 }
 
 /// A JSON object as a `line` template: the object's braces doubled, each value a template
@@ -208,7 +210,7 @@ impl Cx<'_> {
     fn expect_json(&self, on: &str, pairs: Vec<(&str, JsonPredicate)>) -> Step {
         match self.preds(pairs) {
             Some(map) => with(expect(on), |s| {
-                if let Step::Expect { json, .. } = s {
+                if let Step::Conn(ConnStep::Expect { json, .. }) = s {
                     *json = Some(map);
                 }
             }),
@@ -225,53 +227,63 @@ impl Cx<'_> {
         let f = &p.fields;
         let w = &p.words;
         match step {
-            Step::Repeat { count, steps } => {
+            Step::Group(GroupStep::Repeat { count, steps }) => {
                 let mut inner = Vec::new();
                 for s in steps {
                     self.step(s, &mut inner, depth)?;
                 }
-                out.push(Step::Repeat {
+                out.push(Step::Group(GroupStep::Repeat {
                     count: *count,
                     steps: inner,
-                });
+                }));
             }
-            Step::Parallel {
+            Step::Group(GroupStep::Parallel {
                 count,
                 steps,
                 isolated,
                 burst,
-            } => {
+            }) => {
+                // Each copy step is expanded as a step; what it expands to must fit a copy.
                 let mut inner = Vec::new();
-                for s in steps {
-                    self.step(s, &mut inner, depth)?;
+                for (k, s) in steps.iter().enumerate() {
+                    let mut piece = Vec::new();
+                    self.step(&Step::from(s.clone()), &mut piece, depth)?;
+                    let piece = super::step::copy_steps_of(piece).map_err(|m| {
+                        format!(
+                            "inner step {} ({}) expands to steps of which {m}",
+                            k + 1,
+                            s.kind()
+                        )
+                    })?;
+                    inner.extend(piece);
                 }
-                out.push(Step::Parallel {
+                out.push(Step::Group(GroupStep::Parallel {
                     count: *count,
                     steps: inner,
                     isolated: *isolated,
                     burst: *burst,
-                });
+                }));
             }
-            Step::Join {
+            Step::Protocol(ProtocolStep::Join {
                 conn,
                 name,
                 taken,
                 within,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "join")?;
-                out.push(Step::Connect {
+                out.push(Step::Conn(ConnStep::Connect {
                     conn: conn.clone(),
                     within: *within,
-                });
+                }));
                 let ack = |optional: bool, hint: &str| {
                     with(expect(conn), |s| {
-                        if let Step::Expect {
+                        if let Step::Conn(ConnStep::Expect {
                             any,
                             within: wi,
                             hint: h,
                             optional: o,
                             ..
-                        } = s
+                        }) = s
                         {
                             *any = true;
                             *wi = *within;
@@ -299,22 +311,22 @@ impl Cx<'_> {
                 }
                 let confirm = |hint: String| {
                     with(expect(conn), |s| {
-                        if let Step::Expect {
+                        if let Step::Conn(ConnStep::Expect {
                             within: wi,
                             hint: h,
                             ..
-                        } = s
+                        }) = s
                         {
                             *wi = *within;
                             *h = Some(hint);
                         }
                     })
                 };
-                let read = Step::WaitRead {
+                let read = Step::Conn(ConnStep::WaitRead {
                     conn: conn.clone(),
                     within: *within,
                     hint: Some("read the user name a client sends".into()),
-                };
+                });
                 let refused = || {
                     let step = match p.errors {
                         Errors::Json => {
@@ -323,11 +335,11 @@ impl Cx<'_> {
                         Errors::Text => with(expect(conn), set_any),
                     };
                     with(step, |s| {
-                        if let Step::Expect {
+                        if let Step::Conn(ConnStep::Expect {
                             within: wi,
                             hint: h,
                             ..
-                        } = s
+                        }) = s
                         {
                             *wi = *within;
                             *h = Some(
@@ -362,11 +374,11 @@ impl Cx<'_> {
                                 plain(&json_line(&self.status_word(&w.ok)))
                             );
                             out.push(with(ok, |s| {
-                                if let Step::Expect {
+                                if let Step::Conn(ConnStep::Expect {
                                     within: wi,
                                     hint: h,
                                     ..
-                                } = s
+                                }) = s
                                 {
                                     *wi = *within;
                                     *h = Some(hint);
@@ -388,12 +400,12 @@ impl Cx<'_> {
                     Register::None => {}
                 }
             }
-            Step::Chat {
+            Step::Protocol(ProtocolStep::Chat {
                 conn,
                 to,
                 text,
                 from,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "chat")?;
                 self.need_json("chat")?;
                 let sender = from
@@ -408,13 +420,13 @@ impl Cx<'_> {
                 ]);
                 out.push(send_line(conn, json_line(&pairs)));
             }
-            Step::ExpectChat {
+            Step::Protocol(ProtocolStep::ExpectChat {
                 on,
                 from,
                 text,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_chat")?;
                 let receiver = self.names.get(on).cloned().unwrap_or_else(|| on.clone());
                 let step = if p.forward == "json" {
@@ -428,29 +440,29 @@ impl Cx<'_> {
                 } else {
                     let line = fill(&p.forward, from, &receiver, text);
                     with(expect(on), |s| {
-                        if let Step::Expect { contains, .. } = s {
+                        if let Step::Conn(ConnStep::Expect { contains, .. }) = s {
                             *contains = Some(line);
                         }
                     })
                 };
                 out.push(with(step, |s| {
-                    if let Step::Expect {
+                    if let Step::Conn(ConnStep::Expect {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
+                    }) = s
                     {
                         *wi = *within;
                         *h = hint.clone();
                     }
                 }));
             }
-            Step::ExpectError {
+            Step::Protocol(ProtocolStep::ExpectError {
                 on,
                 mentions,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_error")?;
                 let step = match p.errors {
                     Errors::Json => {
@@ -467,7 +479,7 @@ impl Cx<'_> {
                         self.expect_json(on, pairs)
                     }
                     Errors::Text => with(expect(on), |s| {
-                        if let Step::Expect { any, contains, .. } = s {
+                        if let Step::Conn(ConnStep::Expect { any, contains, .. }) = s {
                             match mentions {
                                 Some(m) => *contains = Some(m.clone()),
                                 None => *any = true,
@@ -476,21 +488,21 @@ impl Cx<'_> {
                     }),
                 };
                 out.push(with(step, |s| {
-                    if let Step::Expect {
+                    if let Step::Conn(ConnStep::Expect {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
+                    }) = s
                     {
                         *wi = *within;
                         *h = hint.clone();
                     }
                 }));
             }
-            Step::SayExit { conn } => {
+            Step::Protocol(ProtocolStep::SayExit { conn }) => {
                 self.need_role(Role::Server, "say_exit")?;
                 match p.exit_word() {
-                    None => out.push(Step::Close { conn: conn.clone() }),
+                    None => out.push(Step::Conn(ConnStep::Close { conn: conn.clone() })),
                     Some(word) if p.format == MessageFormat::Json && !f.status.is_empty() => {
                         let sender = self
                             .names
@@ -503,22 +515,22 @@ impl Cx<'_> {
                     Some(word) => out.push(send_line(conn, word.to_string())),
                 }
             }
-            Step::ExpectReply {
+            Step::Protocol(ProtocolStep::ExpectReply {
                 on,
                 to,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_reply")?;
                 out.push(with(expect(on), |s| {
-                    if let Step::Expect {
+                    if let Step::Conn(ConnStep::Expect {
                         any,
                         contains,
                         nocase,
                         within: wi,
                         hint: h,
                         ..
-                    } = s
+                    }) = s
                     {
                         match p.reply {
                             Reply::Echo => *contains = Some(to.clone()),
@@ -533,13 +545,13 @@ impl Cx<'_> {
                     }
                 }));
             }
-            Step::Welcome { conn, within } => {
+            Step::Protocol(ProtocolStep::Welcome { conn, within }) => {
                 self.need_role(Role::Client, "welcome")?;
-                out.push(Step::Accept {
+                out.push(Step::Process(ProcessStep::Accept {
                     conn: conn.clone(),
                     within: *within,
                     assigned_port: false,
-                });
+                }));
                 if p.register == Register::Prompt {
                     out.push(send_line(conn, "Enter your name:".into()));
                 } else if p.ack == Ack::OnConnect {
@@ -549,12 +561,12 @@ impl Cx<'_> {
                     ));
                 }
             }
-            Step::ExpectRegister {
+            Step::Protocol(ProtocolStep::ExpectRegister {
                 on,
                 name,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Client, "expect_register")?;
                 self.client_name = Some(name.clone());
                 let step = match p.register {
@@ -564,7 +576,7 @@ impl Cx<'_> {
                         Some(self.expect_json(on, pairs))
                     }
                     Register::NameLine | Register::Prompt => Some(with(expect(on), |s| {
-                        if let Step::Expect { exact, .. } = s {
+                        if let Step::Conn(ConnStep::Expect { exact, .. }) = s {
                             *exact = Some(name.clone());
                         }
                     })),
@@ -583,11 +595,11 @@ impl Cx<'_> {
                 };
                 if let Some(step) = step {
                     out.push(with(step, |s| {
-                        if let Step::Expect {
+                        if let Step::Conn(ConnStep::Expect {
                             within: wi,
                             hint: h,
                             ..
-                        } = s
+                        }) = s
                         {
                             *wi = *within;
                             *h = hint.clone().or(Some(generated));
@@ -605,12 +617,12 @@ impl Cx<'_> {
                     ));
                 }
             }
-            Step::Deliver {
+            Step::Protocol(ProtocolStep::Deliver {
                 conn,
                 from,
                 text,
                 to,
-            } => {
+            }) => {
                 self.need_role(Role::Client, "deliver")?;
                 let receiver = to
                     .clone()
@@ -629,7 +641,7 @@ impl Cx<'_> {
                 };
                 out.push(send_line(conn, line));
             }
-            Step::SendError { conn, text } => {
+            Step::Protocol(ProtocolStep::SendError { conn, text }) => {
                 self.need_role(Role::Client, "send_error")?;
                 let line = match p.errors {
                     Errors::Json => {
@@ -641,13 +653,13 @@ impl Cx<'_> {
                 };
                 out.push(send_line(conn, line));
             }
-            Step::ExpectSentChat {
+            Step::Protocol(ProtocolStep::ExpectSentChat {
                 on,
                 to,
                 text,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Client, "expect_sent_chat")?;
                 self.need_json("expect_sent_chat")?;
                 let mut pairs = vec![(f.status.as_str(), equals(&w.chat))];
@@ -670,51 +682,51 @@ impl Cx<'_> {
                     plain(&json_line(&example))
                 );
                 out.push(with(step, |s| {
-                    if let Step::Expect {
+                    if let Step::Conn(ConnStep::Expect {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
+                    }) = s
                     {
                         *wi = *within;
                         *h = hint.clone().or(Some(generated));
                     }
                 }));
             }
-            Step::TypeExit {} => {
+            Step::Protocol(ProtocolStep::TypeExit {}) => {
                 self.need_role(Role::Client, "type_exit")?;
                 out.push(match p.exit_word() {
-                    Some(word) => Step::Type {
+                    Some(word) => Step::Process(ProcessStep::Type {
                         line: word.to_string(),
                         paste: None,
-                    },
-                    None => Step::CloseStdin {},
+                    }),
+                    None => Step::Process(ProcessStep::CloseStdin {}),
                 });
             }
-            Step::ExpectSaidExit { on, within, hint } => {
+            Step::Protocol(ProtocolStep::ExpectSaidExit { on, within, hint }) => {
                 self.need_role(Role::Client, "expect_said_exit")?;
                 let step = match p.exit_word() {
-                    None => Step::ExpectClosed {
+                    None => Step::Conn(ConnStep::ExpectClosed {
                         on: on.clone(),
                         within: *within,
                         hint: hint.clone(),
-                    },
+                    }),
                     Some(word) => {
                         let step = if p.format == MessageFormat::Json && !f.status.is_empty() {
                             self.expect_json(on, vec![(f.status.as_str(), equals(word))])
                         } else {
                             with(expect(on), |s| {
-                                if let Step::Expect { contains, .. } = s {
+                                if let Step::Conn(ConnStep::Expect { contains, .. }) = s {
                                     *contains = Some(word.to_string());
                                 }
                             })
                         };
                         with(step, |s| {
-                            if let Step::Expect {
+                            if let Step::Conn(ConnStep::Expect {
                                 within: wi,
                                 hint: h,
                                 ..
-                            } = s
+                            }) = s
                             {
                                 *wi = *within;
                                 *h = hint.clone();
@@ -724,13 +736,13 @@ impl Cx<'_> {
                 };
                 out.push(step);
             }
-            Step::Group {
+            Step::Protocol(ProtocolStep::Group {
                 conn,
                 action,
                 group,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "group")?;
                 self.need_json("group")?;
                 let word = match action {
@@ -752,18 +764,18 @@ impl Cx<'_> {
                     plain(&json_line(&self.status_word(&w.ok)))
                 );
                 out.push(with(ok, |s| {
-                    if let Step::Expect {
+                    if let Step::Conn(ConnStep::Expect {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
+                    }) = s
                     {
                         *wi = *within;
                         *h = hint.clone().or(Some(generated));
                     }
                 }));
             }
-            Step::GroupChat { conn, group, text } => {
+            Step::Protocol(ProtocolStep::GroupChat { conn, group, text }) => {
                 self.need_role(Role::Server, "group_chat")?;
                 self.need_json("group_chat")?;
                 let sender = self.sender(conn);
@@ -775,14 +787,14 @@ impl Cx<'_> {
                 ]);
                 out.push(send_line(conn, json_line(&pairs)));
             }
-            Step::ExpectGroupChat {
+            Step::Protocol(ProtocolStep::ExpectGroupChat {
                 on,
                 group,
                 from,
                 text,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_group_chat")?;
                 let step = if p.forward == "json" {
                     self.expect_json(
@@ -797,31 +809,31 @@ impl Cx<'_> {
                     // A plain-text forward names the group where it names the receiver.
                     let line = fill(&p.forward, from, group, text);
                     with(expect(on), |s| {
-                        if let Step::Expect { contains, .. } = s {
+                        if let Step::Conn(ConnStep::Expect { contains, .. }) = s {
                             *contains = Some(line);
                         }
                     })
                 };
                 out.push(with(step, |s| {
-                    if let Step::Expect {
+                    if let Step::Conn(ConnStep::Expect {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
+                    }) = s
                     {
                         *wi = *within;
                         *h = hint.clone();
                     }
                 }));
             }
-            Step::SendFile {
+            Step::Protocol(ProtocolStep::SendFile {
                 conn,
                 to,
                 filename,
                 data,
                 split,
                 part,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "send_file")?;
                 self.need_json("send_file")?;
                 let sender = self.sender(conn);
@@ -845,21 +857,21 @@ impl Cx<'_> {
                             })?;
                         match part {
                             FilePart::First => {
-                                out.push(Step::Send {
+                                out.push(Step::Conn(ConnStep::Send {
                                     conn: conn.clone(),
                                     text: Some(line[..at].to_string()),
                                     line: None,
                                     hex: None,
                                     random: None,
-                                });
-                                out.push(Step::WaitRead {
+                                }));
+                                out.push(Step::Conn(ConnStep::WaitRead {
                                     conn: conn.clone(),
                                     within: None,
                                     hint: Some(
                                         "read what a client sends even before its message is complete"
                                             .into(),
                                     ),
-                                });
+                                }));
                             }
                             FilePart::Rest => out.push(send_line(conn, line[at..].to_string())),
                         }
@@ -872,14 +884,14 @@ impl Cx<'_> {
                     }
                 }
             }
-            Step::ExpectFile {
+            Step::Protocol(ProtocolStep::ExpectFile {
                 on,
                 from,
                 filename,
                 data,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_file")?;
                 self.need_json("expect_file")?;
                 let step = self.expect_json(
@@ -891,18 +903,18 @@ impl Cx<'_> {
                     ],
                 );
                 out.push(with(step, |s| {
-                    if let Step::Expect {
+                    if let Step::Conn(ConnStep::Expect {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
+                    }) = s
                     {
                         *wi = *within;
                         *h = hint.clone();
                     }
                 }));
             }
-            Step::Use { block, with: args } => {
+            Step::Protocol(ProtocolStep::Use { block, with: args }) => {
                 if depth >= MAX_DEPTH {
                     return Err(format!(
                         "blocks nest more than {MAX_DEPTH} deep (does block {block:?} use itself?)"
@@ -942,7 +954,7 @@ impl Cx<'_> {
                         .map_err(|e| format!("block {block:?}, step {}: {e}", n + 1))?;
                 }
             }
-            other => out.push(other.clone()),
+            Step::Process(_) | Step::Conn(_) | Step::Datagram(_) => out.push(step.clone()),
         }
         Ok(())
     }

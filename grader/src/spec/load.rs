@@ -381,6 +381,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::ConnStep;
 
     #[test]
     fn line_col_counts_from_one() {
@@ -561,7 +562,7 @@ mod tests {
             ["start_server", "connect", "expect", "send", "expect"]
         );
         match &spec.scenarios[0].steps[3] {
-            Step::Send { conn, line, .. } => {
+            Step::Conn(ConnStep::Send { conn, line, .. }) => {
                 assert_eq!(conn, "x");
                 assert_eq!(line.as_deref(), Some("hi {nonce}"));
             }
@@ -598,7 +599,7 @@ mod tests {
                 .steps
                 .iter()
                 .filter_map(|s| match s {
-                    Step::Send { line, .. } => line.clone(),
+                    Step::Conn(ConnStep::Send { line, .. }) => line.clone(),
                     _ => None,
                 })
                 .collect()

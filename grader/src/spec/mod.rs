@@ -22,8 +22,8 @@ pub use expand::Block;
 pub use load::{SpecError, SpecSource, load, load_from_dir, load_with, parse, parse_with};
 pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
-    BURST_GATE, ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef,
-    Target,
+    BURST_GATE, ConnStep, CopyStep, DatagramStep, ExitPredicate, Expectation, GroupStep,
+    JsonPredicate, Process, ProcessStep, ProtocolStep, SendBody, Step, StreamRef, Target,
 };
 pub use timestamp::{TimestampCheck, TimestampSpec};
 
