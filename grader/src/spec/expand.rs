@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::{Ack, Errors, MessageFormat, Protocol, Register, Reply};
 use super::{
-    ConnStep, GroupStep, JsonPredicate, ProcessStep, ProtocolStep, Role, Step, Target, TaskSpec,
+    ConnStep, CopyStep, GroupStep, JsonPredicate, ProcessStep, ProtocolStep, Role, Step, Target,
+    TaskSpec,
 };
 use crate::spec::step::{FilePart, GroupAction, JsonOp};
 
@@ -248,14 +249,12 @@ impl Cx<'_> {
                 for (k, s) in steps.iter().enumerate() {
                     let mut piece = Vec::new();
                     self.step(&Step::from(s.clone()), &mut piece, depth)?;
-                    let piece = super::step::copy_steps_of(piece).map_err(|m| {
-                        format!(
-                            "inner step {} ({}) expands to steps of which {m}",
-                            k + 1,
-                            s.kind()
-                        )
-                    })?;
-                    inner.extend(piece);
+                    for expanded in piece {
+                        let copy = CopyStep::try_from(expanded).map_err(|m| {
+                            format!("inner step {} ({}) expands to {m}", k + 1, s.kind())
+                        })?;
+                        inner.push(copy);
+                    }
                 }
                 out.push(Step::Group(GroupStep::Parallel {
                     count: *count,

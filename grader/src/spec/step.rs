@@ -1583,3 +1583,115 @@ impl DatagramStep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds serde knows for one enum, read from its "unknown variant" message (which lists
+    /// them all, from the enum's variants).
+    fn serde_kinds<T: for<'de> Deserialize<'de> + fmt::Debug>() -> Vec<String> {
+        let value: toml::Value = toml::from_str("do = \"no-such-step\"").expect("toml");
+        let e = T::deserialize(value).expect_err("unknown kind");
+        let message = e.message().to_string();
+        let list = message.split("expected ").nth(1).expect(&message);
+        let list = list.trim_start_matches("one of ").replace(" or ", ", ");
+        list.split(", ")
+            .map(|k| k.trim_matches('`').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn each_enums_kinds_are_exactly_its_variants() {
+        let pairs: [(Vec<String>, &[&str]); 5] = [
+            (serde_kinds::<ProcessStep>(), ProcessStep::KINDS),
+            (serde_kinds::<ConnStep>(), ConnStep::KINDS),
+            (serde_kinds::<DatagramStep>(), DatagramStep::KINDS),
+            (serde_kinds::<GroupStep>(), GroupStep::KINDS),
+            (serde_kinds::<ProtocolStep>(), ProtocolStep::KINDS),
+        ];
+        for (serde, kinds) in pairs {
+            assert_eq!(serde, kinds);
+        }
+        let all: Vec<&str> = Step::kinds().collect();
+        let unique: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+        assert_eq!(unique.len(), all.len(), "a kind in two enums: {all:?}");
+    }
+
+    fn step(text: &str) -> Result<Step, String> {
+        toml::from_str::<Step>(text).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn a_step_is_read_into_the_enum_of_what_it_acts_on() {
+        assert!(matches!(
+            step("do = \"connect\"\nconn = \"a\""),
+            Ok(Step::Conn(ConnStep::Connect { .. }))
+        ));
+        assert!(matches!(
+            step("do = \"expect_exit\"\nprocess = \"client\""),
+            Ok(Step::Process(ProcessStep::ExpectExit { .. }))
+        ));
+        assert!(matches!(
+            step("do = \"udp_socket\"\nsock = \"u\""),
+            Ok(Step::Datagram(DatagramStep::UdpSocket { .. }))
+        ));
+        assert!(matches!(
+            step("do = \"use\"\nblock = \"b\""),
+            Ok(Step::Protocol(ProtocolStep::Use { .. }))
+        ));
+        let e = step("do = \"teleport\"").unwrap_err();
+        assert!(
+            e.starts_with("unknown variant `teleport`, expected one of `start_server`, "),
+            "{e}"
+        );
+        assert_eq!(step("conn = \"a\"").unwrap_err(), "missing field `do`");
+        let e = step("do = \"connect\"\nconn = \"a\"\nbogus = 1").unwrap_err();
+        assert!(e.starts_with("unknown field `bogus`, expected"), "{e}");
+    }
+
+    #[test]
+    fn parallel_holds_only_what_a_copy_may_run() {
+        let ok = step(
+            "do = \"parallel\"\ncount = 2\nsteps = [{ do = \"connect\", conn = \"c\" }, { do = \"repeat\", count = 2, steps = [{ do = \"close\", conn = \"c\" }] }, { do = \"join\", conn = \"d\" }]",
+        );
+        assert!(
+            matches!(ok, Ok(Step::Group(GroupStep::Parallel { .. }))),
+            "{ok:?}"
+        );
+        for (inner, why) in [
+            (
+                "{ do = \"expect_exit\", process = \"server\" }",
+                "inner step 2 (expect_exit): `expect_exit` cannot be used inside `parallel`",
+            ),
+            (
+                "{ do = \"udp_socket\", sock = \"u\" }",
+                "inner step 2 (udp_socket): `udp_socket` cannot be used inside `parallel`",
+            ),
+            (
+                "{ do = \"parallel\", count = 1, steps = [] }",
+                "inner step 2 (parallel): `parallel` cannot be nested",
+            ),
+            (
+                "{ do = \"repeat\", count = 1, steps = [{ do = \"type\", line = \"x\" }] }",
+                "inner step 2 (repeat): inner step 1 (type): `type` cannot be used inside `parallel`",
+            ),
+        ] {
+            let e = step(&format!(
+                "do = \"parallel\"\ncount = 2\nsteps = [{{ do = \"connect\", conn = \"c\" }}, {inner}]"
+            ))
+            .unwrap_err();
+            assert!(e.starts_with(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_step_reads_back_as_written() {
+        let text = "do = \"parallel\"\ncount = 2\nsteps = [{ do = \"connect\", conn = \"c\" }, { do = \"repeat\", count = 2, steps = [{ do = \"close\", conn = \"c\" }] }]";
+        let s = step(text).unwrap();
+        let again = toml::to_string(&s).unwrap();
+        let back = step(&again).unwrap();
+        assert_eq!(format!("{s:?}"), format!("{back:?}"));
+        assert!(again.contains("do = \"repeat\""), "{again}");
+    }
+}

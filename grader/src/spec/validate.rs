@@ -581,11 +581,16 @@ fn udp_is_open(open: &HashSet<String>, sock: &str) -> Result<(), String> {
 }
 
 fn conn_is_open(open: &HashSet<String>, c: &str, suffix: &str) -> Result<(), String> {
-    if open.contains(&format!("{c}{suffix}")) || open.contains(c) {
+    if open.contains(&format!("{c}{suffix}")) {
         Ok(())
-    } else {
+    } else if suffix.is_empty() || !open.contains(c) {
         Err(format!(
             "connection {c:?} is used before a `connect` or `accept` opened it"
+        ))
+    } else {
+        // The engine hands a copy only its own connections (`name#<i>`).
+        Err(format!(
+            "connection {c:?} was opened outside `parallel`: a copy can use only the connections it opens itself (or that the same copy of an earlier `parallel` opened)"
         ))
     }
 }
