@@ -4,7 +4,9 @@
 //!
 //! Each step is a TOML table whose `do` key names the step; unknown steps and unknown fields are
 //! rejected when the file is loaded. Fields that hold text may use placeholders (see
-//! `engine::template`).
+//! `engine::template`). The steps are grouped in one enum per what they act on ([`Step`] is an
+//! enum over them, see its documentation, "Adding a step kind"), and a `parallel` group holds
+//! only [`CopyStep`]s: a step that cannot run in a copy is refused when the file is loaded.
 
 use std::collections::BTreeMap;
 use std::fmt;

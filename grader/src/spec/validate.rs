@@ -1,7 +1,9 @@
 //! Semantic checks a task file must pass beyond its TOML shape: unique names, sane points,
 //! exactly one body per `send`, `expect` and `expect_not`, valid regexes and hex, connections
 //! opened before use (connections opened inside `parallel` stay usable after it, as `name` in a
-//! later `parallel` or as `name#<i>` elsewhere), steps that fit the scenario's role.
+//! later `parallel` or as `name#<i>` elsewhere; a copy uses only its own), steps that fit the
+//! scenario's role, no process stream read inside `parallel`. Which steps may stand inside
+//! `parallel` at all is said by the types (`CopyStep`); every check matches every step kind.
 
 use std::collections::HashSet;
 

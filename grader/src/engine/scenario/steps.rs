@@ -1,6 +1,9 @@
-//! The steps of the scenario language, run one by one: process-level steps (start, type,
-//! expect an exit, CPU use ...) in `Run::step`, connection steps (also allowed inside
-//! `parallel`) in `Run::conn_step`, and `parallel` groups with their isolation check.
+//! The steps of the scenario language, run one by one: `Run::step` dispatches a top-level (or
+//! `repeat`) step by its enum, process steps (start, type, expect an exit, CPU use ...) run in
+//! `Run::process_step`, connection steps in `Run::conn_step`, the steps of a `parallel` copy in
+//! `Run::copy_step`, and `parallel` groups with their isolation check in `Run::parallel`. Every
+//! match lists every step kind: what validation accepts in a position runs there (a protocol
+//! step, which expansion removes at load, is the only infrastructure error).
 
 use super::diagnose;
 use super::http_step::HttpExpect;
