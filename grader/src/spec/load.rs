@@ -3,9 +3,10 @@
 //!
 //! A step that does not fit its kind (an unknown or missing field, a bad value) is reported at
 //! the step itself — the offending key where it can be told — and the message names the scenario
-//! and the step. Serde buffers an internally tagged [`Step`] and loses TOML's positions, so such
-//! an error is located by re-reading the file with positions and deserializing its steps one by
-//! one (inner `repeat`/`parallel` steps first).
+//! and the step. A [`Step`] is buffered (read into a value, then into the enum its `do` names),
+//! which loses TOML's positions, so such an error is located by re-reading the file with
+//! positions and deserializing its steps one by one (inner `repeat`/`parallel` steps first; a
+//! step that cannot stand inside `parallel` is blamed on the group's `steps`).
 
 use std::fmt;
 use std::ops::Range;
