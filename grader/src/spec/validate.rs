@@ -90,7 +90,7 @@ pub(crate) fn validate(spec: &TaskSpec, origins: &[Vec<usize>]) -> Result<(), In
                     format!("scenario {:?}, step {}: {m}", sc.name, j + 1),
                 )
             })?;
-            check_step(sc, step, &mut open, &mut state, "").map_err(|m| {
+            check_step(sc, step, &mut open, &mut state).map_err(|m| {
                 (
                     Location::Step(i, j),
                     format!("scenario {:?}, step {}: {m}", sc.name, j + 1),
@@ -110,16 +110,16 @@ struct State {
     udp: bool,
 }
 
+/// A step at the top level or in a top-level `repeat`.
 fn check_step(
     sc: &Scenario,
     step: &Step,
     open: &mut HashSet<String>,
     state: &mut State,
-    suffix: &str,
 ) -> Result<(), String> {
     match step {
-        Step::Process(s) => check_process_step(sc, s, open, state, suffix)?,
-        Step::Conn(s) => check_conn_step(s, open, state, suffix)?,
+        Step::Process(s) => check_process_step(sc, s, open, state)?,
+        Step::Conn(s) => check_conn_step(s, open, state, "")?,
         Step::Datagram(s) => check_datagram_step(sc, s, open, state)?,
         Step::Group(GroupStep::Parallel {
             count,
@@ -158,7 +158,7 @@ fn check_step(
         Step::Group(GroupStep::Repeat { count, steps }) => {
             check_repeat_count(*count)?;
             for s in steps {
-                check_step(sc, s, open, state, suffix)?;
+                check_step(sc, s, open, state)?;
             }
         }
         Step::Protocol(p) => {
@@ -205,7 +205,6 @@ fn check_process_step(
     step: &ProcessStep,
     open: &mut HashSet<String>,
     state: &mut State,
-    suffix: &str,
 ) -> Result<(), String> {
     match step {
         ProcessStep::StartServer { .. } => {
@@ -235,7 +234,7 @@ fn check_process_step(
             if !state.listener {
                 return Err("`accept` needs a `listen` step before it".into());
             }
-            open.insert(format!("{conn}{suffix}"));
+            open.insert(conn.clone());
         }
         ProcessStep::Type { .. } | ProcessStep::CloseStdin {} => {
             if !state.client {
@@ -268,8 +267,8 @@ fn check_process_step(
     Ok(())
 }
 
-/// A step on one connection (`suffix` is `#` inside `parallel`, where process streams cannot be
-/// read).
+/// A step on one connection: `suffix` is `""` at the top level, `#` inside `parallel` (where a
+/// connection name stands for the copy's own `name#<i>` and process streams cannot be read).
 fn check_conn_step(
     step: &ConnStep,
     open: &mut HashSet<String>,

@@ -465,7 +465,8 @@ impl<'a> Run<'a> {
         )
     }
 
-    /// Steps that only touch connections (the ones allowed inside `parallel`).
+    /// Steps on one connection (inside `parallel` too); `expect`, `expect_silence` and
+    /// `expect_not` may also read a process stream (validation allows that at the top level only).
     pub(super) async fn conn_step(&self, local: &mut Local, step: &ConnStep) -> StepResult {
         match step {
             ConnStep::Expect {
