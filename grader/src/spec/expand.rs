@@ -115,9 +115,54 @@ struct Cx<'a> {
     client_name: Option<String>,
 }
 
-fn expect(on: &str) -> Step {
-    Step::Conn(ConnStep::Expect {
-        on: Target::Conn(on.to_string()),
+/// The fields of an `expect` step on a connection, built and adjusted by expansion before it
+/// becomes a [`ConnStep::Expect`].
+struct Exp {
+    on: String,
+    any: bool,
+    contains: Option<String>,
+    regex: Option<String>,
+    exact: Option<String>,
+    json: Option<BTreeMap<String, JsonPredicate>>,
+    within: Option<super::Dur>,
+    hint: Option<String>,
+    nocase: bool,
+    optional: bool,
+}
+
+impl From<Exp> for Step {
+    fn from(e: Exp) -> Step {
+        let Exp {
+            on,
+            any,
+            contains,
+            regex,
+            exact,
+            json,
+            within,
+            hint,
+            nocase,
+            optional,
+        } = e;
+        Step::Conn(ConnStep::Expect {
+            on: Target::Conn(on),
+            any,
+            contains,
+            regex,
+            exact,
+            json,
+            within,
+            hint,
+            nocase,
+            optional,
+            timestamp: None,
+        })
+    }
+}
+
+fn expect(on: &str) -> Exp {
+    Exp {
+        on: on.to_string(),
         any: false,
         contains: None,
         regex: None,
@@ -127,19 +172,16 @@ fn expect(on: &str) -> Step {
         hint: None,
         nocase: false,
         optional: false,
-        timestamp: None,
-    })
-}
-
-fn with(mut step: Step, f: impl FnOnce(&mut Step)) -> Step {
-    f(&mut step);
-    step
-}
-
-fn set_any(s: &mut Step) {
-    if let Step::Conn(ConnStep::Expect { any, .. }) = s {
-        *any = true;
     }
+}
+
+fn with(mut e: Exp, f: impl FnOnce(&mut Exp)) -> Exp {
+    f(&mut e);
+    e
+}
+
+fn set_any(e: &mut Exp) {
+    e.any = true;
 }
 
 fn send_line(conn: &str, line: String) -> Step {
@@ -208,12 +250,11 @@ impl Cx<'_> {
     }
 
     /// An expectation of a JSON object with these fields (any text when none is left).
-    fn expect_json(&self, on: &str, pairs: Vec<(&str, JsonPredicate)>) -> Step {
+    fn expect_json(&self, on: &str, pairs: Vec<(&str, JsonPredicate)>) -> Exp {
         match self.preds(pairs) {
             Some(map) => with(expect(on), |s| {
-                if let Step::Conn(ConnStep::Expect { json, .. }) = s {
-                    *json = Some(map);
-                }
+                let Exp { json, .. } = s;
+                *json = Some(map);
             }),
             None => with(expect(on), set_any),
         }
@@ -276,24 +317,22 @@ impl Cx<'_> {
                 }));
                 let ack = |optional: bool, hint: &str| {
                     with(expect(conn), |s| {
-                        if let Step::Conn(ConnStep::Expect {
+                        let Exp {
                             any,
                             within: wi,
                             hint: h,
                             optional: o,
                             ..
-                        }) = s
-                        {
-                            *any = true;
-                            *wi = *within;
-                            *h = Some(hint.to_string());
-                            *o = optional;
-                        }
+                        } = s;
+                        *any = true;
+                        *wi = *within;
+                        *h = Some(hint.to_string());
+                        *o = optional;
                     })
                 };
                 let Some(name) = name else {
                     if p.ack == Ack::OnConnect {
-                        out.push(ack(!p.ack_required, ACK_HINT));
+                        out.push(Step::from(ack(!p.ack_required, ACK_HINT)));
                     }
                     return Ok(());
                 };
@@ -301,24 +340,22 @@ impl Cx<'_> {
                     self.names.insert(conn.clone(), name.clone());
                 }
                 if p.register == Register::Prompt {
-                    out.push(ack(
+                    out.push(Step::from(ack(
                         false,
                         "ask a new client for its user name (a prompt) when it connects",
-                    ));
+                    )));
                 } else if p.ack == Ack::OnConnect {
-                    out.push(ack(false, ACK_HINT));
+                    out.push(Step::from(ack(false, ACK_HINT)));
                 }
                 let confirm = |hint: String| {
                     with(expect(conn), |s| {
-                        if let Step::Conn(ConnStep::Expect {
+                        let Exp {
                             within: wi,
                             hint: h,
                             ..
-                        }) = s
-                        {
-                            *wi = *within;
-                            *h = Some(hint);
-                        }
+                        } = s;
+                        *wi = *within;
+                        *h = Some(hint);
                     })
                 };
                 let read = Step::Conn(ConnStep::WaitRead {
@@ -334,18 +371,16 @@ impl Cx<'_> {
                         Errors::Text => with(expect(conn), set_any),
                     };
                     with(step, |s| {
-                        if let Step::Conn(ConnStep::Expect {
+                        let Exp {
                             within: wi,
                             hint: h,
                             ..
-                        }) = s
-                        {
-                            *wi = *within;
-                            *h = Some(
+                        } = s;
+                        *wi = *within;
+                        *h = Some(
                                 "refuse a name that is already registered with an error (PROTOCOL.md: the text says \"taken\")"
                                     .into(),
                             );
-                        }
                     })
                 };
                 match p.register {
@@ -353,11 +388,11 @@ impl Cx<'_> {
                         let mut pairs = self.status_word(&w.register);
                         pairs.push((&f.sender, name));
                         out.push(send_line(conn, json_line(&pairs)));
-                        out.push(refused());
+                        out.push(Step::from(refused()));
                     }
                     Register::NameLine | Register::Prompt if *taken => {
                         out.push(send_line(conn, name.clone()));
-                        out.push(refused());
+                        out.push(Step::from(refused()));
                     }
                     Register::Json => {
                         let mut pairs = self.status_word(&w.register);
@@ -372,26 +407,24 @@ impl Cx<'_> {
                                 "answer a register message for a free name with {}",
                                 plain(&json_line(&self.status_word(&w.ok)))
                             );
-                            out.push(with(ok, |s| {
-                                if let Step::Conn(ConnStep::Expect {
+                            out.push(Step::from(with(ok, |s| {
+                                let Exp {
                                     within: wi,
                                     hint: h,
                                     ..
-                                }) = s
-                                {
-                                    *wi = *within;
-                                    *h = Some(hint);
-                                }
-                            }));
+                                } = s;
+                                *wi = *within;
+                                *h = Some(hint);
+                            })));
                         }
                     }
                     Register::NameLine | Register::Prompt => {
                         out.push(send_line(conn, name.clone()));
                         if p.ack == Ack::AfterRegister {
-                            out.push(with(
+                            out.push(Step::from(with(
                                 confirm("greet a client once it has sent its user name".into()),
                                 set_any,
-                            ));
+                            )));
                         } else {
                             out.push(read);
                         }
@@ -439,22 +472,19 @@ impl Cx<'_> {
                 } else {
                     let line = fill(&p.forward, from, &receiver, text);
                     with(expect(on), |s| {
-                        if let Step::Conn(ConnStep::Expect { contains, .. }) = s {
-                            *contains = Some(line);
-                        }
+                        let Exp { contains, .. } = s;
+                        *contains = Some(line);
                     })
                 };
-                out.push(with(step, |s| {
-                    if let Step::Conn(ConnStep::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    }) = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
             Step::Protocol(ProtocolStep::ExpectError {
                 on,
@@ -478,25 +508,22 @@ impl Cx<'_> {
                         self.expect_json(on, pairs)
                     }
                     Errors::Text => with(expect(on), |s| {
-                        if let Step::Conn(ConnStep::Expect { any, contains, .. }) = s {
-                            match mentions {
-                                Some(m) => *contains = Some(m.clone()),
-                                None => *any = true,
-                            }
+                        let Exp { any, contains, .. } = s;
+                        match mentions {
+                            Some(m) => *contains = Some(m.clone()),
+                            None => *any = true,
                         }
                     }),
                 };
-                out.push(with(step, |s| {
-                    if let Step::Conn(ConnStep::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    }) = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
             Step::Protocol(ProtocolStep::SayExit { conn }) => {
                 self.need_role(Role::Server, "say_exit")?;
@@ -521,28 +548,26 @@ impl Cx<'_> {
                 hint,
             }) => {
                 self.need_role(Role::Server, "expect_reply")?;
-                out.push(with(expect(on), |s| {
-                    if let Step::Conn(ConnStep::Expect {
+                out.push(Step::from(with(expect(on), |s| {
+                    let Exp {
                         any,
                         contains,
                         nocase,
                         within: wi,
                         hint: h,
                         ..
-                    }) = s
-                    {
-                        match p.reply {
-                            Reply::Echo => *contains = Some(to.clone()),
-                            Reply::EchoAnyCase => {
-                                *contains = Some(to.clone());
-                                *nocase = true;
-                            }
-                            Reply::Any => *any = true,
+                    } = s;
+                    match p.reply {
+                        Reply::Echo => *contains = Some(to.clone()),
+                        Reply::EchoAnyCase => {
+                            *contains = Some(to.clone());
+                            *nocase = true;
                         }
-                        *wi = *within;
-                        *h = hint.clone();
+                        Reply::Any => *any = true,
                     }
-                }));
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
             Step::Protocol(ProtocolStep::Welcome { conn, within }) => {
                 self.need_role(Role::Client, "welcome")?;
@@ -575,9 +600,8 @@ impl Cx<'_> {
                         Some(self.expect_json(on, pairs))
                     }
                     Register::NameLine | Register::Prompt => Some(with(expect(on), |s| {
-                        if let Step::Conn(ConnStep::Expect { exact, .. }) = s {
-                            *exact = Some(name.clone());
-                        }
+                        let Exp { exact, .. } = s;
+                        *exact = Some(name.clone());
                     })),
                     Register::None => None,
                 };
@@ -593,17 +617,15 @@ impl Cx<'_> {
                     _ => "send the --name given, alone on a line, as the first thing after connecting".into(),
                 };
                 if let Some(step) = step {
-                    out.push(with(step, |s| {
-                        if let Step::Conn(ConnStep::Expect {
+                    out.push(Step::from(with(step, |s| {
+                        let Exp {
                             within: wi,
                             hint: h,
                             ..
-                        }) = s
-                        {
-                            *wi = *within;
-                            *h = hint.clone().or(Some(generated));
-                        }
-                    }));
+                        } = s;
+                        *wi = *within;
+                        *h = hint.clone().or(Some(generated));
+                    })));
                 }
                 let confirmed = match p.register {
                     Register::Json => p.ack != Ack::None,
@@ -680,17 +702,15 @@ impl Cx<'_> {
                     "turn a typed `receiver: text` into {} (text without the leading space)",
                     plain(&json_line(&example))
                 );
-                out.push(with(step, |s| {
-                    if let Step::Conn(ConnStep::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    }) = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone().or(Some(generated));
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone().or(Some(generated));
+                })));
             }
             Step::Protocol(ProtocolStep::TypeExit {}) => {
                 self.need_role(Role::Client, "type_exit")?;
@@ -715,22 +735,19 @@ impl Cx<'_> {
                             self.expect_json(on, vec![(f.status.as_str(), equals(word))])
                         } else {
                             with(expect(on), |s| {
-                                if let Step::Conn(ConnStep::Expect { contains, .. }) = s {
-                                    *contains = Some(word.to_string());
-                                }
+                                let Exp { contains, .. } = s;
+                                *contains = Some(word.to_string());
                             })
                         };
-                        with(step, |s| {
-                            if let Step::Conn(ConnStep::Expect {
+                        Step::from(with(step, |s| {
+                            let Exp {
                                 within: wi,
                                 hint: h,
                                 ..
-                            }) = s
-                            {
-                                *wi = *within;
-                                *h = hint.clone();
-                            }
-                        })
+                            } = s;
+                            *wi = *within;
+                            *h = hint.clone();
+                        }))
                     }
                 };
                 out.push(step);
@@ -762,17 +779,15 @@ impl Cx<'_> {
                     plain(&json_line(&pairs)),
                     plain(&json_line(&self.status_word(&w.ok)))
                 );
-                out.push(with(ok, |s| {
-                    if let Step::Conn(ConnStep::Expect {
+                out.push(Step::from(with(ok, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    }) = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone().or(Some(generated));
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone().or(Some(generated));
+                })));
             }
             Step::Protocol(ProtocolStep::GroupChat { conn, group, text }) => {
                 self.need_role(Role::Server, "group_chat")?;
@@ -808,22 +823,19 @@ impl Cx<'_> {
                     // A plain-text forward names the group where it names the receiver.
                     let line = fill(&p.forward, from, group, text);
                     with(expect(on), |s| {
-                        if let Step::Conn(ConnStep::Expect { contains, .. }) = s {
-                            *contains = Some(line);
-                        }
+                        let Exp { contains, .. } = s;
+                        *contains = Some(line);
                     })
                 };
-                out.push(with(step, |s| {
-                    if let Step::Conn(ConnStep::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    }) = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
             Step::Protocol(ProtocolStep::SendFile {
                 conn,
@@ -901,17 +913,15 @@ impl Cx<'_> {
                         (f.data.as_str(), equals(data)),
                     ],
                 );
-                out.push(with(step, |s| {
-                    if let Step::Conn(ConnStep::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    }) = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
             Step::Protocol(ProtocolStep::Use { block, with: args }) => {
                 if depth >= MAX_DEPTH {
