@@ -664,16 +664,7 @@ impl BuildCommand {
 }
 
 /// What a student's client gets as its stdin.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Deserialize,
-    serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientStdin {
     /// A pipe (the default): what most programs expect when they are not run by hand.

@@ -16,8 +16,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Ack, Errors, Format, Protocol, Register, Reply};
-use super::{JsonPredicate, Role, Step, Target, TaskSpec};
+use super::protocol::{Ack, Errors, MessageFormat, Protocol, Register, Reply};
+use super::{
+    ConnStep, CopyStep, GroupStep, JsonPredicate, ProcessStep, ProtocolStep, Role, Step, Target,
+    TaskSpec,
+};
 use crate::spec::step::{FilePart, GroupAction, JsonOp};
 
 /// A reusable sequence of steps with parameters: `[block.<name>]` in a task file.
@@ -112,9 +115,54 @@ struct Cx<'a> {
     client_name: Option<String>,
 }
 
-fn expect(on: &str) -> Step {
-    Step::Expect {
-        on: Target::Conn(on.to_string()),
+/// The fields of an `expect` step on a connection, built and adjusted by expansion before it
+/// becomes a [`ConnStep::Expect`].
+struct Exp {
+    on: String,
+    any: bool,
+    contains: Option<String>,
+    regex: Option<String>,
+    exact: Option<String>,
+    json: Option<BTreeMap<String, JsonPredicate>>,
+    within: Option<super::Dur>,
+    hint: Option<String>,
+    nocase: bool,
+    optional: bool,
+}
+
+impl From<Exp> for Step {
+    fn from(e: Exp) -> Step {
+        let Exp {
+            on,
+            any,
+            contains,
+            regex,
+            exact,
+            json,
+            within,
+            hint,
+            nocase,
+            optional,
+        } = e;
+        Step::Conn(ConnStep::Expect {
+            on: Target::Conn(on),
+            any,
+            contains,
+            regex,
+            exact,
+            json,
+            within,
+            hint,
+            nocase,
+            optional,
+            timestamp: None,
+        })
+    }
+}
+
+fn expect(on: &str) -> Exp {
+    Exp {
+        on: on.to_string(),
         any: false,
         contains: None,
         regex: None,
@@ -124,29 +172,26 @@ fn expect(on: &str) -> Step {
         hint: None,
         nocase: false,
         optional: false,
-        timestamp: None,
     }
 }
 
-fn with(mut step: Step, f: impl FnOnce(&mut Step)) -> Step {
-    f(&mut step);
-    step
+fn with(mut e: Exp, f: impl FnOnce(&mut Exp)) -> Exp {
+    f(&mut e);
+    e
 }
 
-fn set_any(s: &mut Step) {
-    if let Step::Expect { any, .. } = s {
-        *any = true;
-    }
+fn set_any(e: &mut Exp) {
+    e.any = true;
 }
 
 fn send_line(conn: &str, line: String) -> Step {
-    Step::Send {
+    Step::Conn(ConnStep::Send {
         conn: conn.to_string(),
         text: None,
         line: Some(line),
         hex: None,
         random: None,
-    }
+    })
 }
 
 /// A JSON object as a `line` template: the object's braces doubled, each value a template
@@ -185,7 +230,7 @@ impl Cx<'_> {
     }
 
     fn need_json(&self, kind: &str) -> Result<(), String> {
-        if self.p.format == Format::Json {
+        if self.p.format == MessageFormat::Json {
             Ok(())
         } else {
             Err(format!(
@@ -205,12 +250,11 @@ impl Cx<'_> {
     }
 
     /// An expectation of a JSON object with these fields (any text when none is left).
-    fn expect_json(&self, on: &str, pairs: Vec<(&str, JsonPredicate)>) -> Step {
+    fn expect_json(&self, on: &str, pairs: Vec<(&str, JsonPredicate)>) -> Exp {
         match self.preds(pairs) {
             Some(map) => with(expect(on), |s| {
-                if let Step::Expect { json, .. } = s {
-                    *json = Some(map);
-                }
+                let Exp { json, .. } = s;
+                *json = Some(map);
             }),
             None => with(expect(on), set_any),
         }
@@ -225,64 +269,70 @@ impl Cx<'_> {
         let f = &p.fields;
         let w = &p.words;
         match step {
-            Step::Repeat { count, steps } => {
+            Step::Group(GroupStep::Repeat { count, steps }) => {
                 let mut inner = Vec::new();
                 for s in steps {
                     self.step(s, &mut inner, depth)?;
                 }
-                out.push(Step::Repeat {
+                out.push(Step::Group(GroupStep::Repeat {
                     count: *count,
                     steps: inner,
-                });
+                }));
             }
-            Step::Parallel {
+            Step::Group(GroupStep::Parallel {
                 count,
                 steps,
                 isolated,
                 burst,
-            } => {
+            }) => {
+                // Each copy step is expanded as a step; what it expands to must fit a copy.
                 let mut inner = Vec::new();
-                for s in steps {
-                    self.step(s, &mut inner, depth)?;
+                for (k, s) in steps.iter().enumerate() {
+                    let mut piece = Vec::new();
+                    self.step(&Step::from(s.clone()), &mut piece, depth)?;
+                    for expanded in piece {
+                        let copy = CopyStep::try_from(expanded).map_err(|m| {
+                            format!("inner step {} ({}) expands to {m}", k + 1, s.kind())
+                        })?;
+                        inner.push(copy);
+                    }
                 }
-                out.push(Step::Parallel {
+                out.push(Step::Group(GroupStep::Parallel {
                     count: *count,
                     steps: inner,
                     isolated: *isolated,
                     burst: *burst,
-                });
+                }));
             }
-            Step::Join {
+            Step::Protocol(ProtocolStep::Join {
                 conn,
                 name,
                 taken,
                 within,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "join")?;
-                out.push(Step::Connect {
+                out.push(Step::Conn(ConnStep::Connect {
                     conn: conn.clone(),
                     within: *within,
-                });
+                }));
                 let ack = |optional: bool, hint: &str| {
                     with(expect(conn), |s| {
-                        if let Step::Expect {
+                        let Exp {
                             any,
                             within: wi,
                             hint: h,
                             optional: o,
                             ..
-                        } = s
-                        {
-                            *any = true;
-                            *wi = *within;
-                            *h = Some(hint.to_string());
-                            *o = optional;
-                        }
+                        } = s;
+                        *any = true;
+                        *wi = *within;
+                        *h = Some(hint.to_string());
+                        *o = optional;
                     })
                 };
                 let Some(name) = name else {
                     if p.ack == Ack::OnConnect {
-                        out.push(ack(!p.ack_required, ACK_HINT));
+                        out.push(Step::from(ack(!p.ack_required, ACK_HINT)));
                     }
                     return Ok(());
                 };
@@ -290,31 +340,29 @@ impl Cx<'_> {
                     self.names.insert(conn.clone(), name.clone());
                 }
                 if p.register == Register::Prompt {
-                    out.push(ack(
+                    out.push(Step::from(ack(
                         false,
                         "ask a new client for its user name (a prompt) when it connects",
-                    ));
+                    )));
                 } else if p.ack == Ack::OnConnect {
-                    out.push(ack(false, ACK_HINT));
+                    out.push(Step::from(ack(false, ACK_HINT)));
                 }
                 let confirm = |hint: String| {
                     with(expect(conn), |s| {
-                        if let Step::Expect {
+                        let Exp {
                             within: wi,
                             hint: h,
                             ..
-                        } = s
-                        {
-                            *wi = *within;
-                            *h = Some(hint);
-                        }
+                        } = s;
+                        *wi = *within;
+                        *h = Some(hint);
                     })
                 };
-                let read = Step::WaitRead {
+                let read = Step::Conn(ConnStep::WaitRead {
                     conn: conn.clone(),
                     within: *within,
                     hint: Some("read the user name a client sends".into()),
-                };
+                });
                 let refused = || {
                     let step = match p.errors {
                         Errors::Json => {
@@ -323,18 +371,16 @@ impl Cx<'_> {
                         Errors::Text => with(expect(conn), set_any),
                     };
                     with(step, |s| {
-                        if let Step::Expect {
+                        let Exp {
                             within: wi,
                             hint: h,
                             ..
-                        } = s
-                        {
-                            *wi = *within;
-                            *h = Some(
+                        } = s;
+                        *wi = *within;
+                        *h = Some(
                                 "refuse a name that is already registered with an error (PROTOCOL.md: the text says \"taken\")"
                                     .into(),
                             );
-                        }
                     })
                 };
                 match p.register {
@@ -342,11 +388,11 @@ impl Cx<'_> {
                         let mut pairs = self.status_word(&w.register);
                         pairs.push((&f.sender, name));
                         out.push(send_line(conn, json_line(&pairs)));
-                        out.push(refused());
+                        out.push(Step::from(refused()));
                     }
                     Register::NameLine | Register::Prompt if *taken => {
                         out.push(send_line(conn, name.clone()));
-                        out.push(refused());
+                        out.push(Step::from(refused()));
                     }
                     Register::Json => {
                         let mut pairs = self.status_word(&w.register);
@@ -361,26 +407,24 @@ impl Cx<'_> {
                                 "answer a register message for a free name with {}",
                                 plain(&json_line(&self.status_word(&w.ok)))
                             );
-                            out.push(with(ok, |s| {
-                                if let Step::Expect {
+                            out.push(Step::from(with(ok, |s| {
+                                let Exp {
                                     within: wi,
                                     hint: h,
                                     ..
-                                } = s
-                                {
-                                    *wi = *within;
-                                    *h = Some(hint);
-                                }
-                            }));
+                                } = s;
+                                *wi = *within;
+                                *h = Some(hint);
+                            })));
                         }
                     }
                     Register::NameLine | Register::Prompt => {
                         out.push(send_line(conn, name.clone()));
                         if p.ack == Ack::AfterRegister {
-                            out.push(with(
+                            out.push(Step::from(with(
                                 confirm("greet a client once it has sent its user name".into()),
                                 set_any,
-                            ));
+                            )));
                         } else {
                             out.push(read);
                         }
@@ -388,12 +432,12 @@ impl Cx<'_> {
                     Register::None => {}
                 }
             }
-            Step::Chat {
+            Step::Protocol(ProtocolStep::Chat {
                 conn,
                 to,
                 text,
                 from,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "chat")?;
                 self.need_json("chat")?;
                 let sender = from
@@ -408,13 +452,13 @@ impl Cx<'_> {
                 ]);
                 out.push(send_line(conn, json_line(&pairs)));
             }
-            Step::ExpectChat {
+            Step::Protocol(ProtocolStep::ExpectChat {
                 on,
                 from,
                 text,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_chat")?;
                 let receiver = self.names.get(on).cloned().unwrap_or_else(|| on.clone());
                 let step = if p.forward == "json" {
@@ -428,29 +472,26 @@ impl Cx<'_> {
                 } else {
                     let line = fill(&p.forward, from, &receiver, text);
                     with(expect(on), |s| {
-                        if let Step::Expect { contains, .. } = s {
-                            *contains = Some(line);
-                        }
+                        let Exp { contains, .. } = s;
+                        *contains = Some(line);
                     })
                 };
-                out.push(with(step, |s| {
-                    if let Step::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
-            Step::ExpectError {
+            Step::Protocol(ProtocolStep::ExpectError {
                 on,
                 mentions,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_error")?;
                 let step = match p.errors {
                     Errors::Json => {
@@ -467,31 +508,28 @@ impl Cx<'_> {
                         self.expect_json(on, pairs)
                     }
                     Errors::Text => with(expect(on), |s| {
-                        if let Step::Expect { any, contains, .. } = s {
-                            match mentions {
-                                Some(m) => *contains = Some(m.clone()),
-                                None => *any = true,
-                            }
+                        let Exp { any, contains, .. } = s;
+                        match mentions {
+                            Some(m) => *contains = Some(m.clone()),
+                            None => *any = true,
                         }
                     }),
                 };
-                out.push(with(step, |s| {
-                    if let Step::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
-            Step::SayExit { conn } => {
+            Step::Protocol(ProtocolStep::SayExit { conn }) => {
                 self.need_role(Role::Server, "say_exit")?;
                 match p.exit_word() {
-                    None => out.push(Step::Close { conn: conn.clone() }),
-                    Some(word) if p.format == Format::Json && !f.status.is_empty() => {
+                    None => out.push(Step::Conn(ConnStep::Close { conn: conn.clone() })),
+                    Some(word) if p.format == MessageFormat::Json && !f.status.is_empty() => {
                         let sender = self
                             .names
                             .get(conn)
@@ -503,43 +541,41 @@ impl Cx<'_> {
                     Some(word) => out.push(send_line(conn, word.to_string())),
                 }
             }
-            Step::ExpectReply {
+            Step::Protocol(ProtocolStep::ExpectReply {
                 on,
                 to,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_reply")?;
-                out.push(with(expect(on), |s| {
-                    if let Step::Expect {
+                out.push(Step::from(with(expect(on), |s| {
+                    let Exp {
                         any,
                         contains,
                         nocase,
                         within: wi,
                         hint: h,
                         ..
-                    } = s
-                    {
-                        match p.reply {
-                            Reply::Echo => *contains = Some(to.clone()),
-                            Reply::EchoAnyCase => {
-                                *contains = Some(to.clone());
-                                *nocase = true;
-                            }
-                            Reply::Any => *any = true,
+                    } = s;
+                    match p.reply {
+                        Reply::Echo => *contains = Some(to.clone()),
+                        Reply::EchoAnyCase => {
+                            *contains = Some(to.clone());
+                            *nocase = true;
                         }
-                        *wi = *within;
-                        *h = hint.clone();
+                        Reply::Any => *any = true,
                     }
-                }));
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
-            Step::Welcome { conn, within } => {
+            Step::Protocol(ProtocolStep::Welcome { conn, within }) => {
                 self.need_role(Role::Client, "welcome")?;
-                out.push(Step::Accept {
+                out.push(Step::Process(ProcessStep::Accept {
                     conn: conn.clone(),
                     within: *within,
                     assigned_port: false,
-                });
+                }));
                 if p.register == Register::Prompt {
                     out.push(send_line(conn, "Enter your name:".into()));
                 } else if p.ack == Ack::OnConnect {
@@ -549,12 +585,12 @@ impl Cx<'_> {
                     ));
                 }
             }
-            Step::ExpectRegister {
+            Step::Protocol(ProtocolStep::ExpectRegister {
                 on,
                 name,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Client, "expect_register")?;
                 self.client_name = Some(name.clone());
                 let step = match p.register {
@@ -564,9 +600,8 @@ impl Cx<'_> {
                         Some(self.expect_json(on, pairs))
                     }
                     Register::NameLine | Register::Prompt => Some(with(expect(on), |s| {
-                        if let Step::Expect { exact, .. } = s {
-                            *exact = Some(name.clone());
-                        }
+                        let Exp { exact, .. } = s;
+                        *exact = Some(name.clone());
                     })),
                     Register::None => None,
                 };
@@ -582,17 +617,15 @@ impl Cx<'_> {
                     _ => "send the --name given, alone on a line, as the first thing after connecting".into(),
                 };
                 if let Some(step) = step {
-                    out.push(with(step, |s| {
-                        if let Step::Expect {
+                    out.push(Step::from(with(step, |s| {
+                        let Exp {
                             within: wi,
                             hint: h,
                             ..
-                        } = s
-                        {
-                            *wi = *within;
-                            *h = hint.clone().or(Some(generated));
-                        }
-                    }));
+                        } = s;
+                        *wi = *within;
+                        *h = hint.clone().or(Some(generated));
+                    })));
                 }
                 let confirmed = match p.register {
                     Register::Json => p.ack != Ack::None,
@@ -605,12 +638,12 @@ impl Cx<'_> {
                     ));
                 }
             }
-            Step::Deliver {
+            Step::Protocol(ProtocolStep::Deliver {
                 conn,
                 from,
                 text,
                 to,
-            } => {
+            }) => {
                 self.need_role(Role::Client, "deliver")?;
                 let receiver = to
                     .clone()
@@ -629,7 +662,7 @@ impl Cx<'_> {
                 };
                 out.push(send_line(conn, line));
             }
-            Step::SendError { conn, text } => {
+            Step::Protocol(ProtocolStep::SendError { conn, text }) => {
                 self.need_role(Role::Client, "send_error")?;
                 let line = match p.errors {
                     Errors::Json => {
@@ -641,13 +674,13 @@ impl Cx<'_> {
                 };
                 out.push(send_line(conn, line));
             }
-            Step::ExpectSentChat {
+            Step::Protocol(ProtocolStep::ExpectSentChat {
                 on,
                 to,
                 text,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Client, "expect_sent_chat")?;
                 self.need_json("expect_sent_chat")?;
                 let mut pairs = vec![(f.status.as_str(), equals(&w.chat))];
@@ -669,68 +702,63 @@ impl Cx<'_> {
                     "turn a typed `receiver: text` into {} (text without the leading space)",
                     plain(&json_line(&example))
                 );
-                out.push(with(step, |s| {
-                    if let Step::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone().or(Some(generated));
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone().or(Some(generated));
+                })));
             }
-            Step::TypeExit {} => {
+            Step::Protocol(ProtocolStep::TypeExit {}) => {
                 self.need_role(Role::Client, "type_exit")?;
                 out.push(match p.exit_word() {
-                    Some(word) => Step::Type {
+                    Some(word) => Step::Process(ProcessStep::Type {
                         line: word.to_string(),
                         paste: None,
-                    },
-                    None => Step::CloseStdin {},
+                    }),
+                    None => Step::Process(ProcessStep::CloseStdin {}),
                 });
             }
-            Step::ExpectSaidExit { on, within, hint } => {
+            Step::Protocol(ProtocolStep::ExpectSaidExit { on, within, hint }) => {
                 self.need_role(Role::Client, "expect_said_exit")?;
                 let step = match p.exit_word() {
-                    None => Step::ExpectClosed {
+                    None => Step::Conn(ConnStep::ExpectClosed {
                         on: on.clone(),
                         within: *within,
                         hint: hint.clone(),
-                    },
+                    }),
                     Some(word) => {
-                        let step = if p.format == Format::Json && !f.status.is_empty() {
+                        let step = if p.format == MessageFormat::Json && !f.status.is_empty() {
                             self.expect_json(on, vec![(f.status.as_str(), equals(word))])
                         } else {
                             with(expect(on), |s| {
-                                if let Step::Expect { contains, .. } = s {
-                                    *contains = Some(word.to_string());
-                                }
+                                let Exp { contains, .. } = s;
+                                *contains = Some(word.to_string());
                             })
                         };
-                        with(step, |s| {
-                            if let Step::Expect {
+                        Step::from(with(step, |s| {
+                            let Exp {
                                 within: wi,
                                 hint: h,
                                 ..
-                            } = s
-                            {
-                                *wi = *within;
-                                *h = hint.clone();
-                            }
-                        })
+                            } = s;
+                            *wi = *within;
+                            *h = hint.clone();
+                        }))
                     }
                 };
                 out.push(step);
             }
-            Step::Group {
+            Step::Protocol(ProtocolStep::Group {
                 conn,
                 action,
                 group,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "group")?;
                 self.need_json("group")?;
                 let word = match action {
@@ -751,19 +779,17 @@ impl Cx<'_> {
                     plain(&json_line(&pairs)),
                     plain(&json_line(&self.status_word(&w.ok)))
                 );
-                out.push(with(ok, |s| {
-                    if let Step::Expect {
+                out.push(Step::from(with(ok, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone().or(Some(generated));
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone().or(Some(generated));
+                })));
             }
-            Step::GroupChat { conn, group, text } => {
+            Step::Protocol(ProtocolStep::GroupChat { conn, group, text }) => {
                 self.need_role(Role::Server, "group_chat")?;
                 self.need_json("group_chat")?;
                 let sender = self.sender(conn);
@@ -775,14 +801,14 @@ impl Cx<'_> {
                 ]);
                 out.push(send_line(conn, json_line(&pairs)));
             }
-            Step::ExpectGroupChat {
+            Step::Protocol(ProtocolStep::ExpectGroupChat {
                 on,
                 group,
                 from,
                 text,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_group_chat")?;
                 let step = if p.forward == "json" {
                     self.expect_json(
@@ -797,31 +823,28 @@ impl Cx<'_> {
                     // A plain-text forward names the group where it names the receiver.
                     let line = fill(&p.forward, from, group, text);
                     with(expect(on), |s| {
-                        if let Step::Expect { contains, .. } = s {
-                            *contains = Some(line);
-                        }
+                        let Exp { contains, .. } = s;
+                        *contains = Some(line);
                     })
                 };
-                out.push(with(step, |s| {
-                    if let Step::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
-            Step::SendFile {
+            Step::Protocol(ProtocolStep::SendFile {
                 conn,
                 to,
                 filename,
                 data,
                 split,
                 part,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "send_file")?;
                 self.need_json("send_file")?;
                 let sender = self.sender(conn);
@@ -845,21 +868,21 @@ impl Cx<'_> {
                             })?;
                         match part {
                             FilePart::First => {
-                                out.push(Step::Send {
+                                out.push(Step::Conn(ConnStep::Send {
                                     conn: conn.clone(),
                                     text: Some(line[..at].to_string()),
                                     line: None,
                                     hex: None,
                                     random: None,
-                                });
-                                out.push(Step::WaitRead {
+                                }));
+                                out.push(Step::Conn(ConnStep::WaitRead {
                                     conn: conn.clone(),
                                     within: None,
                                     hint: Some(
                                         "read what a client sends even before its message is complete"
                                             .into(),
                                     ),
-                                });
+                                }));
                             }
                             FilePart::Rest => out.push(send_line(conn, line[at..].to_string())),
                         }
@@ -872,14 +895,14 @@ impl Cx<'_> {
                     }
                 }
             }
-            Step::ExpectFile {
+            Step::Protocol(ProtocolStep::ExpectFile {
                 on,
                 from,
                 filename,
                 data,
                 within,
                 hint,
-            } => {
+            }) => {
                 self.need_role(Role::Server, "expect_file")?;
                 self.need_json("expect_file")?;
                 let step = self.expect_json(
@@ -890,19 +913,17 @@ impl Cx<'_> {
                         (f.data.as_str(), equals(data)),
                     ],
                 );
-                out.push(with(step, |s| {
-                    if let Step::Expect {
+                out.push(Step::from(with(step, |s| {
+                    let Exp {
                         within: wi,
                         hint: h,
                         ..
-                    } = s
-                    {
-                        *wi = *within;
-                        *h = hint.clone();
-                    }
-                }));
+                    } = s;
+                    *wi = *within;
+                    *h = hint.clone();
+                })));
             }
-            Step::Use { block, with: args } => {
+            Step::Protocol(ProtocolStep::Use { block, with: args }) => {
                 if depth >= MAX_DEPTH {
                     return Err(format!(
                         "blocks nest more than {MAX_DEPTH} deep (does block {block:?} use itself?)"
@@ -942,7 +963,7 @@ impl Cx<'_> {
                         .map_err(|e| format!("block {block:?}, step {}: {e}", n + 1))?;
                 }
             }
-            other => out.push(other.clone()),
+            Step::Process(_) | Step::Conn(_) | Step::Datagram(_) => out.push(step.clone()),
         }
         Ok(())
     }
@@ -957,7 +978,7 @@ impl Cx<'_> {
 
     /// A greeting or confirmation from the grader playing the server.
     fn greeting(&self, text: &str) -> String {
-        if self.p.format == Format::Json {
+        if self.p.format == MessageFormat::Json {
             let mut pairs = self.status_word(&self.p.words.ok);
             pairs.push((&self.p.fields.text, text));
             json_line(&pairs)

@@ -3,9 +3,10 @@
 //!
 //! A step that does not fit its kind (an unknown or missing field, a bad value) is reported at
 //! the step itself — the offending key where it can be told — and the message names the scenario
-//! and the step. Serde buffers an internally tagged [`Step`] and loses TOML's positions, so such
-//! an error is located by re-reading the file with positions and deserializing its steps one by
-//! one (inner `repeat`/`parallel` steps first).
+//! and the step. A [`Step`] is buffered (read into a value, then into the enum its `do` names),
+//! which loses TOML's positions, so such an error is located by re-reading the file with
+//! positions and deserializing its steps one by one (inner `repeat`/`parallel` steps first; a
+//! step that cannot stand inside `parallel` is blamed on the group's `steps`).
 
 use std::fmt;
 use std::ops::Range;
@@ -388,6 +389,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::ConnStep;
 
     #[test]
     fn line_col_counts_from_one() {
@@ -568,7 +570,7 @@ mod tests {
             ["start_server", "connect", "expect", "send", "expect"]
         );
         match &spec.scenarios[0].steps[3] {
-            Step::Send { conn, line, .. } => {
+            Step::Conn(ConnStep::Send { conn, line, .. }) => {
                 assert_eq!(conn, "x");
                 assert_eq!(line.as_deref(), Some("hi {nonce}"));
             }
@@ -605,7 +607,7 @@ mod tests {
                 .steps
                 .iter()
                 .filter_map(|s| match s {
-                    Step::Send { line, .. } => line.clone(),
+                    Step::Conn(ConnStep::Send { line, .. }) => line.clone(),
                     _ => None,
                 })
                 .collect()

@@ -24,8 +24,8 @@ pub use load::{SpecError, SpecSource, load, load_from_dir, load_with, parse, par
 pub use policy::{Feedback, Visibility};
 pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
-    BURST_GATE, ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef,
-    Target,
+    BURST_GATE, ConnStep, CopyStep, DatagramStep, ExitPredicate, Expectation, GroupStep,
+    JsonPredicate, Process, ProcessStep, ProtocolStep, SendBody, Step, StreamRef, Target,
 };
 pub use timestamp::{TimestampCheck, TimestampSpec};
 

@@ -54,7 +54,7 @@ pub const BUNDLED_DIALECTS: &[(&str, &str)] = &[
 /// How messages are written on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Format {
+pub enum MessageFormat {
     /// One line of text per message (Tasks 1–3).
     Lines,
     /// One JSON object per message (Task 4).
@@ -188,7 +188,7 @@ impl Default for Words {
 #[serde(deny_unknown_fields, default)]
 pub struct Protocol {
     /// Lines or JSON objects (set by the task file).
-    pub format: Format,
+    pub format: MessageFormat,
     /// When the acknowledgment comes.
     pub ack: Ack,
     /// Whether `join` without a name fails when no acknowledgment arrives (true), or waits for
@@ -214,7 +214,7 @@ pub struct Protocol {
 impl Default for Protocol {
     fn default() -> Self {
         Self {
-            format: Format::Lines,
+            format: MessageFormat::Lines,
             ack: Ack::OnConnect,
             ack_required: true,
             register: Register::Json,
@@ -384,7 +384,7 @@ mod tests {
             Dialect::inline("x", toml::from_str("fields = { text = \"msg\" }").unwrap()).unwrap(),
         ]);
         let p = Protocol::resolve(&task, &d).unwrap();
-        assert_eq!(p.format, Format::Json);
+        assert_eq!(p.format, MessageFormat::Json);
         assert_eq!(p.register, Register::NameLine);
         assert_eq!(p.fields.text, "msg");
         assert_eq!(p.fields.sender, "sender");

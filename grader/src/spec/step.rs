@@ -4,7 +4,9 @@
 //!
 //! Each step is a TOML table whose `do` key names the step; unknown steps and unknown fields are
 //! rejected when the file is loaded. Fields that hold text may use placeholders (see
-//! `engine::template`).
+//! `engine::template`). The steps are grouped in one enum per what they act on ([`Step`] is an
+//! enum over them, see its documentation, "Adding a step kind"), and a `parallel` group holds
+//! only [`CopyStep`]s: a step that cannot run in a copy is refused when the file is loaded.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -235,9 +237,196 @@ pub enum SendBody {
 pub const BURST_GATE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One step of a scenario. In TOML: `{ do = "connect", conn = "a" }`.
+///
+/// The steps are grouped by what they act on, one enum each, so that a type says where a step
+/// may stand: [`ProcessStep`] (the scenario's processes and listener), [`ConnStep`] (one
+/// grader-side TCP connection), [`DatagramStep`] (a grader-side UDP socket), [`GroupStep`]
+/// (`parallel`, `repeat`) and [`ProtocolStep`] (expanded away when the file is loaded). A
+/// `parallel` copy holds [`CopyStep`]s, which cannot be process, datagram or nested `parallel`
+/// steps: such a task file is refused when it is loaded.
+///
+/// # Adding a step kind
+/// Add the variant to the enum of what it acts on (its fields as in the task file) and its name
+/// to that enum's `KINDS`; then follow the compiler, whose exhaustive matches (no `_ =>` arm over
+/// step kinds anywhere) lead to every place that must handle it: `kind()` and `hint()` here,
+/// [`CopyStep::try_from`] for a new enum, `spec::validate` (`check_step` and
+/// `check_placeholders`, per enum), `spec::expand` (`Cx::step`), the engine
+/// (`engine::scenario::steps`: `Run::step`, `Run::conn_step`, `Run::copy_step`;
+/// `engine::scenario::datagrams`). Finally give it a sample in the integration test
+/// `step_kinds` (which fails until every kind has one) and document it in `docs/task-files.md`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Step {
+    /// A step on the scenario's processes or the grader's listener.
+    Process(ProcessStep),
+    /// A step on one grader-side connection.
+    Conn(ConnStep),
+    /// A step on a grader-side UDP socket.
+    Datagram(DatagramStep),
+    /// A step that runs other steps.
+    Group(GroupStep),
+    /// A protocol step or block (only before expansion).
+    Protocol(ProtocolStep),
+}
+
+/// A step a `parallel` copy may run: a connection step, a `repeat` of such steps, or (before
+/// expansion) a protocol step. Built from a [`Step`] by [`CopyStep::try_from`], which refuses
+/// the others with a message saying why.
+#[derive(Debug, Clone, Serialize)]
+#[serde(into = "Step")]
+pub enum CopyStep {
+    /// A step on the copy's own connection.
+    Conn(ConnStep),
+    /// `repeat` inside a copy: its steps are copy steps too.
+    Repeat {
+        /// Number of iterations.
+        count: u32,
+        /// The steps of each iteration.
+        steps: Vec<CopyStep>,
+    },
+    /// A protocol step or block (only before expansion; what it expands to must fit a copy).
+    Protocol(ProtocolStep),
+}
+
+impl From<ProcessStep> for Step {
+    fn from(s: ProcessStep) -> Self {
+        Step::Process(s)
+    }
+}
+
+impl From<ConnStep> for Step {
+    fn from(s: ConnStep) -> Self {
+        Step::Conn(s)
+    }
+}
+
+impl From<DatagramStep> for Step {
+    fn from(s: DatagramStep) -> Self {
+        Step::Datagram(s)
+    }
+}
+
+impl From<GroupStep> for Step {
+    fn from(s: GroupStep) -> Self {
+        Step::Group(s)
+    }
+}
+
+impl From<ProtocolStep> for Step {
+    fn from(s: ProtocolStep) -> Self {
+        Step::Protocol(s)
+    }
+}
+
+impl From<CopyStep> for Step {
+    fn from(s: CopyStep) -> Self {
+        match s {
+            CopyStep::Conn(c) => Step::Conn(c),
+            CopyStep::Repeat { count, steps } => Step::Group(GroupStep::Repeat {
+                count,
+                steps: steps.into_iter().map(Step::from).collect(),
+            }),
+            CopyStep::Protocol(p) => Step::Protocol(p),
+        }
+    }
+}
+
+impl TryFrom<Step> for CopyStep {
+    type Error = String;
+
+    /// The step as a `parallel` copy's step, or why it cannot be one.
+    fn try_from(step: Step) -> Result<Self, String> {
+        match step {
+            Step::Conn(c) => Ok(CopyStep::Conn(c)),
+            Step::Protocol(p) => Ok(CopyStep::Protocol(p)),
+            Step::Group(GroupStep::Repeat { count, steps }) => Ok(CopyStep::Repeat {
+                count,
+                steps: copy_steps_of(steps)?,
+            }),
+            Step::Group(GroupStep::Parallel { .. }) => Err("`parallel` cannot be nested".into()),
+            Step::Process(p) => Err(format!(
+                "`{}` cannot be used inside `parallel`: it acts on the student's program or the grader's listener, which all copies share (put it before or after the group; a copy runs only connection steps such as connect, send, expect on a connection, and `repeat` of them)",
+                p.kind()
+            )),
+            Step::Datagram(d) => Err(format!(
+                "`{}` cannot be used inside `parallel`: datagram steps run at the top level or in `repeat`",
+                d.kind()
+            )),
+        }
+    }
+}
+
+/// `steps` as copy steps; an error names the first that cannot be one ("inner step 2
+/// (expect_exit): ...").
+pub fn copy_steps_of(steps: Vec<Step>) -> Result<Vec<CopyStep>, String> {
+    steps
+        .into_iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let kind = s.kind();
+            CopyStep::try_from(s).map_err(|m| format!("inner step {} ({kind}): {m}", k + 1))
+        })
+        .collect()
+}
+
+/// Deserializes a `parallel` group's `steps`: steps, each of which must fit a copy.
+fn copy_steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CopyStep>, D::Error> {
+    copy_steps_of(Vec::<Step>::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+impl<'de> Deserialize<'de> for Step {
+    /// Reads the table once, then lets the enum that owns its `do` deserialize it (with the
+    /// messages serde's internally tagged enums give: unknown or missing fields, bad values).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = toml::Value::deserialize(d)?;
+        let kind = value
+            .get("do")
+            .and_then(toml::Value::as_str)
+            .map(str::to_owned);
+        let owner = |kinds: &[&str]| kind.as_deref().is_some_and(|k| kinds.contains(&k));
+        let err = |e: toml::de::Error| D::Error::custom(e.message());
+        if owner(ProcessStep::KINDS) {
+            ProcessStep::deserialize(value)
+                .map(Step::Process)
+                .map_err(err)
+        } else if owner(ConnStep::KINDS) {
+            ConnStep::deserialize(value).map(Step::Conn).map_err(err)
+        } else if owner(DatagramStep::KINDS) {
+            DatagramStep::deserialize(value)
+                .map(Step::Datagram)
+                .map_err(err)
+        } else if owner(GroupStep::KINDS) {
+            GroupStep::deserialize(value).map(Step::Group).map_err(err)
+        } else if owner(ProtocolStep::KINDS) {
+            ProtocolStep::deserialize(value)
+                .map(Step::Protocol)
+                .map_err(err)
+        } else if let Some(kind) = kind {
+            let all: Vec<String> = Step::kinds().map(|k| format!("`{k}`")).collect();
+            Err(D::Error::custom(format!(
+                "unknown variant `{kind}`, expected one of {}",
+                all.join(", ")
+            )))
+        } else {
+            // No `do` (or not a string, or not a table): serde's own message for it.
+            ConnStep::deserialize(value).map(Step::Conn).map_err(err)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CopyStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CopyStep::try_from(Step::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A step that acts on the scenario's processes or on what all of it shares: starting the
+/// student's server or client, the grader's listener, the client's stdin, the processes' exit,
+/// liveness and CPU use. Never inside `parallel` (its copies share these).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Step {
+pub enum ProcessStep {
     /// Start the student's server on a fresh port and wait until it listens there.
     StartServer {
         /// How long to wait for the listening socket (default: `defaults.listen_within`).
@@ -282,6 +471,98 @@ pub enum Step {
         #[serde(default)]
         assigned_port: bool,
     },
+    /// Type a line on the client's stdin (a newline is added).
+    Type {
+        /// The line.
+        line: String,
+        /// Type `paste` lines at once, in one write, as a paste into a terminal does: the line
+        /// `paste` times, `{j}` being each one's index (0, 1, ...). A program must handle several
+        /// lines arriving together (a buffered `sys.stdin` under `select()` does not).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paste: Option<u32>,
+    },
+    /// Close the client's stdin (end of input).
+    CloseStdin {},
+    /// The student's process exits within the deadline with an accepted status.
+    ExpectExit {
+        /// Which process.
+        process: Process,
+        /// Accepted exit status (default: 0).
+        #[serde(default = "default_exit")]
+        code: ExitPredicate,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The process is still running, or (with `allow_clean_exit`) has exited with status 0.
+    ExpectRunning {
+        /// Which process.
+        process: Process,
+        /// Also accept an exit with status 0.
+        #[serde(default)]
+        allow_clean_exit: bool,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The process's stderr holds no traceback, panic or sanitizer report.
+    ExpectNoTraceback {
+        /// Which process.
+        process: Process,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// The process tried to open a TCP connection (refused attempts count) within the deadline:
+    /// a client that gives up before connecting, e.g. because it rejects its command line, does
+    /// not pass a "refused connection" scenario by merely exiting non-zero. Checked on the
+    /// network namespace's own counters; on the host network, whose counters the whole machine
+    /// shares, the step passes unchecked.
+    ExpectConnectAttempt {
+        /// Which process.
+        process: Process,
+        /// Deadline (default: `defaults.within`).
+        #[serde(default)]
+        within: Option<Dur>,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// If the process has exited with status 0 (within the same grace as `expect_running`), the
+    /// scenario ends here and passes: the protocol lets a server exit cleanly once its client
+    /// has left. An exit with another status, or by a signal, fails; a running process goes on
+    /// to the next step.
+    EndIfExited {
+        /// Which process.
+        process: Process,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+    /// Over a window, the process group uses at most `max_percent` of one core.
+    ExpectCpuBelow {
+        /// Which process.
+        process: Process,
+        /// The measuring window.
+        window: Dur,
+        /// Percentage of one core.
+        max_percent: f64,
+        /// Shown when this step fails.
+        #[serde(default)]
+        hint: Option<String>,
+    },
+}
+
+/// A step on one grader-side TCP connection (opening, writing, closing, expectations on what
+/// arrives). The only primitive steps a `parallel` copy may run. `expect`, `expect_silence` and
+/// `expect_not` may also read a process stream (`stdout`, `client.stderr` ...), which only the
+/// top level may do (checked by validation).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConnStep {
     /// Connect to the student's server and call the connection `conn`.
     Connect {
         /// Name of the new connection.
@@ -322,18 +603,6 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
-    /// Type a line on the client's stdin (a newline is added).
-    Type {
-        /// The line.
-        line: String,
-        /// Type `paste` lines at once, in one write, as a paste into a terminal does: the line
-        /// `paste` times, `{j}` being each one's index (0, 1, ...). A program must handle several
-        /// lines arriving together (a buffered `sys.stdin` under `select()` does not).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        paste: Option<u32>,
-    },
-    /// Close the client's stdin (end of input).
-    CloseStdin {},
     /// Close a connection gracefully (FIN).
     Close {
         /// The connection.
@@ -482,77 +751,12 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
-    /// The student's process exits within the deadline with an accepted status.
-    ExpectExit {
-        /// Which process.
-        process: Process,
-        /// Accepted exit status (default: 0).
-        #[serde(default = "default_exit")]
-        code: ExitPredicate,
-        /// Deadline (default: `defaults.within`).
-        #[serde(default)]
-        within: Option<Dur>,
-        /// Shown when this step fails.
-        #[serde(default)]
-        hint: Option<String>,
-    },
-    /// The process is still running, or (with `allow_clean_exit`) has exited with status 0.
-    ExpectRunning {
-        /// Which process.
-        process: Process,
-        /// Also accept an exit with status 0.
-        #[serde(default)]
-        allow_clean_exit: bool,
-        /// Shown when this step fails.
-        #[serde(default)]
-        hint: Option<String>,
-    },
-    /// The process's stderr holds no traceback, panic or sanitizer report.
-    ExpectNoTraceback {
-        /// Which process.
-        process: Process,
-        /// Shown when this step fails.
-        #[serde(default)]
-        hint: Option<String>,
-    },
-    /// The process tried to open a TCP connection (refused attempts count) within the deadline:
-    /// a client that gives up before connecting, e.g. because it rejects its command line, does
-    /// not pass a "refused connection" scenario by merely exiting non-zero. Checked on the
-    /// network namespace's own counters; on the host network, whose counters the whole machine
-    /// shares, the step passes unchecked.
-    ExpectConnectAttempt {
-        /// Which process.
-        process: Process,
-        /// Deadline (default: `defaults.within`).
-        #[serde(default)]
-        within: Option<Dur>,
-        /// Shown when this step fails.
-        #[serde(default)]
-        hint: Option<String>,
-    },
-    /// If the process has exited with status 0 (within the same grace as `expect_running`), the
-    /// scenario ends here and passes: the protocol lets a server exit cleanly once its client
-    /// has left. An exit with another status, or by a signal, fails; a running process goes on
-    /// to the next step.
-    EndIfExited {
-        /// Which process.
-        process: Process,
-        /// Shown when this step fails.
-        #[serde(default)]
-        hint: Option<String>,
-    },
-    /// Over a window, the process group uses at most `max_percent` of one core.
-    ExpectCpuBelow {
-        /// Which process.
-        process: Process,
-        /// The measuring window.
-        window: Dur,
-        /// Percentage of one core.
-        max_percent: f64,
-        /// Shown when this step fails.
-        #[serde(default)]
-        hint: Option<String>,
-    },
+}
+
+/// A step on a grader-side UDP socket. Top level (or `repeat`) only, never inside `parallel`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DatagramStep {
     /// Open a grader-side UDP socket on 127.0.0.1 (a port the kernel picks) and call it `sock`.
     /// In a client scenario the first one plays the server: `start_client` points the student's
     /// client at it.
@@ -618,6 +822,12 @@ pub enum Step {
         #[serde(default)]
         hint: Option<String>,
     },
+}
+
+/// A step that runs other steps: copies in parallel, or iterations in sequence.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GroupStep {
     /// Run `count` copies of `steps` concurrently; connection names inside get a `#<i>` suffix
     /// and `{i}` expands to the copy's index. Passes when every copy passes. Connections stay
     /// open after the group: a later `parallel` copy `i` uses its own `name#i` again (so one
@@ -626,8 +836,9 @@ pub enum Step {
     Parallel {
         /// Number of copies.
         count: u32,
-        /// The steps of each copy.
-        steps: Vec<Step>,
+        /// The steps of each copy (only what a copy may run: see [`CopyStep`]).
+        #[serde(deserialize_with = "copy_steps")]
+        steps: Vec<CopyStep>,
         /// Also require that no line one copy sent (and no other copy sent too) shows up on
         /// another copy's connections: replies go only to their sender.
         #[serde(default)]
@@ -647,8 +858,13 @@ pub enum Step {
         /// The steps of each iteration.
         steps: Vec<Step>,
     },
-    // Protocol steps and blocks: replaced by primitive steps when the file is loaded, as the
-    // protocol (dialect) says (see `super::expand`); the engine and validation never see one.
+}
+
+/// A protocol step or a block: replaced by primitive steps when the file is loaded, as the
+/// protocol (dialect) says (see `super::expand`); the engine and validation never see one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProtocolStep {
     /// Server role: connect, take the acknowledgment and register `name` (when given) as the
     /// protocol says, and wait until registered.
     Join {
@@ -914,170 +1130,570 @@ fn default_exit() -> ExitPredicate {
     ExitPredicate::Zero
 }
 
-impl Step {
+impl ProcessStep {
+    /// The names of its kinds as written in task files (`do = "..."`), in declaration order.
+    pub const KINDS: &'static [&'static str] = &[
+        "start_server",
+        "listen",
+        "start_client",
+        "accept",
+        "type",
+        "close_stdin",
+        "expect_exit",
+        "expect_running",
+        "expect_no_traceback",
+        "expect_connect_attempt",
+        "end_if_exited",
+        "expect_cpu_below",
+    ];
+
     /// The step's name as written in task files (`do = "..."`).
     pub fn kind(&self) -> &'static str {
         match self {
-            Step::StartServer { .. } => "start_server",
-            Step::Listen {} => "listen",
-            Step::StartClient { .. } => "start_client",
-            Step::Accept { .. } => "accept",
-            Step::Connect { .. } => "connect",
-            Step::Send { .. } => "send",
-            Step::WaitRead { .. } => "wait_read",
-            Step::Type { .. } => "type",
-            Step::CloseStdin {} => "close_stdin",
-            Step::Close { .. } => "close",
-            Step::Abort { .. } => "abort",
-            Step::Expect { .. } => "expect",
-            Step::ExpectSilence { .. } => "expect_silence",
-            Step::ExpectNot { .. } => "expect_not",
-            Step::ExpectHttp { .. } => "expect_http",
-            Step::ExpectClosed { .. } => "expect_closed",
-            Step::ExpectBytes { .. } => "expect_bytes",
-            Step::ExpectExit { .. } => "expect_exit",
-            Step::ExpectRunning { .. } => "expect_running",
-            Step::ExpectNoTraceback { .. } => "expect_no_traceback",
-            Step::ExpectConnectAttempt { .. } => "expect_connect_attempt",
-            Step::ExpectCpuBelow { .. } => "expect_cpu_below",
-            Step::UdpSocket { .. } => "udp_socket",
-            Step::SendDatagram { .. } => "send_datagram",
-            Step::ExpectDatagram { .. } => "expect_datagram",
-            Step::ExpectNoDatagram { .. } => "expect_no_datagram",
-            Step::Parallel { .. } => "parallel",
-            Step::Repeat { .. } => "repeat",
-            Step::EndIfExited { .. } => "end_if_exited",
-            Step::Join { .. } => "join",
-            Step::Chat { .. } => "chat",
-            Step::ExpectChat { .. } => "expect_chat",
-            Step::ExpectError { .. } => "expect_error",
-            Step::SayExit { .. } => "say_exit",
-            Step::ExpectReply { .. } => "expect_reply",
-            Step::Welcome { .. } => "welcome",
-            Step::ExpectRegister { .. } => "expect_register",
-            Step::Deliver { .. } => "deliver",
-            Step::SendError { .. } => "send_error",
-            Step::ExpectSentChat { .. } => "expect_sent_chat",
-            Step::TypeExit {} => "type_exit",
-            Step::ExpectSaidExit { .. } => "expect_said_exit",
-            Step::Group { .. } => "group",
-            Step::GroupChat { .. } => "group_chat",
-            Step::ExpectGroupChat { .. } => "expect_group_chat",
-            Step::SendFile { .. } => "send_file",
-            Step::ExpectFile { .. } => "expect_file",
-            Step::Use { .. } => "use",
+            ProcessStep::StartServer { .. } => "start_server",
+            ProcessStep::Listen {} => "listen",
+            ProcessStep::StartClient { .. } => "start_client",
+            ProcessStep::Accept { .. } => "accept",
+            ProcessStep::Type { .. } => "type",
+            ProcessStep::CloseStdin {} => "close_stdin",
+            ProcessStep::ExpectExit { .. } => "expect_exit",
+            ProcessStep::ExpectRunning { .. } => "expect_running",
+            ProcessStep::ExpectNoTraceback { .. } => "expect_no_traceback",
+            ProcessStep::ExpectConnectAttempt { .. } => "expect_connect_attempt",
+            ProcessStep::EndIfExited { .. } => "end_if_exited",
+            ProcessStep::ExpectCpuBelow { .. } => "expect_cpu_below",
         }
     }
 
     /// The step's own hint, if it has one.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Step::Expect { hint, .. }
-            | Step::WaitRead { hint, .. }
-            | Step::ExpectSilence { hint, .. }
-            | Step::ExpectNot { hint, .. }
-            | Step::ExpectClosed { hint, .. }
-            | Step::ExpectBytes { hint, .. }
-            | Step::ExpectHttp { hint, .. }
-            | Step::ExpectExit { hint, .. }
-            | Step::ExpectRunning { hint, .. }
-            | Step::ExpectNoTraceback { hint, .. }
-            | Step::ExpectConnectAttempt { hint, .. }
-            | Step::EndIfExited { hint, .. }
-            | Step::ExpectCpuBelow { hint, .. }
-            | Step::ExpectDatagram { hint, .. }
-            | Step::ExpectNoDatagram { hint, .. } => hint.as_deref(),
-            _ => None,
+            ProcessStep::ExpectExit { hint, .. }
+            | ProcessStep::ExpectRunning { hint, .. }
+            | ProcessStep::ExpectNoTraceback { hint, .. }
+            | ProcessStep::ExpectConnectAttempt { hint, .. }
+            | ProcessStep::EndIfExited { hint, .. }
+            | ProcessStep::ExpectCpuBelow { hint, .. } => hint.as_deref(),
+            ProcessStep::StartServer { .. }
+            | ProcessStep::Listen {}
+            | ProcessStep::StartClient { .. }
+            | ProcessStep::Accept { .. }
+            | ProcessStep::Type { .. }
+            | ProcessStep::CloseStdin {} => None,
+        }
+    }
+}
+
+impl ConnStep {
+    /// The names of its kinds as written in task files (`do = "..."`), in declaration order.
+    pub const KINDS: &'static [&'static str] = &[
+        "connect",
+        "send",
+        "wait_read",
+        "close",
+        "abort",
+        "expect",
+        "expect_silence",
+        "expect_not",
+        "expect_bytes",
+        "expect_http",
+        "expect_closed",
+    ];
+
+    /// The step's name as written in task files (`do = "..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnStep::Connect { .. } => "connect",
+            ConnStep::Send { .. } => "send",
+            ConnStep::WaitRead { .. } => "wait_read",
+            ConnStep::Close { .. } => "close",
+            ConnStep::Abort { .. } => "abort",
+            ConnStep::Expect { .. } => "expect",
+            ConnStep::ExpectSilence { .. } => "expect_silence",
+            ConnStep::ExpectNot { .. } => "expect_not",
+            ConnStep::ExpectBytes { .. } => "expect_bytes",
+            ConnStep::ExpectHttp { .. } => "expect_http",
+            ConnStep::ExpectClosed { .. } => "expect_closed",
         }
     }
 
-    /// The expectation of an `expect` or `expect_not` step (validated to be exactly one).
+    /// The step's own hint, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ConnStep::WaitRead { hint, .. }
+            | ConnStep::Expect { hint, .. }
+            | ConnStep::ExpectSilence { hint, .. }
+            | ConnStep::ExpectNot { hint, .. }
+            | ConnStep::ExpectBytes { hint, .. }
+            | ConnStep::ExpectHttp { hint, .. }
+            | ConnStep::ExpectClosed { hint, .. } => hint.as_deref(),
+            ConnStep::Connect { .. }
+            | ConnStep::Send { .. }
+            | ConnStep::Close { .. }
+            | ConnStep::Abort { .. } => None,
+        }
+    }
+}
+
+impl DatagramStep {
+    /// The names of its kinds as written in task files (`do = "..."`), in declaration order.
+    pub const KINDS: &'static [&'static str] = &[
+        "udp_socket",
+        "send_datagram",
+        "expect_datagram",
+        "expect_no_datagram",
+    ];
+
+    /// The step's name as written in task files (`do = "..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DatagramStep::UdpSocket { .. } => "udp_socket",
+            DatagramStep::SendDatagram { .. } => "send_datagram",
+            DatagramStep::ExpectDatagram { .. } => "expect_datagram",
+            DatagramStep::ExpectNoDatagram { .. } => "expect_no_datagram",
+        }
+    }
+
+    /// The step's own hint, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            DatagramStep::ExpectDatagram { hint, .. }
+            | DatagramStep::ExpectNoDatagram { hint, .. } => hint.as_deref(),
+            DatagramStep::UdpSocket { .. } | DatagramStep::SendDatagram { .. } => None,
+        }
+    }
+}
+
+impl GroupStep {
+    /// The names of its kinds as written in task files (`do = "..."`), in declaration order.
+    pub const KINDS: &'static [&'static str] = &["parallel", "repeat"];
+
+    /// The step's name as written in task files (`do = "..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GroupStep::Parallel { .. } => "parallel",
+            GroupStep::Repeat { .. } => "repeat",
+        }
+    }
+
+    /// The step's own hint, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            GroupStep::Parallel { .. } | GroupStep::Repeat { .. } => None,
+        }
+    }
+}
+
+impl ProtocolStep {
+    /// The names of its kinds as written in task files (`do = "..."`), in declaration order.
+    pub const KINDS: &'static [&'static str] = &[
+        "join",
+        "chat",
+        "expect_chat",
+        "expect_error",
+        "say_exit",
+        "expect_reply",
+        "welcome",
+        "expect_register",
+        "deliver",
+        "send_error",
+        "expect_sent_chat",
+        "type_exit",
+        "expect_said_exit",
+        "group",
+        "group_chat",
+        "expect_group_chat",
+        "send_file",
+        "expect_file",
+        "use",
+    ];
+
+    /// The step's name as written in task files (`do = "..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProtocolStep::Join { .. } => "join",
+            ProtocolStep::Chat { .. } => "chat",
+            ProtocolStep::ExpectChat { .. } => "expect_chat",
+            ProtocolStep::ExpectError { .. } => "expect_error",
+            ProtocolStep::SayExit { .. } => "say_exit",
+            ProtocolStep::ExpectReply { .. } => "expect_reply",
+            ProtocolStep::Welcome { .. } => "welcome",
+            ProtocolStep::ExpectRegister { .. } => "expect_register",
+            ProtocolStep::Deliver { .. } => "deliver",
+            ProtocolStep::SendError { .. } => "send_error",
+            ProtocolStep::ExpectSentChat { .. } => "expect_sent_chat",
+            ProtocolStep::TypeExit {} => "type_exit",
+            ProtocolStep::ExpectSaidExit { .. } => "expect_said_exit",
+            ProtocolStep::Group { .. } => "group",
+            ProtocolStep::GroupChat { .. } => "group_chat",
+            ProtocolStep::ExpectGroupChat { .. } => "expect_group_chat",
+            ProtocolStep::SendFile { .. } => "send_file",
+            ProtocolStep::ExpectFile { .. } => "expect_file",
+            ProtocolStep::Use { .. } => "use",
+        }
+    }
+
+    /// The step's own hint, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ProtocolStep::ExpectChat { hint, .. }
+            | ProtocolStep::ExpectError { hint, .. }
+            | ProtocolStep::ExpectReply { hint, .. }
+            | ProtocolStep::ExpectRegister { hint, .. }
+            | ProtocolStep::ExpectSentChat { hint, .. }
+            | ProtocolStep::ExpectSaidExit { hint, .. }
+            | ProtocolStep::Group { hint, .. }
+            | ProtocolStep::ExpectGroupChat { hint, .. }
+            | ProtocolStep::ExpectFile { hint, .. } => hint.as_deref(),
+            ProtocolStep::Join { .. }
+            | ProtocolStep::Chat { .. }
+            | ProtocolStep::SayExit { .. }
+            | ProtocolStep::Welcome { .. }
+            | ProtocolStep::Deliver { .. }
+            | ProtocolStep::SendError { .. }
+            | ProtocolStep::TypeExit {}
+            | ProtocolStep::GroupChat { .. }
+            | ProtocolStep::SendFile { .. }
+            | ProtocolStep::Use { .. } => None,
+        }
+    }
+}
+
+impl Step {
+    /// The step's name as written in task files (`do = "..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Process(s) => s.kind(),
+            Step::Conn(s) => s.kind(),
+            Step::Datagram(s) => s.kind(),
+            Step::Group(s) => s.kind(),
+            Step::Protocol(s) => s.kind(),
+        }
+    }
+
+    /// Every step name a task file may use, enum by enum.
+    pub fn kinds() -> impl Iterator<Item = &'static str> {
+        [
+            ProcessStep::KINDS,
+            ConnStep::KINDS,
+            DatagramStep::KINDS,
+            GroupStep::KINDS,
+            ProtocolStep::KINDS,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+    }
+
+    /// The step's own hint, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Step::Process(s) => s.hint(),
+            Step::Conn(s) => s.hint(),
+            Step::Datagram(s) => s.hint(),
+            Step::Group(s) => s.hint(),
+            Step::Protocol(s) => s.hint(),
+        }
+    }
+}
+
+impl CopyStep {
+    /// The step's name as written in task files (`do = "..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CopyStep::Conn(s) => s.kind(),
+            CopyStep::Repeat { .. } => "repeat",
+            CopyStep::Protocol(s) => s.kind(),
+        }
+    }
+
+    /// The step's own hint, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            CopyStep::Conn(s) => s.hint(),
+            CopyStep::Repeat { .. } => None,
+            CopyStep::Protocol(s) => s.hint(),
+        }
+    }
+}
+
+/// The one expectation among the fields given, if exactly one is (`timestamp_alone`: an
+/// `expect` with only a `timestamp`, which expects any line holding one).
+fn one_expectation(
+    any: bool,
+    contains: &Option<String>,
+    regex: &Option<String>,
+    exact: &Option<String>,
+    json: &Option<BTreeMap<String, JsonPredicate>>,
+    timestamp_alone: bool,
+) -> Option<Expectation> {
+    let mut found = Vec::new();
+    if any {
+        found.push(Expectation::Any);
+    }
+    if let Some(t) = contains {
+        found.push(Expectation::Contains(t.clone()));
+    }
+    if let Some(t) = regex {
+        found.push(Expectation::Regex(t.clone()));
+    }
+    if let Some(t) = exact {
+        found.push(Expectation::Exact(t.clone()));
+    }
+    if let Some(j) = json {
+        found.push(Expectation::Json(j.clone()));
+    }
+    if found.is_empty() && timestamp_alone {
+        found.push(Expectation::Any);
+    }
+    if found.len() == 1 { found.pop() } else { None }
+}
+
+/// The body among the fields given, if exactly one is.
+fn one_body(
+    text: &Option<String>,
+    line: &Option<String>,
+    hex: &Option<String>,
+    random: Option<usize>,
+) -> Option<SendBody> {
+    match (text, line, hex, random) {
+        (Some(t), None, None, None) => Some(SendBody::Text(t.clone())),
+        (None, Some(l), None, None) => Some(SendBody::Line(l.clone())),
+        (None, None, Some(h), None) => Some(SendBody::Hex(h.clone())),
+        (None, None, None, Some(n)) => Some(SendBody::Random(n)),
+        _ => None,
+    }
+}
+
+impl ConnStep {
+    /// The expectation of an `expect` or `expect_not` step (validated to be exactly one);
+    /// None for other steps.
     pub fn expectation(&self) -> Option<Expectation> {
-        let (any, contains, regex, exact, json) = match self {
-            Step::Expect {
+        match self {
+            ConnStep::Expect {
                 any,
                 contains,
                 regex,
                 exact,
                 json,
+                timestamp,
                 ..
-            } => (*any, contains, regex, exact, json),
-            Step::ExpectDatagram {
-                any,
-                contains,
-                regex,
-                exact,
-                ..
-            } => (*any, contains, regex, exact, &None),
-            Step::ExpectNot {
+            } => one_expectation(*any, contains, regex, exact, json, timestamp.is_some()),
+            ConnStep::ExpectNot {
                 contains,
                 regex,
                 exact,
                 json,
                 ..
-            } => (false, contains, regex, exact, json),
-            _ => return None,
-        };
-        let mut found = Vec::new();
-        if any {
-            found.push(Expectation::Any);
+            } => one_expectation(false, contains, regex, exact, json, false),
+            ConnStep::Connect { .. }
+            | ConnStep::Send { .. }
+            | ConnStep::WaitRead { .. }
+            | ConnStep::Close { .. }
+            | ConnStep::Abort { .. }
+            | ConnStep::ExpectSilence { .. }
+            | ConnStep::ExpectBytes { .. }
+            | ConnStep::ExpectHttp { .. }
+            | ConnStep::ExpectClosed { .. } => None,
         }
-        if let Some(t) = contains {
-            found.push(Expectation::Contains(t.clone()));
-        }
-        if let Some(t) = regex {
-            found.push(Expectation::Regex(t.clone()));
-        }
-        if let Some(t) = exact {
-            found.push(Expectation::Exact(t.clone()));
-        }
-        if let Some(j) = json {
-            found.push(Expectation::Json(j.clone()));
-        }
-        // A timestamp alone: any line holding one.
-        if found.is_empty()
-            && matches!(
-                self,
-                Step::Expect {
-                    timestamp: Some(_),
-                    ..
-                }
-            )
-        {
-            found.push(Expectation::Any);
-        }
-        if found.len() == 1 { found.pop() } else { None }
     }
 
     /// The `timestamp` qualifier of an `expect` step.
     pub fn timestamp(&self) -> Option<&super::TimestampSpec> {
         match self {
-            Step::Expect { timestamp, .. } => timestamp.as_ref(),
-            _ => None,
+            ConnStep::Expect { timestamp, .. } => timestamp.as_ref(),
+            ConnStep::Connect { .. }
+            | ConnStep::Send { .. }
+            | ConnStep::WaitRead { .. }
+            | ConnStep::Close { .. }
+            | ConnStep::Abort { .. }
+            | ConnStep::ExpectSilence { .. }
+            | ConnStep::ExpectNot { .. }
+            | ConnStep::ExpectBytes { .. }
+            | ConnStep::ExpectHttp { .. }
+            | ConnStep::ExpectClosed { .. } => None,
         }
     }
 
-    /// The body of a `send` or `send_datagram` step (validated to be exactly one).
+    /// Where an `expect`, `expect_silence` or `expect_not` looks; None for other steps.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            ConnStep::Expect { on, .. }
+            | ConnStep::ExpectSilence { on, .. }
+            | ConnStep::ExpectNot { on, .. } => Some(on),
+            ConnStep::Connect { .. }
+            | ConnStep::Send { .. }
+            | ConnStep::WaitRead { .. }
+            | ConnStep::Close { .. }
+            | ConnStep::Abort { .. }
+            | ConnStep::ExpectBytes { .. }
+            | ConnStep::ExpectHttp { .. }
+            | ConnStep::ExpectClosed { .. } => None,
+        }
+    }
+
+    /// The body of a `send` step (validated to be exactly one).
     pub fn send_body(&self) -> Option<SendBody> {
-        let (text, line, hex, random) = match self {
-            Step::Send {
+        match self {
+            ConnStep::Send {
                 text,
                 line,
                 hex,
                 random,
                 ..
-            } => (text, line, hex, *random),
-            Step::SendDatagram {
-                text, line, hex, ..
-            } => (text, line, hex, None),
-            _ => return None,
-        };
-        match (text, line, hex, random) {
-            (Some(t), None, None, None) => Some(SendBody::Text(t.clone())),
-            (None, Some(l), None, None) => Some(SendBody::Line(l.clone())),
-            (None, None, Some(h), None) => Some(SendBody::Hex(h.clone())),
-            (None, None, None, Some(n)) => Some(SendBody::Random(n)),
-            _ => None,
+            } => one_body(text, line, hex, *random),
+            ConnStep::Connect { .. }
+            | ConnStep::WaitRead { .. }
+            | ConnStep::Close { .. }
+            | ConnStep::Abort { .. }
+            | ConnStep::Expect { .. }
+            | ConnStep::ExpectSilence { .. }
+            | ConnStep::ExpectNot { .. }
+            | ConnStep::ExpectBytes { .. }
+            | ConnStep::ExpectHttp { .. }
+            | ConnStep::ExpectClosed { .. } => None,
         }
+    }
+}
+
+impl DatagramStep {
+    /// The expectation of an `expect_datagram` step (validated to be exactly one).
+    pub fn expectation(&self) -> Option<Expectation> {
+        match self {
+            DatagramStep::ExpectDatagram {
+                any,
+                contains,
+                regex,
+                exact,
+                ..
+            } => one_expectation(*any, contains, regex, exact, &None, false),
+            DatagramStep::UdpSocket { .. }
+            | DatagramStep::SendDatagram { .. }
+            | DatagramStep::ExpectNoDatagram { .. } => None,
+        }
+    }
+
+    /// The body of a `send_datagram` step (validated to be exactly one).
+    pub fn send_body(&self) -> Option<SendBody> {
+        match self {
+            DatagramStep::SendDatagram {
+                text, line, hex, ..
+            } => one_body(text, line, hex, None),
+            DatagramStep::UdpSocket { .. }
+            | DatagramStep::ExpectDatagram { .. }
+            | DatagramStep::ExpectNoDatagram { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds serde knows for one enum, read from its "unknown variant" message (which lists
+    /// them all, from the enum's variants).
+    fn serde_kinds<T: for<'de> Deserialize<'de> + fmt::Debug>() -> Vec<String> {
+        let value: toml::Value = toml::from_str("do = \"no-such-step\"").expect("toml");
+        let e = T::deserialize(value).expect_err("unknown kind");
+        let message = e.message().to_string();
+        let list = message.split("expected ").nth(1).expect(&message);
+        let list = list.trim_start_matches("one of ").replace(" or ", ", ");
+        list.split(", ")
+            .map(|k| k.trim_matches('`').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn each_enums_kinds_are_exactly_its_variants() {
+        let pairs: [(Vec<String>, &[&str]); 5] = [
+            (serde_kinds::<ProcessStep>(), ProcessStep::KINDS),
+            (serde_kinds::<ConnStep>(), ConnStep::KINDS),
+            (serde_kinds::<DatagramStep>(), DatagramStep::KINDS),
+            (serde_kinds::<GroupStep>(), GroupStep::KINDS),
+            (serde_kinds::<ProtocolStep>(), ProtocolStep::KINDS),
+        ];
+        for (serde, kinds) in pairs {
+            assert_eq!(serde, kinds);
+        }
+        let all: Vec<&str> = Step::kinds().collect();
+        let unique: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+        assert_eq!(unique.len(), all.len(), "a kind in two enums: {all:?}");
+    }
+
+    fn step(text: &str) -> Result<Step, String> {
+        toml::from_str::<Step>(text).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn a_step_is_read_into_the_enum_of_what_it_acts_on() {
+        assert!(matches!(
+            step("do = \"connect\"\nconn = \"a\""),
+            Ok(Step::Conn(ConnStep::Connect { .. }))
+        ));
+        assert!(matches!(
+            step("do = \"expect_exit\"\nprocess = \"client\""),
+            Ok(Step::Process(ProcessStep::ExpectExit { .. }))
+        ));
+        assert!(matches!(
+            step("do = \"udp_socket\"\nsock = \"u\""),
+            Ok(Step::Datagram(DatagramStep::UdpSocket { .. }))
+        ));
+        assert!(matches!(
+            step("do = \"use\"\nblock = \"b\""),
+            Ok(Step::Protocol(ProtocolStep::Use { .. }))
+        ));
+        let e = step("do = \"teleport\"").unwrap_err();
+        assert!(
+            e.starts_with("unknown variant `teleport`, expected one of `start_server`, "),
+            "{e}"
+        );
+        assert_eq!(step("conn = \"a\"").unwrap_err(), "missing field `do`");
+        let e = step("do = \"connect\"\nconn = \"a\"\nbogus = 1").unwrap_err();
+        assert!(e.starts_with("unknown field `bogus`, expected"), "{e}");
+    }
+
+    #[test]
+    fn parallel_holds_only_what_a_copy_may_run() {
+        let ok = step(
+            "do = \"parallel\"\ncount = 2\nsteps = [{ do = \"connect\", conn = \"c\" }, { do = \"repeat\", count = 2, steps = [{ do = \"close\", conn = \"c\" }] }, { do = \"join\", conn = \"d\" }]",
+        );
+        assert!(
+            matches!(ok, Ok(Step::Group(GroupStep::Parallel { .. }))),
+            "{ok:?}"
+        );
+        for (inner, why) in [
+            (
+                "{ do = \"expect_exit\", process = \"server\" }",
+                "inner step 2 (expect_exit): `expect_exit` cannot be used inside `parallel`",
+            ),
+            (
+                "{ do = \"udp_socket\", sock = \"u\" }",
+                "inner step 2 (udp_socket): `udp_socket` cannot be used inside `parallel`",
+            ),
+            (
+                "{ do = \"parallel\", count = 1, steps = [] }",
+                "inner step 2 (parallel): `parallel` cannot be nested",
+            ),
+            (
+                "{ do = \"repeat\", count = 1, steps = [{ do = \"type\", line = \"x\" }] }",
+                "inner step 2 (repeat): inner step 1 (type): `type` cannot be used inside `parallel`",
+            ),
+        ] {
+            let e = step(&format!(
+                "do = \"parallel\"\ncount = 2\nsteps = [{{ do = \"connect\", conn = \"c\" }}, {inner}]"
+            ))
+            .unwrap_err();
+            assert!(e.starts_with(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_step_reads_back_as_written() {
+        let text = "do = \"parallel\"\ncount = 2\nsteps = [{ do = \"connect\", conn = \"c\" }, { do = \"repeat\", count = 2, steps = [{ do = \"close\", conn = \"c\" }] }]";
+        let s = step(text).unwrap();
+        let again = toml::to_string(&s).unwrap();
+        let back = step(&again).unwrap();
+        assert_eq!(format!("{s:?}"), format!("{back:?}"));
+        assert!(again.contains("do = \"repeat\""), "{again}");
     }
 }

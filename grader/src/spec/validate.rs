@@ -1,11 +1,16 @@
 //! Semantic checks a task file must pass beyond its TOML shape: unique names, sane points,
 //! exactly one body per `send`, `expect` and `expect_not`, valid regexes and hex, connections
 //! opened before use (connections opened inside `parallel` stay usable after it, as `name` in a
-//! later `parallel` or as `name#<i>` elsewhere), steps that fit the scenario's role.
+//! later `parallel` or as `name#<i>` elsewhere; a copy uses only its own), steps that fit the
+//! scenario's role, no process stream read inside `parallel`. Which steps may stand inside
+//! `parallel` at all is said by the types (`CopyStep`); every check matches every step kind.
 
 use std::collections::HashSet;
 
-use super::{Role, Scenario, Step, Target, TaskSpec};
+use super::{
+    ConnStep, CopyStep, DatagramStep, GroupStep, ProcessStep, Role, Scenario, Step, Target,
+    TaskSpec,
+};
 
 /// Which value a validation error is about (resolved to a line:column by the loader).
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +90,7 @@ pub(crate) fn validate(spec: &TaskSpec, origins: &[Vec<usize>]) -> Result<(), In
                     format!("scenario {:?}, step {}: {m}", sc.name, j + 1),
                 )
             })?;
-            check_step(sc, step, &mut open, &mut state, "").map_err(|m| {
+            check_step(sc, step, &mut open, &mut state).map_err(|m| {
                 (
                     Location::Step(i, j),
                     format!("scenario {:?}, step {}: {m}", sc.name, j + 1),
@@ -105,28 +110,116 @@ struct State {
     udp: bool,
 }
 
+/// A step at the top level or in a top-level `repeat`.
 fn check_step(
     sc: &Scenario,
     step: &Step,
     open: &mut HashSet<String>,
     state: &mut State,
-    suffix: &str,
 ) -> Result<(), String> {
-    let need_conn = |open: &HashSet<String>, c: &str| conn_is_open(open, c, suffix);
     match step {
-        Step::StartServer { .. } => {
+        Step::Process(s) => check_process_step(sc, s, open, state)?,
+        Step::Conn(s) => check_conn_step(s, open, state, "")?,
+        Step::Datagram(s) => check_datagram_step(sc, s, open, state)?,
+        Step::Group(GroupStep::Parallel {
+            count,
+            steps,
+            burst,
+            ..
+        }) => {
+            if *count == 0 || *count > 2000 {
+                return Err(format!("parallel count {count} must be between 1 and 2000"));
+            }
+            if *burst {
+                if !state.server {
+                    return Err("`burst` pauses the server: start it first".into());
+                }
+                if !matches!(
+                    steps.first(),
+                    Some(CopyStep::Conn(ConnStep::Connect { .. }))
+                ) {
+                    return Err("with `burst`, each copy's first step must be a `connect`".into());
+                }
+            }
+            let mut inner = open.clone();
+            for s in steps {
+                check_copy_step(s, &mut inner, state)?;
+            }
+            // The copies' connections stay open after the group: `name#` for a later group,
+            // `name#<i>` for any other step.
+            let new: Vec<String> = inner.difference(open).cloned().collect();
+            for name in new {
+                if let Some(base) = name.strip_suffix('#') {
+                    open.extend((0..*count).map(|i| format!("{base}#{i}")));
+                }
+                open.insert(name);
+            }
+        }
+        Step::Group(GroupStep::Repeat { count, steps }) => {
+            check_repeat_count(*count)?;
+            for s in steps {
+                check_step(sc, s, open, state)?;
+            }
+        }
+        Step::Protocol(p) => {
+            return Err(format!(
+                "`{}` was not expanded (a grader bug: protocol steps are expanded when the file is loaded)",
+                p.kind()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A step of a `parallel` copy: connection names get the copy's `#` suffix.
+fn check_copy_step(
+    step: &CopyStep,
+    open: &mut HashSet<String>,
+    state: &State,
+) -> Result<(), String> {
+    match step {
+        CopyStep::Conn(s) => check_conn_step(s, open, state, "#"),
+        CopyStep::Repeat { count, steps } => {
+            check_repeat_count(*count)?;
+            steps
+                .iter()
+                .try_for_each(|s| check_copy_step(s, open, state))
+        }
+        CopyStep::Protocol(p) => Err(format!(
+            "`{}` was not expanded (a grader bug: protocol steps are expanded when the file is loaded)",
+            p.kind()
+        )),
+    }
+}
+
+fn check_repeat_count(count: u32) -> Result<(), String> {
+    if count == 0 || count > 10_000 {
+        return Err(format!("repeat count {count} must be between 1 and 10000"));
+    }
+    Ok(())
+}
+
+/// A step on the scenario's processes or the grader's listener (top level or `repeat` only).
+fn check_process_step(
+    sc: &Scenario,
+    step: &ProcessStep,
+    open: &mut HashSet<String>,
+    state: &mut State,
+) -> Result<(), String> {
+    match step {
+        ProcessStep::StartServer { .. } => {
             if sc.role != Role::Server {
                 return Err("`start_server` belongs in a scenario with role = \"server\"".into());
             }
             state.server = true;
         }
-        Step::Listen {} => {
+        ProcessStep::Listen {} => {
             if sc.role != Role::Client {
                 return Err("`listen` belongs in a scenario with role = \"client\"".into());
             }
             state.listener = true;
         }
-        Step::StartClient { refused, .. } => {
+        ProcessStep::StartClient { refused, .. } => {
             if sc.role != Role::Client {
                 return Err("`start_client` belongs in a scenario with role = \"client\"".into());
             }
@@ -137,19 +230,68 @@ fn check_step(
             }
             state.client = true;
         }
-        Step::Accept { conn, .. } => {
+        ProcessStep::Accept { conn, .. } => {
             if !state.listener {
                 return Err("`accept` needs a `listen` step before it".into());
             }
-            open.insert(format!("{conn}{suffix}"));
+            open.insert(conn.clone());
         }
-        Step::Connect { conn, .. } => {
+        ProcessStep::Type { .. } | ProcessStep::CloseStdin {} => {
+            if !state.client {
+                return Err(format!(
+                    "`{}` needs a `start_client` step before it",
+                    step.kind()
+                ));
+            }
+        }
+        ProcessStep::ExpectExit { process, .. }
+        | ProcessStep::ExpectRunning { process, .. }
+        | ProcessStep::ExpectNoTraceback { process, .. }
+        | ProcessStep::ExpectConnectAttempt { process, .. } => check_process(*process, state)?,
+        ProcessStep::ExpectCpuBelow {
+            process,
+            max_percent,
+            window,
+            ..
+        } => {
+            check_process(*process, state)?;
+            if !(0.0..=10_000.0).contains(max_percent) {
+                return Err(format!("max_percent = {max_percent} is out of range"));
+            }
+            if window.0.is_zero() {
+                return Err("the CPU window must be longer than 0s".into());
+            }
+        }
+        ProcessStep::EndIfExited { process, .. } => check_process(*process, state)?,
+    }
+    Ok(())
+}
+
+/// A step on one connection: `suffix` is `""` at the top level, `#` inside `parallel` (where a
+/// connection name stands for the copy's own `name#<i>` and process streams cannot be read).
+fn check_conn_step(
+    step: &ConnStep,
+    open: &mut HashSet<String>,
+    state: &State,
+    suffix: &str,
+) -> Result<(), String> {
+    let need_conn = |open: &HashSet<String>, c: &str| conn_is_open(open, c, suffix);
+    if suffix == "#"
+        && let Some(Target::Stream(_)) = step.target()
+    {
+        return Err(format!(
+            "`{}` on a process stream cannot be used inside `parallel`: the copies share the processes' output, so only connections can be read there (put it before or after the group)",
+            step.kind()
+        ));
+    }
+    match step {
+        ConnStep::Connect { conn, .. } => {
             if !state.server {
                 return Err("`connect` needs a `start_server` step before it".into());
             }
             open.insert(format!("{conn}{suffix}"));
         }
-        Step::Send { conn, .. } => {
+        ConnStep::Send { conn, .. } => {
             need_conn(open, conn)?;
             let body = step
                 .send_body()
@@ -166,7 +308,7 @@ fn check_step(
                 ));
             }
         }
-        Step::ExpectBytes { on, hex, echo, .. } => {
+        ConnStep::ExpectBytes { on, hex, echo, .. } => {
             need_conn(open, on)?;
             match (hex, echo) {
                 (Some(h), false) => check_hex(h)?,
@@ -178,31 +320,23 @@ fn check_step(
                 }
             }
         }
-        Step::Close { conn } | Step::Abort { conn } | Step::WaitRead { conn, .. } => {
+        ConnStep::Close { conn } | ConnStep::Abort { conn } | ConnStep::WaitRead { conn, .. } => {
             need_conn(open, conn)?
         }
-        Step::Type { .. } | Step::CloseStdin {} => {
-            if !state.client {
-                return Err(format!(
-                    "`{}` needs a `start_client` step before it",
-                    step.kind()
-                ));
-            }
-        }
-        Step::Expect { on, .. } => {
+        ConnStep::Expect { on, .. } => {
             check_target(on, open, state, suffix)?;
             check_expectation(step)?;
         }
-        Step::ExpectNot { on, window, .. } => {
+        ConnStep::ExpectNot { on, window, .. } => {
             check_target(on, open, state, suffix)?;
             check_expectation(step)?;
             if window.0.is_zero() {
                 return Err("the `expect_not` window must be longer than 0s".into());
             }
         }
-        Step::ExpectSilence { on, .. } => check_target(on, open, state, suffix)?,
-        Step::ExpectClosed { on, .. } => need_conn(open, on)?,
-        Step::ExpectHttp {
+        ConnStep::ExpectSilence { on, .. } => check_target(on, open, state, suffix)?,
+        ConnStep::ExpectClosed { on, .. } => need_conn(open, on)?,
+        ConnStep::ExpectHttp {
             on,
             status,
             end_if_closed,
@@ -218,62 +352,19 @@ fn check_step(
                 return Err("`end_if_closed` cannot be used inside `parallel`".into());
             }
         }
-        Step::ExpectExit { process, .. }
-        | Step::ExpectRunning { process, .. }
-        | Step::ExpectNoTraceback { process, .. }
-        | Step::ExpectConnectAttempt { process, .. } => check_process(*process, state)?,
-        Step::ExpectCpuBelow {
-            process,
-            max_percent,
-            window,
-            ..
-        } => {
-            check_process(*process, state)?;
-            if !(0.0..=10_000.0).contains(max_percent) {
-                return Err(format!("max_percent = {max_percent} is out of range"));
-            }
-            if window.0.is_zero() {
-                return Err("the CPU window must be longer than 0s".into());
-            }
-        }
-        Step::Parallel {
-            count,
-            steps,
-            burst,
-            ..
-        } => {
-            if *count == 0 || *count > 2000 {
-                return Err(format!("parallel count {count} must be between 1 and 2000"));
-            }
-            if *burst {
-                if !state.server {
-                    return Err("`burst` pauses the server: start it first".into());
-                }
-                if !matches!(steps.first(), Some(Step::Connect { .. })) {
-                    return Err("with `burst`, each copy's first step must be a `connect`".into());
-                }
-            }
-            let mut inner = open.clone();
-            let mut st = state.clone();
-            for s in steps {
-                if matches!(s, Step::Parallel { .. }) {
-                    return Err("`parallel` cannot be nested".into());
-                }
-                check_step(sc, s, &mut inner, &mut st, "#")?;
-            }
-            // The copies' connections stay open after the group: `name#` for a later group,
-            // `name#<i>` for any other step.
-            let new: Vec<String> = inner.difference(open).cloned().collect();
-            for name in new {
-                if let Some(base) = name.strip_suffix('#') {
-                    open.extend((0..*count).map(|i| format!("{base}#{i}")));
-                }
-                open.insert(name);
-            }
-        }
-        Step::EndIfExited { process, .. } => check_process(*process, state)?,
-        Step::UdpSocket { sock } => {
-            no_datagrams_in_parallel(step, suffix)?;
+    }
+    Ok(())
+}
+
+/// A step on a grader-side UDP socket (top level or `repeat` only).
+fn check_datagram_step(
+    sc: &Scenario,
+    step: &DatagramStep,
+    open: &mut HashSet<String>,
+    state: &mut State,
+) -> Result<(), String> {
+    match step {
+        DatagramStep::UdpSocket { sock } => {
             if sc.role == Role::Client && state.client && !state.udp {
                 return Err(
                     "in a client scenario the first `udp_socket` (the server the client is pointed at) must come before `start_client`".into(),
@@ -282,8 +373,7 @@ fn check_step(
             state.udp = true;
             open.insert(format!("udp:{sock}"));
         }
-        Step::SendDatagram { sock, .. } => {
-            no_datagrams_in_parallel(step, suffix)?;
+        DatagramStep::SendDatagram { sock, .. } => {
             udp_is_open(open, sock)?;
             if sc.role == Role::Server && !state.server {
                 return Err("`send_datagram` needs a `start_server` step before it".into());
@@ -298,8 +388,7 @@ fn check_step(
                 }
             }
         }
-        Step::ExpectDatagram { on, .. } => {
-            no_datagrams_in_parallel(step, suffix)?;
+        DatagramStep::ExpectDatagram { on, .. } => {
             udp_is_open(open, on)?;
             match step.expectation() {
                 Some(super::Expectation::Regex(r)) => {
@@ -311,43 +400,10 @@ fn check_step(
                 }
             }
         }
-        Step::ExpectNoDatagram { on, window, .. } => {
-            no_datagrams_in_parallel(step, suffix)?;
+        DatagramStep::ExpectNoDatagram { on, window, .. } => {
             udp_is_open(open, on)?;
             if window.0.is_zero() {
                 return Err("the `expect_no_datagram` window must be longer than 0s".into());
-            }
-        }
-        Step::Join { .. }
-        | Step::Chat { .. }
-        | Step::ExpectChat { .. }
-        | Step::ExpectError { .. }
-        | Step::SayExit { .. }
-        | Step::ExpectReply { .. }
-        | Step::Welcome { .. }
-        | Step::ExpectRegister { .. }
-        | Step::Deliver { .. }
-        | Step::SendError { .. }
-        | Step::ExpectSentChat { .. }
-        | Step::TypeExit {}
-        | Step::ExpectSaidExit { .. }
-        | Step::Group { .. }
-        | Step::GroupChat { .. }
-        | Step::ExpectGroupChat { .. }
-        | Step::SendFile { .. }
-        | Step::ExpectFile { .. }
-        | Step::Use { .. } => {
-            return Err(format!(
-                "`{}` was not expanded (a grader bug: protocol steps are expanded when the file is loaded)",
-                step.kind()
-            ));
-        }
-        Step::Repeat { count, steps } => {
-            if *count == 0 || *count > 10_000 {
-                return Err(format!("repeat count {count} must be between 1 and 10000"));
-            }
-            for s in steps {
-                check_step(sc, s, open, state, suffix)?;
             }
         }
     }
@@ -356,33 +412,48 @@ fn check_step(
 
 /// Checks the placeholders of every text field of a step (and of the steps inside it).
 fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result<(), String> {
-    let check =
-        |t: &str| super::template::check(t, in_parallel, in_repeat).map_err(|e| e.to_string());
-    let json_strings = |j: &Option<std::collections::BTreeMap<String, super::JsonPredicate>>| {
-        j.iter()
-            .flat_map(|m| m.values())
-            .filter_map(|p| match p {
-                super::JsonPredicate::Equals(serde_json::Value::String(s)) => Some(s.clone()),
-                super::JsonPredicate::Op(op) => op.contains.clone(),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
     match step {
-        Step::Send { text, line, .. } | Step::SendDatagram { text, line, .. } => {
-            for t in text.iter().chain(line) {
-                check(t)?;
-            }
-        }
-        Step::StartClient { args, .. } => {
-            for a in args {
-                check(a)?;
-            }
-        }
-        Step::Type { line, paste } => {
+        Step::Process(s) => process_placeholders(s, in_parallel, in_repeat),
+        Step::Conn(s) => conn_placeholders(s, in_parallel, in_repeat),
+        Step::Datagram(s) => datagram_placeholders(s, in_parallel, in_repeat),
+        Step::Group(GroupStep::Parallel { steps, .. }) => steps
+            .iter()
+            .try_for_each(|s| copy_placeholders(s, true, in_repeat)),
+        Step::Group(GroupStep::Repeat { steps, .. }) => steps
+            .iter()
+            .try_for_each(|s| check_placeholders(s, in_parallel, true)),
+        // Expanded before validation (`check_step` reports one that was not).
+        Step::Protocol(_) => Ok(()),
+    }
+}
+
+/// [`check_placeholders`] for a step of a `parallel` copy.
+fn copy_placeholders(step: &CopyStep, in_parallel: bool, in_repeat: bool) -> Result<(), String> {
+    match step {
+        CopyStep::Conn(s) => conn_placeholders(s, in_parallel, in_repeat),
+        CopyStep::Repeat { steps, .. } => steps
+            .iter()
+            .try_for_each(|s| copy_placeholders(s, in_parallel, true)),
+        CopyStep::Protocol(_) => Ok(()),
+    }
+}
+
+/// Checks one template text where `{i}` (in a copy) and `{j}` (in a repeat) may be used.
+fn placeholder_check(in_parallel: bool, in_repeat: bool) -> impl Fn(&str) -> Result<(), String> {
+    move |t| super::template::check(t, in_parallel, in_repeat).map_err(|e| e.to_string())
+}
+
+fn process_placeholders(
+    step: &ProcessStep,
+    in_parallel: bool,
+    in_repeat: bool,
+) -> Result<(), String> {
+    let check = placeholder_check(in_parallel, in_repeat);
+    match step {
+        ProcessStep::StartClient { args, .. } => args.iter().try_for_each(|a| check(a)),
+        ProcessStep::Type { line, paste } => {
             // In a paste, `{j}` numbers the pasted lines.
-            super::template::check(line, in_parallel, in_repeat || paste.is_some())
-                .map_err(|e| e.to_string())?;
+            placeholder_check(in_parallel, in_repeat || paste.is_some())(line)?;
             if let Some(n) = paste
                 && !(1..=1000).contains(n)
             {
@@ -390,55 +461,83 @@ fn check_placeholders(step: &Step, in_parallel: bool, in_repeat: bool) -> Result
                     "`paste = {n}`: type between 1 and 1000 lines at once"
                 ));
             }
+            Ok(())
         }
-        Step::Expect {
-            contains,
-            exact,
-            json,
-            ..
-        }
-        | Step::ExpectNot {
-            contains,
-            exact,
-            json,
-            ..
-        } => {
-            for t in contains
-                .iter()
-                .chain(exact)
-                .cloned()
-                .chain(json_strings(json))
-            {
-                check(&t)?;
-            }
-        }
-        Step::ExpectDatagram {
-            contains, exact, ..
-        } => {
-            for t in contains.iter().chain(exact) {
-                check(t)?;
-            }
-        }
-        Step::ExpectNoDatagram {
-            contains: Some(t), ..
-        } => check(t)?,
-        Step::ExpectHttp {
-            body_contains: Some(t),
-            ..
-        } => check(t)?,
-        Step::Parallel { steps, .. } => {
-            for s in steps {
-                check_placeholders(s, true, in_repeat)?;
-            }
-        }
-        Step::Repeat { steps, .. } => {
-            for s in steps {
-                check_placeholders(s, in_parallel, true)?;
-            }
-        }
-        _ => {}
+        ProcessStep::StartServer { .. }
+        | ProcessStep::Listen {}
+        | ProcessStep::Accept { .. }
+        | ProcessStep::CloseStdin {}
+        | ProcessStep::ExpectExit { .. }
+        | ProcessStep::ExpectRunning { .. }
+        | ProcessStep::ExpectNoTraceback { .. }
+        | ProcessStep::ExpectConnectAttempt { .. }
+        | ProcessStep::EndIfExited { .. }
+        | ProcessStep::ExpectCpuBelow { .. } => Ok(()),
     }
-    Ok(())
+}
+
+fn conn_placeholders(step: &ConnStep, in_parallel: bool, in_repeat: bool) -> Result<(), String> {
+    let check = placeholder_check(in_parallel, in_repeat);
+    let json_strings = |j: &Option<std::collections::BTreeMap<String, super::JsonPredicate>>| {
+        j.iter()
+            .flat_map(|m| m.values())
+            .filter_map(|p| match p {
+                super::JsonPredicate::Equals(serde_json::Value::String(s)) => Some(s.clone()),
+                super::JsonPredicate::Op(op) => op.contains.clone(),
+                super::JsonPredicate::Equals(_) => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    match step {
+        ConnStep::Send { text, line, .. } => text.iter().chain(line).try_for_each(|t| check(t)),
+        ConnStep::Expect {
+            contains,
+            exact,
+            json,
+            ..
+        }
+        | ConnStep::ExpectNot {
+            contains,
+            exact,
+            json,
+            ..
+        } => contains
+            .iter()
+            .chain(exact)
+            .cloned()
+            .chain(json_strings(json))
+            .try_for_each(|t| check(&t)),
+        ConnStep::ExpectHttp { body_contains, .. } => {
+            body_contains.iter().try_for_each(|t| check(t))
+        }
+        ConnStep::Connect { .. }
+        | ConnStep::WaitRead { .. }
+        | ConnStep::Close { .. }
+        | ConnStep::Abort { .. }
+        | ConnStep::ExpectSilence { .. }
+        | ConnStep::ExpectBytes { .. }
+        | ConnStep::ExpectClosed { .. } => Ok(()),
+    }
+}
+
+fn datagram_placeholders(
+    step: &DatagramStep,
+    in_parallel: bool,
+    in_repeat: bool,
+) -> Result<(), String> {
+    let check = placeholder_check(in_parallel, in_repeat);
+    match step {
+        DatagramStep::SendDatagram { text, line, .. } => {
+            text.iter().chain(line).try_for_each(|t| check(t))
+        }
+        DatagramStep::ExpectDatagram {
+            contains, exact, ..
+        } => contains.iter().chain(exact).try_for_each(|t| check(t)),
+        DatagramStep::ExpectNoDatagram { contains, .. } => {
+            contains.iter().try_for_each(|t| check(t))
+        }
+        DatagramStep::UdpSocket { .. } => Ok(()),
+    }
 }
 
 /// A `hex` field: an even number of hex digits (white space between them allowed).
@@ -472,18 +571,6 @@ fn check_target(
     }
 }
 
-/// Datagram steps run at the top level (or in `repeat`), not inside `parallel`.
-fn no_datagrams_in_parallel(step: &Step, suffix: &str) -> Result<(), String> {
-    if suffix.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` cannot be used inside `parallel`",
-            step.kind()
-        ))
-    }
-}
-
 fn udp_is_open(open: &HashSet<String>, sock: &str) -> Result<(), String> {
     if open.contains(&format!("udp:{sock}")) {
         Ok(())
@@ -495,19 +582,24 @@ fn udp_is_open(open: &HashSet<String>, sock: &str) -> Result<(), String> {
 }
 
 fn conn_is_open(open: &HashSet<String>, c: &str, suffix: &str) -> Result<(), String> {
-    if open.contains(&format!("{c}{suffix}")) || open.contains(c) {
+    if open.contains(&format!("{c}{suffix}")) {
         Ok(())
-    } else {
+    } else if suffix.is_empty() || !open.contains(c) {
         Err(format!(
             "connection {c:?} is used before a `connect` or `accept` opened it"
+        ))
+    } else {
+        // The engine hands a copy only its own connections (`name#<i>`).
+        Err(format!(
+            "connection {c:?} was opened outside `parallel`: a copy can use only the connections it opens itself (or that the same copy of an earlier `parallel` opened)"
         ))
     }
 }
 
 /// The body of an `expect` or `expect_not`: exactly one kind, compilable regexes, well-formed
 /// JSON predicates.
-fn check_expectation(step: &Step) -> Result<(), String> {
-    let kinds = if matches!(step, Step::ExpectNot { .. }) {
+fn check_expectation(step: &ConnStep) -> Result<(), String> {
+    let kinds = if matches!(step, ConnStep::ExpectNot { .. }) {
         "`expect_not` needs exactly one of `contains`, `regex`, `exact` or `json`"
     } else {
         "`expect` needs exactly one of `any = true`, `contains`, `regex`, `exact` or `json` (or only `timestamp`)"

@@ -22,6 +22,7 @@ mod reports;
 mod resources;
 mod root_capabilities;
 mod sandbox;
+mod step_kinds;
 mod support;
 mod task1;
 mod task2;

@@ -126,11 +126,14 @@ impl<'a> Run<'a> {
     /// message and hint that name the backlog. `accepted` copies passed.
     pub(super) async fn backlog_diagnosis(
         &self,
-        steps: &[Step],
+        steps: &[CopyStep],
         count: u32,
         accepted: u32,
     ) -> Option<(String, String)> {
-        if !steps.iter().any(|s| matches!(s, Step::Connect { .. })) {
+        if !steps
+            .iter()
+            .any(|s| matches!(s, CopyStep::Conn(ConnStep::Connect { .. })))
+        {
             return None;
         }
         let port = self.server_addr?.port();

@@ -11,22 +11,32 @@
 use super::*;
 use crate::engine::http::{self, Framing, Parsed, Response};
 
+/// The fields of an `expect_http` step that say what to wait for.
+pub(super) struct HttpExpect<'s> {
+    pub on: &'s str,
+    pub status: &'s Option<u16>,
+    pub headers: &'s std::collections::BTreeMap<String, String>,
+    pub body_contains: &'s Option<String>,
+    pub head: &'s bool,
+    pub within: &'s Option<crate::spec::Dur>,
+}
+
 impl<'a> Run<'a> {
     /// Runs an `expect_http` step. Returns whether the response said `Connection: close` (and
     /// the server then closed the connection).
-    pub(super) async fn expect_http(&self, local: &mut Local, step: &Step) -> Result<bool, Fail> {
-        let Step::ExpectHttp {
+    pub(super) async fn expect_http(
+        &self,
+        local: &mut Local,
+        want: HttpExpect<'_>,
+    ) -> Result<bool, Fail> {
+        let HttpExpect {
             on,
             status,
             headers,
             body_contains,
             head,
             within,
-            ..
-        } = step
-        else {
-            return Err(Fail::new(Status::InfraError, "spec error: not expect_http"));
-        };
+        } = want;
         let body_text = body_contains
             .as_ref()
             .map(|t| self.expand(local, t))

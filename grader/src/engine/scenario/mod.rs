@@ -35,7 +35,10 @@ use crate::net::netns::{Isolation, Net, Port};
 use crate::net::ports::{PortPool, RefusedPort};
 use crate::process::{self, Launch, StudentProcess, procfs};
 use crate::spec::template::{self, Vars};
-use crate::spec::{Expectation, Process, Scenario, SendBody, Step, StreamRef, Target};
+use crate::spec::{
+    ConnStep, CopyStep, DatagramStep, Expectation, GroupStep, Process, ProcessStep, Scenario,
+    SendBody, Step, StreamRef, Target,
+};
 use crate::stream::{End, Stream};
 use crate::transcript::{Dir, Transcript};
 use crate::verdict::{ScenarioOutcome, Status};

@@ -1,15 +1,74 @@
-//! The steps of the scenario language, run one by one: process-level steps (start, type,
-//! expect an exit, CPU use ...) in `Run::step`, connection steps (also allowed inside
-//! `parallel`) in `Run::conn_step`, and `parallel` groups with their isolation check.
+//! The steps of the scenario language, run one by one: `Run::step` dispatches a top-level (or
+//! `repeat`) step by its enum, process steps (start, type, expect an exit, CPU use ...) run in
+//! `Run::process_step`, connection steps in `Run::conn_step`, the steps of a `parallel` copy in
+//! `Run::copy_step`, and `parallel` groups with their isolation check in `Run::parallel`. Every
+//! match lists every step kind: what validation accepts in a position runs there (a protocol
+//! step, which expansion removes at load, is the only infrastructure error).
 
 use super::diagnose;
+use super::http_step::HttpExpect;
 use super::waits::Watched;
 use super::*;
 
 impl<'a> Run<'a> {
     pub(super) async fn step(&mut self, local: &mut Local, step: &Step) -> StepResult {
         match step {
-            Step::StartServer {
+            Step::Process(s) => self.process_step(local, s).await,
+            Step::Conn(ConnStep::ExpectHttp {
+                on,
+                status,
+                headers,
+                body_contains,
+                head,
+                end_if_closed: true,
+                within,
+                hint: _,
+            }) => {
+                let want = HttpExpect {
+                    on,
+                    status,
+                    headers,
+                    body_contains,
+                    head,
+                    within,
+                };
+                if self.expect_http(local, want).await? {
+                    self.notes.push(crate::note::Note::HttpConnectionClosed);
+                    self.ended = true;
+                }
+                Ok(())
+            }
+            Step::Conn(s) => self.conn_step(local, s).await,
+            Step::Datagram(s) => self.datagram_step(local, s).await,
+            Step::Group(GroupStep::Repeat { count, steps }) => {
+                'outer: for j in 0..*count {
+                    local.j = Some(j);
+                    for s in steps {
+                        Box::pin(self.step(local, s))
+                            .await
+                            .map_err(|f| nested(f, s.hint()))?;
+                        if self.ended {
+                            break 'outer;
+                        }
+                    }
+                }
+                local.j = None;
+                Ok(())
+            }
+            Step::Group(GroupStep::Parallel {
+                count,
+                steps,
+                isolated,
+                burst,
+            }) => self.parallel(local, *count, steps, *isolated, *burst).await,
+            Step::Protocol(p) => Err(not_expanded(p.kind())),
+        }
+    }
+
+    /// Steps on the scenario's processes and the grader's listener (top level or `repeat`).
+    async fn process_step(&mut self, local: &mut Local, step: &ProcessStep) -> StepResult {
+        match step {
+            ProcessStep::StartServer {
                 within,
                 assigned_port,
                 udp,
@@ -18,11 +77,7 @@ impl<'a> Run<'a> {
                 self.udp_server = *udp;
                 self.start_server(within, *assigned_port).await
             }
-            Step::UdpSocket { .. }
-            | Step::SendDatagram { .. }
-            | Step::ExpectDatagram { .. }
-            | Step::ExpectNoDatagram { .. } => self.datagram_step(local, step).await,
-            Step::Listen {} => {
+            ProcessStep::Listen {} => {
                 let l = self.net.listen_loopback().map_err(|e| {
                     Fail::new(
                         Status::InfraError,
@@ -33,7 +88,7 @@ impl<'a> Run<'a> {
                 self.listener = Some(l);
                 Ok(())
             }
-            Step::StartClient {
+            ProcessStep::StartClient {
                 refused,
                 name,
                 args,
@@ -45,7 +100,7 @@ impl<'a> Run<'a> {
                 self.start_client(*refused, name.as_deref(), &args).await?;
                 self.type_prelude(name.as_deref()).await
             }
-            Step::Accept {
+            ProcessStep::Accept {
                 conn,
                 within,
                 assigned_port,
@@ -53,7 +108,7 @@ impl<'a> Run<'a> {
                 let within = self.within(within);
                 self.accept(local, conn, within, *assigned_port).await
             }
-            Step::Type { line, paste } => {
+            ProcessStep::Type { line, paste } => {
                 // A paste: the lines typed in one write, `{j}` numbering them.
                 let lines = match paste {
                     None => vec![self.expand(local, line)?],
@@ -88,44 +143,13 @@ impl<'a> Run<'a> {
                 }
                 Ok(())
             }
-            Step::CloseStdin {} => {
+            ProcessStep::CloseStdin {} => {
                 self.process(Process::Client)?.close_stdin().await;
                 self.transcript
                     .push("stdin", Dir::Closed, "end of input (stdin closed)");
                 Ok(())
             }
-            Step::ExpectHttp {
-                end_if_closed: true,
-                ..
-            } => {
-                if self.expect_http(local, step).await? {
-                    self.notes.push(crate::note::Note::HttpConnectionClosed);
-                    self.ended = true;
-                }
-                Ok(())
-            }
-            Step::Repeat { count, steps } => {
-                'outer: for j in 0..*count {
-                    local.j = Some(j);
-                    for s in steps {
-                        Box::pin(self.step(local, s))
-                            .await
-                            .map_err(|f| nested(f, s))?;
-                        if self.ended {
-                            break 'outer;
-                        }
-                    }
-                }
-                local.j = None;
-                Ok(())
-            }
-            Step::Parallel {
-                count,
-                steps,
-                isolated,
-                burst,
-            } => self.parallel(local, *count, steps, *isolated, *burst).await,
-            Step::ExpectExit {
+            ProcessStep::ExpectExit {
                 process,
                 code,
                 within,
@@ -163,7 +187,7 @@ impl<'a> Run<'a> {
                     }
                 }
             }
-            Step::EndIfExited { process, .. } => {
+            ProcessStep::EndIfExited { process, .. } => {
                 let p = self.process(*process)?;
                 match exit_within_grace(p).await {
                     None => Ok(()),
@@ -182,7 +206,7 @@ impl<'a> Run<'a> {
                     .await),
                 }
             }
-            Step::ExpectRunning {
+            ProcessStep::ExpectRunning {
                 process,
                 allow_clean_exit,
                 ..
@@ -199,7 +223,7 @@ impl<'a> Run<'a> {
                     .await),
                 }
             }
-            Step::ExpectNoTraceback { process, .. } => {
+            ProcessStep::ExpectNoTraceback { process, .. } => {
                 let p = self.process(*process)?;
                 if p.exit_info().is_some() {
                     StudentProcess::settle_stream(&p.stderr, SETTLE).await;
@@ -216,7 +240,7 @@ impl<'a> Run<'a> {
                     )),
                 }
             }
-            Step::ExpectConnectAttempt {
+            ProcessStep::ExpectConnectAttempt {
                 process, within, ..
             } => {
                 let p = self.process(*process)?;
@@ -264,7 +288,7 @@ impl<'a> Run<'a> {
                     let _ = p.wait_exit(tick).await;
                 }
             }
-            Step::ExpectCpuBelow {
+            ProcessStep::ExpectCpuBelow {
                 process,
                 window,
                 max_percent,
@@ -332,38 +356,6 @@ impl<'a> Run<'a> {
                     ))
                 }
             }
-            Step::Expect {
-                on: Target::Stream(s),
-                within,
-                ..
-            } => {
-                let streams = self.streams(*s)?;
-                let matcher = self.matcher(local, step)?;
-                let patience = self.patience(self.within(within));
-                let result = self
-                    .expect_on(&streams, &step_target(step), &matcher, patience)
-                    .await;
-                optional_passes(step, result)
-            }
-            Step::ExpectSilence {
-                on: Target::Stream(s),
-                window,
-                ..
-            } => {
-                let streams = self.streams(*s)?;
-                self.silence(&streams, &step_target(step), window.0).await
-            }
-            Step::ExpectNot {
-                on: Target::Stream(s),
-                window,
-                ..
-            } => {
-                let streams = self.streams(*s)?;
-                let matcher = self.matcher(local, step)?;
-                self.expect_not(&streams, &step_target(step), &matcher, window.0)
-                    .await
-            }
-            _ => self.conn_step(local, step).await,
         }
     }
 
@@ -418,7 +410,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    pub(super) fn matcher(&self, local: &Local, step: &Step) -> Result<Matcher, Fail> {
+    pub(super) fn matcher(&self, local: &Local, step: &ConnStep) -> Result<Matcher, Fail> {
         let base = self.base_matcher(local, step)?;
         Ok(match step.timestamp() {
             Some(ts) => Matcher::Timestamped(
@@ -430,7 +422,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn base_matcher(&self, local: &Local, step: &Step) -> Result<Matcher, Fail> {
+    fn base_matcher(&self, local: &Local, step: &ConnStep) -> Result<Matcher, Fail> {
         let spec_err = |m: String| Fail::new(Status::InfraError, format!("spec error: {m}"));
         Ok(
             match step
@@ -438,7 +430,9 @@ impl<'a> Run<'a> {
                 .ok_or_else(|| spec_err("bad expect".into()))?
             {
                 Expectation::Any => Matcher::Any,
-                Expectation::Contains(t) if matches!(step, Step::Expect { nocase: true, .. }) => {
+                Expectation::Contains(t)
+                    if matches!(step, ConnStep::Expect { nocase: true, .. }) =>
+                {
                     // Any letter case: the expanded text, escaped, as a case-insensitive regex.
                     let text = regex::escape(&self.expand(local, &t)?);
                     Matcher::Regex(
@@ -470,10 +464,42 @@ impl<'a> Run<'a> {
         )
     }
 
-    /// Steps that only touch connections (the ones allowed inside `parallel`).
-    pub(super) async fn conn_step(&self, local: &mut Local, step: &Step) -> StepResult {
+    /// Steps on one connection (inside `parallel` too); `expect`, `expect_silence` and
+    /// `expect_not` may also read a process stream (validation allows that at the top level only).
+    pub(super) async fn conn_step(&self, local: &mut Local, step: &ConnStep) -> StepResult {
         match step {
-            Step::Connect { conn, within } => {
+            ConnStep::Expect {
+                on: Target::Stream(s),
+                within,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                let matcher = self.matcher(local, step)?;
+                let patience = self.patience(self.within(within));
+                let result = self
+                    .expect_on(&streams, &step_target(step), &matcher, patience)
+                    .await;
+                optional_passes(step, result)
+            }
+            ConnStep::ExpectSilence {
+                on: Target::Stream(s),
+                window,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                self.silence(&streams, &step_target(step), window.0).await
+            }
+            ConnStep::ExpectNot {
+                on: Target::Stream(s),
+                window,
+                ..
+            } => {
+                let streams = self.streams(*s)?;
+                let matcher = self.matcher(local, step)?;
+                self.expect_not(&streams, &step_target(step), &matcher, window.0)
+                    .await
+            }
+            ConnStep::Connect { conn, within } => {
                 let addr = self.server_addr.ok_or_else(|| {
                     Fail::new(
                         Status::InfraError,
@@ -507,7 +533,7 @@ impl<'a> Run<'a> {
                         .await),
                 }
             }
-            Step::Send { conn, .. } => {
+            ConnStep::Send { conn, .. } => {
                 let bytes = match step.send_body() {
                     Some(SendBody::Text(t)) => self.expand(local, &t)?.into_bytes(),
                     Some(SendBody::Line(t)) => {
@@ -555,7 +581,7 @@ impl<'a> Run<'a> {
                 }
                 Ok(())
             }
-            Step::WaitRead { conn, within, .. } => {
+            ConnStep::WaitRead { conn, within, .. } => {
                 let c = local.conn(conn)?;
                 let (Some(ours), Some(theirs), name) = (c.local, c.peer, c.name.clone()) else {
                     return Ok(());
@@ -579,15 +605,15 @@ impl<'a> Run<'a> {
                         .await)
                 }
             }
-            Step::Close { conn } => {
+            ConnStep::Close { conn } => {
                 local.conn(conn)?.close().await;
                 Ok(())
             }
-            Step::Abort { conn } => {
+            ConnStep::Abort { conn } => {
                 local.conn(conn)?.abort().await;
                 Ok(())
             }
-            Step::Expect {
+            ConnStep::Expect {
                 on: Target::Conn(name),
                 within,
                 ..
@@ -607,7 +633,7 @@ impl<'a> Run<'a> {
                 if f.status != Status::TimedOut {
                     return Err(f);
                 }
-                if matches!(step, Step::Expect { optional: true, .. }) {
+                if matches!(step, ConnStep::Expect { optional: true, .. }) {
                     // An optional expectation that waited in vain passes.
                     return Ok(());
                 }
@@ -629,7 +655,7 @@ impl<'a> Run<'a> {
                 }
                 Err(f)
             }
-            Step::ExpectSilence {
+            ConnStep::ExpectSilence {
                 on: Target::Conn(name),
                 window,
                 ..
@@ -638,7 +664,7 @@ impl<'a> Run<'a> {
                 let (stream, label) = (c.stream.clone(), format!("connection {}", c.name));
                 self.silence(&[("", stream)], &label, window.0).await
             }
-            Step::ExpectNot {
+            ConnStep::ExpectNot {
                 on: Target::Conn(name),
                 window,
                 ..
@@ -649,7 +675,7 @@ impl<'a> Run<'a> {
                 self.expect_not(&[("", stream)], &label, &matcher, window.0)
                     .await
             }
-            Step::ExpectBytes {
+            ConnStep::ExpectBytes {
                 on,
                 hex,
                 echo,
@@ -685,8 +711,28 @@ impl<'a> Run<'a> {
                 }
                 Ok(())
             }
-            Step::ExpectHttp { .. } => self.expect_http(local, step).await.map(|_| ()),
-            Step::ExpectClosed { on, within, .. } => {
+            ConnStep::ExpectHttp {
+                on,
+                status,
+                headers,
+                body_contains,
+                head,
+                within,
+                // Refused inside `parallel` by validation; at the top level `step` handles it.
+                end_if_closed: _,
+                hint: _,
+            } => {
+                let want = HttpExpect {
+                    on,
+                    status,
+                    headers,
+                    body_contains,
+                    head,
+                    within,
+                };
+                self.expect_http(local, want).await.map(|_| ())
+            }
+            ConnStep::ExpectClosed { on, within, .. } => {
                 let c = local.conn(on)?;
                 let (stream, label) = (c.stream.clone(), c.name.clone());
                 let within = self.within(within);
@@ -712,22 +758,26 @@ impl<'a> Run<'a> {
                     }
                 }
             }
-            Step::Repeat { count, steps } => {
+        }
+    }
+
+    /// A step of a `parallel` copy: a connection step or a `repeat` of copy steps.
+    pub(super) async fn copy_step(&self, local: &mut Local, step: &CopyStep) -> StepResult {
+        match step {
+            CopyStep::Conn(s) => self.conn_step(local, s).await,
+            CopyStep::Repeat { count, steps } => {
                 for j in 0..*count {
                     local.j = Some(j);
                     for s in steps {
-                        Box::pin(self.conn_step(local, s))
+                        Box::pin(self.copy_step(local, s))
                             .await
-                            .map_err(|f| nested(f, s))?;
+                            .map_err(|f| nested(f, s.hint()))?;
                     }
                 }
                 local.j = None;
                 Ok(())
             }
-            other => Err(Fail::new(
-                Status::InfraError,
-                format!("step `{}` is not allowed here (spec error)", other.kind()),
-            )),
+            CopyStep::Protocol(p) => Err(not_expanded(p.kind())),
         }
     }
 
@@ -737,7 +787,7 @@ impl<'a> Run<'a> {
         &self,
         outer: &mut Local,
         count: u32,
-        steps: &[Step],
+        steps: &[CopyStep],
         isolated: bool,
         burst: bool,
     ) -> StepResult {
@@ -760,8 +810,8 @@ impl<'a> Run<'a> {
         }
         let copies = locals.into_iter().map(|mut local| async move {
             for s in steps {
-                if let Err(f) = self.conn_step(&mut local, s).await {
-                    return Err((local.i.unwrap_or(0), nested(f, s)));
+                if let Err(f) = self.copy_step(&mut local, s).await {
+                    return Err((local.i.unwrap_or(0), nested(f, s.hint())));
                 }
             }
             Ok(local)
@@ -835,11 +885,11 @@ impl<'a> Run<'a> {
 }
 
 /// An `optional` expectation that waited in vain passes; any other failure stays one.
-fn optional_passes(step: &Step, result: StepResult) -> StepResult {
+fn optional_passes(step: &ConnStep, result: StepResult) -> StepResult {
     match result {
         Err(f)
             if f.status == Status::TimedOut
-                && matches!(step, Step::Expect { optional: true, .. }) =>
+                && matches!(step, ConnStep::Expect { optional: true, .. }) =>
         {
             Ok(())
         }
@@ -876,17 +926,22 @@ async fn unexpected_end(
 
 /// A failure of a step nested in `repeat` or `parallel`, carrying that step's own hint unless
 /// a diagnosis already named the cause.
-fn nested(f: Fail, step: &Step) -> Fail {
-    f.hint(step.hint().map(String::from))
+fn nested(f: Fail, hint: Option<&str>) -> Fail {
+    f.hint(hint.map(String::from))
 }
 
-pub(super) fn step_target(step: &Step) -> String {
-    match step {
-        Step::Expect { on, .. } | Step::ExpectSilence { on, .. } | Step::ExpectNot { on, .. } => {
-            on.to_string()
-        }
-        _ => String::new(),
-    }
+/// A protocol step that reached the engine (a grader bug: they are expanded at load).
+fn not_expanded(kind: &str) -> Fail {
+    Fail::new(
+        Status::InfraError,
+        format!(
+            "step `{kind}` was not expanded (a grader bug: protocol steps are expanded when the task file is loaded)"
+        ),
+    )
+}
+
+pub(super) fn step_target(step: &ConnStep) -> String {
+    step.target().map(Target::to_string).unwrap_or_default()
 }
 
 /// The copy index of a connection key `name#i`.
@@ -963,13 +1018,16 @@ mod tests {
     #[test]
     fn a_nested_steps_hint_is_kept_unless_a_diagnosis_named_the_cause() {
         let s = step("do = \"expect\"\non = \"a\"\nany = true\nhint = \"reply to every line\"");
-        let plain = nested(Fail::new(Status::TimedOut, "nothing arrived"), &s);
+        let plain = nested(Fail::new(Status::TimedOut, "nothing arrived"), s.hint());
         assert_eq!(plain.hint.as_deref(), Some("reply to every line"));
         let diagnosed = Fail::new(Status::TimedOut, "nothing arrived")
             .hint(Some(diagnose::SLOW_HINT.to_string()));
-        let kept = nested(diagnosed, &s);
+        let kept = nested(diagnosed, s.hint());
         assert_eq!(kept.hint.as_deref(), Some(diagnose::SLOW_HINT));
         let without = step("do = \"close\"\nconn = \"a\"");
-        assert_eq!(nested(Fail::new(Status::Failed, "x"), &without).hint, None);
+        assert_eq!(
+            nested(Fail::new(Status::Failed, "x"), without.hint()).hint,
+            None
+        );
     }
 }
