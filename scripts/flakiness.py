@@ -6,9 +6,10 @@ while LOAD busy processes (`yes > /dev/null`) keep the cores saturated, and repo
 submission, how many distinct verdict sets (scenario -> status) were seen. A stable grader sees
 exactly one per submission. Each run uses a different seed, so the payloads differ too.
 
-With --batch, each run grades every task's fixtures as one class with `grader batch` at its
-default settings (gradings admitted by CPU room, all at once as the scheduler decides), so the
-verdicts are checked at the concurrency a class is graded with (the references are not in it).
+With --batch, each run grades every task's fixtures as one class with ONE `grader batch` at its
+default settings (`--task 1 class-task1/ --task 2 class-task2/ ...`: one admission queue for
+every task, gradings admitted by CPU room), so the verdicts are checked at the concurrency a
+class is graded with (the references are not in it), as `scripts/bench-batch` measures it.
 
 Usage: scripts/flakiness.py [--runs 20] [--load 2] [--tasks 1,2,3,4,11] [--jobs N] [--batch]
 (--tasks defaults to every task with a fixtures/task<N> folder; the grader is built in
@@ -43,11 +44,11 @@ def submissions(task, work):
         if f.suffix == ".py":
             subs.append((f.name, f))
         elif f.suffix == ".c":
-            out = work / f.stem
+            out = work / f"task{task}-{f.stem}"
             subprocess.run(["cc", "-O1", "-o", out, f], check=True)
             subs.append((f.name, out))
         elif f.suffix == ".rs":
-            out = work / f.stem
+            out = work / f"task{task}-{f.stem}"
             subprocess.run(["rustc", "--edition", "2021", "-O", "-o", out, f], check=True)
             subs.append((f.name, out))
     return subs
@@ -70,12 +71,10 @@ def grade(grader, task, path, seed, work):
     return tuple(sorted((s["name"], s["status"]) for s in r["scenarios"])), took
 
 
-def batch_verdicts(grader, task, subs, seed, work):
-    """One `grader batch` of all `subs` (name, path) as a class: {name: verdicts}, wall time."""
-    run = Path(tempfile.mkdtemp(prefix="flaky-batch-", dir=work))
-    klass = run / "class"
+def class_folder(task, subs, run):
+    """Every fixture file of `task` in one folder (a fixture that imports a sibling still finds it)."""
+    klass = run / f"class-task{task}"
     klass.mkdir()
-    # Every fixture file in one folder: a fixture that imports a sibling still finds it.
     for name, path in subs:
         if path is None:
             continue
@@ -84,21 +83,31 @@ def batch_verdicts(grader, task, subs, seed, work):
     for f in (ROOT / "fixtures" / f"task{task}").iterdir():
         if f.suffix == ".py" and not (klass / f.name).exists():
             shutil.copy2(f, klass / f.name)
+    return klass
+
+
+def batch_verdicts(grader, classes, seed, work):
+    """One `grader batch` of every task's `subs` (name, path): {task: {name: verdicts}}, wall time."""
+    run = Path(tempfile.mkdtemp(prefix="flaky-batch-", dir=work))
     out = run / "out"
+    cmd = [str(grader), "batch", "--out", str(out), "--seed", str(seed)]
+    for task, subs in classes.items():
+        cmd += ["--task", str(task), str(class_folder(task, subs, run))]
     t0 = time.monotonic()
-    proc = subprocess.run([str(grader), "batch", "--task", str(task), str(klass), "--out", str(out), "--seed", str(seed)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     took = time.monotonic() - t0
     verdicts = {}
-    for name, path in subs:
-        if path is None:
-            continue
-        rec = next(iter(out.glob(f"{name}/task{task}.toml")), None) or next(iter(out.glob(f"{Path(name).stem}/task{task}.toml")), None)
-        if rec is None:
-            verdicts[name] = ("no report: exit %d: %s" % (proc.returncode, proc.stderr.strip()[-200:]),)
-            continue
-        r = tomllib.loads(rec.read_text())
-        verdicts[name] = tuple(sorted((sc["name"], sc["status"]) for sc in r["scenarios"]))
+    for task, subs in classes.items():
+        verdicts[task] = {}
+        for name, path in subs:
+            if path is None:
+                continue
+            rec = next(iter(out.glob(f"{name}/task{task}.toml")), None) or next(iter(out.glob(f"{Path(name).stem}/task{task}.toml")), None)
+            if rec is None:
+                verdicts[task][name] = ("no report: exit %d: %s" % (proc.returncode, proc.stderr.strip()[-200:]),)
+                continue
+            r = tomllib.loads(rec.read_text())
+            verdicts[task][name] = tuple(sorted((sc["name"], sc["status"]) for sc in r["scenarios"]))
     shutil.rmtree(run, ignore_errors=True)
     return verdicts, took
 
@@ -109,7 +118,7 @@ def main():
     ap.add_argument("--load", type=int, default=2, help="busy processes to start (default: 2)")
     ap.add_argument("--tasks", default=",".join(str(n) for n in fixture_tasks()))
     ap.add_argument("--jobs", type=int, default=1, help="gradings at once (default 1)")
-    ap.add_argument("--batch", action="store_true", help="grade each task's fixtures as one class with `grader batch`")
+    ap.add_argument("--batch", action="store_true", help="grade every task's fixtures as one class with one `grader batch`")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "grader"], cwd=ROOT, check=True)
     work = Path(tempfile.mkdtemp(prefix="flakiness-"))
@@ -126,11 +135,14 @@ def main():
         print(f"commit {commit}: {args.runs} runs per submission, {args.load} busy processes, {os.cpu_count()} cores\n")
         print("| task | submission | runs | distinct verdict sets | failing scenarios | max wall |")
         print("|---|---|---|---|---|---|")
-        for task in [int(t) for t in args.tasks.split(",")]:
-            subs = submissions(task, work)
+        tasks = [int(t) for t in args.tasks.split(",")]
+        classes = {task: submissions(task, work) for task in tasks}
+        if args.batch:
+            runs = [batch_verdicts(grader, classes, seed, work) for seed in range(1, args.runs + 1)]
+        for task in tasks:
+            subs = classes[task]
             if args.batch:
-                runs = [batch_verdicts(grader, task, subs, seed, work) for seed in range(1, args.runs + 1)]
-                per_sub = {name: [(v[name], took) for v, took in runs] for name, path in subs if path is not None}
+                per_sub = {name: [(v[task][name], took) for v, took in runs] for name, path in subs if path is not None}
             for name, path in subs:
                 if args.batch:
                     if path is None:
