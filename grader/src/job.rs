@@ -83,8 +83,8 @@ pub enum JobError {
     #[error(transparent)]
     Refused(fingerprint::HashError),
     /// A record's dialect does not parse (a hand-edited or corrupt record).
-    #[error("the record's dialect: {0}")]
-    RecordedDialect(String),
+    #[error("the record's dialect")]
+    RecordedDialect(#[source] spec::DialectError),
     /// The grader could not find its own executable (to grade the bundled reference).
     #[error("cannot find the grader's own executable")]
     OwnExecutable(#[source] std::io::Error),

@@ -46,7 +46,7 @@ use toml::Spanned;
 
 use crate::launch::{self, ClientStdin, Executables, LaunchError, LaunchOptions};
 use crate::report;
-use crate::spec::{Dialect, Role};
+use crate::spec::{Dialect, DialectError, Role};
 use crate::submission_tree;
 
 /// The per-submission launch file.
@@ -177,19 +177,11 @@ pub enum LaunchPlanError {
         name: String,
     },
     /// A bundled dialect it names does not load (a fault of the grader's bundled files).
-    #[error("{why}")]
-    BundledDialect {
-        /// The dialect's name.
-        name: String,
-        /// Why it does not load.
-        why: String,
-    },
+    #[error(transparent)]
+    BundledDialect(DialectError),
     /// The `[protocol]` table of its `classchat.toml` does not parse as protocol keys.
-    #[error("{LAUNCH_FILE}: {why}")]
-    ProtocolTable {
-        /// What is wrong (names the key).
-        why: String,
-    },
+    #[error("{LAUNCH_FILE}")]
+    ProtocolTable(#[source] DialectError),
     /// Different student ids share one report folder (see `refuse_shared_folders`).
     #[error(
         "the student ids {} share the report folder {folder}/ (ids are made safe as folder names), so none of them is graded: rename all but one",
@@ -561,10 +553,7 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Lau
 pub fn submission_dialect(plan: &LaunchPlan) -> Result<Dialect, LaunchPlanError> {
     let named = match &plan.dialect {
         Some(name) if crate::spec::BUNDLED_DIALECTS.iter().any(|(n, _)| n == name) => {
-            Dialect::named(name).map_err(|why| LaunchPlanError::BundledDialect {
-                name: name.clone(),
-                why,
-            })?
+            Dialect::named(name).map_err(LaunchPlanError::BundledDialect)?
         }
         Some(name) => {
             return Err(LaunchPlanError::DialectNotBundled { name: name.clone() });
@@ -573,7 +562,7 @@ pub fn submission_dialect(plan: &LaunchPlan) -> Result<Dialect, LaunchPlanError>
     };
     let inline = match &plan.protocol {
         Some(text) => Dialect::from_inline(&format!("{LAUNCH_FILE} [protocol]"), text)
-            .map_err(|why| LaunchPlanError::ProtocolTable { why })?,
+            .map_err(LaunchPlanError::ProtocolTable)?,
         None => Dialect::default(),
     };
     Ok(Dialect::combine([&named, &inline]))
@@ -849,12 +838,15 @@ mod tests {
             "{why:?}"
         );
         assert!(why.to_string().contains("which is not bundled"), "{why}");
-        let why = submission_dialect(&plan(None, Some("nonsense_key = 1\n"))).unwrap_err();
+        let why = submission_dialect(&plan(None, Some("{ nonsense_key = 1 }"))).unwrap_err();
         assert!(
-            matches!(&why, LaunchPlanError::ProtocolTable { .. }),
+            matches!(
+                &why,
+                LaunchPlanError::ProtocolTable(DialectError::Keys { .. })
+            ),
             "{why:?}"
         );
-        assert!(why.to_string().starts_with("classchat.toml: "), "{why}");
+        assert!(chain(&why).starts_with("classchat.toml: dialect "), "{why}");
     }
 
     #[test]
