@@ -166,7 +166,7 @@ pub enum LaunchPlanError {
     UnreadableLaunchFile(submission_tree::TreeError),
     /// Its `classchat.toml` is wrong: the file, line, column and key, and what is wrong.
     #[error(transparent)]
-    LaunchFile(#[from] LaunchFileError),
+    LaunchFile(Box<LaunchFileError>),
     /// Its `classchat.toml` names a dialect that is not bundled.
     #[error(
         "{LAUNCH_FILE} names the dialect {name:?}, which is not bundled: use one of {}, or set single keys in a [protocol] table",
@@ -193,6 +193,12 @@ pub enum LaunchPlanError {
         /// The report folder they share.
         folder: String,
     },
+}
+
+impl From<LaunchFileError> for LaunchPlanError {
+    fn from(e: LaunchFileError) -> Self {
+        LaunchPlanError::LaunchFile(Box::new(e))
+    }
 }
 
 /// The bundled dialects' names, as an error message lists them.
@@ -817,7 +823,7 @@ mod tests {
         assert!(
             matches!(
                 &why,
-                LaunchPlanError::LaunchFile(LaunchFileError {
+                LaunchPlanError::LaunchFile(e) if matches!(**e, LaunchFileError {
                     at: Some((1, 1)),
                     key: None,
                     problem: LaunchFileProblem::Toml { .. },
