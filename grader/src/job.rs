@@ -20,7 +20,10 @@
 //!   holds (never the record's own score);
 //! - every error says who must act ([`JobError::blame`]): the submission (it cannot be started,
 //!   hashed or built; a batch reports it for that student and goes on), the configuration (a
-//!   task file, an option: fix the command) or the grader (its own environment failed).
+//!   task file, an option: fix the command) or the grader (its own environment failed);
+//!   a folder that cannot be started keeps its typed problem ([`FolderError`]), read as the
+//!   command that asked says it (`submission <dir>: ...` for `grader run`, the problem alone
+//!   for a batch entry).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,7 +113,8 @@ impl JobError {
 /// so: a batch entry's message is the problem's own (`no executable in <dir>: ...`), `grader run`
 /// names the submission first (`submission <dir>: ...`) and, when the folder has no
 /// `classchat.toml`, ends with the options that would say how to start it. The problem's causes
-/// follow as this error's sources (each once, see [`crate::error_chain`]).
+/// follow as this error's sources (each once, see [`crate::error_chain`]); with that hint, the
+/// message holds them itself so that the hint comes last, and the error has no source.
 #[derive(Debug)]
 pub struct FolderError {
     /// The folder.
@@ -138,16 +142,14 @@ impl std::fmt::Display for FolderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.asked_by {
             AskedBy::Batch => write!(f, "{}", self.why),
-            AskedBy::Run { flags_hint } => write!(
+            AskedBy::Run { flags_hint: false } => {
+                write!(f, "submission {}: {}", self.dir.display(), self.why)
+            }
+            AskedBy::Run { flags_hint: true } => write!(
                 f,
-                "submission {}: {}{}",
+                "submission {}: {}; or say how to start it with --server/--client",
                 self.dir.display(),
-                self.why,
-                if flags_hint {
-                    "; or say how to start it with --server/--client"
-                } else {
-                    ""
-                }
+                crate::error_chain::Chain(&*self.why)
             ),
         }
     }
@@ -155,8 +157,12 @@ impl std::fmt::Display for FolderError {
 
 impl std::error::Error for FolderError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        // The message holds the problem's own; its causes follow.
-        self.why.source()
+        match self.asked_by {
+            // The message holds the problem's whole chain, so that the hint comes last.
+            AskedBy::Run { flags_hint: true } => None,
+            // The message holds the problem's own; its causes follow.
+            _ => self.why.source(),
+        }
     }
 }
 
@@ -765,12 +771,22 @@ mod tests {
         });
         let e = FolderError {
             dir: dir.clone(),
-            why,
+            why: Arc::clone(&why),
             asked_by: AskedBy::Batch,
         };
         assert_eq!(
             crate::error_chain::chain(&e),
             "cannot read subs/bob: permission denied"
+        );
+        // With the hint, it comes last.
+        let e = FolderError {
+            dir: dir.clone(),
+            why,
+            asked_by: AskedBy::Run { flags_hint: true },
+        };
+        assert_eq!(
+            crate::error_chain::chain(&e),
+            "submission subs/bob: cannot read subs/bob: permission denied; or say how to start it with --server/--client"
         );
     }
 

@@ -36,6 +36,9 @@
 //! (none is graded, so no record is ever written under another student's folder); a submission
 //! that cannot be started (no executable, two candidates, a bad `classchat.toml`) becomes an
 //! entry with a launch problem, which is reported for that student without stopping the others.
+//! A launch problem is a typed [`LaunchPlanError`] (a `classchat.toml` error a
+//! [`LaunchFileError`]: the file, line, column and key as fields, what is wrong as its source),
+//! shown through [`crate::error_chain`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

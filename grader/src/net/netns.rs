@@ -11,7 +11,9 @@
 //! student's program can neither reach the host's services nor collide with another scenario,
 //! even on a hard-coded port; the namespace goes away when the last socket or process in it does.
 //! [`Net`] hides the difference between the two modes from the engine: the same calls open
-//! connections, listeners and refused ports, and name the `/proc` table to read.
+//! connections, listeners and refused ports, and name the `/proc` table to read. Where a
+//! namespace cannot be made, [`probe`] says why as a [`NamespaceError`]: the step that failed
+//! ([`NsError`], with its cause) and what the grader lacks ([`NamespaceLack`]).
 
 use std::fs::File;
 use std::io;

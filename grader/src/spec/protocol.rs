@@ -11,7 +11,8 @@
 //! Guarantees: [`Protocol::default`] is exactly the protocol of `tasks/PROTOCOL.md`, so the
 //! bundled task files graded under no dialect behave as they did before dialects existed;
 //! unknown keys and values are refused with the key named; a [`Dialect`] is plain data (a label
-//! and a table) that a report records and `grader replay` reapplies.
+//! and a table) that a report records and `grader replay` reapplies; a dialect that cannot be
+//! used is a typed [`DialectError`] (which dialect, and what is wrong with it).
 
 use serde::{Deserialize, Serialize};
 
