@@ -87,7 +87,7 @@ pub enum JobError {
     Refused(fingerprint::HashError),
     /// A record's dialect does not parse (a hand-edited or corrupt record).
     #[error("the record's dialect")]
-    RecordedDialect(#[source] spec::DialectError),
+    RecordedDialect(#[source] spec::protocol::DialectError),
     /// The grader could not find its own executable (to grade the bundled reference).
     #[error("cannot find the grader's own executable")]
     OwnExecutable(#[source] std::io::Error),

@@ -49,7 +49,8 @@ use toml::Spanned;
 
 use crate::launch::{self, ClientStdin, Executables, LaunchError, LaunchOptions};
 use crate::report;
-use crate::spec::{Dialect, DialectError, Role};
+use crate::spec::protocol::DialectError;
+use crate::spec::{Dialect, Role};
 use crate::submission_tree;
 
 /// The per-submission launch file.

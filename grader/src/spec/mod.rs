@@ -20,7 +20,7 @@ pub use bundled::{BUNDLED_TASKS, bundled_task, bundled_task_names, parse_task_ar
 pub use duration::Dur;
 pub use expand::Block;
 pub use load::{SpecError, SpecSource, load, load_from_dir, load_with, parse, parse_with};
-pub use protocol::{BUNDLED_DIALECTS, Dialect, DialectError, Protocol};
+pub use protocol::{BUNDLED_DIALECTS, Dialect, Protocol};
 pub use step::{
     BURST_GATE, ExitPredicate, Expectation, JsonPredicate, Process, SendBody, Step, StreamRef,
     Target,
