@@ -724,10 +724,11 @@ mod tests {
             text(redact_error(infra("secret first"), &spec, View::INSTRUCTOR)),
             text(infra("secret first"))
         );
-        let other = GradeError::Isolation("no namespaces here".into());
-        assert_eq!(
-            text(redact_error(other, &spec, student)),
-            "no namespaces here"
-        );
+        let other = GradeError::Isolation(crate::net::netns::NamespaceError {
+            step: crate::net::netns::NsError::ThreadDied,
+            lacks: crate::net::netns::NamespaceLack::Refused,
+        });
+        let shown = other.to_string();
+        assert_eq!(text(redact_error(other, &spec, student)), shown);
     }
 }

@@ -20,14 +20,17 @@
 //!   holds (never the record's own score);
 //! - every error says who must act ([`JobError::blame`]): the submission (it cannot be started,
 //!   hashed or built; a batch reports it for that student and goes on), the configuration (a
-//!   task file, an option: fix the command) or the grader (its own environment failed).
+//!   task file, an option: fix the command) or the grader (its own environment failed);
+//!   a folder that cannot be started keeps its typed problem ([`FolderError`]), read as the
+//!   command that asked says it (`submission <dir>: ...` for `grader run`, the problem alone
+//!   for a batch entry).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audience;
-use crate::batch::discover::{self, Entry, LaunchPlan};
+use crate::batch::discover::{self, Entry, LaunchPlan, LaunchPlanError};
 use crate::engine::{self, EngineOptions, GradeError, GradeRequest};
 use crate::events::EventSink;
 use crate::fingerprint;
@@ -77,19 +80,14 @@ pub enum JobError {
     #[error(transparent)]
     Launch(LaunchError),
     /// The submission folder cannot be started: why (names the folder and what to add).
-    #[error("{why}")]
-    Folder {
-        /// The folder.
-        dir: PathBuf,
-        /// Why it cannot be started (its `classchat.toml` error, no executable, ...).
-        why: String,
-    },
+    #[error(transparent)]
+    Folder(FolderError),
     /// The submission cannot be hashed or copied safely (a link leaving it, a FIFO, too big).
     #[error(transparent)]
     Refused(fingerprint::HashError),
     /// A record's dialect does not parse (a hand-edited or corrupt record).
-    #[error("the record's dialect: {0}")]
-    RecordedDialect(String),
+    #[error("the record's dialect")]
+    RecordedDialect(#[source] spec::protocol::DialectError),
     /// The grader could not find its own executable (to grade the bundled reference).
     #[error("cannot find the grader's own executable")]
     OwnExecutable(#[source] std::io::Error),
@@ -104,9 +102,66 @@ impl JobError {
             }
             JobError::SubmissionDialect(_)
             | JobError::Launch(_)
-            | JobError::Folder { .. }
+            | JobError::Folder(_)
             | JobError::Refused(_) => Blame::Submission,
             JobError::OwnExecutable(_) => Blame::Grader,
+        }
+    }
+}
+
+/// A submission folder that cannot be started, as the command that was asked to grade it says
+/// so: a batch entry's message is the problem's own (`no executable in <dir>: ...`), `grader run`
+/// names the submission first (`submission <dir>: ...`) and, when the folder has no
+/// `classchat.toml`, ends with the options that would say how to start it. The problem's causes
+/// follow as this error's sources (each once, see [`crate::error_chain`]); with that hint, the
+/// message holds them itself so that the hint comes last, and the error has no source.
+#[derive(Debug)]
+pub struct FolderError {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Why it cannot be started (its `classchat.toml` error, no executable, ...).
+    pub why: Arc<LaunchPlanError>,
+    /// Who asked.
+    pub asked_by: AskedBy,
+}
+
+/// Who asked for a submission folder to be graded (how its [`FolderError`] reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskedBy {
+    /// A batch, for one of its entries.
+    Batch,
+    /// `grader run` on the folder; `flags_hint`: say that `--server`/`--client` can tell how to
+    /// start it (it has no `classchat.toml`).
+    Run {
+        /// Whether to name `--server`/`--client`.
+        flags_hint: bool,
+    },
+}
+
+impl std::fmt::Display for FolderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.asked_by {
+            AskedBy::Batch => write!(f, "{}", self.why),
+            AskedBy::Run { flags_hint: false } => {
+                write!(f, "submission {}: {}", self.dir.display(), self.why)
+            }
+            AskedBy::Run { flags_hint: true } => write!(
+                f,
+                "submission {}: {}; or say how to start it with --server/--client",
+                self.dir.display(),
+                crate::error_chain::Chain(&*self.why)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FolderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.asked_by {
+            // The message holds the problem's whole chain, so that the hint comes last.
+            AskedBy::Run { flags_hint: true } => None,
+            // The message holds the problem's own; its causes follow.
+            _ => self.why.source(),
         }
     }
 }
@@ -301,23 +356,17 @@ impl Job {
             let flags = server.is_some() || client.is_some() || build.is_some();
             let has_file = dir.join(discover::LAUNCH_FILE).exists();
             if !flags || has_file {
-                let plan =
-                    discover::folder_plan(dir, discover::Defaults::default()).map_err(|why| {
-                        // An error in its classchat.toml names the file, line and key.
-                        let or = if has_file {
-                            ""
-                        } else {
-                            "; or say how to start it with --server/--client"
-                        };
-                        JobError::Folder {
-                            dir: dir.to_path_buf(),
-                            why: format!("submission {}: {why}{or}", dir.display()),
-                        }
-                    })?;
-                own = discover::submission_dialect(&plan).map_err(|why| JobError::Folder {
-                    dir: dir.to_path_buf(),
-                    why: format!("submission {}: {why}", dir.display()),
-                })?;
+                let refused = |why, flags_hint| {
+                    JobError::Folder(FolderError {
+                        dir: dir.to_path_buf(),
+                        why: Arc::new(why),
+                        asked_by: AskedBy::Run { flags_hint },
+                    })
+                };
+                // An error in its classchat.toml names the file, line and key.
+                let plan = discover::folder_plan(dir, discover::Defaults::default())
+                    .map_err(|why| refused(why, !has_file))?;
+                own = discover::submission_dialect(&plan).map_err(|why| refused(why, false))?;
                 server = server.or(plan.server);
                 client = client.or(plan.client);
                 build = build.or(plan.build);
@@ -380,15 +429,19 @@ impl Job {
         settings: &Settings,
         seed: u64,
     ) -> Result<Job, JobError> {
-        let plan: &LaunchPlan = entry.launch.as_ref().map_err(|why| JobError::Folder {
-            dir: entry.path.clone(),
-            why: why.to_string(),
-        })?;
+        let refused = |why| {
+            JobError::Folder(FolderError {
+                dir: entry.path.clone(),
+                why,
+                asked_by: AskedBy::Batch,
+            })
+        };
+        let plan: &LaunchPlan = entry
+            .launch
+            .as_ref()
+            .map_err(|why| refused(Arc::clone(why)))?;
         // The submission's own dialect (classchat.toml) on top of the class's.
-        let own = discover::submission_dialect(plan).map_err(|why| JobError::Folder {
-            dir: entry.path.clone(),
-            why: why.to_string(),
-        })?;
+        let own = discover::submission_dialect(plan).map_err(|why| refused(Arc::new(why)))?;
         let (spec, text) = if own.is_empty() {
             (task.spec.clone(), task.text.clone())
         } else {
@@ -676,6 +729,66 @@ fn same_isolation(old: &GradeReport, options: &EngineOptions) -> bool {
 mod tests {
     use super::*;
     use crate::verdict::SCHEMA_VERSION;
+
+    #[test]
+    fn a_folder_error_reads_as_its_asker_says_and_keeps_the_problem_typed() {
+        let dir = PathBuf::from("subs/bob");
+        let why = Arc::new(LaunchPlanError::NoExecutable { dir: dir.clone() });
+        let error = |asked_by| {
+            JobError::Folder(FolderError {
+                dir: dir.clone(),
+                why: Arc::clone(&why),
+                asked_by,
+            })
+        };
+        let problem = why.to_string();
+        assert!(
+            problem.starts_with("no executable in subs/bob: "),
+            "{problem}"
+        );
+        // A batch entry: the problem's own message.
+        let e = error(AskedBy::Batch);
+        assert_eq!(crate::error_chain::chain(&e), problem);
+        assert_eq!(e.blame(), Blame::Submission);
+        // `grader run`: the submission first, and the options when it has no classchat.toml.
+        let e = error(AskedBy::Run { flags_hint: true });
+        assert_eq!(
+            crate::error_chain::chain(&e),
+            format!(
+                "submission subs/bob: {problem}; or say how to start it with --server/--client"
+            )
+        );
+        let e = error(AskedBy::Run { flags_hint: false });
+        assert_eq!(e.to_string(), format!("submission subs/bob: {problem}"));
+        let JobError::Folder(f) = &e else { panic!() };
+        assert!(
+            matches!(&*f.why, LaunchPlanError::NoExecutable { dir } if dir == Path::new("subs/bob"))
+        );
+        // A problem with a cause: the cause follows once.
+        let why = Arc::new(LaunchPlanError::UnreadableFolder {
+            dir: dir.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        let e = FolderError {
+            dir: dir.clone(),
+            why: Arc::clone(&why),
+            asked_by: AskedBy::Batch,
+        };
+        assert_eq!(
+            crate::error_chain::chain(&e),
+            "cannot read subs/bob: permission denied"
+        );
+        // With the hint, it comes last.
+        let e = FolderError {
+            dir: dir.clone(),
+            why,
+            asked_by: AskedBy::Run { flags_hint: true },
+        };
+        assert_eq!(
+            crate::error_chain::chain(&e),
+            "submission subs/bob: cannot read subs/bob: permission denied; or say how to start it with --server/--client"
+        );
+    }
 
     /// A submission folder started by its `classchat.toml` (templates, a prelude line, one
     /// role), its script, and the settings of a grading of it.

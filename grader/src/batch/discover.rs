@@ -36,16 +36,20 @@
 //! (none is graded, so no record is ever written under another student's folder); a submission
 //! that cannot be started (no executable, two candidates, a bad `classchat.toml`) becomes an
 //! entry with a launch problem, which is reported for that student without stopping the others.
+//! A launch problem is a typed [`LaunchPlanError`] (a `classchat.toml` error a
+//! [`LaunchFileError`]: the file, line, column and key as fields, what is wrong as its source),
+//! shown through [`crate::error_chain`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::error_chain::{Chain, chain};
-use crate::launch::{self, ClientStdin, Executables, LaunchOptions};
+use crate::launch::{self, ClientStdin, Executables, LaunchError, LaunchOptions};
 use crate::report;
+use crate::spec::protocol::DialectError;
 use crate::spec::{Dialect, Role};
 use crate::submission_tree;
 
@@ -61,8 +65,9 @@ pub struct Entry {
     pub id: String,
     /// The folder or file.
     pub path: PathBuf,
-    /// How to start it, or why it cannot be started.
-    pub launch: Result<LaunchPlan, String>,
+    /// How to start it, or why it cannot be started (shared: a batch of several tasks builds
+    /// one job per task from the same entry).
+    pub launch: Result<LaunchPlan, Arc<LaunchPlanError>>,
 }
 
 /// How a submission is started.
@@ -124,6 +129,124 @@ pub enum DiscoverError {
         /// Second path.
         b: PathBuf,
     },
+}
+
+/// Why a submission cannot be started: a launch problem of that student, reported for it
+/// without stopping the others (`grader run` on a folder refuses it as a usage error).
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchPlanError {
+    /// The folder holds no executable for the launch contract, and nothing says how to start it.
+    #[error(
+        "no executable in {}: add {LAUNCH_FILE} with server/client templates (and a build command for sources to compile), or an executable named `submission`",
+        .dir.display()
+    )]
+    NoExecutable {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// The folder holds several executables, none named `submission`.
+    #[error(
+        "{} executables in {} ({}): name the one to grade `submission`, or add {LAUNCH_FILE}",
+        .names.len(),
+        .dir.display(),
+        .names.join(", ")
+    )]
+    SeveralExecutables {
+        /// The folder.
+        dir: PathBuf,
+        /// The executables' file names.
+        names: Vec<String>,
+    },
+    /// The folder cannot be read (to look for its executable).
+    #[error("cannot read {}", .dir.display())]
+    UnreadableFolder {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its `classchat.toml` cannot be read safely (a link, a FIFO, too big, ...).
+    #[error(transparent)]
+    UnreadableLaunchFile(submission_tree::TreeError),
+    /// Its `classchat.toml` is wrong: the file, line, column and key, and what is wrong.
+    #[error(transparent)]
+    LaunchFile(Box<LaunchFileError>),
+    /// Its `classchat.toml` names a dialect that is not bundled.
+    #[error(
+        "{LAUNCH_FILE} names the dialect {name:?}, which is not bundled: use one of {}, or set single keys in a [protocol] table",
+        bundled_dialect_names()
+    )]
+    DialectNotBundled {
+        /// The name it gives.
+        name: String,
+    },
+    /// A bundled dialect it names does not load (a fault of the grader's bundled files).
+    #[error(transparent)]
+    BundledDialect(DialectError),
+    /// The `[protocol]` table of its `classchat.toml` does not parse as protocol keys.
+    #[error("{LAUNCH_FILE}")]
+    ProtocolTable(#[source] DialectError),
+    /// Different student ids share one report folder (see `refuse_shared_folders`).
+    #[error(
+        "the student ids {} share the report folder {folder}/ (ids are made safe as folder names), so none of them is graded: rename all but one",
+        .ids.iter().map(|(id, path)| format!("{id:?} ({})", path.display())).collect::<Vec<_>>().join(" and ")
+    )]
+    SharedReportFolder {
+        /// Every id of the group and its path, in the order of the batch.
+        ids: Vec<(String, PathBuf)>,
+        /// The report folder they share.
+        folder: String,
+    },
+}
+
+impl From<LaunchFileError> for LaunchPlanError {
+    fn from(e: LaunchFileError) -> Self {
+        LaunchPlanError::LaunchFile(Box::new(e))
+    }
+}
+
+/// The bundled dialects' names, as an error message lists them.
+fn bundled_dialect_names() -> String {
+    crate::spec::BUNDLED_DIALECTS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An error in a `classchat.toml`: its message is where (`file:line:column`, and the key when
+/// known), its source what is wrong there.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}{}", .file.display(), .at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default(), .key.as_ref().map(|k| format!(": key `{k}`")).unwrap_or_default())]
+pub struct LaunchFileError {
+    /// The file.
+    pub file: PathBuf,
+    /// Line and column (1-based) of the error, when known.
+    pub at: Option<(usize, usize)>,
+    /// The key whose value is wrong, when known (and not named by the problem already).
+    pub key: Option<String>,
+    /// What is wrong.
+    #[source]
+    pub problem: LaunchFileProblem,
+}
+
+/// What is wrong in a `classchat.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchFileProblem {
+    /// Not TOML, an unknown key, or a value of the wrong type (the TOML parser's message).
+    #[error("{message} (a launch file holds {LAUNCH_KEYS})")]
+    Toml {
+        /// The parser's message.
+        message: String,
+    },
+    /// A template, build command or stdin prelude line that does not parse.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// `roles = []`.
+    #[error(
+        "an empty list grades nothing: write roles = [\"server\"], [\"client\"], or leave the key out for both"
+    )]
+    NoRoles,
 }
 
 /// What [`discover`] found.
@@ -189,7 +312,7 @@ pub fn discover(dir: &Path, defaults: Defaults<'_>) -> Result<Found, DiscoverErr
             continue;
         }
         if path.is_dir() {
-            let launch = folder_plan(&path, defaults);
+            let launch = folder_plan(&path, defaults).map_err(Arc::new);
             found.entries.push(Entry {
                 id: name,
                 path,
@@ -241,16 +364,13 @@ fn refuse_shared_folders(entries: &mut [Entry]) {
             .push(i);
     }
     for (folder, group) in by_folder.into_iter().filter(|(_, g)| g.len() > 1) {
-        let ids = group
+        let ids: Vec<(String, PathBuf)> = group
             .iter()
-            .map(|&i| format!("{:?} ({})", entries[i].id, entries[i].path.display()))
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let message = format!(
-            "the student ids {ids} share the report folder {folder}/ (ids are made safe as folder names), so none of them is graded: rename all but one"
-        );
+            .map(|&i| (entries[i].id.clone(), entries[i].path.clone()))
+            .collect();
+        let why = Arc::new(LaunchPlanError::SharedReportFolder { ids, folder });
         for i in group {
-            entries[i].launch = Err(message.clone());
+            entries[i].launch = Err(Arc::clone(&why));
         }
     }
 }
@@ -297,68 +417,62 @@ fn key_before(text: &str, offset: usize) -> Option<&str> {
     None
 }
 
-/// `file:line:column` of byte `offset` of the launch file.
-fn position(file: &Path, text: &str, offset: usize) -> String {
-    let (line, col) = line_col(text, offset);
-    format!("{}:{line}:{col}", file.display())
-}
-
 /// Reads and checks a `classchat.toml`: TOML syntax, known keys, and every template, build
 /// command and prelude line in it. Every error names the file, line and column, and the key.
-fn read_launch_file(file: &Path) -> Result<LaunchPlan, String> {
+fn read_launch_file(file: &Path) -> Result<LaunchPlan, LaunchPlanError> {
     // Student data: never through a link, never blocking on a FIFO, never huge.
-    let text = submission_tree::read_small_file(file, LAUNCH_FILE_LIMIT).map_err(|e| chain(&e))?;
+    let text = submission_tree::read_small_file(file, LAUNCH_FILE_LIMIT)
+        .map_err(LaunchPlanError::UnreadableLaunchFile)?;
     let lf: LaunchFile = toml::from_str(&text).map_err(|e| {
         let (at, key) = match e.span() {
             Some(span) => (
-                position(file, &text, span.start),
+                Some(line_col(&text, span.start)),
                 key_before(&text, span.start)
                     // An unknown key's message names it already.
                     .filter(|k| !e.message().contains(&format!("`{k}`")))
-                    .map(|k| format!("key `{k}`: "))
-                    .unwrap_or_default(),
+                    .map(String::from),
             ),
-            None => (file.display().to_string(), String::new()),
+            None => (None, None),
         };
-        format!(
-            "{at}: {key}{} (a launch file holds {LAUNCH_KEYS})",
-            e.message().trim_end()
-        )
+        LaunchFileError {
+            file: file.to_path_buf(),
+            at,
+            key,
+            problem: LaunchFileProblem::Toml {
+                message: e.message().trim_end().to_string(),
+            },
+        }
     })?;
     let at = |span: std::ops::Range<usize>, key: &str| {
-        format!("{}: key `{key}`:", position(file, &text, span.start))
+        let (at, key) = (Some(line_col(&text, span.start)), Some(key.to_string()));
+        let file = file.to_path_buf();
+        move |problem: LaunchFileProblem| LaunchFileError {
+            file,
+            at,
+            key,
+            problem,
+        }
     };
     for (role, value, key) in [
         (Role::Server, &lf.server, "server"),
         (Role::Client, &lf.client, "client"),
     ] {
         if let Some(t) = value {
-            launch::CommandTemplate::parse_as(
-                role,
-                t.get_ref(),
-                format!("{} template", at(t.span(), key)),
-            )
-            .map_err(|e| chain(&e))?;
+            launch::CommandTemplate::parse_as(role, t.get_ref(), "template".into())
+                .map_err(|e| at(t.span(), key)(e.into()))?;
         }
     }
     if let Some(b) = &lf.build {
-        launch::BuildCommand::parse(b.get_ref())
-            .map_err(|e| format!("{} {}", at(b.span(), "build"), Chain(&e)))?;
+        launch::BuildCommand::parse(b.get_ref()).map_err(|e| at(b.span(), "build")(e.into()))?;
     }
     for line in lf.stdin_prelude.iter().flatten() {
-        launch::check_prelude_line(
-            line.get_ref(),
-            &format!("{} line", at(line.span(), "stdin_prelude")),
-        )
-        .map_err(|e| chain(&e))?;
+        launch::check_prelude_line(line.get_ref(), "line")
+            .map_err(|e| at(line.span(), "stdin_prelude")(e.into()))?;
     }
     if let Some(roles) = &lf.roles
         && roles.get_ref().is_empty()
     {
-        return Err(format!(
-            "{} an empty list grades nothing: write roles = [\"server\"], [\"client\"], or leave the key out for both",
-            at(roles.span(), "roles")
-        ));
+        return Err(at(roles.span(), "roles")(LaunchFileProblem::NoRoles).into());
     }
     Ok(LaunchPlan {
         target: PathBuf::new(),
@@ -396,7 +510,7 @@ impl LaunchPlan {
 /// How the submission folder `dir` is started (the rule in this module's comment), with
 /// `defaults` for what its `classchat.toml` leaves out; `Err` says why it cannot be started.
 /// `grader run` on a folder uses the same rule.
-pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, String> {
+pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, LaunchPlanError> {
     let file = dir.join(LAUNCH_FILE);
     let base = LaunchPlan::defaults(defaults);
     if file.symlink_metadata().is_ok() {
@@ -421,7 +535,10 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
         });
     }
     let found =
-        launch::find_executable(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        launch::find_executable(dir).map_err(|source| LaunchPlanError::UnreadableFolder {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     match found {
         Executables::One(target) => Ok(LaunchPlan {
             target,
@@ -430,42 +547,32 @@ pub fn folder_plan(dir: &Path, defaults: Defaults<'_>) -> Result<LaunchPlan, Str
             build: None,
             ..base
         }),
-        Executables::None => Err(format!(
-            "no executable in {}: add {LAUNCH_FILE} with server/client templates (and a build command for sources to compile), or an executable named `submission`",
-            dir.display()
-        )),
-        Executables::Several(names) => Err(format!(
-            "{} executables in {} ({}): name the one to grade `submission`, or add {LAUNCH_FILE}",
-            names.len(),
-            dir.display(),
-            names.join(", ")
-        )),
+        Executables::None => Err(LaunchPlanError::NoExecutable {
+            dir: dir.to_path_buf(),
+        }),
+        Executables::Several(names) => Err(LaunchPlanError::SeveralExecutables {
+            dir: dir.to_path_buf(),
+            names,
+        }),
     }
 }
 
 /// The protocol dialect a submission's `classchat.toml` asks for: a bundled dialect named by
 /// `dialect = "..."` (only bundled ones: a submission never makes the grader read another
 /// file), then the keys of its `[protocol]` table. Empty when it asks for none.
-pub fn submission_dialect(plan: &LaunchPlan) -> Result<Dialect, String> {
+pub fn submission_dialect(plan: &LaunchPlan) -> Result<Dialect, LaunchPlanError> {
     let named = match &plan.dialect {
         Some(name) if crate::spec::BUNDLED_DIALECTS.iter().any(|(n, _)| n == name) => {
-            Dialect::named(name)?
+            Dialect::named(name).map_err(LaunchPlanError::BundledDialect)?
         }
         Some(name) => {
-            return Err(format!(
-                "{LAUNCH_FILE} names the dialect {name:?}, which is not bundled: use one of {}, or set single keys in a [protocol] table",
-                crate::spec::BUNDLED_DIALECTS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(LaunchPlanError::DialectNotBundled { name: name.clone() });
         }
         None => Dialect::default(),
     };
     let inline = match &plan.protocol {
         Some(text) => Dialect::from_inline(&format!("{LAUNCH_FILE} [protocol]"), text)
-            .map_err(|e| format!("{LAUNCH_FILE}: {e}"))?,
+            .map_err(LaunchPlanError::ProtocolTable)?,
         None => Dialect::default(),
     };
     Ok(Dialect::combine([&named, &inline]))
@@ -512,6 +619,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_chain::chain;
 
     fn exe(p: &Path, text: &str) {
         std::fs::write(p, text).unwrap();
@@ -567,12 +675,11 @@ mod tests {
             f.entries[1].launch.as_ref().unwrap().target,
             root.join("bob/main.py")
         );
+        let dave = f.entries[3].launch.as_ref().unwrap_err();
+        assert!(dave.to_string().contains("2 executables"), "{dave}");
         assert!(
-            f.entries[3]
-                .launch
-                .as_ref()
-                .unwrap_err()
-                .contains("2 executables")
+            matches!(&**dave, LaunchPlanError::SeveralExecutables { names, .. } if names == &["a", "b"]),
+            "{dave:?}"
         );
     }
 
@@ -595,7 +702,7 @@ mod tests {
             ..Defaults::default()
         };
         let f = discover(root, with_build).unwrap();
-        let plan = |i: usize| f.entries[i].launch.clone();
+        let plan = |i: usize| f.entries[i].launch.clone().map_err(|e| chain(&*e));
         let cara = plan(0).unwrap();
         assert_eq!(
             (cara.target, cara.build.as_deref(), cara.server),
@@ -610,12 +717,10 @@ mod tests {
         // Without the batch's --build, dov has nothing to start.
         let f = discover(root, Defaults::default()).unwrap();
         assert!(f.entries[0].launch.is_ok());
+        let dov = f.entries[1].launch.as_ref().unwrap_err();
+        assert!(dov.to_string().contains("no executable"), "{dov}");
         assert!(
-            f.entries[1]
-                .launch
-                .as_ref()
-                .unwrap_err()
-                .contains("no executable")
+            matches!(&**dov, LaunchPlanError::NoExecutable { dir } if dir == &root.join("dov"))
         );
     }
 
@@ -625,7 +730,7 @@ mod tests {
         let file = d.path().join(LAUNCH_FILE);
         std::fs::write(&file, text).unwrap();
         let why = folder_plan(d.path(), Defaults::default()).unwrap_err();
-        (why, file.display().to_string())
+        (chain(&why), file.display().to_string())
     }
 
     #[test]
@@ -689,6 +794,72 @@ mod tests {
     }
 
     #[test]
+    fn launch_file_errors_keep_their_fields() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join(LAUNCH_FILE);
+        std::fs::write(&file, "# the server\nserver = \"s --port {prot}\"\n").unwrap();
+        let why = folder_plan(d.path(), Defaults::default()).unwrap_err();
+        let LaunchPlanError::LaunchFile(e) = &why else {
+            panic!("{why:?}");
+        };
+        assert_eq!(
+            (&e.file, e.at, e.key.as_deref()),
+            (&file, Some((2, 10)), Some("server"))
+        );
+        assert!(
+            matches!(
+                &e.problem,
+                LaunchFileProblem::Launch(LaunchError::UnknownPlaceholder { placeholder, .. })
+                    if placeholder == "{prot}"
+            ),
+            "{:?}",
+            e.problem
+        );
+        // The message is where; the problem is its source, written once.
+        assert_eq!(
+            e.to_string(),
+            format!("{}:2:10: key `server`", file.display())
+        );
+        assert_eq!(chain(&why).matches("unknown placeholder").count(), 1);
+        // An unknown key names no key of its own (the parser's message names it).
+        std::fs::write(&file, "clinet = \"x\"\n").unwrap();
+        let why = folder_plan(d.path(), Defaults::default()).unwrap_err();
+        assert!(
+            matches!(
+                &why,
+                LaunchPlanError::LaunchFile(e) if matches!(**e, LaunchFileError {
+                    at: Some((1, 1)),
+                    key: None,
+                    problem: LaunchFileProblem::Toml { .. },
+                    ..
+                })
+            ),
+            "{why:?}"
+        );
+        // A dialect that is not bundled, and a [protocol] table that does not parse.
+        let plan = |dialect: Option<&str>, protocol: Option<&str>| LaunchPlan {
+            dialect: dialect.map(String::from),
+            protocol: protocol.map(String::from),
+            ..LaunchPlan::defaults(Defaults::default())
+        };
+        let why = submission_dialect(&plan(Some("klingon"), None)).unwrap_err();
+        assert!(
+            matches!(&why, LaunchPlanError::DialectNotBundled { name } if name == "klingon"),
+            "{why:?}"
+        );
+        assert!(why.to_string().contains("which is not bundled"), "{why}");
+        let why = submission_dialect(&plan(None, Some("{ nonsense_key = 1 }"))).unwrap_err();
+        assert!(
+            matches!(
+                &why,
+                LaunchPlanError::ProtocolTable(DialectError::Keys { .. })
+            ),
+            "{why:?}"
+        );
+        assert!(chain(&why).starts_with("classchat.toml: dialect "), "{why}");
+    }
+
+    #[test]
     fn a_launch_file_sets_prelude_terminal_and_roles_over_the_batch_defaults() {
         let d = tempfile::tempdir().unwrap();
         // No `client` line: a plan without a client template (its scenarios say so), not an
@@ -740,7 +911,7 @@ mod tests {
         assert_eq!(ids, ["amy", "jo smith", "jo_smith"]);
         assert!(f.entries[0].launch.is_ok());
         for e in &f.entries[1..] {
-            let why = e.launch.as_ref().unwrap_err();
+            let why = e.launch.as_ref().unwrap_err().to_string();
             assert!(
                 why.contains("\"jo smith\"")
                     && why.contains("\"jo_smith\"")
@@ -749,7 +920,8 @@ mod tests {
             );
         }
         // The same message for both, whatever order they finish in.
-        assert_eq!(f.entries[1].launch, f.entries[2].launch);
+        let message = |i: usize| f.entries[i].launch.as_ref().unwrap_err().to_string();
+        assert_eq!(message(1), message(2));
     }
 
     #[test]

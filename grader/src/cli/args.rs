@@ -113,7 +113,10 @@ impl DialectArgs {
     pub fn dialect(&self) -> Result<spec::Dialect, String> {
         let mut parts = Vec::new();
         for name in &self.dialect {
-            parts.push(spec::Dialect::named(name).map_err(|e| format!("--dialect: {e}"))?);
+            parts.push(
+                spec::Dialect::named(name)
+                    .map_err(|e| format!("--dialect: {}", grader::error_chain::chain(&e)))?,
+            );
         }
         for keys in &self.protocol {
             let table: toml::Table = toml::from_str(keys).map_err(|e| {
@@ -124,7 +127,7 @@ impl DialectArgs {
             })?;
             parts.push(
                 spec::Dialect::inline(&format!("--protocol '{keys}'"), table)
-                    .map_err(|e| format!("--protocol: {e}"))?,
+                    .map_err(|e| format!("--protocol: {}", grader::error_chain::chain(&e)))?,
             );
         }
         Ok(spec::Dialect::combine(&parts))

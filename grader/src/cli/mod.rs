@@ -243,7 +243,10 @@ fn resolve_isolation(mode: IsolationMode) -> Result<IsolationMode, CliError> {
     }
     match resolved {
         Ok(Isolation::Host) if mode == IsolationMode::Auto => {
-            let why = grader::net::netns::probe().err().unwrap_or_default();
+            let why = grader::net::netns::probe()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             let userns = userns::why_not()
                 .map(|w| format!(" (unprivileged user namespaces: {w})"))
                 .unwrap_or_default();
@@ -297,7 +300,10 @@ fn root_without_capabilities_note(isolation: Isolation) -> Option<String> {
     let mut fallbacks = Vec::new();
     match isolation {
         Isolation::Host => {
-            let why = grader::net::netns::probe().err().unwrap_or_default();
+            let why = grader::net::netns::probe()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             fallbacks.push(format!(
                 "no network namespace per scenario ({why}): grading on the host's loopback with reserved ports"
             ));

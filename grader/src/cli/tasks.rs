@@ -11,7 +11,8 @@ use super::{CliError, EXIT_PASS};
 
 pub(super) fn list_dialects() -> Result<u8, CliError> {
     for (name, text) in spec::BUNDLED_DIALECTS {
-        let d = spec::Dialect::named(name).map_err(CliError::Usage)?;
+        let d = spec::Dialect::named(name)
+            .map_err(|e| CliError::Usage(grader::error_chain::chain(&e)))?;
         let about = text
             .lines()
             .find_map(|l| l.strip_prefix("description = "))

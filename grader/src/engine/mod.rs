@@ -163,8 +163,8 @@ pub enum GradeError {
     #[error(transparent)]
     Launch(#[from] crate::launch::LaunchError),
     /// `--isolation netns` was asked for where namespaces cannot be created.
-    #[error("{0}")]
-    Isolation(String),
+    #[error(transparent)]
+    Isolation(crate::net::netns::NamespaceError),
     /// The submission's build command failed (the submission's problem, like a launch problem):
     /// what happened and the last lines it printed.
     #[error("{0}")]

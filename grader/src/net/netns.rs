@@ -11,7 +11,9 @@
 //! student's program can neither reach the host's services nor collide with another scenario,
 //! even on a hard-coded port; the namespace goes away when the last socket or process in it does.
 //! [`Net`] hides the difference between the two modes from the engine: the same calls open
-//! connections, listeners and refused ports, and name the `/proc` table to read.
+//! connections, listeners and refused ports, and name the `/proc` table to read. Where a
+//! namespace cannot be made, [`probe`] says why as a [`NamespaceError`]: the step that failed
+//! ([`NsError`], with its cause) and what the grader lacks ([`NamespaceLack`]).
 
 use std::fs::File;
 use std::io;
@@ -64,7 +66,7 @@ impl Isolation {
 impl IsolationMode {
     /// Decides the isolation: `Auto` probes once by creating (and dropping) a namespace. The
     /// error says why namespaces cannot be used.
-    pub fn resolve(self) -> Result<Isolation, String> {
+    pub fn resolve(self) -> Result<Isolation, NamespaceError> {
         match self {
             IsolationMode::Host => Ok(Isolation::Host),
             IsolationMode::Netns => probe().map(|()| Isolation::Netns),
@@ -73,39 +75,86 @@ impl IsolationMode {
     }
 }
 
-/// Why a network namespace could not be made: the step that failed.
+/// Why a network namespace could not be made: the step that failed, and its cause.
 #[derive(Debug, thiserror::Error)]
-enum NsError {
+pub enum NsError {
     /// `unshare(CLONE_NEWNET)` was refused.
     #[error("unshare(CLONE_NEWNET)")]
     Unshare(#[source] nix::errno::Errno),
     /// The namespace's loopback could not be brought up.
     #[error("bringing its loopback up")]
     Loopback(#[source] io::Error),
+    /// The namespace's handle (`/proc/thread-self/ns/net`) could not be opened.
+    #[error(transparent)]
+    Handle(io::Error),
+    /// The thread that makes the namespace could not be started.
+    #[error(transparent)]
+    Thread(io::Error),
+    /// The thread that makes the namespace died before it said how it went.
+    #[error("the namespace thread died")]
+    ThreadDied,
+}
+
+impl From<NsError> for io::Error {
+    /// The error [`NetNs::new`] gives: the step as an `io::Error` of its cause's kind (the
+    /// steps without a cause of their own are their `io::Error` as it was).
+    fn from(e: NsError) -> Self {
+        let kind = match &e {
+            NsError::Unshare(errno) => io::Error::from(*errno).kind(),
+            NsError::Loopback(cause) => cause.kind(),
+            NsError::Handle(_) | NsError::Thread(_) | NsError::ThreadDied => io::ErrorKind::Other,
+        };
+        match e {
+            NsError::Handle(cause) | NsError::Thread(cause) => cause,
+            NsError::ThreadDied => io::Error::other("the namespace thread died"),
+            step => io::Error::new(kind, step),
+        }
+    }
+}
+
+/// What the grader lacks for a network namespace, as [`probe`] tells from who it runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NamespaceLack {
+    /// Not root, and no user namespace of its own.
+    #[error("not root, and no user namespace of the grader's own (see docs/security.md)")]
+    NotRoot,
+    /// Root, but `unshare` is refused without CAP_SYS_ADMIN.
+    #[error("root without CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN)")]
+    SysAdmin,
+    /// Root, but the loopback cannot be brought up without CAP_NET_ADMIN.
+    #[error(
+        "root without CAP_NET_ADMIN, which a namespace's loopback needs (docker run --cap-add NET_ADMIN)"
+    )]
+    NetAdmin,
+    /// Neither: a security profile or the kernel refuses.
+    #[error("a security profile (seccomp, AppArmor) or the kernel refuses it")]
+    Refused,
+}
+
+/// Why network namespaces cannot be used here: the step that failed (with its cause) and what
+/// the grader lacks. Its message holds the step's chain of causes, in parentheses before what
+/// is missing (`cannot create a network namespace (unshare(CLONE_NEWNET): EPERM: ...): root
+/// without CAP_SYS_ADMIN ...`), so it has no `source` of its own: every cause is written once.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create a network namespace ({}): {lacks}", crate::error_chain::Chain(.step))]
+pub struct NamespaceError {
+    /// The step that failed, and its cause.
+    pub step: NsError,
+    /// What the grader lacks.
+    pub lacks: NamespaceLack,
 }
 
 /// Whether a network namespace can be created here (`Err` says why not, naming what is missing).
-pub fn probe() -> Result<(), String> {
-    NetNs::new().map(drop).map_err(|e| {
+pub fn probe() -> Result<(), NamespaceError> {
+    NetNs::create().map(drop).map_err(|step| {
         use crate::process::sandbox::{caps, is_root};
-        let step = e.get_ref().and_then(|i| i.downcast_ref::<NsError>());
-        let needs = match step {
-            _ if !is_root() => {
-                "not root, and no user namespace of the grader's own (see docs/security.md)"
-                    .to_string()
-            }
-            Some(NsError::Unshare(_)) if !caps::has(caps::SYS_ADMIN) => {
-                "root without CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN)".into()
-            }
-            Some(NsError::Loopback(_)) if !caps::has(caps::NET_ADMIN) => {
-                "root without CAP_NET_ADMIN, which a namespace's loopback needs (docker run --cap-add NET_ADMIN)".into()
-            }
-            _ => "a security profile (seccomp, AppArmor) or the kernel refuses it".into(),
+        let lacks = match step {
+            _ if !is_root() => NamespaceLack::NotRoot,
+            NsError::Unshare(_) if !caps::has(caps::SYS_ADMIN) => NamespaceLack::SysAdmin,
+            NsError::Loopback(_) if !caps::has(caps::NET_ADMIN) => NamespaceLack::NetAdmin,
+            _ => NamespaceLack::Refused,
         };
-        format!(
-            "cannot create a network namespace ({}): {needs}",
-            crate::error_chain::Chain(&e)
-        )
+        NamespaceError { step, lacks }
     })
 }
 
@@ -132,21 +181,24 @@ impl std::fmt::Debug for NetNs {
 impl NetNs {
     /// Creates a namespace with its loopback up. Fails without CAP_SYS_ADMIN.
     pub fn new() -> io::Result<Arc<Self>> {
+        Self::create().map_err(io::Error::from)
+    }
+
+    /// [`NetNs::new`], saying which step failed.
+    pub fn create() -> Result<Arc<Self>, NsError> {
         let (jobs, rx) = mpsc::channel::<Job>();
-        type Ready = io::Result<(OwnedFd, i32, Option<SockDiag>)>;
+        type Ready = Result<(OwnedFd, i32, Option<SockDiag>), NsError>;
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Ready>(1);
         std::thread::Builder::new()
             .name("grader-netns".into())
             .spawn(move || {
                 let setup = || -> Ready {
-                    nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
-                        io::Error::new(io::Error::from(e).kind(), NsError::Unshare(e))
-                    })?;
-                    loopback_up().map_err(|e| io::Error::new(e.kind(), NsError::Loopback(e)))?;
+                    nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(NsError::Unshare)?;
+                    loopback_up().map_err(NsError::Loopback)?;
                     // Student programs in the namespace may bind ports below 1024 although they
                     // run without capabilities (the namespace is theirs alone).
                     let _ = std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-                    let fd = File::open("/proc/thread-self/ns/net")?;
+                    let fd = File::open("/proc/thread-self/ns/net").map_err(NsError::Handle)?;
                     let diag = SockDiag::new().ok();
                     Ok((fd.into(), nix::unistd::gettid().as_raw(), diag))
                 };
@@ -159,10 +211,9 @@ impl NetNs {
                         job();
                     }
                 }
-            })?;
-        let (fd, tid, diag) = ready_rx
-            .recv()
-            .map_err(|_| io::Error::other("the namespace thread died"))??;
+            })
+            .map_err(NsError::Thread)?;
+        let (fd, tid, diag) = ready_rx.recv().map_err(|_| NsError::ThreadDied)??;
         Ok(Arc::new(Self {
             fd,
             tid,
@@ -490,8 +541,31 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_error_names_the_step_its_cause_and_what_is_missing() {
+        let e = NamespaceError {
+            step: NsError::Unshare(nix::errno::Errno::EPERM),
+            lacks: NamespaceLack::SysAdmin,
+        };
+        assert_eq!(
+            crate::error_chain::chain(&e),
+            "cannot create a network namespace (unshare(CLONE_NEWNET): EPERM: Operation not permitted): root without CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN)"
+        );
+        // As `NetNs::new` gives it: an io::Error of the cause's kind, saying the step.
+        let io = io::Error::from(NsError::Loopback(io::Error::from(
+            io::ErrorKind::PermissionDenied,
+        )));
+        assert_eq!(io.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            crate::error_chain::chain(&io),
+            "bringing its loopback up: permission denied"
+        );
+        let io = io::Error::from(NsError::Handle(io::Error::from(io::ErrorKind::NotFound)));
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn host_mode_needs_nothing() {
-        assert_eq!(IsolationMode::Host.resolve(), Ok(Isolation::Host));
+        assert!(matches!(IsolationMode::Host.resolve(), Ok(Isolation::Host)));
         assert_eq!(Isolation::Netns.as_str(), "netns");
     }
 

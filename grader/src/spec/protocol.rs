@@ -11,7 +11,8 @@
 //! Guarantees: [`Protocol::default`] is exactly the protocol of `tasks/PROTOCOL.md`, so the
 //! bundled task files graded under no dialect behave as they did before dialects existed;
 //! unknown keys and values are refused with the key named; a [`Dialect`] is plain data (a label
-//! and a table) that a report records and `grader replay` reapplies.
+//! and a table) that a report records and `grader replay` reapplies; a dialect that cannot be
+//! used is a typed [`DialectError`] (which dialect, and what is wrong with it).
 
 use serde::{Deserialize, Serialize};
 
@@ -263,6 +264,52 @@ struct DialectFile {
     protocol: toml::Table,
 }
 
+/// A dialect that cannot be used: which one, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum DialectError {
+    /// Neither a bundled dialect nor a file.
+    #[error(
+        "no dialect {name:?}: the bundled dialects are {}; or give the path of a dialect file",
+        BUNDLED_DIALECTS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    )]
+    Unknown {
+        /// The name or path given.
+        name: String,
+    },
+    /// The dialect file cannot be read.
+    #[error("cannot read dialect file {path}")]
+    Unreadable {
+        /// The path given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The dialect file is not TOML, or holds other keys than `description` and `[protocol]`.
+    #[error("dialect {label}: {message}")]
+    File {
+        /// The dialect's name or path.
+        label: String,
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// Inline protocol keys (a record's, a `classchat.toml`'s) that are not a TOML table.
+    #[error("{label}: {message}")]
+    Inline {
+        /// Whose keys they are.
+        label: String,
+        /// What is wrong (the TOML parser's message).
+        message: String,
+    },
+    /// A key or value no protocol has.
+    #[error("dialect {label}: {message}")]
+    Keys {
+        /// The dialect's label.
+        label: String,
+        /// What is wrong (names the key or value).
+        message: String,
+    },
+}
+
 impl Dialect {
     /// True when it sets nothing (the task's own protocol).
     pub fn is_empty(&self) -> bool {
@@ -270,28 +317,28 @@ impl Dialect {
     }
 
     /// A bundled dialect by name, or else a dialect file at `name_or_path`.
-    pub fn named(name_or_path: &str) -> Result<Self, String> {
+    pub fn named(name_or_path: &str) -> Result<Self, DialectError> {
         let (label, text) = match BUNDLED_DIALECTS.iter().find(|(n, _)| *n == name_or_path) {
             Some((n, t)) => (n.to_string(), t.to_string()),
             None => {
                 let path = std::path::Path::new(name_or_path);
                 if !path.is_file() {
-                    return Err(format!(
-                        "no dialect {name_or_path:?}: the bundled dialects are {}; or give the path of a dialect file",
-                        BUNDLED_DIALECTS
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
+                    return Err(DialectError::Unknown {
+                        name: name_or_path.to_string(),
+                    });
                 }
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read dialect file {name_or_path}: {e}"))?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| DialectError::Unreadable {
+                        path: name_or_path.to_string(),
+                        source,
+                    })?;
                 (name_or_path.to_string(), text)
             }
         };
-        let file: DialectFile =
-            toml::from_str(&text).map_err(|e| format!("dialect {label}: {}", e.message()))?;
+        let file: DialectFile = toml::from_str(&text).map_err(|e| DialectError::File {
+            label: label.clone(),
+            message: e.message().to_string(),
+        })?;
         let d = Dialect {
             label,
             table: file.protocol,
@@ -301,7 +348,7 @@ impl Dialect {
     }
 
     /// An inline `[protocol]` table (of a submission's `classchat.toml`).
-    pub fn inline(label: &str, table: toml::Table) -> Result<Self, String> {
+    pub fn inline(label: &str, table: toml::Table) -> Result<Self, DialectError> {
         let d = Dialect {
             label: label.to_string(),
             table,
@@ -311,12 +358,18 @@ impl Dialect {
     }
 
     /// A dialect from the text [`Dialect::to_inline`] wrote (a TOML inline table).
-    pub fn from_inline(label: &str, text: &str) -> Result<Self, String> {
-        let value: toml::Table = toml::from_str(&format!("protocol = {text}"))
-            .map_err(|e| format!("{label}: {}", e.message()))?;
+    pub fn from_inline(label: &str, text: &str) -> Result<Self, DialectError> {
+        let value: toml::Table =
+            toml::from_str(&format!("protocol = {text}")).map_err(|e| DialectError::Inline {
+                label: label.to_string(),
+                message: e.message().to_string(),
+            })?;
         match value.get("protocol") {
             Some(toml::Value::Table(t)) => Dialect::inline(label, t.clone()),
-            _ => Err(format!("{label}: not a table: {text}")),
+            _ => Err(DialectError::Inline {
+                label: label.to_string(),
+                message: format!("not a table: {text}"),
+            }),
         }
     }
 
@@ -344,10 +397,13 @@ impl Dialect {
     }
 
     /// Refuses keys and values no protocol has.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), DialectError> {
         Protocol::resolve(&toml::Table::new(), self)
             .map(|_| ())
-            .map_err(|e| format!("dialect {}: {e}", self.label))
+            .map_err(|message| DialectError::Keys {
+                label: self.label.clone(),
+                message,
+            })
     }
 }
 
@@ -395,17 +451,29 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_values_are_refused() {
-        let bad = |t: &str| Dialect::inline("t", toml::from_str(t).unwrap()).unwrap_err();
+        let bad = |t: &str| {
+            Dialect::inline("t", toml::from_str(t).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
         assert!(
             bad("acknowledge = \"none\"").contains("acknowledge"),
             "{}",
             bad("acknowledge = \"none\"")
         );
         assert!(bad("ack = \"sometimes\"").contains("sometimes"));
+        let e = Dialect::named("no-such-dialect").unwrap_err();
+        assert!(e.to_string().contains("name-line"), "{e}");
         assert!(
-            Dialect::named("no-such-dialect")
-                .unwrap_err()
-                .contains("name-line")
+            matches!(&e, DialectError::Unknown { name } if name == "no-such-dialect"),
+            "{e:?}"
         );
+        let e = Dialect::inline("t", toml::from_str("ack = \"sometimes\"").unwrap()).unwrap_err();
+        assert!(
+            matches!(&e, DialectError::Keys { label, .. } if label == "t"),
+            "{e:?}"
+        );
+        let e = Dialect::from_inline("rec", "5").unwrap_err();
+        assert_eq!(e.to_string(), "rec: not a table: 5");
     }
 }
