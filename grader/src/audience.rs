@@ -116,27 +116,123 @@ impl View {
     }
 }
 
-/// The report as `view` may see it (a copy; the record is never changed).
+/// The report as `view` may see it (a copy; the record is never changed): every outcome through
+/// one [`Redactor`] of the report's scenarios, in its order.
 pub fn redact(
     report: &GradeReport,
     policies: &BTreeMap<String, Policy>,
     view: View,
 ) -> GradeReport {
-    let mut out = report.clone();
-    if view.audience == Audience::Instructor {
-        return out;
-    }
-    let mut hidden = 0;
-    for o in &mut out.scenarios {
-        let policy = policies.get(&o.name).copied().unwrap_or_default();
-        if view.hides(policy) {
-            hidden += 1;
-            *o = hidden_outcome(o, hidden);
-            continue;
+    Redactor::new(
+        report.scenarios.iter().map(|o| o.name.as_str()),
+        policies,
+        view,
+    )
+    .report(report)
+}
+
+/// What one reader may see of a grading, one outcome at a time: built from the names of the
+/// scenarios graded, in spec order (the order a report lists them), so that a hidden scenario
+/// gets the same "hidden scenario N" whether it is redacted alone, as it finishes, or in the
+/// final report.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    view: View,
+    policies: BTreeMap<String, Policy>,
+    /// The number of each scenario `view` hides, among those it hides, in spec order.
+    hidden: BTreeMap<String, usize>,
+}
+
+impl Redactor {
+    /// A redactor of the scenarios `names` (in spec order) under `policies` (a name without one
+    /// has the default policy), for `view`.
+    pub fn new<'n>(
+        names: impl IntoIterator<Item = &'n str>,
+        policies: &BTreeMap<String, Policy>,
+        view: View,
+    ) -> Self {
+        let policy = |name: &str| policies.get(name).copied().unwrap_or_default();
+        let hidden = names
+            .into_iter()
+            .filter(|name| view.hides(policy(name)))
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), i + 1))
+            .collect();
+        Self {
+            view,
+            policies: policies.clone(),
+            hidden,
         }
-        apply_feedback(o, policy.feedback);
     }
-    out
+
+    /// A redactor of `spec`'s scenarios under their own policies.
+    pub fn for_spec(spec: &TaskSpec, view: View) -> Self {
+        Self::new(
+            spec.scenarios.iter().map(|s| s.name.as_str()),
+            &policies_of(spec),
+            view,
+        )
+    }
+
+    fn policy(&self, scenario: &str) -> Policy {
+        self.policies.get(scenario).copied().unwrap_or_default()
+    }
+
+    /// The scenario's name as the reader sees it: its own, or "hidden scenario N"; a hidden
+    /// scenario this redactor was not told of is "a hidden scenario".
+    pub fn name(&self, scenario: &str) -> String {
+        if !self.view.hides(self.policy(scenario)) {
+            return scenario.to_string();
+        }
+        match self.hidden.get(scenario) {
+            Some(k) => format!("hidden scenario {k}"),
+            None => "a hidden scenario".to_string(),
+        }
+    }
+
+    /// Whether the reader sees the scenario at all under its own name.
+    pub fn shows_name(&self, scenario: &str) -> bool {
+        !self.view.hides(self.policy(scenario))
+    }
+
+    /// Whether the reader sees the scenario's messages (an infrastructure error's, a retry's):
+    /// instructors always; students for a visible (or released) scenario with `full` feedback.
+    pub fn shows_messages(&self, scenario: &str) -> bool {
+        let policy = self.policy(scenario);
+        self.view.audience == Audience::Instructor
+            || (!self.view.hides(policy) && policy.feedback == Feedback::Full)
+    }
+
+    /// Whether the reader sees the scenario's notes other than retries (the port a program
+    /// was graded on): instructors always; students where its feedback is not `none` and it is
+    /// not hidden.
+    pub fn shows_notes(&self, scenario: &str) -> bool {
+        let policy = self.policy(scenario);
+        self.view.audience == Audience::Instructor
+            || (!self.view.hides(policy) && policy.feedback != Feedback::None)
+    }
+
+    /// One outcome as the reader may see it (a copy).
+    pub fn outcome(&self, o: &ScenarioOutcome) -> ScenarioOutcome {
+        if self.view.audience == Audience::Instructor {
+            return o.clone();
+        }
+        let policy = self.policy(&o.name);
+        if self.view.hides(policy) {
+            return bare_outcome(o, self.name(&o.name), HIDDEN_MESSAGE);
+        }
+        let mut shown = o.clone();
+        apply_feedback(&mut shown, policy.feedback);
+        shown
+    }
+
+    /// A whole report as the reader may see it (a copy): each outcome through [`Self::outcome`].
+    pub fn report(&self, report: &GradeReport) -> GradeReport {
+        GradeReport {
+            scenarios: report.scenarios.iter().map(|o| self.outcome(o)).collect(),
+            ..report.clone()
+        }
+    }
 }
 
 /// The report with only the feedback levels applied, to every scenario whatever its visibility
@@ -188,26 +284,11 @@ fn apply_feedback(o: &mut ScenarioOutcome, feedback: Feedback) {
 
 /// A scenario's name as `view` shows it: its own, or the "hidden scenario N" that [`redact`] gives
 /// it in a report of `spec` (N counts the scenarios `view` hides, in spec order). A name the spec
-/// does not have is shown as "a hidden scenario".
+/// does not have is shown to students as "a hidden scenario".
 pub fn shown_name(spec: &TaskSpec, scenario: &str, view: View) -> String {
-    let mut hidden = 0;
-    for s in &spec.scenarios {
-        let policy = Policy {
-            visibility: s.visibility,
-            feedback: s.feedback,
-        };
-        let hides = view.hides(policy);
-        hidden += usize::from(hides);
-        if s.name == scenario {
-            return if hides {
-                format!("hidden scenario {hidden}")
-            } else {
-                s.name.clone()
-            };
-        }
-    }
-    if view.audience == Audience::Instructor {
-        scenario.to_string()
+    let known = spec.scenarios.iter().any(|s| s.name == scenario);
+    if known || view.audience == Audience::Instructor {
+        Redactor::for_spec(spec, view).name(scenario)
     } else {
         "a hidden scenario".to_string()
     }
@@ -223,15 +304,8 @@ pub fn shown_name(spec: &TaskSpec, scenario: &str, view: View) -> String {
 pub fn redact_error(error: GradeError, spec: &TaskSpec, view: View) -> GradeError {
     match error {
         GradeError::Infrastructure { scenario, message } if view.audience == Audience::Student => {
-            let policy = spec
-                .scenarios
-                .iter()
-                .find(|s| s.name == scenario)
-                .map(|s| Policy {
-                    visibility: s.visibility,
-                    feedback: s.feedback,
-                });
-            let keep = policy.is_some_and(|p| !view.hides(p) && p.feedback == Feedback::Full);
+            let known = spec.scenarios.iter().any(|s| s.name == scenario);
+            let keep = known && Redactor::for_spec(spec, view).shows_messages(&scenario);
             GradeError::Infrastructure {
                 scenario: shown_name(spec, &scenario, view),
                 message: if keep {
@@ -243,10 +317,6 @@ pub fn redact_error(error: GradeError, spec: &TaskSpec, view: View) -> GradeErro
         }
         other => other,
     }
-}
-
-fn hidden_outcome(o: &ScenarioOutcome, k: usize) -> ScenarioOutcome {
-    bare_outcome(o, format!("hidden scenario {k}"), HIDDEN_MESSAGE)
 }
 
 /// Only what pass/fail and points say of `o`, under `name`; a failure reads `failure`.
@@ -277,99 +347,100 @@ fn bare_outcome(o: &ScenarioOutcome, name: String, failure: &str) -> ScenarioOut
     }
 }
 
-/// An [`EventSink`] that shows `inner` only what `view` may see.
-pub struct Redacting<'a> {
-    inner: &'a dyn EventSink,
+/// An [`EventSink`] that passes on to `inner` only what `view` may see of each event, one
+/// outcome at a time: every student-facing sink (the console, the JUnit file) sits behind one.
+///
+/// It learns the scenarios graded, in spec order, from `GradingStarted` (whose list it passes
+/// on with hidden names replaced), so a hidden scenario is "hidden scenario N" in its
+/// `ScenarioFinished` as in the final report; a hidden scenario's `ScenarioStarted` is passed on
+/// under that name, a retry only where the reader sees the scenario's messages (as its notes),
+/// a scenario's note only where the reader sees its other notes.
+pub struct Redacting<'a, S> {
+    inner: S,
     policies: &'a BTreeMap<String, Policy>,
     view: View,
+    redactor: std::sync::OnceLock<Redactor>,
 }
 
-impl<'a> Redacting<'a> {
+impl<'a, S: EventSink> Redacting<'a, S> {
     /// Wraps `inner`.
-    pub fn new(
-        inner: &'a dyn EventSink,
-        policies: &'a BTreeMap<String, Policy>,
-        view: View,
-    ) -> Self {
+    pub fn new(inner: S, policies: &'a BTreeMap<String, Policy>, view: View) -> Self {
         Self {
             inner,
             policies,
             view,
+            redactor: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The wrapped sink.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The redactor of this grading (of no scenario before `GradingStarted`: a hidden one is
+    /// then "a hidden scenario").
+    fn redactor(&self) -> &Redactor {
+        self.redactor
+            .get_or_init(|| Redactor::new([], self.policies, self.view))
     }
 }
 
-impl EventSink for Redacting<'_> {
+impl<S: EventSink> EventSink for Redacting<'_, S> {
     fn event(&self, event: &Event<'_>) {
         match event {
+            Event::GradingStarted {
+                task,
+                title,
+                submission,
+                seed,
+                scenarios,
+            } => {
+                let redactor = self.redactor.get_or_init(|| {
+                    Redactor::new(
+                        scenarios.iter().map(String::as_str),
+                        self.policies,
+                        self.view,
+                    )
+                });
+                let shown: Vec<String> = scenarios.iter().map(|s| redactor.name(s)).collect();
+                self.inner.event(&Event::GradingStarted {
+                    task: *task,
+                    title,
+                    submission,
+                    seed: *seed,
+                    scenarios: &shown,
+                });
+            }
             Event::GradingFinished(report) => {
                 let shown = redact(report, self.policies, self.view);
                 self.inner.event(&Event::GradingFinished(&shown));
             }
             Event::ScenarioFinished(o) => {
-                let one = GradeReport {
-                    scenarios: vec![(*o).clone()],
-                    ..placeholder_report()
-                };
-                let shown = redact(&one, self.policies, self.view);
-                if let Some(s) = shown.scenarios.first() {
-                    // Scenarios finish out of spec order: a hidden one cannot know its number
-                    // in the report ("hidden scenario N") yet.
-                    let mut s = s.clone();
-                    if self.view.hides(self.policy(&o.name)) {
-                        s.name = "a hidden scenario".into();
-                    }
-                    self.inner.event(&Event::ScenarioFinished(&s));
-                }
+                let shown = self.redactor().outcome(o);
+                self.inner.event(&Event::ScenarioFinished(&shown));
             }
-            // A hidden scenario's name is not passed on; a retry's message only where students
-            // see the scenario's messages (as in its notes).
             Event::ScenarioStarted { scenario } => {
-                if !self.view.hides(self.policy(scenario)) {
-                    self.inner.event(event);
-                }
+                let shown = self.redactor().name(scenario);
+                self.inner
+                    .event(&Event::ScenarioStarted { scenario: &shown });
             }
             Event::Retry { scenario, .. } => {
-                let policy = self.policy(scenario);
-                if self.view.audience == Audience::Instructor
-                    || (!self.view.hides(policy) && policy.feedback == Feedback::Full)
-                {
+                if self.redactor().shows_messages(scenario) {
                     self.inner.event(event);
                 }
             }
-            Event::GradingStarted { .. } | Event::Built { .. } | Event::Note(_) => {
-                self.inner.event(event)
+            Event::ScenarioNote { scenario, note } => {
+                if self.redactor().shows_notes(scenario) {
+                    let shown = self.redactor().name(scenario);
+                    self.inner.event(&Event::ScenarioNote {
+                        scenario: &shown,
+                        note,
+                    });
+                }
             }
+            Event::Built { .. } | Event::Note(_) => self.inner.event(event),
         }
-    }
-}
-
-impl Redacting<'_> {
-    fn policy(&self, scenario: &str) -> Policy {
-        self.policies.get(scenario).copied().unwrap_or_default()
-    }
-}
-
-fn placeholder_report() -> GradeReport {
-    GradeReport {
-        schema_version: crate::verdict::SCHEMA_VERSION,
-        grader_version: String::new(),
-        submission: String::new(),
-        submission_path: String::new(),
-        task: 0,
-        task_title: String::new(),
-        score: 0.0,
-        max_score: 0.0,
-        seed: 0,
-        spec_hash: String::new(),
-        spec_source: String::new(),
-        dialect: None,
-        isolation: String::new(),
-        accept_any_port: None,
-        timestamp: String::new(),
-        duration_ms: 0,
-        scenarios: Vec::new(),
-        notes: Vec::new(),
     }
 }
 
@@ -379,6 +450,29 @@ mod tests {
     use crate::note::RETRIED_NOTE;
 
     use crate::spec::Role;
+
+    fn placeholder_report() -> GradeReport {
+        GradeReport {
+            schema_version: crate::verdict::SCHEMA_VERSION,
+            grader_version: String::new(),
+            submission: String::new(),
+            submission_path: String::new(),
+            task: 0,
+            task_title: String::new(),
+            score: 0.0,
+            max_score: 0.0,
+            seed: 0,
+            spec_hash: String::new(),
+            spec_source: String::new(),
+            dialect: None,
+            isolation: String::new(),
+            accept_any_port: None,
+            timestamp: String::new(),
+            duration_ms: 0,
+            scenarios: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 
     fn outcome(name: &str, status: Status) -> ScenarioOutcome {
         ScenarioOutcome {
@@ -458,13 +552,53 @@ mod tests {
         }
         sink.event(&Event::ScenarioFinished(&secret));
         let seen = seen.0.into_inner().unwrap();
-        // open: started and its retry; the hidden one: nothing but its outcome, nameless;
-        // later (after_due, summary): nothing.
-        assert_eq!(seen.len(), 3, "{seen:#?}");
+        // open: started and its retry; the hidden one: its start and outcome under a
+        // placeholder, no retry; later (after_due, summary): its start, no retry.
+        assert_eq!(seen.len(), 5, "{seen:#?}");
         assert!(seen[0].contains("ScenarioStarted") && seen[0].contains("open"));
         assert!(seen[1].contains("Retry") && seen[1].contains("open"));
-        assert!(seen[2].contains("a hidden scenario"), "{}", seen[2]);
-        assert!(!seen[2].contains("secret"), "{}", seen[2]);
+        // No `GradingStarted` told it the order: no number for the hidden one.
+        assert!(seen[2].contains("\"a hidden scenario\""), "{}", seen[2]);
+        assert!(seen[3].contains("\"a hidden scenario\""), "{}", seen[3]);
+        assert!(seen[4].contains("a hidden scenario"), "{}", seen[4]);
+        assert!(seen[2..].iter().all(|s| !s.contains("secret")), "{seen:#?}");
+    }
+
+    #[test]
+    fn the_redacting_sink_numbers_hidden_scenarios_as_the_report_does() {
+        let policies = policies();
+        let seen = Seen::default();
+        let sink = Redacting::new(&seen, &policies, View::default());
+        let report = report();
+        let names: Vec<String> = report.scenarios.iter().map(|o| o.name.clone()).collect();
+        sink.event(&Event::GradingStarted {
+            task: 1,
+            title: "t",
+            submission: "s",
+            seed: 1,
+            scenarios: &names,
+        });
+        // Out of spec order, as scenarios finish.
+        for o in report.scenarios.iter().rev() {
+            sink.event(&Event::ScenarioFinished(o));
+        }
+        sink.event(&Event::GradingFinished(&report));
+        let seen = seen.0.into_inner().unwrap();
+        assert!(
+            seen[0].contains(r#"["open", "hidden scenario 1", "hidden scenario 2"]"#),
+            "{}",
+            seen[0]
+        );
+        let whole = redact(&report, &policies, View::default());
+        for (event, o) in seen[1..4].iter().zip(whole.scenarios.iter().rev()) {
+            assert_eq!(*event, format!("{:?}", Event::ScenarioFinished(o)));
+        }
+        assert_eq!(seen[4], format!("{:?}", Event::GradingFinished(&whole)));
+        // Only the visible "open" shows its details.
+        assert!(
+            seen[1..3].iter().all(|s| !s.contains("secret")),
+            "{seen:#?}"
+        );
     }
 
     #[test]

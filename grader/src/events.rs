@@ -7,8 +7,8 @@
 //! Guarantees: for each grading, `GradingStarted` comes first, then `Built` once if the
 //! submission has a build command and it succeeded, then one `Note` per remark on the whole
 //! grading, then for each scenario `ScenarioStarted` before its first attempt, a `Retry` per
-//! attempt that failed for the grader's own reasons and was run again, and `ScenarioFinished`
-//! once (scenarios in completion order, possibly several at once), then `GradingFinished`
+//! attempt that failed for the grader's own reasons and was run again, a `ScenarioNote` if it
+//! was the first to see the program on another port, and `ScenarioFinished` once (scenarios in completion order, possibly several at once), then `GradingFinished`
 //! exactly once with the final record. A grading that fails (an error instead of a report)
 //! sends no `GradingFinished`.
 
@@ -30,8 +30,8 @@ pub enum Event<'a> {
         submission: &'a str,
         /// The seed in use.
         seed: u64,
-        /// Number of scenarios.
-        scenarios: usize,
+        /// The names of the scenarios graded, in spec order.
+        scenarios: &'a [String],
     },
     /// The submission's build command succeeded (before the first scenario).
     Built {
@@ -59,9 +59,20 @@ pub enum Event<'a> {
         /// [`crate::audience`]).
         message: &'a str,
     },
+    /// A scenario found, as it ran, something a reader should know that changes no verdict:
+    /// the submission's program uses another port than its assigned one. Sent once per kind
+    /// (server, client) per grading, by the first scenario to finish having seen it, before its
+    /// `ScenarioFinished`; the final report places the note under one scenario (the one about
+    /// the port, if any; see [`crate::engine`]'s `hardcoded`).
+    ScenarioNote {
+        /// The scenario that saw it.
+        scenario: &'a str,
+        /// What it saw.
+        note: &'a Note,
+    },
     /// One scenario finished (possibly after retries for infrastructure errors), with its
-    /// outcome as it ended; the notes about a hard-coded port, placed once per grading after
-    /// every scenario ended, are only in the final report.
+    /// outcome as it ended; a note about a hard-coded port came as a `ScenarioNote` and is in
+    /// the final report, under the scenario it is placed under, not in this outcome.
     ScenarioFinished(&'a ScenarioOutcome),
     /// The grading finished.
     GradingFinished(&'a GradeReport),
@@ -71,6 +82,12 @@ pub enum Event<'a> {
 pub trait EventSink: Send + Sync {
     /// Called for every event.
     fn event(&self, event: &Event<'_>);
+}
+
+impl<T: EventSink + ?Sized> EventSink for &T {
+    fn event(&self, event: &Event<'_>) {
+        (**self).event(event)
+    }
 }
 
 /// A sink that ignores everything.
@@ -129,6 +146,7 @@ mod tests {
                 Event::Retry {
                     scenario, attempt, ..
                 } => format!("retry {scenario} {attempt}"),
+                Event::ScenarioNote { scenario, note } => format!("note {scenario}: {note}"),
                 Event::ScenarioFinished(o) => format!("finish {}", o.name),
                 Event::GradingFinished(_) => "finished".into(),
             };

@@ -67,7 +67,7 @@ impl EventSink for Tally {
         match event {
             Event::GradingStarted { scenarios, .. } => {
                 self.scenarios_started
-                    .fetch_add(*scenarios, Ordering::SeqCst);
+                    .fetch_add(scenarios.len(), Ordering::SeqCst);
             }
             Event::ScenarioFinished(_) => {
                 self.scenarios_done.fetch_add(1, Ordering::SeqCst);
@@ -76,6 +76,7 @@ impl EventSink for Tally {
             | Event::Note(_)
             | Event::ScenarioStarted { .. }
             | Event::Retry { .. }
+            | Event::ScenarioNote { .. }
             | Event::GradingFinished(_) => return,
         }
         self.refresh();
@@ -230,12 +231,13 @@ mod tests {
         );
         let report = synthetic::mixed("bob");
         let note = Note::text("n");
+        let names: Vec<String> = report.scenarios.iter().map(|o| o.name.clone()).collect();
         tally.event(&Event::GradingStarted {
             task: 1,
             title: "Task 1",
             submission: "bob",
             seed: 1,
-            scenarios: report.scenarios.len(),
+            scenarios: &names,
         });
         tally.event(&Event::Note(&note));
         for o in &report.scenarios[..3] {

@@ -7,7 +7,8 @@
 //! a scenario only takes a shared guard that nothing waits on); a scenario whose server could
 //! not listen because another scenario of the same grading held the hard-coded port is reported
 //! as *collided* and run again, alone, never charged; the notes about a hard-coded port appear
-//! once per grading (see [`place_notes`]).
+//! once per grading, as an event when the first scenario that saw it finishes
+//! ([`PortWatch::announce`]) and in the report under one scenario (see [`place_notes`]).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -51,7 +52,7 @@ impl PortSeen {
         }
     }
     /// The note shown once per grading.
-    fn note(&self, host: bool) -> Note {
+    pub(crate) fn note(&self, host: bool) -> Note {
         match self {
             PortSeen::Server {
                 assigned, actual, ..
@@ -84,6 +85,8 @@ struct State {
     server_port: Option<u16>,
     /// Scenarios (not run alone) whose `start_server` has not decided yet.
     starting: usize,
+    /// Whether a port seen by the server, by the client, was announced (see [`PortWatch::announce`]).
+    announced: [bool; 2],
 }
 
 /// A scenario's hold on the server port: shared while the submission is not known to
@@ -127,6 +130,13 @@ impl PortWatch {
     pub(crate) fn saw_server_port(&self, port: u16) {
         self.lock().server_port.get_or_insert(port);
         self.changed.notify_waiters();
+    }
+
+    /// Whether `seen` is the first of its kind (server, client) to be announced in this grading
+    /// (the live note of [`crate::events::Event::ScenarioNote`]); true once per kind.
+    pub(crate) fn announce(&self, seen: &PortSeen) -> bool {
+        let kind = usize::from(!seen.is_server());
+        !std::mem::replace(&mut self.lock().announced[kind], true)
     }
 
     /// Marks a `start_server` as undecided until the returned guard is dropped.

@@ -257,12 +257,13 @@ pub(crate) async fn grade(
     let req = &leased;
     let started = Instant::now();
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let names: Vec<String> = req.spec.scenarios.iter().map(|s| s.name.clone()).collect();
     sink.event(&Event::GradingStarted {
         task: req.spec.task,
         title: &req.spec.title,
         submission: &req.submission.name,
         seed: req.seed,
-        scenarios: req.spec.scenarios.len(),
+        scenarios: &names,
     });
     // Built or staged: the scenarios start the copy (kept until they are done).
     let built;
@@ -418,6 +419,14 @@ pub(crate) async fn grade(
                         attempt: *attempt,
                         message: message.clone(),
                     }));
+            }
+            for s in &seen {
+                if watch.announce(s) {
+                    sink.event(&Event::ScenarioNote {
+                        scenario: &sc.name,
+                        note: &s.note(on_host),
+                    });
+                }
             }
             sink.event(&Event::ScenarioFinished(&o));
             (o, seen)

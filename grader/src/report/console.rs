@@ -59,10 +59,11 @@ impl EventSink for Console {
                 seed,
                 scenarios,
             } => format!(
-                "{}Grading{} {} · task {task} ({title}) · {scenarios} scenarios · seed {seed}\n",
+                "{}Grading{} {} · task {task} ({title}) · {} scenarios · seed {seed}\n",
                 BOLD.render(),
                 BOLD.render_reset(),
-                crate::safe_text::terminal(submission)
+                crate::safe_text::terminal(submission),
+                scenarios.len()
             ),
             Event::Built { command, duration } => {
                 format!("built with `{command}` in {:.1}s\n", duration.as_secs_f64())
@@ -72,6 +73,7 @@ impl EventSink for Console {
             Event::Note(_)
             | Event::ScenarioStarted { .. }
             | Event::Retry { .. }
+            | Event::ScenarioNote { .. }
             | Event::ScenarioFinished(_) => return,
             Event::GradingFinished(report) => render(report, self.format, self.verbose),
         };

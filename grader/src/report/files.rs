@@ -4,19 +4,19 @@
 //! plus the removal of a stale `task<N>.error.txt`.
 //!
 //! Guarantees: files are written once, on `GradingFinished`, atomically (see
-//! [`super::write_atomic`]); the JUnit sink redacts every outcome for its audience
-//! ([`crate::audience::redact`]) before rendering, the record sink never redacts; a sink keeps
+//! [`super::write_atomic`]); the JUnit file is written by a [`JunitFile`] behind a
+//! [`Redacting`] sink, which passes it each outcome as its audience may see it, while the record
+//! sink gets every event as it is; a sink keeps
 //! the result of its writing for the caller ([`ReportFiles::finish`]), since a sink cannot fail
 //! the grading that calls it; a grading that fails (no `GradingFinished`) writes nothing.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::junit::JunitReport;
 use super::record::{Provenance, TomlRecord};
 use super::{ReportError, report_dir, write_all};
-use crate::audience::{Policy, View, redact};
+use crate::audience::{Redacting, View};
 use crate::events::{Event, EventSink};
 use crate::verdict::GradeReport;
 
@@ -30,21 +30,18 @@ fn keep(written: &Written, result: Result<Vec<PathBuf>, ReportError>) {
     *written.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
 }
 
-/// Writes `task<N>.junit.xml` under `out` as `view` may see it.
+/// Writes `task<N>.junit.xml` under `out` from the final report it is given (put it behind a
+/// [`Redacting`] sink for students: [`ReportFiles`] does).
 pub struct JunitFile<'a> {
     out: &'a Path,
-    policies: &'a BTreeMap<String, Policy>,
-    view: View,
     written: Written,
 }
 
 impl<'a> JunitFile<'a> {
     /// A JUnit writer for reports under `out`.
-    pub fn new(out: &'a Path, policies: &'a BTreeMap<String, Policy>, view: View) -> Self {
+    pub fn new(out: &'a Path) -> Self {
         Self {
             out,
-            policies,
-            view,
             written: Mutex::new(None),
         }
     }
@@ -53,13 +50,19 @@ impl<'a> JunitFile<'a> {
     pub fn finish(&self) -> Option<Result<Vec<PathBuf>, ReportError>> {
         take(&self.written)
     }
+
+    fn failed(&self) -> bool {
+        matches!(
+            &*self.written.lock().unwrap_or_else(|e| e.into_inner()),
+            Some(Err(_))
+        )
+    }
 }
 
 impl EventSink for JunitFile<'_> {
     fn event(&self, event: &Event<'_>) {
         if let Event::GradingFinished(report) = event {
-            let shown = redact(report, self.policies, self.view);
-            keep(&self.written, write_all(self.out, &shown, &[&JunitReport]));
+            keep(&self.written, write_all(self.out, report, &[&JunitReport]));
         }
     }
 }
@@ -101,7 +104,7 @@ impl EventSink for RecordFile<'_> {
 /// Every file of a graded submission: JUnit (as `view` may see it), then the full record; once
 /// both are written, an error file of an earlier attempt is removed (the record supersedes it).
 pub struct ReportFiles<'a> {
-    junit: JunitFile<'a>,
+    junit: Redacting<'a, JunitFile<'a>>,
     record: RecordFile<'a>,
     out: &'a Path,
 }
@@ -110,7 +113,7 @@ impl<'a> ReportFiles<'a> {
     /// The files of a grading under `out`.
     pub fn new(out: &'a Path, provenance: &'a Provenance, view: View) -> Self {
         Self {
-            junit: JunitFile::new(out, &provenance.policies, view),
+            junit: Redacting::new(JunitFile::new(out), &provenance.policies, view),
             record: RecordFile::new(out, provenance),
             out,
         }
@@ -119,7 +122,7 @@ impl<'a> ReportFiles<'a> {
     /// The files written, JUnit first (or the first failure); `None` before the grading
     /// finished.
     pub fn finish(&self) -> Option<Result<Vec<PathBuf>, ReportError>> {
-        let mut written = match self.junit.finish()? {
+        let mut written = match self.junit.inner().finish()? {
             Ok(w) => w,
             Err(e) => return Some(Err(e)),
         };
@@ -141,10 +144,7 @@ impl<'a> ReportFiles<'a> {
 impl EventSink for ReportFiles<'_> {
     fn event(&self, event: &Event<'_>) {
         self.junit.event(event);
-        if matches!(
-            &*self.junit.written.lock().unwrap_or_else(|e| e.into_inner()),
-            Some(Err(_))
-        ) {
+        if self.junit.inner().failed() {
             // The record is written only after the JUnit file (as before sinks).
             return;
         }
@@ -217,9 +217,13 @@ mod tests {
     fn instructors_get_everything_in_junit_too() {
         let d = tempfile::tempdir().unwrap();
         let provenance = synthetic::provenance();
-        let junit = JunitFile::new(d.path(), &provenance.policies, View::INSTRUCTOR);
+        let junit = Redacting::new(
+            JunitFile::new(d.path()),
+            &provenance.policies,
+            View::INSTRUCTOR,
+        );
         junit.event(&Event::GradingFinished(&synthetic::mixed("bob")));
-        let written = junit.finish().unwrap().unwrap();
+        let written = junit.inner().finish().unwrap().unwrap();
         let text = std::fs::read_to_string(&written[0]).unwrap();
         assert!(
             text.contains("secret-nonce") && text.contains("secret-retry"),

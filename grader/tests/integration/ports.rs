@@ -211,3 +211,77 @@ fn a_correct_submission_gets_no_port_note() {
     assert_failures(&g, &[]);
     assert!(notes_with(&g, "assigned port").is_empty(), "{}", g.stdout());
 }
+
+/// Records the events of a grading as (kind, scenario, text).
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<(&'static str, String, String)>>);
+
+impl grader::events::EventSink for Recorded {
+    fn event(&self, event: &grader::events::Event<'_>) {
+        use grader::events::Event;
+        let row = match event {
+            Event::ScenarioNote { scenario, note } => {
+                ("note", scenario.to_string(), note.to_string())
+            }
+            Event::ScenarioFinished(o) => ("finished", o.name.clone(), String::new()),
+            Event::GradingFinished(_) => ("done", String::new(), String::new()),
+            _ => return,
+        };
+        self.0.lock().unwrap().push(row);
+    }
+}
+
+/// The port note is an event as soon as the first scenario that saw the port finishes (before
+/// that scenario's outcome), once per grading; the report keeps one such note too.
+#[test]
+fn the_port_note_is_sent_once_when_the_first_scenario_that_saw_it_finishes() {
+    use grader::job::{Job, RunOptions, Settings};
+    use grader::net::netns::IsolationMode;
+    let _fixed = host_fixed_ports();
+    let out = tempfile::tempdir().unwrap();
+    let job = Job::from_args(RunOptions {
+        task: 1,
+        submission: Some(fixture(1, "hardcoded_port.py")),
+        seed: 1,
+        settings: Settings {
+            isolation: IsolationMode::Host,
+            out: out.path().join("reports"),
+            ..Settings::default()
+        },
+        ..RunOptions::default()
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let events = Recorded::default();
+    let report = rt
+        .block_on(job.grade(&grader::net::ports::PortPool::new(1), &events))
+        .unwrap();
+    let events = events.0.into_inner().unwrap();
+    let notes: Vec<_> = events.iter().filter(|(k, ..)| *k == "note").collect();
+    assert_eq!(notes.len(), 1, "once per grading: {events:#?}");
+    let (_, scenario, text) = notes[0];
+    assert!(text.contains("listens on port 12345"), "{text}");
+    let at = |kind: &str, name: &str| {
+        events
+            .iter()
+            .position(|(k, s, _)| *k == kind && s == name)
+            .unwrap()
+    };
+    assert!(
+        at("note", scenario) < at("finished", scenario),
+        "{events:#?}"
+    );
+    assert!(at("note", scenario) < at("done", ""), "{events:#?}");
+    // The report places it under the scenario about the port (naming that scenario's
+    // assigned port), once.
+    let placed: Vec<String> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| s.notes.iter().map(|n| n.to_string()))
+        .filter(|n| n.contains("listens on port 12345"))
+        .collect();
+    assert_eq!(placed.len(), 1, "{placed:?}");
+}
