@@ -3,8 +3,9 @@
 //! either refused when the task file is loaded — only where its type says it cannot stand, with
 //! a message saying why — or graded against a bundled reference without an infrastructure error.
 //! A step kind without a sample here fails the test (`samples` panics), so a new kind is covered
-//! before it ships. Protocol steps are expanded at load into primitive steps (covered here in the
-//! positions their expansion puts them); samples of the common ones are graded too.
+//! before it ships. Protocol steps are expanded at load into primitive steps; each is sampled too,
+//! under the protocol of a task that uses it (Task 1's, or the JSON chat protocol of Tasks 4, 5
+//! and 7, whose bundled references grade them), and `use` with blocks in Task 4's head.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,6 +91,68 @@ const CONNECTED: &[&str] = &[r#"{ do = "connect", conn = "c" }"#];
 const SENT: &[&str] = &[
     r#"{ do = "connect", conn = "c" }"#,
     r#"{ do = "send", conn = "c", line = "hello {nonce}" }"#,
+];
+
+// The chat protocols (newline-delimited JSON): Task 4 (messages between clients), Task 5
+// (groups) and Task 7 (files); the bundled reference of 5-7 is one server with every bonus
+// feature (the client as in Task 4). A server scenario's clients join inside the group, so that
+// a `parallel` copy opens (and registers) its own connections.
+const CHAT: u32 = 4;
+const GROUPS: u32 = 5;
+const FILES: u32 = 7;
+const JOIN_ALICE: &str = r#"{ do = "join", conn = "alice", name = "alice" }"#;
+const JOIN_BOB: &str = r#"{ do = "join", conn = "bob", name = "bob" }"#;
+const ALICE_AND_BOB: &[&str] = &[JOIN_ALICE, JOIN_BOB];
+const TO_BOB: &str = r#"{ do = "chat", conn = "alice", to = "bob", text = "hello bob {nonce}" }"#;
+const BOB_GOT_IT: &str =
+    r#"{ do = "expect_chat", on = "bob", from = "alice", text = "hello bob {nonce}" }"#;
+const CREATE: &str =
+    r#"{ do = "group", conn = "alice", action = "create", group = "lab-{nonce:g}" }"#;
+const BOB_JOINS: &str =
+    r#"{ do = "group", conn = "bob", action = "join", group = "lab-{nonce:g}" }"#;
+const IN_A_GROUP: &[&str] = &[JOIN_ALICE, JOIN_BOB, CREATE, BOB_JOINS];
+const TO_THE_GROUP: &str = r#"{ do = "group_chat", conn = "alice", group = "lab-{nonce:g}", text = "hello group {nonce}" }"#;
+const BOB_GOT_THE_GROUP_CHAT: &str = r#"{ do = "expect_group_chat", on = "bob", group = "lab-{nonce:g}", from = "alice", text = "hello group {nonce}" }"#;
+const A_FILE: &str = r#"{ do = "send_file", conn = "alice", to = "bob", filename = "notes-{nonce}.bin", data = "{base64:1024}" }"#;
+const BOB_GOT_THE_FILE: &str = r#"{ do = "expect_file", on = "bob", from = "alice", filename = "notes-{nonce}.bin", data = "{base64:1024}" }"#;
+// The client side of the chat protocol: the grader accepts the client, which registers.
+const START_ALICE: &str = r#"{ do = "start_client", name = "alice" }"#;
+const CHAT_CLIENT: &[&str] = &[
+    r#"{ do = "listen" }"#,
+    START_ALICE,
+    r#"{ do = "welcome", conn = "s" }"#,
+];
+const CHAT_CLIENT_UP: &[&str] = &[
+    r#"{ do = "listen" }"#,
+    START_ALICE,
+    r#"{ do = "welcome", conn = "s" }"#,
+    r#"{ do = "expect_register", on = "s", name = "alice" }"#,
+];
+const CHAT_CLIENT_TYPED: &[&str] = &[
+    r#"{ do = "listen" }"#,
+    START_ALICE,
+    r#"{ do = "welcome", conn = "s" }"#,
+    r#"{ do = "expect_register", on = "s", name = "alice" }"#,
+    r#"{ do = "type", line = "bob: hello there {nonce}" }"#,
+];
+
+/// The blocks of Task 4's file (`[block.<name>]`): name, parameters, steps. `served_pair`
+/// starts the server, so `use` of it cannot stand inside `parallel`.
+const BLOCKS: &[(&str, &[&str], &[&str])] = &[
+    ("pair", &[], ALICE_AND_BOB),
+    (
+        "message",
+        &["text"],
+        &[
+            r#"{ do = "chat", conn = "alice", to = "bob", text = "{text}" }"#,
+            r#"{ do = "expect_chat", on = "bob", from = "alice", text = "{text}" }"#,
+        ],
+    ),
+    (
+        "served_pair",
+        &[],
+        &[r#"{ do = "start_server" }"#, JOIN_ALICE, JOIN_BOB],
+    ),
 ];
 
 /// Samples of every step kind (a kind without one fails the test).
@@ -360,15 +423,29 @@ fn samples(kind: &str) -> Vec<Sample> {
             r#"{ do = "repeat", count = 2, steps = [{ do = "send", conn = "c", line = "line {j} {nonce}" }, { do = "expect", on = "c", contains = "line {j} {nonce}" }] }"#,
             &[],
         )],
-        // Protocol steps (expanded at load under the task's protocol; task 1's here).
-        "join" => vec![sample(
-            CLIENT,
-            "server",
-            SERVER,
-            &[],
-            r#"{ do = "join", conn = "a" }"#,
-            &[],
-        )],
+        // Protocol steps (expanded at load under the task's protocol: Task 1's, and Task 4's
+        // JSON protocol where it expands them otherwise).
+        "join" => vec![
+            sample(
+                CLIENT,
+                "server",
+                SERVER,
+                &[],
+                r#"{ do = "join", conn = "a" }"#,
+                &[],
+            ),
+            // Registers a name (a register message, confirmed).
+            sample(CHAT, "server", SERVER, &[], JOIN_ALICE, &[]),
+            // A name already taken is refused.
+            sample(
+                CHAT,
+                "server",
+                SERVER,
+                &[JOIN_ALICE],
+                r#"{ do = "join", conn = "impostor", name = "alice", taken = true }"#,
+                &[],
+            ),
+        ],
         "expect_reply" => vec![sample(
             CLIENT,
             "server",
@@ -380,22 +457,47 @@ fn samples(kind: &str) -> Vec<Sample> {
             r#"{ do = "expect_reply", on = "a", to = "hello {nonce}" }"#,
             &[],
         )],
-        "say_exit" => vec![sample(
-            CLIENT,
-            "server",
-            SERVER,
-            &[r#"{ do = "join", conn = "a" }"#],
-            r#"{ do = "say_exit", conn = "a" }"#,
-            &[],
-        )],
-        "welcome" => vec![sample(
-            CLIENT,
-            "client",
-            &[r#"{ do = "listen" }"#, r#"{ do = "start_client" }"#],
-            &[],
-            r#"{ do = "welcome", conn = "s" }"#,
-            &[],
-        )],
+        "say_exit" => vec![
+            sample(
+                CLIENT,
+                "server",
+                SERVER,
+                &[r#"{ do = "join", conn = "a" }"#],
+                r#"{ do = "say_exit", conn = "a" }"#,
+                &[],
+            ),
+            // An exit message; the server closes the connection.
+            sample(
+                CHAT,
+                "server",
+                SERVER,
+                &[JOIN_ALICE],
+                r#"{ do = "say_exit", conn = "alice" }"#,
+                &[
+                    r#"{ do = "close", conn = "alice" }"#,
+                    r#"{ do = "expect_closed", on = "alice" }"#,
+                ],
+            ),
+        ],
+        "welcome" => vec![
+            sample(
+                CLIENT,
+                "client",
+                &[r#"{ do = "listen" }"#, r#"{ do = "start_client" }"#],
+                &[],
+                r#"{ do = "welcome", conn = "s" }"#,
+                &[],
+            ),
+            // The JSON greeting, after which the client registers.
+            sample(
+                CHAT,
+                "client",
+                &[r#"{ do = "listen" }"#, START_ALICE],
+                &[],
+                r#"{ do = "welcome", conn = "s" }"#,
+                &[r#"{ do = "expect_register", on = "s", name = "alice" }"#],
+            ),
+        ],
         "type_exit" => vec![sample(
             CLIENT,
             "client",
@@ -404,20 +506,200 @@ fn samples(kind: &str) -> Vec<Sample> {
             r#"{ do = "type_exit" }"#,
             &[r#"{ do = "expect_said_exit", on = "s" }"#],
         )],
-        "expect_said_exit" => vec![sample(
-            CLIENT,
-            "client",
-            CLIENT_UP,
-            &[r#"{ do = "type_exit" }"#],
-            r#"{ do = "expect_said_exit", on = "s" }"#,
+        "expect_said_exit" => vec![
+            sample(
+                CLIENT,
+                "client",
+                CLIENT_UP,
+                &[r#"{ do = "type_exit" }"#],
+                r#"{ do = "expect_said_exit", on = "s" }"#,
+                &[],
+            ),
+            // The JSON exit message.
+            sample(
+                CHAT,
+                "client",
+                CHAT_CLIENT_UP,
+                &[r#"{ do = "type_exit" }"#],
+                r#"{ do = "expect_said_exit", on = "s" }"#,
+                &[],
+            ),
+        ],
+        // Chat, group and file steps: the chat protocols of Tasks 4, 5 and 7. The server-side
+        // steps run in every position (each copy joins its own clients); the client-side ones
+        // (`expect_register`, `deliver`, `send_error`, `expect_sent_chat`) act on the
+        // connection accepted at the top level, so `parallel` refuses them.
+        "chat" => vec![sample(
+            CHAT,
+            "server",
+            SERVER,
+            ALICE_AND_BOB,
+            TO_BOB,
+            &[BOB_GOT_IT],
+        )],
+        "expect_chat" => vec![sample(
+            CHAT,
+            "server",
+            SERVER,
+            &[JOIN_ALICE, JOIN_BOB, TO_BOB],
+            BOB_GOT_IT,
             &[],
         )],
-        // Chat, group and file steps need the chat protocols of Tasks 4-7, whose bundled
-        // tasks use them (graded by the task tests); their expansion gives the primitive
-        // steps above. `use` inserts a block's steps.
-        "chat" | "expect_chat" | "expect_error" | "expect_register" | "deliver" | "send_error"
-        | "expect_sent_chat" | "group" | "group_chat" | "expect_group_chat" | "send_file"
-        | "expect_file" | "use" => Vec::new(),
+        "expect_error" => vec![
+            // An unknown receiver: the error names it.
+            sample(
+                CHAT,
+                "server",
+                SERVER,
+                &[
+                    JOIN_ALICE,
+                    r#"{ do = "chat", conn = "alice", to = "ghost-{nonce}", text = "anyone?" }"#,
+                ],
+                r#"{ do = "expect_error", on = "alice", mentions = "ghost-{nonce}" }"#,
+                &[],
+            ),
+            // A line that is not JSON: any error.
+            sample(
+                CHAT,
+                "server",
+                SERVER,
+                &[
+                    JOIN_ALICE,
+                    r#"{ do = "send", conn = "alice", line = "not JSON {nonce}" }"#,
+                ],
+                r#"{ do = "expect_error", on = "alice" }"#,
+                &[],
+            ),
+        ],
+        "expect_register" => vec![sample(
+            CHAT,
+            "client",
+            CHAT_CLIENT,
+            &[],
+            r#"{ do = "expect_register", on = "s", name = "alice" }"#,
+            &[],
+        )],
+        "deliver" => vec![sample(
+            CHAT,
+            "client",
+            CHAT_CLIENT_UP,
+            &[],
+            r#"{ do = "deliver", conn = "s", from = "bob", text = "hi alice {nonce}" }"#,
+            &[r#"{ do = "expect", on = "stdout", contains = "bob: hi alice {nonce}" }"#],
+        )],
+        "send_error" => vec![sample(
+            CHAT,
+            "client",
+            CHAT_CLIENT_UP,
+            &[],
+            r#"{ do = "send_error", conn = "s", text = "receiver carol-{nonce} is not online" }"#,
+            &[
+                r#"{ do = "expect", on = "client.output", contains = "receiver carol-{nonce} is not online" }"#,
+            ],
+        )],
+        "expect_sent_chat" => vec![sample(
+            CHAT,
+            "client",
+            CHAT_CLIENT_TYPED,
+            &[],
+            r#"{ do = "expect_sent_chat", on = "s", to = "bob", text = "hello there {nonce}" }"#,
+            &[],
+        )],
+        "group" => vec![
+            sample(
+                GROUPS,
+                "server",
+                SERVER,
+                ALICE_AND_BOB,
+                CREATE,
+                &[BOB_JOINS, TO_THE_GROUP, BOB_GOT_THE_GROUP_CHAT],
+            ),
+            sample(
+                GROUPS,
+                "server",
+                SERVER,
+                IN_A_GROUP,
+                r#"{ do = "group", conn = "bob", action = "leave", group = "lab-{nonce:g}" }"#,
+                &[
+                    TO_THE_GROUP,
+                    r#"{ do = "expect_not", on = "bob", contains = "hello group {nonce}", for = "200ms" }"#,
+                ],
+            ),
+        ],
+        "group_chat" => vec![sample(
+            GROUPS,
+            "server",
+            SERVER,
+            IN_A_GROUP,
+            TO_THE_GROUP,
+            &[BOB_GOT_THE_GROUP_CHAT],
+        )],
+        "expect_group_chat" => vec![sample(
+            GROUPS,
+            "server",
+            SERVER,
+            &[JOIN_ALICE, JOIN_BOB, CREATE, BOB_JOINS, TO_THE_GROUP],
+            BOB_GOT_THE_GROUP_CHAT,
+            &[],
+        )],
+        "send_file" => vec![
+            sample(
+                FILES,
+                "server",
+                SERVER,
+                ALICE_AND_BOB,
+                A_FILE,
+                &[BOB_GOT_THE_FILE],
+            ),
+            // In two writes: the first part, then (once the server has read it) the rest.
+            sample(
+                FILES,
+                "server",
+                SERVER,
+                ALICE_AND_BOB,
+                r#"{ do = "send_file", conn = "alice", to = "bob", filename = "halves-{nonce}.bin", data = "{base64:3000:a}{base64:3000:b}", split = "{base64:3000:a}", part = "first" }"#,
+                &[
+                    r#"{ do = "send_file", conn = "alice", to = "bob", filename = "halves-{nonce}.bin", data = "{base64:3000:a}{base64:3000:b}", split = "{base64:3000:a}", part = "rest" }"#,
+                    r#"{ do = "expect_file", on = "bob", from = "alice", filename = "halves-{nonce}.bin", data = "{base64:3000:a}{base64:3000:b}" }"#,
+                ],
+            ),
+        ],
+        "expect_file" => vec![sample(
+            FILES,
+            "server",
+            SERVER,
+            &[JOIN_ALICE, JOIN_BOB, A_FILE],
+            BOB_GOT_THE_FILE,
+            &[],
+        )],
+        // `use` inserts a block's steps (`BLOCKS`, in Task 4's head).
+        "use" => vec![
+            sample(
+                CHAT,
+                "server",
+                SERVER,
+                &[],
+                r#"{ do = "use", block = "pair" }"#,
+                &[TO_BOB, BOB_GOT_IT],
+            ),
+            sample(
+                CHAT,
+                "server",
+                SERVER,
+                &[r#"{ do = "use", block = "pair" }"#],
+                r#"{ do = "use", block = "message", with = { text = "through a block {nonce}" } }"#,
+                &[],
+            ),
+            // A block that starts the server: not inside `parallel`.
+            sample(
+                CHAT,
+                "server",
+                &[],
+                &[],
+                r#"{ do = "use", block = "served_pair" }"#,
+                &[TO_BOB, BOB_GOT_IT],
+            ),
+        ],
         other => panic!(
             "no sample for the step kind `{other}`: add one to tests/integration/step_kinds.rs"
         ),
@@ -458,28 +740,63 @@ fn scenario(name: &str, s: &Sample, position: Position) -> String {
     )
 }
 
-/// The head of task `task`'s file: its protocol (Task 1's acknowledgment is optional).
+/// The head of task `task`'s file: its protocol (Task 1's acknowledgment is optional; Tasks 4,
+/// 5 and 7 speak JSON) and, for Task 4, the blocks `use` inserts.
 fn head(task: u32) -> String {
-    let protocol = if task == CLIENT {
-        "[protocol]\nack_required = false\n"
-    } else {
-        ""
+    let protocol = match task {
+        CLIENT => "[protocol]\nack_required = false\n".to_string(),
+        CHAT => format!("[protocol]\nformat = \"json\"\n{}", blocks()),
+        GROUPS | FILES => "[protocol]\nformat = \"json\"\n".to_string(),
+        _ => String::new(),
     };
     format!(
         "task = {task}\ntitle = \"step kinds\"\n[defaults]\nwithin = \"3s\"\nlisten_within = \"10s\"\n{protocol}"
     )
 }
 
+/// `[block.<name>]` tables of [`BLOCKS`].
+fn blocks() -> String {
+    BLOCKS
+        .iter()
+        .map(|(name, params, steps)| {
+            let params: Vec<String> = params.iter().map(|p| format!("\"{p}\"")).collect();
+            format!(
+                "[block.{name}]\nparams = [{}]\nsteps = [\n  {},\n]\n",
+                params.join(", "),
+                steps.join(",\n  ")
+            )
+        })
+        .collect()
+}
+
+/// The kind of a step written as an inline table (its `do`).
+fn kind_of(step: &str) -> &str {
+    step.split("do = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no `do` in {step}"))
+}
+
 /// Whether the sample's group may stand inside a `parallel` copy: connection steps (and groups
-/// and protocol steps made of them) on connections the copy opens itself, which only a server
-/// scenario can (a client scenario's connection is accepted at the top level).
+/// and protocol steps made of them, and `use` of a block made of them) on connections the copy
+/// opens itself, which only a server scenario can (a client scenario's connection is accepted
+/// at the top level).
 fn fits_a_copy(kind: &str, s: &Sample) -> bool {
     let stream = s.step.contains("on = \"stdout\"") || s.step.contains("client.stderr");
-    s.role == "server"
-        && !stream
-        && !ProcessStep::KINDS.contains(&kind)
-        && !DatagramStep::KINDS.contains(&kind)
-        && kind != "parallel"
+    let fits = |kind: &str| {
+        !ProcessStep::KINDS.contains(&kind)
+            && !DatagramStep::KINDS.contains(&kind)
+            && kind != "parallel"
+    };
+    let block_fits = kind != "use"
+        || BLOCKS
+            .iter()
+            .find(|(name, _, _)| s.step.contains(&format!("block = \"{name}\"")))
+            .unwrap_or_else(|| panic!("no such block: {}", s.step))
+            .2
+            .iter()
+            .all(|step| fits(kind_of(step)));
+    s.role == "server" && !stream && fits(kind) && block_fits
 }
 
 #[test]
