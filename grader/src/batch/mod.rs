@@ -1,6 +1,8 @@
 //! Grading a whole folder of submissions in one process: discovery ([`discover`]), resumption,
-//! parallel gradings sharing one [`PortPool`], per-submission reports written as each grading
-//! finishes, progress ([`progress`]), shards and merging report folders ([`merge`]).
+//! parallel gradings admitted by CPU room ([`admission`]) sharing one [`PortPool`],
+//! per-submission reports written by each grading's sinks as it finishes, each submission's end
+//! told to the batch's sinks ([`sinks`]: error files, progress lines, the summary), shards and
+//! merging report folders ([`merge`]).
 //!
 //! Guarantees:
 //! - each grading runs on its own task with its own processes, ports and deadline; a panic, a
@@ -27,8 +29,8 @@ pub mod admission;
 pub mod discover;
 pub mod merge;
 pub mod progress;
+pub mod sinks;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,13 +41,14 @@ use crate::error_chain::chain;
 use crate::events::{EventSink, Fanout};
 use crate::job::{Blame, ClassTask, Job, Settings};
 use crate::net::ports::PortPool;
-use crate::report;
 use crate::report::files::ReportFiles;
 use crate::report::record;
 use crate::verdict::{GradeReport, Status};
 
 pub use discover::{Entry, Shard, discover};
 use progress::Progress;
+pub use sinks::record_path;
+use sinks::{BatchFanout, BatchSink, Collected, ErrorFiles, SubmissionFinished};
 
 /// Settings shared by every grading of a batch.
 #[derive(Debug, Clone)]
@@ -148,17 +151,6 @@ enum Prepared {
     Grade(Box<Job>),
 }
 
-/// The path of a student's record for `task`.
-pub fn record_path(out: &Path, id: &str, task: u32) -> PathBuf {
-    out.join(report::sanitize(id))
-        .join(format!("task{task}.toml"))
-}
-
-fn error_path(out: &Path, id: &str, task: u32) -> PathBuf {
-    out.join(report::sanitize(id))
-        .join(record::error_file_name(task))
-}
-
 fn prepare(entry: &Entry, class: &Class, config: &Config, seed: u64) -> Prepared {
     let job = match Job::from_entry(entry, &class.task, &config.settings, seed) {
         Ok(job) => job,
@@ -174,7 +166,6 @@ fn prepare(entry: &Entry, class: &Class, config: &Config, seed: u64) -> Prepared
         && let Ok(old) = record::read(&record_path(out, &entry.id, job.task()))
         && old.is_up_to_date_for(&job)
     {
-        remove_superseded_error(out, &entry.id, job.task());
         return Prepared::Done(Disposition::UpToDate {
             score: old.report.score,
             max: old.report.max_score,
@@ -183,34 +174,10 @@ fn prepare(entry: &Entry, class: &Class, config: &Config, seed: u64) -> Prepared
     Prepared::Grade(Box::new(job))
 }
 
-/// A rerun found the record up to date (same content hash, templates, spec, grader version and
-/// isolation): an error file from an attempt before that record was written is stale, and would
-/// otherwise sit next to a good record forever. One written after the record (a later attempt
-/// failed) is kept: exports report it.
-fn remove_superseded_error(out: &Path, id: &str, task: u32) {
-    let error = error_path(out, id, task);
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(e), Some(r)) = (modified(&error), modified(&record_path(out, id, task)))
-        && e <= r
-    {
-        let _ = std::fs::remove_file(&error);
-    }
-}
-
-fn write_error(out: &Path, id: &str, task: u32, what: &str, message: &str) {
-    let text = record::error_text(
-        id,
-        &format!(
-            "{what} at {}: {message}",
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        ),
-    );
-    // Best effort: the problem is also printed and counted in the exit status.
-    let _ = report::write_atomic(&error_path(out, id, task), text.as_bytes());
-}
-
-/// Grades the `classes` (each folder's entries, already sharded, for its task) under `config`,
-/// reporting to `progress`: one admission queue for all of them (see [`admission`]).
+/// Grades the `classes` (each folder's entries, already sharded, for its task) under `config`:
+/// one admission queue for all of them (see [`admission`]). Each grading's events go to
+/// `progress` (its tally) and to the submission's report files; each submission's end goes to
+/// the error files, then `progress` (its line), then the summary returned (see [`sinks`]).
 pub async fn run(
     config: &Config,
     classes: Vec<Class>,
@@ -218,8 +185,9 @@ pub async fn run(
     progress: &Progress,
     mut seed: impl FnMut() -> u64,
 ) -> Summary {
-    let mut summary = Summary::default();
     let out = &config.settings.out;
+    let (errors, collected) = (ErrorFiles::new(out), Collected::default());
+    let ended = BatchFanout(vec![&errors, progress, &collected]);
     let first = classes.first().map(|c| c.task.spec.task);
     let several = classes.iter().any(|c| Some(c.task.spec.task) != first);
     let label = |id: &str, task: u32| {
@@ -236,19 +204,13 @@ pub async fn run(
             let s = config.seed.unwrap_or_else(&mut seed);
             let label = label(&entry.id, task);
             match prepare(entry, class, config, s) {
-                Prepared::Done(disposition) => {
-                    match &disposition {
-                        Disposition::NotStarted(m) => {
-                            write_error(out, &entry.id, task, "not started", m)
-                        }
-                        Disposition::Infrastructure(m) => {
-                            write_error(out, &entry.id, task, "not graded", m)
-                        }
-                        _ => {}
-                    }
-                    progress.finished(&label, &disposition);
-                    summary.results.push((label, disposition));
-                }
+                Prepared::Done(disposition) => ended.submission_finished(&SubmissionFinished {
+                    label: &label,
+                    id: &entry.id,
+                    task,
+                    disposition: &disposition,
+                    withheld: None,
+                }),
                 Prepared::Grade(job) => queue.push(Queued { label, job: *job }),
             }
         }
@@ -345,20 +307,13 @@ pub async fn run(
                 )
             }
         };
-        match &disposition {
-            Disposition::Infrastructure(m) => write_error(out, &id, task, "not graded", m),
-            Disposition::NotStarted(m) => write_error(out, &id, task, "not started", m),
-            _ => {}
-        }
-        progress.finished(&label, &disposition);
-        if let Some(full) = withheld {
-            progress.note(&format!(
-                "    in full: {} (the error file, meant for students, names hidden scenarios only by number)",
-                progress::message(&label, &full)
-            ));
-        }
-        summary.results.push((label, disposition));
+        ended.submission_finished(&SubmissionFinished {
+            label: &label,
+            id: &id,
+            task,
+            disposition: &disposition,
+            withheld: withheld.as_deref(),
+        });
     }
-    summary.results.sort_by(|a, b| a.0.cmp(&b.0));
-    summary
+    collected.into_summary()
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Disposition;
+use super::sinks::{BatchSink, SubmissionFinished};
 use crate::events::{Event, EventSink};
 use crate::safe_text;
 use crate::verdict::fmt_points;
@@ -157,6 +158,20 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(pb) = &self.bar {
             pb.finish_and_clear();
+        }
+    }
+}
+
+/// One line per submission, and for an infrastructure error redacted for students, its full
+/// text below it (for whoever runs the batch).
+impl BatchSink for Progress {
+    fn submission_finished(&self, f: &SubmissionFinished<'_>) {
+        self.finished(f.label, f.disposition);
+        if let Some(full) = f.withheld {
+            self.note(&format!(
+                "    in full: {} (the error file, meant for students, names hidden scenarios only by number)",
+                message(f.label, full)
+            ));
         }
     }
 }
