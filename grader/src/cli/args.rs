@@ -16,6 +16,7 @@ use clap::ValueEnum;
 
 use grader::audience::Audience;
 use grader::batch::Shard;
+use grader::job::Settings;
 use grader::net::netns::IsolationMode;
 use grader::report::console::ConsoleStyle;
 use grader::spec::{self, Role};
@@ -134,6 +135,92 @@ impl DialectArgs {
     }
 }
 
+/// How a submission is started: for `grader run`, the submission's own; for `grader batch`,
+/// the defaults of every submission whose `classchat.toml` does not say.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LaunchArgs {
+    /// How to start the student's server, e.g. "python3 server.py --port {port}".
+    /// Placeholders: {bin} {dir} {host} {port} {name}. No shell is used. Without {port} the
+    /// program is not told its port (it hard-codes one): accepted, with a note. In a batch: for
+    /// submissions whose classchat.toml names none.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub server: Option<String>,
+    /// How to start the student's client, e.g. "python3 client.py {host} {port}". In a batch:
+    /// for submissions whose classchat.toml names none.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub client: Option<String>,
+    /// Build the submission folder first, in a copy of it, e.g. "make" or "javac *.java".
+    /// Placeholder: {dir} (the copy). No shell is used; a word with * ? [ is a pattern
+    /// expanded in the copy (one that matches nothing is an error). In a batch: for submission
+    /// folders whose classchat.toml names none.
+    #[arg(long, value_name = "COMMAND")]
+    pub build: Option<String>,
+    /// A line typed on the client's stdin right after it starts, before the scenario's own
+    /// (repeatable, in order), for clients that ask for a host or a name first, e.g.
+    /// --stdin-prelude "{host}" --stdin-prelude "{name}". Placeholders: {host} {port} {name}.
+    /// In a batch: for submissions whose classchat.toml sets no stdin_prelude.
+    #[arg(long = "stdin-prelude", value_name = "LINE")]
+    pub stdin_prelude: Vec<String>,
+    /// The client's stdin: a pipe (default) or a terminal (for clients that need one, e.g.
+    /// Java's System.console()); its stdout is a terminal either way. In a batch: for
+    /// submissions whose classchat.toml sets no client_stdin.
+    #[arg(long, value_enum, value_name = "pipe|terminal")]
+    pub client_stdin: Option<ClientStdinArg>,
+    /// Grade only this role (repeatable): the other role's scenarios are not run and not part
+    /// of the maximum, e.g. --role server for a task graded on its server half. In a batch:
+    /// for submissions whose classchat.toml sets no roles.
+    #[arg(long = "role", value_name = "server|client", value_parser = launch::parse_role)]
+    pub roles: Vec<Role>,
+}
+
+/// How every grading of a command is done, beyond the submission: the task files, the time
+/// limits, the isolation, port leniency and the class's dialect (`grader run` and `grader batch`
+/// alike; see [`GradingArgs::settings`]).
+#[derive(Debug, Clone, Args)]
+pub struct GradingArgs {
+    /// Folder with task<N>.toml files (default: the task files built into the grader).
+    #[arg(long, value_name = "DIR")]
+    pub tasks_dir: Option<PathBuf>,
+    /// Wall-clock limit of a grading's scenarios, all together (its build has its own):
+    /// scenarios not finished by then are timed out, e.g. "90s", "5m".
+    #[arg(long, alias = "timeout", value_name = "DURATION", default_value = "10m", value_parser = time_limit)]
+    pub time_limit: Duration,
+    /// How long a build may take (default 120s).
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub build_timeout: Option<Duration>,
+    /// Network isolation: a network namespace per scenario (netns), the host's loopback (host),
+    /// or netns where the system allows it and host otherwise (auto). A batch's record graded
+    /// with another isolation is not up to date.
+    #[arg(long, value_enum, default_value_t)]
+    pub isolation: IsolationArg,
+    /// Grade a program that uses another port than its assigned one on that port (a server on the
+    /// port it listens on; a client, inside a network namespace, redirected to the grader's
+    /// listener) in every scenario except those about the port, which fail naming it; the
+    /// report notes it once. Default: on; `=false` fails every scenario of such a program.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub accept_any_port: Option<bool>,
+    /// The class's protocol dialect (a submission folder's classchat.toml may add its own on
+    /// top).
+    #[command(flatten)]
+    pub dialect: DialectArgs,
+}
+
+impl GradingArgs {
+    /// The library's settings of these options, reports under `out`, `parallelism` scenarios
+    /// at once (None: all of a grading's).
+    pub fn settings(&self, out: &std::path::Path, parallelism: Option<usize>) -> Settings {
+        Settings {
+            tasks_dir: self.tasks_dir.clone(),
+            time_limit: self.time_limit,
+            build_timeout: self.build_timeout,
+            isolation: self.isolation.into(),
+            accept_any_port: self.accept_any_port,
+            parallelism,
+            out: out.to_path_buf(),
+        }
+    }
+}
+
 /// Arguments of `grader run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -146,42 +233,12 @@ pub struct RunArgs {
     /// one. Without it, the reference solution built into the grader is graded (a
     /// demonstration, and a check of the machine).
     pub submission: Option<String>,
-    /// How to start the student's server, e.g. "python3 server.py --port {port}".
-    /// Placeholders: {bin} {dir} {host} {port} {name}. No shell is used. Without {port} the
-    /// program is not told its port (it hard-codes one): accepted, with a note.
-    #[arg(long, value_name = "TEMPLATE")]
-    pub server: Option<String>,
-    /// How to start the student's client, e.g. "python3 client.py {host} {port}".
-    #[arg(long, value_name = "TEMPLATE")]
-    pub client: Option<String>,
-    /// Build the submission folder first, in a copy of it, e.g. "make" or "javac *.java".
-    /// Placeholder: {dir} (the copy). No shell is used; a word with * ? [ is a pattern
-    /// expanded in the copy (one that matches nothing is an error).
-    #[arg(long, value_name = "COMMAND")]
-    pub build: Option<String>,
-    /// How long the build may take (default 120s).
-    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub build_timeout: Option<Duration>,
-    /// A line typed on the client's stdin right after it starts, before the scenario's own
-    /// (repeatable, in order), for clients that ask for a host or a name first, e.g.
-    /// --stdin-prelude "{host}" --stdin-prelude "{name}". Placeholders: {host} {port} {name}.
-    #[arg(long = "stdin-prelude", value_name = "LINE")]
-    pub stdin_prelude: Vec<String>,
-    /// The client's stdin: a pipe (default) or a terminal (for clients that need one, e.g.
-    /// Java's System.console()); its stdout is a terminal either way.
-    #[arg(long, value_enum, value_name = "pipe|terminal")]
-    pub client_stdin: Option<ClientStdinArg>,
-    /// Grade only this role (repeatable): the other role's scenarios are not run and not part
-    /// of the maximum, e.g. --role server for a task graded on its server half.
-    #[arg(long = "role", value_name = "server|client", value_parser = launch::parse_role)]
-    pub roles: Vec<Role>,
-    /// Folder with task<N>.toml files (default: the task files built into the grader).
-    #[arg(long, value_name = "DIR")]
-    pub tasks_dir: Option<PathBuf>,
-    /// Wall-clock limit of the grading's scenarios, all together (the build has its own):
-    /// scenarios not finished by then are timed out, e.g. "90s", "5m".
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = time_limit)]
-    pub time_limit: Duration,
+    /// How to start the submission.
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+    /// How it is graded.
+    #[command(flatten)]
+    pub grading: GradingArgs,
     /// Where reports go: <out>/<submission>/task<N>.{toml,junit.xml}.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub out: PathBuf,
@@ -207,19 +264,6 @@ pub struct RunArgs {
     /// The due date has passed: show `after_due` scenarios to students.
     #[arg(long)]
     pub after_due: bool,
-    /// Network isolation: a network namespace per scenario (netns), the host's loopback (host),
-    /// or netns where the system allows it and host otherwise (auto).
-    #[arg(long, value_enum, default_value_t)]
-    pub isolation: IsolationArg,
-    /// Grade a program that uses another port than its assigned one on that port (a server on the
-    /// port it listens on; a client, inside a network namespace, redirected to the grader's
-    /// listener) in every scenario except those about the port, which fail naming it; the
-    /// report notes it once. Default: on; `=false` fails every scenario of such a program.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub accept_any_port: Option<bool>,
-    /// The protocol dialect (a submission folder's classchat.toml may add its own on top).
-    #[command(flatten)]
-    pub dialect: DialectArgs,
 }
 
 /// Arguments of `grader batch`.
@@ -237,9 +281,12 @@ pub struct BatchArgs {
     /// Each folder with its task, in the order given (filled from --task and DIR by [`parse`]).
     #[arg(skip)]
     pub classes: Vec<(u32, PathBuf)>,
-    /// Folder with task<N>.toml files (default: the bundled task files).
-    #[arg(long, value_name = "DIR")]
-    pub tasks_dir: Option<PathBuf>,
+    /// How to start submissions whose classchat.toml does not say.
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+    /// How each is graded.
+    #[command(flatten)]
+    pub grading: GradingArgs,
     /// Where reports go: <out>/<student id>/task<N>.{toml,junit.xml}.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub out: PathBuf,
@@ -257,32 +304,6 @@ pub struct BatchArgs {
     /// One seed for every grading (default: a fresh seed per submission, recorded).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Default server template for submissions without a classchat.toml.
-    #[arg(long, value_name = "TEMPLATE")]
-    pub server: Option<String>,
-    /// Default client template for submissions without a classchat.toml.
-    #[arg(long, value_name = "TEMPLATE")]
-    pub client: Option<String>,
-    /// Default build command for submission folders whose classchat.toml names none (run in a
-    /// copy of the folder before grading it), e.g. "make" or "javac *.java" (a word with * ? [
-    /// is a pattern expanded in the copy, no shell).
-    #[arg(long, value_name = "COMMAND")]
-    pub build: Option<String>,
-    /// How long one submission's build may take (default 120s).
-    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub build_timeout: Option<Duration>,
-    /// A line typed on each client's stdin before the scenario's own (repeatable), for
-    /// submissions whose classchat.toml sets no stdin_prelude. Placeholders: {host} {port}
-    /// {name}.
-    #[arg(long = "stdin-prelude", value_name = "LINE")]
-    pub stdin_prelude: Vec<String>,
-    /// The clients' stdin (pipe or terminal), for submissions whose classchat.toml sets no
-    /// client_stdin.
-    #[arg(long, value_enum, value_name = "pipe|terminal")]
-    pub client_stdin: Option<ClientStdinArg>,
-    /// Grade only this role (repeatable), for submissions whose classchat.toml sets no roles.
-    #[arg(long = "role", value_name = "server|client", value_parser = launch::parse_role)]
-    pub roles: Vec<Role>,
     /// Who the per-submission JUnit files and --export outputs are for.
     #[arg(long, value_enum, default_value_t)]
     pub audience: AudienceArg,
@@ -292,24 +313,9 @@ pub struct BatchArgs {
     /// Also export, when the batch ends (repeatable): files go to <out>/.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub export: Vec<ExportArg>,
-    /// Wall-clock limit of each submission's scenarios, all together (its build has its own):
-    /// scenarios not finished by then are timed out, e.g. "90s", "5m".
-    #[arg(long, alias = "timeout", value_name = "DURATION", default_value = "10m", value_parser = time_limit)]
-    pub time_limit: Duration,
     /// Plain lines even on a terminal (no progress bar).
     #[arg(long)]
     pub no_progress: bool,
-    /// Network isolation, as for `grader run`. A record graded with another isolation is not
-    /// up to date.
-    #[arg(long, value_enum, default_value_t)]
-    pub isolation: IsolationArg,
-    /// As for `grader run`: grade a program on the port it uses when that is not the assigned
-    /// one (except in scenarios about the port). Default: on.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub accept_any_port: Option<bool>,
-    /// The class's protocol dialect (each submission's classchat.toml may add its own on top).
-    #[command(flatten)]
-    pub dialect: DialectArgs,
     #[command(flatten)]
     pub canvas: CanvasArgs,
 }

@@ -22,18 +22,11 @@ use super::{
 
 /// Runs `grader batch`.
 pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
-    let dialect = args.dialect.dialect().map_err(CliError::Usage)?;
-    let settings = Settings {
-        tasks_dir: args.tasks_dir.clone(),
-        time_limit: args.time_limit,
-        build_timeout: args.build_timeout,
-        isolation: args.isolation.into(),
-        accept_any_port: args.accept_any_port,
-        // A grading runs all its scenarios at once: the batch admits gradings by the room on
-        // the CPU (see batch::admission), and waiting scenarios cost none.
-        parallelism: None,
-        out: args.out.clone(),
-    };
+    let dialect = args.grading.dialect.dialect().map_err(CliError::Usage)?;
+    // A grading runs all its scenarios at once: the batch admits gradings by the room on the
+    // CPU (see batch::admission), and waiting scenarios cost none.
+    let settings = args.grading.settings(&args.out, None);
+    let launch_args = &args.launch;
     // Each task loaded once (a task named twice, for two folders, too).
     let mut tasks: BTreeMap<u32, ClassTask> = BTreeMap::new();
     for (task, _) in &args.classes {
@@ -41,20 +34,23 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
             tasks.insert(*task, ClassTask::load(&settings, *task, dialect.clone())?);
         }
     }
-    for (role, t) in [(Role::Server, &args.server), (Role::Client, &args.client)] {
+    for (role, t) in [
+        (Role::Server, &launch_args.server),
+        (Role::Client, &launch_args.client),
+    ] {
         if let Some(t) = t {
             launch::CommandTemplate::parse(role, t)?;
         }
     }
-    if let Some(b) = &args.build {
+    if let Some(b) = &launch_args.build {
         launch::BuildCommand::parse(b)?;
     }
-    for line in &args.stdin_prelude {
+    for line in &launch_args.stdin_prelude {
         launch::check_prelude_line(line, "--stdin-prelude line")?;
     }
-    if !args.roles.is_empty() {
+    if !launch_args.roles.is_empty() {
         for t in tasks.values() {
-            launch::only_roles(&t.spec, Some(&args.roles))?;
+            launch::only_roles(&t.spec, Some(&launch_args.roles))?;
         }
     }
     // Exporters first: a missing Canvas roster is a usage error before any grading, not after.
@@ -65,12 +61,13 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
         .map(|f| export::exporter((*f).into(), &export_options))
         .collect::<Result<Vec<_>, _>>()?;
     let defaults = batch::discover::Defaults {
-        server: args.server.as_deref(),
-        client: args.client.as_deref(),
-        build: args.build.as_deref(),
-        stdin_prelude: (!args.stdin_prelude.is_empty()).then_some(&args.stdin_prelude[..]),
-        client_stdin: args.client_stdin.map(Into::into),
-        roles: (!args.roles.is_empty()).then_some(&args.roles[..]),
+        server: launch_args.server.as_deref(),
+        client: launch_args.client.as_deref(),
+        build: launch_args.build.as_deref(),
+        stdin_prelude: (!launch_args.stdin_prelude.is_empty())
+            .then_some(&launch_args.stdin_prelude[..]),
+        client_stdin: launch_args.client_stdin.map(Into::into),
+        roles: (!launch_args.roles.is_empty()).then_some(&launch_args.roles[..]),
     };
     let mut classes: Vec<Class> = Vec::new();
     let (mut all, mut count) = (0, 0);
@@ -147,7 +144,7 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
         after_due: args.after_due,
     };
     let settings = Settings {
-        isolation: resolve_isolation(args.isolation.into())?,
+        isolation: resolve_isolation(args.grading.isolation.into())?,
         ..settings
     };
     let config = batch::Config {
@@ -158,7 +155,10 @@ pub(super) fn run(args: BatchArgs) -> Result<u8, CliError> {
         view,
         // The engine ends a grading by its limit plus its wind-down; this is the batch's last
         // resort should the grader itself hang (an infrastructure error, retried).
-        timeout: args.time_limit.saturating_add(2 * engine::WIND_DOWN),
+        timeout: args
+            .grading
+            .time_limit
+            .saturating_add(2 * engine::WIND_DOWN),
     };
     let progress = batch::progress::Progress::new(count, !args.no_progress);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -159,8 +159,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     // kernel requires it), before the guard and the runtime start. Not for `--isolation host`,
     // which keeps plain host mode.
     let namespaces = match &cli.command {
-        Command::Run(a) => IsolationMode::from(a.isolation) != IsolationMode::Host,
-        Command::Batch(a) => IsolationMode::from(a.isolation) != IsolationMode::Host,
+        Command::Run(a) => IsolationMode::from(a.grading.isolation) != IsolationMode::Host,
+        Command::Batch(a) => IsolationMode::from(a.grading.isolation) != IsolationMode::Host,
         Command::Replay(a) => {
             record::read(&a.report).map_or(true, |r| r.report.isolation != "host")
         }

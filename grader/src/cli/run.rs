@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use grader::audience::{self, Redacting, View};
-use grader::job::{Job, RunOptions, Settings};
+use grader::job::{Job, RunOptions};
 use grader::net::ports::PortPool;
 use grader::report::{self, console::Console};
 use grader::verdict::{GradeReport, fmt_points};
@@ -15,25 +15,21 @@ use super::{CliError, EXIT_BELOW, EXIT_PASS, interrupted, random_seed, resolve_i
 
 /// Runs `grader run`.
 pub(super) fn run(args: RunArgs) -> Result<u8, CliError> {
-    let settings = Settings {
-        tasks_dir: args.tasks_dir.clone(),
-        time_limit: args.time_limit,
-        build_timeout: args.build_timeout,
-        isolation: args.isolation.into(),
-        accept_any_port: args.accept_any_port,
-        parallelism: Some(args.jobs.unwrap_or_else(default_jobs).max(1)),
-        out: args.out.clone(),
-    };
+    let settings = args.grading.settings(
+        &args.out,
+        Some(args.jobs.unwrap_or_else(default_jobs).max(1)),
+    );
+    let launch = args.launch.clone();
     let job = Job::from_args(RunOptions {
         task: args.task,
         submission: args.submission.as_deref().map(Into::into),
-        server: args.server.clone(),
-        client: args.client.clone(),
-        build: args.build.clone(),
-        stdin_prelude: args.stdin_prelude.clone(),
-        client_stdin: args.client_stdin.map(Into::into),
-        roles: args.roles.clone(),
-        dialect: args.dialect.dialect().map_err(CliError::Usage)?,
+        server: launch.server,
+        client: launch.client,
+        build: launch.build,
+        stdin_prelude: launch.stdin_prelude,
+        client_stdin: launch.client_stdin.map(Into::into),
+        roles: launch.roles,
+        dialect: args.grading.dialect.dialect().map_err(CliError::Usage)?,
         seed: args.seed.unwrap_or_else(random_seed),
         settings,
     })?;
