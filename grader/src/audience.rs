@@ -378,11 +378,13 @@ impl<'a, S: EventSink> Redacting<'a, S> {
         &self.inner
     }
 
-    /// The redactor of this grading (of no scenario before `GradingStarted`: a hidden one is
-    /// then "a hidden scenario").
-    fn redactor(&self) -> &Redactor {
-        self.redactor
-            .get_or_init(|| Redactor::new([], self.policies, self.view))
+    /// The redactor of this grading, set by `GradingStarted`; before it, one of no scenario (a
+    /// hidden one is then "a hidden scenario"), never kept.
+    fn redactor(&self) -> std::borrow::Cow<'_, Redactor> {
+        match self.redactor.get() {
+            Some(r) => std::borrow::Cow::Borrowed(r),
+            None => std::borrow::Cow::Owned(Redactor::new([], self.policies, self.view)),
+        }
     }
 }
 
@@ -412,8 +414,13 @@ impl<S: EventSink> EventSink for Redacting<'_, S> {
                     scenarios: &shown,
                 });
             }
+            // The numbers given since `GradingStarted` (the report lists the same scenarios in
+            // the same order); without it, the report's own order.
             Event::GradingFinished(report) => {
-                let shown = redact(report, self.policies, self.view);
+                let shown = match self.redactor.get() {
+                    Some(redactor) => redactor.report(report),
+                    None => redact(report, self.policies, self.view),
+                };
                 self.inner.event(&Event::GradingFinished(&shown));
             }
             Event::ScenarioFinished(o) => {

@@ -63,7 +63,10 @@ pub enum Event<'a> {
     /// the submission's program uses another port than its assigned one. Sent once per kind
     /// (server, client) per grading, by the first scenario to finish having seen it, before its
     /// `ScenarioFinished`; the final report places the note under one scenario (the one about
-    /// the port, if any; see [`crate::engine`]'s `hardcoded`).
+    /// the port, if any; see [`crate::engine`]'s `hardcoded`). The first scenario to see it
+    /// sends it even when the reader may not see that scenario's notes (a hidden one): a
+    /// [`crate::audience::Redacting`] sink then drops it, and the reader learns of the port from
+    /// the final report only.
     ScenarioNote {
         /// The scenario that saw it.
         scenario: &'a str,

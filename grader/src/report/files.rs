@@ -1,10 +1,10 @@
 //! The report files of one grading, written by event sinks when the grading finishes:
-//! [`JunitFile`] (`task<N>.junit.xml`, as the audience may see it), [`RecordFile`]
+//! `JunitFile` (`task<N>.junit.xml`, as the audience may see it), [`RecordFile`]
 //! (`task<N>.toml`, the full record with its provenance) and [`ReportFiles`], both in that order
 //! plus the removal of a stale `task<N>.error.txt`.
 //!
 //! Guarantees: files are written once, on `GradingFinished`, atomically (see
-//! [`super::write_atomic`]); the JUnit file is written by a [`JunitFile`] behind a
+//! [`super::write_atomic`]); the JUnit file is written by a `JunitFile` behind a
 //! [`Redacting`] sink, which passes it each outcome as its audience may see it, while the record
 //! sink gets every event as it is; a sink keeps
 //! the result of its writing for the caller ([`ReportFiles::finish`]), since a sink cannot fail
@@ -30,16 +30,16 @@ fn keep(written: &Written, result: Result<Vec<PathBuf>, ReportError>) {
     *written.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
 }
 
-/// Writes `task<N>.junit.xml` under `out` from the final report it is given (put it behind a
-/// [`Redacting`] sink for students: [`ReportFiles`] does).
-pub struct JunitFile<'a> {
+/// Writes `task<N>.junit.xml` under `out` from the final report it is given, unredacted: only
+/// ever used behind a [`Redacting`] sink ([`ReportFiles`] holds it so), hence not public.
+pub(crate) struct JunitFile<'a> {
     out: &'a Path,
     written: Written,
 }
 
 impl<'a> JunitFile<'a> {
     /// A JUnit writer for reports under `out`.
-    pub fn new(out: &'a Path) -> Self {
+    pub(crate) fn new(out: &'a Path) -> Self {
         Self {
             out,
             written: Mutex::new(None),
@@ -47,7 +47,7 @@ impl<'a> JunitFile<'a> {
     }
 
     /// The file written (or why not); `None` before the grading finished.
-    pub fn finish(&self) -> Option<Result<Vec<PathBuf>, ReportError>> {
+    pub(crate) fn finish(&self) -> Option<Result<Vec<PathBuf>, ReportError>> {
         take(&self.written)
     }
 
