@@ -190,11 +190,6 @@ impl Redactor {
         }
     }
 
-    /// Whether the reader sees the scenario at all under its own name.
-    pub fn shows_name(&self, scenario: &str) -> bool {
-        !self.view.hides(self.policy(scenario))
-    }
-
     /// Whether the reader sees the scenario's messages (an infrastructure error's, a retry's):
     /// instructors always; students for a visible (or released) scenario with `full` feedback.
     pub fn shows_messages(&self, scenario: &str) -> bool {
@@ -214,23 +209,27 @@ impl Redactor {
 
     /// One outcome as the reader may see it (a copy).
     pub fn outcome(&self, o: &ScenarioOutcome) -> ScenarioOutcome {
-        if self.view.audience == Audience::Instructor {
-            return o.clone();
-        }
-        let policy = self.policy(&o.name);
-        if self.view.hides(policy) {
-            return bare_outcome(o, self.name(&o.name), HIDDEN_MESSAGE);
-        }
         let mut shown = o.clone();
-        apply_feedback(&mut shown, policy.feedback);
+        self.apply(&mut shown);
         shown
     }
 
-    /// A whole report as the reader may see it (a copy): each outcome through [`Self::outcome`].
+    /// A whole report as the reader may see it (a copy): each outcome as [`Self::outcome`].
     pub fn report(&self, report: &GradeReport) -> GradeReport {
-        GradeReport {
-            scenarios: report.scenarios.iter().map(|o| self.outcome(o)).collect(),
-            ..report.clone()
+        let mut shown = report.clone();
+        shown.scenarios.iter_mut().for_each(|o| self.apply(o));
+        shown
+    }
+
+    fn apply(&self, o: &mut ScenarioOutcome) {
+        if self.view.audience == Audience::Instructor {
+            return;
+        }
+        let policy = self.policy(&o.name);
+        if self.view.hides(policy) {
+            *o = bare_outcome(o, self.name(&o.name), HIDDEN_MESSAGE);
+        } else {
+            apply_feedback(o, policy.feedback);
         }
     }
 }
@@ -305,9 +304,14 @@ pub fn redact_error(error: GradeError, spec: &TaskSpec, view: View) -> GradeErro
     match error {
         GradeError::Infrastructure { scenario, message } if view.audience == Audience::Student => {
             let known = spec.scenarios.iter().any(|s| s.name == scenario);
-            let keep = known && Redactor::for_spec(spec, view).shows_messages(&scenario);
+            let redactor = Redactor::for_spec(spec, view);
+            let keep = known && redactor.shows_messages(&scenario);
             GradeError::Infrastructure {
-                scenario: shown_name(spec, &scenario, view),
+                scenario: if known {
+                    redactor.name(&scenario)
+                } else {
+                    "a hidden scenario".to_string()
+                },
                 message: if keep {
                     message
                 } else {
@@ -438,8 +442,9 @@ impl<S: EventSink> EventSink for Redacting<'_, S> {
                 }
             }
             Event::ScenarioNote { scenario, note } => {
-                if self.redactor().shows_notes(scenario) {
-                    let shown = self.redactor().name(scenario);
+                let redactor = self.redactor();
+                if redactor.shows_notes(scenario) {
+                    let shown = redactor.name(scenario);
                     self.inner.event(&Event::ScenarioNote {
                         scenario: &shown,
                         note,
